@@ -1,0 +1,28 @@
+//! veil-spec: the one declarative description of a CNN that every veil interpreter reads.
+//!
+//! Key types:
+//! - [`ModelSpec`]: a named layer list with an input shape; serializable as TOML and JSON.
+//! - [`Layer`] / [`LayerKind`]: one operation (conv2d, conv_transpose2d, pools, relu, flatten,
+//!   linear, dropout, reshape) with its hyper-parameters and a name used in reports.
+//! - [`Shape`]: an activation shape without the batch dimension (`[c, h, w]` or `[n]`).
+//! - [`cost`]: parameters, multiplications and activation bytes per layer and per
+//!   input-channel segment (DistPrivacy eqs. 2-4, SYSTEM.md section 4).
+//! - [`zoo`]: every network of SYSTEM.md section 2, by name.
+//! - [`weights`]: the tensor names and shapes a weight file must hold for a spec.
+//!
+//! This crate never depends on burn: the planner, the game and the secure engine read it.
+
+#![forbid(unsafe_code)]
+
+pub mod cost;
+mod error;
+mod layer;
+mod shape;
+mod spec;
+pub mod weights;
+pub mod zoo;
+
+pub use error::SpecError;
+pub use layer::{Layer, LayerKind};
+pub use shape::Shape;
+pub use spec::ModelSpec;

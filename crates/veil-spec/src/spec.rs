@@ -1,0 +1,258 @@
+//! [`ModelSpec`]: a named layer list with its input shape, validation and (de)serialization.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::{Layer, LayerKind, Shape, SpecError};
+
+/// A model: input shape plus an ordered list of uniquely named layers.
+///
+/// Invariant after [`ModelSpec::validate`] succeeds: every layer accepts the shape produced by
+/// the layers before it and every name is unique. All interpreters (engine, cost model,
+/// planner, secure engine) assume a validated spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Model name (for zoo models, the zoo key).
+    pub name: String,
+    /// Shape of one input sample.
+    pub input_shape: Shape,
+    /// Layers in execution order.
+    pub layers: Vec<Layer>,
+}
+
+impl ModelSpec {
+    /// Creates a spec and validates it.
+    pub fn new(
+        name: impl Into<String>,
+        input_shape: Shape,
+        layers: Vec<Layer>,
+    ) -> Result<Self, SpecError> {
+        let spec = ModelSpec {
+            name: name.into(),
+            input_shape,
+            layers,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Runs shape inference over all layers and checks names and hyper-parameters.
+    ///
+    /// Returns the activation shapes: element 0 is the input, element `i + 1` the output of
+    /// layer `i`.
+    pub fn validate(&self) -> Result<Vec<Shape>, SpecError> {
+        if !self.input_shape.is_valid() {
+            return Err(SpecError::Input(self.input_shape.clone()));
+        }
+        let mut names = HashSet::new();
+        let mut shapes = Vec::with_capacity(self.layers.len() + 1);
+        shapes.push(self.input_shape.clone());
+        for (index, layer) in self.layers.iter().enumerate() {
+            if layer.name.trim().is_empty() || !names.insert(layer.name.to_ascii_lowercase()) {
+                return Err(SpecError::Name(layer.name.clone()));
+            }
+            layer
+                .kind
+                .check_params()
+                .map_err(|reason| SpecError::Param {
+                    index,
+                    layer: layer.name.clone(),
+                    reason,
+                })?;
+            let input = &shapes[index];
+            let out = layer
+                .kind
+                .output_shape(input)
+                .map_err(|reason| SpecError::Shape {
+                    index,
+                    layer: layer.name.clone(),
+                    input: input.clone(),
+                    reason,
+                })?;
+            shapes.push(out);
+        }
+        Ok(shapes)
+    }
+
+    /// Activation shapes (see [`ModelSpec::validate`]).
+    pub fn shapes(&self) -> Result<Vec<Shape>, SpecError> {
+        self.validate()
+    }
+
+    /// Shape of the model output.
+    pub fn output_shape(&self) -> Result<Shape, SpecError> {
+        let mut shapes = self.validate()?;
+        Ok(shapes.pop().unwrap_or_else(|| self.input_shape.clone()))
+    }
+
+    /// Index of the layer called `name` (case-insensitive).
+    pub fn layer_index(&self, name: &str) -> Result<usize, SpecError> {
+        self.layers
+            .iter()
+            .position(|l| l.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| SpecError::UnknownLayer {
+                model: self.name.clone(),
+                layer: name.to_string(),
+                available: self
+                    .layers
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Indices of the layers that own parameters, in order.
+    pub fn param_layers(&self) -> impl Iterator<Item = (usize, &Layer)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.kind.has_params())
+    }
+
+    /// Whether the spec contains a layer of this kind anywhere.
+    pub fn contains(&self, pred: impl Fn(&LayerKind) -> bool) -> bool {
+        self.layers.iter().any(|l| pred(&l.kind))
+    }
+
+    /// Parses and validates a TOML spec.
+    pub fn from_toml_str(text: &str) -> Result<Self, SpecError> {
+        let spec: ModelSpec = toml::from_str(text).map_err(|e| SpecError::Parse {
+            format: "TOML",
+            message: e.message().to_string(),
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Parses and validates a JSON spec.
+    pub fn from_json_str(text: &str) -> Result<Self, SpecError> {
+        let spec: ModelSpec = serde_json::from_str(text).map_err(|e| SpecError::Parse {
+            format: "JSON",
+            message: e.to_string(),
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Reads a spec file: `.json` is JSON, anything else TOML.
+    pub fn from_file(path: &Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            Self::from_json_str(&text)
+        } else {
+            Self::from_toml_str(&text)
+        }
+    }
+
+    /// The spec as pretty TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
+    }
+
+    /// The spec as compact JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zoo;
+
+    #[test]
+    fn lenet5_shapes_follow_the_paper() {
+        let spec = zoo::model("lenet5").expect("zoo");
+        let shapes = spec.validate().expect("valid");
+        let by_name = |n: &str| shapes[spec.layer_index(n).expect("layer") + 1].clone();
+        assert_eq!(by_name("conv1"), Shape::chw(6, 28, 28));
+        assert_eq!(by_name("pool1"), Shape::chw(6, 14, 14));
+        assert_eq!(by_name("conv2"), Shape::chw(16, 10, 10));
+        assert_eq!(by_name("pool2"), Shape::chw(16, 5, 5));
+        assert_eq!(by_name("flatten"), Shape::flat(400));
+        assert_eq!(spec.output_shape().expect("out"), Shape::flat(10));
+    }
+
+    #[test]
+    fn linear_without_flatten_is_rejected_with_context() {
+        let text = r#"
+            name = "bad"
+            input_shape = [1, 28, 28]
+            [[layers]]
+            name = "fc1"
+            op = "linear"
+            out_features = 10
+        "#;
+        let err = ModelSpec::from_toml_str(text).expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("fc1") && msg.contains("flatten"), "{msg}");
+    }
+
+    #[test]
+    fn oversized_kernel_is_rejected() {
+        let text = r#"{"name":"k","input_shape":[1,4,4],"layers":[
+            {"name":"c","op":"conv2d","out_channels":2,"kernel":[5,5]}]}"#;
+        let err = ModelSpec::from_json_str(text).expect_err("must fail");
+        assert!(matches!(err, SpecError::Shape { index: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_params_are_rejected() {
+        let dup = r#"{"name":"d","input_shape":[4],"layers":[
+            {"name":"a","op":"relu"},{"name":"A","op":"relu"}]}"#;
+        assert!(matches!(
+            ModelSpec::from_json_str(dup),
+            Err(SpecError::Name(_))
+        ));
+        let drop = r#"{"name":"d","input_shape":[4],"layers":[
+            {"name":"a","op":"dropout","prob":1.5}]}"#;
+        assert!(matches!(
+            ModelSpec::from_json_str(drop),
+            Err(SpecError::Param { .. })
+        ));
+        let zero = r#"{"name":"d","input_shape":[0,2,2],"layers":[]}"#;
+        assert!(matches!(
+            ModelSpec::from_json_str(zero),
+            Err(SpecError::Input(_))
+        ));
+        let garbage = "name = [";
+        assert!(matches!(
+            ModelSpec::from_toml_str(garbage),
+            Err(SpecError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn every_zoo_model_round_trips_through_toml_and_json() {
+        for name in zoo::names() {
+            let spec = zoo::model(name).expect("zoo");
+            let toml_back = ModelSpec::from_toml_str(&spec.to_toml()).expect("toml");
+            assert_eq!(toml_back, spec, "{name} via TOML");
+            let json_back = ModelSpec::from_json_str(&spec.to_json()).expect("json");
+            assert_eq!(json_back, spec, "{name} via JSON");
+        }
+    }
+
+    #[test]
+    fn conv_transpose_inverts_a_stride_two_conv() {
+        let text = r#"{"name":"t","input_shape":[8,7,7],"layers":[
+            {"name":"up","op":"conv_transpose2d","out_channels":1,"kernel":[4,4],
+             "stride":[2,2],"padding":[1,1]}]}"#;
+        let spec = ModelSpec::from_json_str(text).expect("valid");
+        assert_eq!(spec.output_shape().expect("out"), Shape::chw(1, 14, 14));
+    }
+
+    #[test]
+    fn layer_lookup_is_case_insensitive_and_lists_names_on_error() {
+        let spec = zoo::model("cifar_cnn").expect("zoo");
+        assert_eq!(spec.layer_index("ReLU22").expect("found"), spec.layer_index("relu22").expect("found"));
+        let err = spec.layer_index("conv99").expect_err("missing").to_string();
+        assert!(err.contains("conv11"), "{err}");
+    }
+}
