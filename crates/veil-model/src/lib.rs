@@ -1,1 +1,33 @@
-//! placeholder
+//! veil-model: the plaintext interpreter of a [`veil_spec::ModelSpec`], on burn's `flex` CPU
+//! backend.
+//!
+//! Key types:
+//! - [`Model`]: a spec plus its burn parameters; build with [`Model::init`] (seeded random
+//!   weights) or [`Model::load`] (a veil safetensors file), run with [`Model::forward_range`],
+//!   [`Model::predict`], [`Model::evaluate`].
+//! - [`Activation`]: a batch of feature maps `[b, c, h, w]` or flat vectors `[b, n]`.
+//! - [`train()`] with [`TrainConfig`]: Adam, cross-entropy, seeded shuffles, optional
+//!   augmentation, progress callback.
+//! - [`partial`]: run one conv layer on a subset of its input channels (DistPrivacy segments).
+//! - [`ModelError`]: every failure, with the layer, shape or file it concerns.
+//!
+//! Weight files follow [`veil_spec::weights`]: safetensors with the spec in the metadata.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod model;
+mod network;
+pub mod partial;
+mod train;
+mod weights_io;
+
+pub use burn::tensor::{Device, Tensor};
+pub use error::ModelError;
+pub use model::{Activation, Model};
+pub use train::{Augment, EpochReport, StepInfo, TrainConfig, TrainReport, train};
+
+/// The CPU device veil computes on (burn-flex), without autodiff.
+pub fn cpu() -> Device {
+    Device::flex()
+}

@@ -1,0 +1,34 @@
+//! One module per `veil` sub-command, plus helpers they share.
+
+pub mod compare;
+pub mod eval;
+pub mod models;
+pub mod train;
+
+use std::path::Path;
+
+use anyhow::Context;
+use veil_data::{DatasetId, Split};
+use veil_spec::ModelSpec;
+
+/// Resolves `--model`: a zoo name, or a path to a TOML/JSON spec file.
+pub fn resolve_spec(model: &str) -> anyhow::Result<ModelSpec> {
+    let path = Path::new(model);
+    if path.extension().is_some_and(|e| e == "toml" || e == "json") {
+        return ModelSpec::from_file(path).with_context(|| format!("model spec {model}"));
+    }
+    Ok(veil_spec::zoo::model(model)?)
+}
+
+/// Loads dataset `name` from `--data` or `$VEIL_DATA`.
+pub fn load_dataset(name: &str, data: Option<&Path>) -> anyhow::Result<(DatasetId, Split)> {
+    let id: DatasetId = name.parse()?;
+    let root = if id.needs_data_dir() {
+        Some(veil_data::data_dir(data)?)
+    } else {
+        None
+    };
+    let split = veil_data::load(&id, root.as_deref())
+        .with_context(|| format!("loading dataset {}", id.name()))?;
+    Ok((id, split))
+}

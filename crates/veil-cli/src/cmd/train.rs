@@ -1,0 +1,188 @@
+//! `veil train`: train a zoo model (or a spec file) on a dataset, save weights and a report.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use veil_data::DatasetId;
+use veil_model::{Augment, EpochReport, Model, TrainConfig};
+
+use crate::DataArgs;
+
+/// Arguments of `veil train`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Zoo model name or path to a `.toml`/`.json` spec.
+    #[arg(long, default_value = "lenet5")]
+    pub model: String,
+    /// Dataset: mnist, fashion-mnist, cifar10, gtsrb, postop, activity, synthetic, folder:PATH.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Passes over the training set (default depends on the dataset).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Samples per training step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Peak Adam learning rate (cosine decay to 5 % of it).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed for initialisation, shuffling and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Maximum random shift in pixels for augmentation (default: 2 for gtsrb, else 0).
+    #[arg(long)]
+    pub augment_shift: Option<usize>,
+    /// Brightness/contrast jitter for augmentation (default: 0.2 for gtsrb, else 0).
+    #[arg(long)]
+    pub jitter: Option<f32>,
+    /// Use only the first N training samples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Output directory (default `runs/<model>-<dataset>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Data directory options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `veil train --json` prints (and `report.json` holds).
+#[derive(Debug, Serialize)]
+pub struct TrainOutput {
+    /// Model name.
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Test accuracy after the last epoch, in `[0, 1]`.
+    pub test_accuracy: f64,
+    /// Training seconds (evaluation excluded).
+    pub train_seconds: f64,
+    /// Training throughput.
+    pub images_per_second: f64,
+    /// Saved weight file.
+    pub weights: PathBuf,
+    /// Training samples used.
+    pub train_samples: usize,
+    /// Test samples.
+    pub test_samples: usize,
+    /// Hyper-parameters.
+    pub config: TrainConfig,
+    /// Per-epoch history.
+    pub epochs: Vec<EpochReport>,
+}
+
+fn default_epochs(id: &DatasetId) -> usize {
+    match id {
+        DatasetId::Mnist | DatasetId::FashionMnist => 12,
+        DatasetId::Gtsrb | DatasetId::Cifar10 => 20,
+        DatasetId::PostOperative => 200,
+        DatasetId::Activity => 10,
+        DatasetId::Folder(_) | DatasetId::Synthetic => 5,
+    }
+}
+
+/// Runs `veil train`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
+    let mut spec = super::resolve_spec(&args.model)?;
+    let outputs = spec.output_shape()?.numel();
+    if outputs != split.train.classes && veil_spec::zoo::names().contains(&spec.name.as_str()) {
+        spec = veil_spec::zoo::model_with_classes(&spec.name, split.train.classes)?;
+        if !args.json {
+            eprintln!(
+                "note: {} resized to {} output classes for {}",
+                spec.name,
+                split.train.classes,
+                id.name()
+            );
+        }
+    }
+    let train_set = match args.limit {
+        Some(n) if n == 0 => bail!("--limit must be positive"),
+        Some(n) => split.train.take(n),
+        None => split.train,
+    };
+    let is_gtsrb = id == DatasetId::Gtsrb;
+    let shift = args.augment_shift.unwrap_or(if is_gtsrb { 2 } else { 0 });
+    let jitter = args.jitter.unwrap_or(if is_gtsrb { 0.2 } else { 0.0 });
+    let cfg = TrainConfig {
+        epochs: args.epochs.unwrap_or_else(|| default_epochs(&id)),
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: args.seed,
+        augment: (shift > 0 || jitter > 0.0).then_some(Augment {
+            max_shift: shift,
+            jitter,
+        }),
+        ..TrainConfig::default()
+    };
+    let model = Model::init(spec.clone(), args.seed)?;
+    let steps = train_set.len().div_ceil(cfg.batch_size.max(1)) * cfg.epochs;
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(format!("train {} on {}", spec.name, id.name()));
+    let (trained, report) = veil_model::train(model, &train_set, Some(&split.test), &cfg, &mut |s| {
+        bar.set_position(s.step as u64);
+        if s.step % 20 == 0 {
+            bar.set_message(format!("epoch {} loss {:.4}", s.epoch, s.loss));
+        }
+    })?;
+    bar.finish_and_clear();
+    let out_dir = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", spec.name, id.name().replace([':', '/'], "_"))));
+    let weights = out_dir.join("model.safetensors");
+    trained
+        .save(&weights)
+        .with_context(|| format!("saving weights to {}", weights.display()))?;
+    let output = TrainOutput {
+        model: spec.name.clone(),
+        dataset: id.name(),
+        test_accuracy: report
+            .epochs
+            .last()
+            .and_then(|e| e.test_accuracy)
+            .unwrap_or(f64::NAN),
+        train_seconds: report.train_seconds,
+        images_per_second: report.images_per_second,
+        weights,
+        train_samples: train_set.len(),
+        test_samples: split.test.len(),
+        config: cfg,
+        epochs: report.epochs,
+    };
+    std::fs::write(out_dir.join("report.json"), serde_json::to_string_pretty(&output)?)
+        .with_context(|| format!("writing {}", out_dir.join("report.json").display()))?;
+    if args.json {
+        return crate::print_json(&output);
+    }
+    for e in &output.epochs {
+        println!(
+            "epoch {:>3}  loss {:.4}  test accuracy {:.4}  ({:.1} s)",
+            e.epoch,
+            e.train_loss,
+            e.test_accuracy.unwrap_or(f64::NAN),
+            e.seconds
+        );
+    }
+    println!(
+        "{} on {}: test accuracy {:.4} after {:.1} s of training ({:.0} images/s); weights in {}",
+        output.model,
+        output.dataset,
+        output.test_accuracy,
+        output.train_seconds,
+        output.images_per_second,
+        output.weights.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! veil-cli: the `veil` command line. Each sub-command lives in [`cmd`] and calls the library
+//! crates; this file holds the argument types and the dispatcher.
+//!
+//! Every command accepts `--json` (one JSON document on stdout) and reports bad input as an
+//! error, which `main` prints on one line before exiting with code 2.
+
+#![forbid(unsafe_code)]
+
+pub mod cmd;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// veil: privacy-preserving collaborative CNN inference toolkit.
+#[derive(Debug, Parser)]
+#[command(name = "veil", version, about)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the model zoo with parameter and multiplication counts.
+    Models(cmd::models::Args),
+    /// Train a model on a dataset and save its weights.
+    Train(cmd::train::Args),
+    /// Evaluate saved weights on a dataset's test split.
+    Eval(cmd::eval::Args),
+    /// Compare two images: SSIM, PSNR and MSE.
+    Compare(cmd::compare::Args),
+}
+
+/// Options shared by commands that read datasets.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// Data directory (defaults to $VEIL_DATA).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Models(a) => cmd::models::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
+    }
+}
+
+/// An error and its causes on one line, newlines removed.
+pub fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace(['\n', '\r'], " ")
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! [`Network`]: the burn modules that hold a spec's parameters, one slot per spec layer.
+//!
+//! Layers without parameters or training state (relu, flatten, reshape) have an empty slot;
+//! their behaviour comes from the spec. The slot order always equals the spec's layer order.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::Device;
+use veil_spec::{LayerKind, ModelSpec};
+
+/// A burn module for one spec layer.
+#[derive(Module, Debug)]
+pub(crate) enum Op {
+    /// conv2d.
+    Conv(Conv2d),
+    /// conv_transpose2d.
+    ConvT(ConvTranspose2d),
+    /// linear; burn stores the weight as `[in, out]`.
+    Linear(Linear),
+    /// maxpool2d.
+    MaxPool(MaxPool2d),
+    /// avgpool2d.
+    AvgPool(AvgPool2d),
+    /// dropout (identity outside training).
+    Dropout(Dropout),
+}
+
+/// Parameters of a whole spec: `ops[i]` belongs to `spec.layers[i]`.
+#[derive(Module, Debug)]
+pub(crate) struct Network {
+    pub(crate) ops: Vec<Option<Op>>,
+}
+
+impl Network {
+    /// Builds freshly initialised (lazy, seeded through the device RNG) modules for `spec`.
+    ///
+    /// `spec` must be validated: the input channel counts come from its shapes.
+    pub(crate) fn build(spec: &ModelSpec, device: &Device) -> Result<Self, veil_spec::SpecError> {
+        let shapes = spec.validate()?;
+        let mut ops = Vec::with_capacity(spec.layers.len());
+        for (i, layer) in spec.layers.iter().enumerate() {
+            let in_dim = shapes[i].dims()[0];
+            let op = match &layer.kind {
+                LayerKind::Conv2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                } => Some(Op::Conv(
+                    Conv2dConfig::new([in_dim, *out_channels], *kernel)
+                        .with_stride(*stride)
+                        .with_padding(PaddingConfig2d::Explicit(
+                            padding[0], padding[1], padding[0], padding[1],
+                        ))
+                        .init(device),
+                )),
+                LayerKind::ConvTranspose2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    output_padding,
+                } => Some(Op::ConvT(
+                    ConvTranspose2dConfig::new([in_dim, *out_channels], *kernel)
+                        .with_stride(*stride)
+                        .with_padding(*padding)
+                        .with_padding_out(*output_padding)
+                        .init(device),
+                )),
+                LayerKind::Linear { out_features } => Some(Op::Linear(
+                    LinearConfig::new(shapes[i].numel(), *out_features).init(device),
+                )),
+                LayerKind::MaxPool2d { kernel, stride } => Some(Op::MaxPool(
+                    MaxPool2dConfig::new(*kernel)
+                        .with_strides(stride.unwrap_or(*kernel))
+                        .init(),
+                )),
+                LayerKind::AvgPool2d { kernel, stride } => Some(Op::AvgPool(
+                    AvgPool2dConfig::new(*kernel)
+                        .with_strides(stride.unwrap_or(*kernel))
+                        .init(),
+                )),
+                LayerKind::Dropout { prob } => Some(Op::Dropout(DropoutConfig::new(*prob).init())),
+                LayerKind::Relu | LayerKind::Flatten | LayerKind::Reshape { .. } => None,
+            };
+            ops.push(op);
+        }
+        Ok(Network { ops })
+    }
+}

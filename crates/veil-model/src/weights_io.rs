@@ -1,0 +1,174 @@
+//! Saving and loading a [`Model`] as a veil safetensors file (layout in
+//! [`veil_spec::weights`]): spec JSON in the metadata, `f32` little-endian tensors named
+//! `<layer>.weight` / `<layer>.bias`, linear weights as `[out, in]`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::module::Param;
+use burn::tensor::{Tensor, TensorData};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use veil_spec::weights::{SPEC_METADATA_KEY, layout};
+use veil_spec::ModelSpec;
+
+use crate::network::{Network, Op};
+use crate::{Model, ModelError};
+
+const FORMAT_KEY: &str = "veil.format";
+const FORMAT: &str = "veil-weights-1";
+
+fn weights_err(path: &Path, reason: impl Into<String>) -> ModelError {
+    ModelError::Weights {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.try_into_vec_as::<f32>().unwrap_or_default()
+}
+
+impl Model {
+    /// Every parameter tensor in the file layout: `(name, shape, values)`, in layer order.
+    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.spec().layers.iter().enumerate() {
+            let (w, b) = match self.net.ops.get(i).and_then(Option::as_ref) {
+                Some(Op::Conv(m)) => (
+                    (m.weight.dims().to_vec(), values(m.weight.val())),
+                    m.bias.as_ref().map(|b| values(b.val())),
+                ),
+                Some(Op::ConvT(m)) => (
+                    (m.weight.dims().to_vec(), values(m.weight.val())),
+                    m.bias.as_ref().map(|b| values(b.val())),
+                ),
+                Some(Op::Linear(m)) => {
+                    let t = m.weight.val().transpose();
+                    (
+                        (t.dims().to_vec(), values(t)),
+                        m.bias.as_ref().map(|b| values(b.val())),
+                    )
+                }
+                _ => continue,
+            };
+            let bias = b.unwrap_or_else(|| vec![0.0; w.0[if matches!(layer.kind, veil_spec::LayerKind::ConvTranspose2d { .. }) { 1 } else { 0 }]]);
+            let blen = bias.len();
+            out.push((format!("{}.weight", layer.name), w.0, w.1));
+            out.push((format!("{}.bias", layer.name), vec![blen], bias));
+        }
+        out
+    }
+
+    /// Writes the weights and the spec to `path` (overwriting it).
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let tensors = self.named_tensors();
+        let bytes: Vec<Vec<u8>> = tensors
+            .iter()
+            .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+            .collect();
+        let mut views = Vec::with_capacity(tensors.len());
+        for ((name, shape, _), data) in tensors.iter().zip(&bytes) {
+            let view = TensorView::new(Dtype::F32, shape.clone(), data)
+                .map_err(|e| weights_err(path, format!("tensor {name}: {e}")))?;
+            views.push((name.clone(), view));
+        }
+        let mut meta = HashMap::new();
+        meta.insert(SPEC_METADATA_KEY.to_string(), self.spec().to_json());
+        meta.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| weights_err(path, e.to_string()))?;
+        }
+        safetensors::serialize_to_file(views, Some(meta), path)
+            .map_err(|e| weights_err(path, e.to_string()))
+    }
+
+    /// Reads a veil weight file: the spec from its metadata, then every tensor, checking names,
+    /// dtypes and shapes against the spec's layout.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let bytes = std::fs::read(path).map_err(|e| weights_err(path, e.to_string()))?;
+        Self::from_safetensors(&bytes, path)
+    }
+
+    /// Like [`Model::load`] from bytes already in memory; `path` is only used in errors.
+    pub fn from_safetensors(bytes: &[u8], path: &Path) -> Result<Self, ModelError> {
+        let (_, metadata) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
+        let spec_json = metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(SPEC_METADATA_KEY))
+            .ok_or_else(|| {
+                weights_err(path, format!("no `{SPEC_METADATA_KEY}` metadata: not a veil weight file"))
+            })?;
+        let spec = ModelSpec::from_json_str(spec_json)?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| weights_err(path, format!("corrupt safetensors: {e}")))?;
+        let mut tensors: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
+        for entry in layout(&spec)? {
+            let view = st
+                .tensor(&entry.name)
+                .map_err(|_| weights_err(path, format!("missing tensor {}", entry.name)))?;
+            if view.dtype() != Dtype::F32 || view.shape() != entry.shape.as_slice() {
+                return Err(weights_err(
+                    path,
+                    format!(
+                        "tensor {} is {:?} {:?}, expected F32 {:?}",
+                        entry.name,
+                        view.dtype(),
+                        view.shape(),
+                        entry.shape
+                    ),
+                ));
+            }
+            let vals = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.insert(entry.name, (entry.shape, vals));
+        }
+        let device = crate::cpu();
+        let mut net = Network::build(&spec, &device)?;
+        for (i, layer) in spec.layers.iter().enumerate() {
+            let mut take = |suffix: &str| {
+                tensors
+                    .remove(&format!("{}.{suffix}", layer.name))
+                    .unwrap_or_default()
+            };
+            let ((wdims, w), (_, b)) = (take("weight"), take("bias"));
+            let blen = b.len();
+            let bias = Some(Param::from_tensor(Tensor::<1>::from_data(
+                TensorData::new(b, [blen]),
+                &device,
+            )));
+            let weight4 = |w: Vec<f32>| -> Result<Param<Tensor<4>>, ModelError> {
+                let dims: [usize; 4] = wdims
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| weights_err(path, format!("layer {} weight must be 4-D", layer.name)))?;
+                Ok(Param::from_tensor(Tensor::from_data(TensorData::new(w, dims), &device)))
+            };
+            match net.ops.get_mut(i).and_then(Option::as_mut) {
+                Some(Op::Conv(m)) => {
+                    m.weight = weight4(w)?;
+                    m.bias = bias;
+                }
+                Some(Op::ConvT(m)) => {
+                    m.weight = weight4(w)?;
+                    m.bias = bias;
+                }
+                Some(Op::Linear(m)) => {
+                    let (d_out, d_in) = match wdims.as_slice() {
+                        &[o, i] => (o, i),
+                        _ => return Err(weights_err(path, format!("layer {} weight must be 2-D", layer.name))),
+                    };
+                    let t = Tensor::<2>::from_data(TensorData::new(w, [d_out, d_in]), &device);
+                    m.weight = Param::from_tensor(t.transpose());
+                    m.bias = bias;
+                }
+                _ => {}
+            }
+        }
+        Model::from_parts(spec, net)
+    }
+}
