@@ -117,6 +117,33 @@ mod tests {
             .collect()
     }
 
+    /// Golden values from scikit-image 0.25 `structural_similarity(a[c], b[c],
+    /// gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)`
+    /// averaged over channels, with `a = pattern(s1)` and `b = 0.7 a + 0.3 pattern(s2)`
+    /// (script in the commit that added this test; `tools/ssim_reference.py` checks random
+    /// pairs end to end through `veil compare`).
+    #[test]
+    fn matches_scikit_image_golden_values() {
+        for (c, h, w, s1, s2, want) in [
+            (1, 28, 28, 1, 2, 0.888_869_851_006_116_8),
+            (3, 32, 32, 3, 4, 0.890_188_854_140_826_2),
+            (1, 11, 17, 5, 6, 0.880_991_047_177_630_4),
+        ] {
+            let a = pattern(c * h * w, s1);
+            let b: Vec<f32> = a
+                .iter()
+                .zip(pattern(c * h * w, s2))
+                .map(|(&x, y)| (0.7 * x as f64 + 0.3 * y as f64) as f32)
+                .collect();
+            let got = ssim(
+                &Image::new(&a, [c, h, w]).expect("a"),
+                &Image::new(&b, [c, h, w]).expect("b"),
+            )
+            .expect("ssim");
+            assert!((got - want).abs() < 1e-6, "{c}x{h}x{w}: {got} vs {want}");
+        }
+    }
+
     #[test]
     fn identical_images_score_one() {
         let a = pattern(3 * 32 * 32, 1);

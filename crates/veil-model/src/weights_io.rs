@@ -162,8 +162,18 @@ impl Model {
                         &[o, i] => (o, i),
                         _ => return Err(weights_err(path, format!("layer {} weight must be 2-D", layer.name))),
                     };
-                    let t = Tensor::<2>::from_data(TensorData::new(w, [d_out, d_in]), &device);
-                    m.weight = Param::from_tensor(t.transpose());
+                    // File order is [out, in]; burn keeps [in, out]. Transpose on the host so
+                    // the tensor is contiguous and matmul sums in the same order as before saving.
+                    let mut t = vec![0.0f32; w.len()];
+                    for (o, row) in w.chunks_exact(d_in).enumerate() {
+                        for (i, &v) in row.iter().enumerate() {
+                            t[i * d_out + o] = v;
+                        }
+                    }
+                    m.weight = Param::from_tensor(Tensor::<2>::from_data(
+                        TensorData::new(t, [d_in, d_out]),
+                        &device,
+                    ));
                     m.bias = bias;
                 }
                 _ => {}

@@ -79,7 +79,7 @@ pub struct TrainOutput {
 fn default_epochs(id: &DatasetId) -> usize {
     match id {
         DatasetId::Mnist | DatasetId::FashionMnist => 12,
-        DatasetId::Gtsrb | DatasetId::Cifar10 => 20,
+        DatasetId::Gtsrb | DatasetId::Cifar10 => 8,
         DatasetId::PostOperative => 200,
         DatasetId::Activity => 10,
         DatasetId::Folder(_) | DatasetId::Synthetic => 5,

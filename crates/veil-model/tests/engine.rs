@@ -1,0 +1,168 @@
+//! Integration tests of the plaintext engine: split execution, partial sums, weight files,
+//! training on synthetic data and rejection of malformed inputs.
+
+use burn::tensor::{Tensor, TensorData};
+use proptest::prelude::*;
+use veil_model::partial::{add_bias, conv_partial_sums};
+use veil_model::{Activation, Model, TrainConfig};
+use veil_spec::zoo;
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    // Deterministic values in [0, 1) from a 64-bit LCG.
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn prefix_then_suffix_equals_the_whole_model() {
+    let model = Model::init(zoo::lenet5(), 1).expect("init");
+    let x = values(3 * 784, 2);
+    let full = model.forward(model.input(x.clone()).expect("in")).expect("fwd").into_values();
+    for split in ["conv1", "relu2", "pool2", "fc1"] {
+        let mid = model.forward_prefix(model.input(x.clone()).expect("in"), split).expect("prefix");
+        let out = model.forward_suffix(mid, split).expect("suffix").into_values();
+        assert!(max_abs_diff(&full, &out) == 0.0, "split at {split}");
+    }
+}
+
+/// Sums of the partial sums over a partition of the input channels, plus bias, equal the
+/// layer's output. Tolerance 1e-4: f32 re-association of at most 64 * 9 products of values
+/// below ~10.
+fn check_partition(model_name: &str, layer: &str, cuts: &[usize], seed: u64) {
+    let model = Model::init(zoo::model(model_name).expect("zoo"), seed).expect("init");
+    let index = model.spec().layer_index(layer).expect("layer");
+    let input = model.input(values(2 * model.spec().input_shape.numel(), seed + 7)).expect("in");
+    let before = model.forward_range(input, 0..index).expect("prefix");
+    let Activation::Maps(maps) = before.clone() else { panic!("conv input must be maps") };
+    let full = model.forward_range(before, index..index + 1).expect("layer").into_values();
+    let in_c = maps.dims()[1];
+    let mut bounds = vec![0];
+    bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < in_c));
+    bounds.push(in_c);
+    bounds.dedup();
+    let mut sum: Option<Tensor<4>> = None;
+    for w in bounds.windows(2) {
+        let part = maps.clone().narrow(1, w[0], w[1] - w[0]);
+        let ps = conv_partial_sums(&model, layer, part, w[0]..w[1]).expect("partial");
+        sum = Some(match sum {
+            Some(s) => s + ps,
+            None => ps,
+        });
+    }
+    let total = add_bias(&model, layer, sum.expect("parts")).expect("bias");
+    let got = Activation::Maps(total).into_values();
+    assert!(max_abs_diff(&full, &got) < 1e-4, "{model_name}/{layer} cuts {cuts:?}");
+}
+
+#[test]
+fn partial_sums_add_up_to_the_full_layer() {
+    check_partition("lenet5", "conv2", &[1, 2, 3, 4, 5], 3);
+    check_partition("lenet5", "conv1", &[], 4);
+    check_partition("cifar_cnn", "conv12", &[10, 40], 5);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    #[test]
+    fn partial_sums_add_up_for_any_partition(cuts in proptest::collection::vec(1usize..64, 0..6), seed in 0u64..1000) {
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        check_partition("gtsrb_cnn", "conv2", &cuts, seed);
+    }
+}
+
+#[test]
+fn partial_sums_reject_bad_requests() {
+    let model = Model::init(zoo::lenet5(), 0).expect("init");
+    let dev = model.device().clone();
+    let x = Tensor::<4>::from_data(TensorData::new(vec![0.0f32; 2 * 14 * 14], [1, 2, 14, 14]), &dev);
+    assert!(conv_partial_sums(&model, "fc1", x.clone(), 0..2).is_err());
+    assert!(conv_partial_sums(&model, "conv2", x.clone(), 0..3).is_err());
+    assert!(conv_partial_sums(&model, "conv2", x.clone(), 5..7).is_err());
+    assert!(conv_partial_sums(&model, "conv2", x, 4..6).is_ok());
+}
+
+#[test]
+fn weights_round_trip_through_safetensors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("m.safetensors");
+    for name in ["lenet5", "obfnet2", "wearable_c"] {
+        let model = Model::init(zoo::model(name).expect("zoo"), 9).expect("init");
+        model.save(&path).expect("save");
+        let back = Model::load(&path).expect("load");
+        assert_eq!(back.spec(), model.spec());
+        assert_eq!(back.named_tensors(), model.named_tensors());
+        let x = values(2 * model.spec().input_shape.numel(), 1);
+        let a = model.forward(model.input(x.clone()).expect("in")).expect("fwd").into_values();
+        let b = back.forward(back.input(x).expect("in")).expect("fwd").into_values();
+        assert_eq!(a, b, "{name}");
+    }
+    // Linear weights are stored [out, in] (PyTorch order).
+    let model = Model::load(&path).expect("load");
+    let fc1 = model.named_tensors().into_iter().find(|t| t.0 == "fc1.weight").expect("fc1");
+    assert_eq!(fc1.1, vec![32, 7 * 16]);
+}
+
+#[test]
+fn malformed_weight_files_are_errors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("m.safetensors");
+    std::fs::write(&path, b"garbage").expect("write");
+    assert!(Model::load(&path).is_err());
+    let model = Model::init(zoo::lenet5(), 0).expect("init");
+    model.save(&path).expect("save");
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).expect("truncate");
+    let err = Model::load(&path).expect_err("truncated").to_string();
+    assert!(err.contains("m.safetensors"), "{err}");
+    assert!(Model::load(&dir.path().join("missing")).is_err());
+}
+
+#[test]
+fn wrong_input_shapes_are_errors_not_panics() {
+    let model = Model::init(zoo::lenet5(), 0).expect("init");
+    assert!(model.input(vec![0.0; 100]).is_err());
+    let x = model.input(vec![0.0; 784]).expect("in");
+    assert!(model.forward_range(x, 3..5).is_err());
+    let x = model.input(vec![0.0; 784]).expect("in");
+    assert!(model.forward_range(x, 0..99).is_err());
+}
+
+#[test]
+fn training_learns_the_synthetic_task_and_is_deterministic() {
+    let split = veil_data::synthetic::mnist_like(1280, 3);
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        seed: 5,
+        ..TrainConfig::default()
+    };
+    let run = || {
+        let model = Model::init(zoo::lenet5(), cfg.seed).expect("init");
+        veil_model::train(model, &split.train, Some(&split.test), &cfg, &mut |_| {}).expect("train")
+    };
+    let (model, report) = run();
+    let acc = report.epochs.last().and_then(|e| e.test_accuracy).expect("acc");
+    assert!(acc > 0.9, "synthetic accuracy {acc}");
+    assert_eq!(model.evaluate(&split.test).expect("eval"), acc);
+    let (again, _) = run();
+    assert_eq!(again.named_tensors(), model.named_tensors(), "same seed, same weights");
+}
+
+#[test]
+fn dataset_shape_mismatch_is_reported() {
+    let model = Model::init(zoo::model("gtsrb_cnn").expect("zoo"), 0).expect("init");
+    let split = veil_data::synthetic::mnist_like(40, 0);
+    let err = model.evaluate(&split.test).expect_err("shape").to_string();
+    assert!(err.contains("gtsrb_cnn"), "{err}");
+}
