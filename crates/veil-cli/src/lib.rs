@@ -32,6 +32,8 @@ pub enum Command {
     Eval(cmd::eval::Args),
     /// Compare two images: SSIM, PSNR and MSE.
     Compare(cmd::compare::Args),
+    /// Benchmark the engine on a model: training, latency, batched throughput.
+    Bench(cmd::bench::Args),
 }
 
 /// Options shared by commands that read datasets.
@@ -49,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     }
 }
 

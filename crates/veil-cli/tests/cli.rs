@@ -11,14 +11,27 @@ fn veil(args: &[&str]) -> Output {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
 fn assert_bad_input(out: &Output, mention: &str) {
-    assert_eq!(out.status.code(), Some(2), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one-line error, got: {err}"
+    );
     assert!(err.contains(mention), "{err} should mention {mention}");
 }
 
@@ -46,22 +59,45 @@ fn compare_scores_images_and_rejects_bad_ones() {
     let b = dir.path().join("b.png");
     save_gray(&a, |x, y| ((x * 7 + y * 3) % 256) as u8);
     save_gray(&b, |x, y| ((x * 7 + y * 3) % 256) as u8 / 2);
-    let same = json(&veil(&["compare", a.to_str().expect("p"), a.to_str().expect("p"), "--json"]));
+    let same = json(&veil(&[
+        "compare",
+        a.to_str().expect("p"),
+        a.to_str().expect("p"),
+        "--json",
+    ]));
     assert_eq!(same["ssim"], 1.0);
     assert!(same["psnr"].is_null());
     assert_eq!(same["mse"], 0.0);
-    let diff = json(&veil(&["compare", a.to_str().expect("p"), b.to_str().expect("p"), "--json"]));
+    let diff = json(&veil(&[
+        "compare",
+        a.to_str().expect("p"),
+        b.to_str().expect("p"),
+        "--json",
+    ]));
     let ssim = diff["ssim"].as_f64().expect("ssim");
     assert!(ssim < 1.0 && ssim > -1.0);
     assert!(diff["psnr"].as_f64().expect("psnr") > 0.0);
 
     let bad = dir.path().join("bad.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nbroken").expect("write");
-    assert_bad_input(&veil(&["compare", a.to_str().expect("p"), bad.to_str().expect("p")]), "bad.png");
-    assert_bad_input(&veil(&["compare", "missing.png", a.to_str().expect("p")]), "missing.png");
+    assert_bad_input(
+        &veil(&["compare", a.to_str().expect("p"), bad.to_str().expect("p")]),
+        "bad.png",
+    );
+    assert_bad_input(
+        &veil(&["compare", "missing.png", a.to_str().expect("p")]),
+        "missing.png",
+    );
     let small = dir.path().join("small.png");
     image::GrayImage::new(16, 16).save(&small).expect("png");
-    assert_bad_input(&veil(&["compare", a.to_str().expect("p"), small.to_str().expect("p")]), "shape");
+    assert_bad_input(
+        &veil(&[
+            "compare",
+            a.to_str().expect("p"),
+            small.to_str().expect("p"),
+        ]),
+        "shape",
+    );
 }
 
 #[test]
@@ -69,41 +105,107 @@ fn train_then_eval_on_synthetic_data() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("run");
     let v = json(&veil(&[
-        "train", "--model", "lenet5", "--dataset", "synthetic", "--epochs", "1", "--out",
-        out.to_str().expect("p"), "--json",
+        "train",
+        "--model",
+        "lenet5",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().expect("p"),
+        "--json",
     ]));
     let acc = v["test_accuracy"].as_f64().expect("acc");
     assert!((0.0..=1.0).contains(&acc) && acc > 0.5, "{acc}");
     assert!(v["train_seconds"].as_f64().expect("secs") > 0.0);
     let weights = v["weights"].as_str().expect("weights").to_string();
     assert!(Path::new(&weights).is_file());
-    let e = json(&veil(&["eval", "--model", "lenet5", "--weights", &weights, "--dataset", "synthetic", "--json"]));
+    let e = json(&veil(&[
+        "eval",
+        "--model",
+        "lenet5",
+        "--weights",
+        &weights,
+        "--dataset",
+        "synthetic",
+        "--json",
+    ]));
     assert_eq!(e["test_accuracy"], v["test_accuracy"]);
     // Wrong model name for the file, and a dataset of the wrong shape.
-    assert_bad_input(&veil(&["eval", "--model", "minionn", "--weights", &weights, "--dataset", "synthetic"]), "lenet5");
-    let gtsrb_shaped = veil(&["eval", "--weights", &weights, "--dataset", "folder:/nonexistent"]);
+    assert_bad_input(
+        &veil(&[
+            "eval",
+            "--model",
+            "minionn",
+            "--weights",
+            &weights,
+            "--dataset",
+            "synthetic",
+        ]),
+        "lenet5",
+    );
+    let gtsrb_shaped = veil(&[
+        "eval",
+        "--weights",
+        &weights,
+        "--dataset",
+        "folder:/nonexistent",
+    ]);
     assert_bad_input(&gtsrb_shaped, "nonexistent");
 }
 
 #[test]
 fn bad_input_exits_with_code_2() {
     let dir = tempfile::tempdir().expect("tmp");
-    assert_bad_input(&veil(&["train", "--model", "resnet", "--dataset", "synthetic"]), "resnet");
+    assert_bad_input(
+        &veil(&["train", "--model", "resnet", "--dataset", "synthetic"]),
+        "resnet",
+    );
     assert_bad_input(&veil(&["train", "--dataset", "imagenet"]), "imagenet");
     // A corrupt MNIST directory.
     let mnist = dir.path().join("mnist");
     std::fs::create_dir(&mnist).expect("mkdir");
-    for f in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+    for f in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
         std::fs::write(mnist.join(f), [0u8, 0, 8, 3, 0, 0, 0, 9]).expect("write");
     }
-    let out = veil(&["train", "--dataset", "mnist", "--data", dir.path().to_str().expect("p")]);
+    let out = veil(&[
+        "train",
+        "--dataset",
+        "mnist",
+        "--data",
+        dir.path().to_str().expect("p"),
+    ]);
     assert_bad_input(&out, "train-images-idx3-ubyte");
     // A weight file that is not one.
     let fake = dir.path().join("fake.safetensors");
     std::fs::write(&fake, b"{}").expect("write");
-    assert_bad_input(&veil(&["eval", "--weights", fake.to_str().expect("p"), "--dataset", "synthetic"]), "fake.safetensors");
+    assert_bad_input(
+        &veil(&[
+            "eval",
+            "--weights",
+            fake.to_str().expect("p"),
+            "--dataset",
+            "synthetic",
+        ]),
+        "fake.safetensors",
+    );
     // A spec file with a shape error.
     let spec = dir.path().join("bad.toml");
     std::fs::write(&spec, "name = \"x\"\ninput_shape = [1, 28, 28]\n[[layers]]\nname = \"fc\"\nop = \"linear\"\nout_features = 3\n").expect("write");
-    assert_bad_input(&veil(&["train", "--model", spec.to_str().expect("p"), "--dataset", "synthetic"]), "flatten");
+    assert_bad_input(
+        &veil(&[
+            "train",
+            "--model",
+            spec.to_str().expect("p"),
+            "--dataset",
+            "synthetic",
+        ]),
+        "flatten",
+    );
 }

@@ -1,7 +1,7 @@
 //! [`Dataset`] and [`Split`]: samples as one contiguous `f32` buffer plus labels.
 
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// A labelled set of samples of one shape.

@@ -35,7 +35,9 @@ pub enum DataError {
     #[error("no data directory: pass --data DIR or set VEIL_DATA")]
     NoDataDir,
     /// Unknown dataset name.
-    #[error("unknown dataset `{0}` (known: mnist, fashion-mnist, cifar10, gtsrb, postop, activity, synthetic, folder:PATH)")]
+    #[error(
+        "unknown dataset `{0}` (known: mnist, fashion-mnist, cifar10, gtsrb, postop, activity, synthetic, folder:PATH)"
+    )]
     UnknownDataset(String),
 }
 

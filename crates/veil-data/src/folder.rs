@@ -30,7 +30,10 @@ pub fn read_image(path: &Path) -> Result<PlanarImage, DataError> {
         .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
     let gray = matches!(
         img.color(),
-        image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16
+        image::ColorType::L8
+            | image::ColorType::L16
+            | image::ColorType::La8
+            | image::ColorType::La16
     );
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (c, bytes) = if gray {
@@ -65,7 +68,12 @@ pub fn load_image_folder(dir: &Path) -> Result<Dataset, DataError> {
     let class_dirs: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
     let mut files: Vec<(PathBuf, u32)> = Vec::new();
     if class_dirs.is_empty() {
-        files.extend(entries.iter().filter(|p| is_image(p)).map(|p| (p.clone(), 0)));
+        files.extend(
+            entries
+                .iter()
+                .filter(|p| is_image(p))
+                .map(|p| (p.clone(), 0)),
+        );
     } else {
         for (label, cd) in class_dirs.iter().enumerate() {
             for f in sorted_entries(cd)?.into_iter().filter(|p| is_image(p)) {
@@ -107,7 +115,11 @@ fn conform(img: &PlanarImage, shape: [usize; 3]) -> Vec<f32> {
     for i in 0..plane {
         let px: Vec<f32> = (0..c).map(|ch| img.data[ch * plane + i]).collect();
         if shape[0] == 1 {
-            let luma = if c == 1 { px[0] } else { 0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2] };
+            let luma = if c == 1 {
+                px[0]
+            } else {
+                0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2]
+            };
             hwc.push((luma * 255.0).round() as u8);
         } else {
             for ch in 0..3 {
@@ -142,7 +154,9 @@ mod tests {
         assert!(ds.sample(2).iter().all(|&v| (v - 1.0).abs() < 1e-3));
 
         std::fs::write(dir.path().join("a").join("z.png"), b"not a png").expect("write");
-        let err = load_image_folder(dir.path()).expect_err("corrupt").to_string();
+        let err = load_image_folder(dir.path())
+            .expect_err("corrupt")
+            .to_string();
         assert!(err.contains("z.png"), "{err}");
     }
 }

@@ -102,7 +102,8 @@ fn read_csv_into(
             return Err(bad("file name must be a plain name"));
         }
         let (w, h, rgb) = read_ppm(&path)?;
-        out.samples.extend(resize_to_chw(&rgb, (w, h), 3, (SIDE, SIDE)));
+        out.samples
+            .extend(resize_to_chw(&rgb, (w, h), 3, (SIDE, SIDE)));
         out.labels.push(class);
     }
     Ok(())

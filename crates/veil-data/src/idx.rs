@@ -73,7 +73,11 @@ fn parse(path: &Path, bytes: &[u8], magic: u32) -> Result<(Vec<usize>, Vec<u8>),
             path,
             format!(
                 "{}: expected {expected} data bytes for dims {dims:?}, found {}",
-                if payload.len() < expected { "truncated" } else { "trailing bytes" },
+                if payload.len() < expected {
+                    "truncated"
+                } else {
+                    "trailing bytes"
+                },
                 payload.len()
             ),
         ));
@@ -96,7 +100,10 @@ pub fn read_idx_labels(path: &Path, classes: usize) -> Result<Vec<u32>, DataErro
     if let Some(pos) = payload.iter().position(|&l| l as usize >= classes) {
         return Err(DataError::format(
             path,
-            format!("label {} at index {pos} is not below {classes}", payload[pos]),
+            format!(
+                "label {} at index {pos} is not below {classes}",
+                payload[pos]
+            ),
         ));
     }
     Ok(payload.into_iter().map(u32::from).collect())
@@ -144,7 +151,10 @@ mod tests {
             (vec![0, 0, 8, 3, 0, 0], "truncated IDX header"),
             (idx_images(2, 2, 2, &[1, 2, 3]), "truncated"),
             (idx_images(1, 1, 1, &[1, 2]), "trailing"),
-            ([LABELS_MAGIC.to_be_bytes(), 1u32.to_be_bytes()].concat(), "bad IDX magic"),
+            (
+                [LABELS_MAGIC.to_be_bytes(), 1u32.to_be_bytes()].concat(),
+                "bad IDX magic",
+            ),
             (idx_images(u32::MAX, u32::MAX, u32::MAX, &[]), "overflow"),
         ];
         for (bytes, want) in cases {

@@ -68,7 +68,13 @@ pub(crate) fn parse_ppm(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String>
     let scale = 255.0 / maxval as f32;
     let data = raster[..need]
         .iter()
-        .map(|&b| if maxval == 255 { b } else { (b as f32 * scale).round().min(255.0) as u8 })
+        .map(|&b| {
+            if maxval == 255 {
+                b
+            } else {
+                (b as f32 * scale).round().min(255.0) as u8
+            }
+        })
         .collect();
     Ok((width, height, data))
 }

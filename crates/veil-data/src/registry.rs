@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 
 use crate::cifar::read_cifar10_batch;
 use crate::idx::{find_raw_or_gz, read_idx_images, read_idx_labels};
-use crate::{DataError, Dataset, Split, load_activity, load_gtsrb, load_image_folder, load_post_operative, synthetic};
+use crate::{
+    DataError, Dataset, Split, load_activity, load_gtsrb, load_image_folder, load_post_operative,
+    synthetic,
+};
 
 /// Which dataset to load.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,14 +131,18 @@ pub fn load(id: &DatasetId, root: Option<&Path>) -> Result<Split, DataError> {
         )?),
         DatasetId::Gtsrb => {
             let r = root_dir()?;
-            load_gtsrb(&first_dir(&r, &["gtsrb/GTSRB", "gtsrb-subset/GTSRB", "GTSRB", "gtsrb"])?)
+            load_gtsrb(&first_dir(
+                &r,
+                &["gtsrb/GTSRB", "gtsrb-subset/GTSRB", "GTSRB", "gtsrb"],
+            )?)
         }
         DatasetId::PostOperative => {
             load_post_operative(&first_dir(&root_dir()?, &["uci-post-operative", "postop"])?)
         }
-        DatasetId::Activity => {
-            load_activity(&first_dir(&root_dir()?, &["uci-activity-older-people", "activity"])?)
-        }
+        DatasetId::Activity => load_activity(&first_dir(
+            &root_dir()?,
+            &["uci-activity-older-people", "activity"],
+        )?),
         DatasetId::Folder(path) => load_folder_split(path),
         DatasetId::Synthetic => Ok(synthetic::mnist_like(2000, 0)),
     }
@@ -143,8 +150,10 @@ pub fn load(id: &DatasetId, root: Option<&Path>) -> Result<Split, DataError> {
 
 fn load_idx_pair(dir: &Path, name: &str) -> Result<Split, DataError> {
     let part = |prefix: &str, split: &str| -> Result<Dataset, DataError> {
-        let (n, r, c, samples) =
-            read_idx_images(&find_raw_or_gz(dir, &format!("{prefix}-images-idx3-ubyte"))?)?;
+        let (n, r, c, samples) = read_idx_images(&find_raw_or_gz(
+            dir,
+            &format!("{prefix}-images-idx3-ubyte"),
+        )?)?;
         let lpath = find_raw_or_gz(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
         let labels = read_idx_labels(&lpath, 10)?;
         if labels.len() != n {
@@ -237,17 +246,28 @@ mod tests {
     #[test]
     fn names_parse() {
         assert_eq!("MNIST".parse::<DatasetId>().expect("ok"), DatasetId::Mnist);
-        assert_eq!("fashion_mnist".parse::<DatasetId>().expect("ok"), DatasetId::FashionMnist);
-        assert!(matches!("folder:/x".parse::<DatasetId>(), Ok(DatasetId::Folder(_))));
+        assert_eq!(
+            "fashion_mnist".parse::<DatasetId>().expect("ok"),
+            DatasetId::FashionMnist
+        );
+        assert!(matches!(
+            "folder:/x".parse::<DatasetId>(),
+            Ok(DatasetId::Folder(_))
+        ));
         assert!("imagenet".parse::<DatasetId>().is_err());
     }
 
     #[test]
     fn missing_directories_are_clear_errors() {
         let dir = tempfile::tempdir().expect("tmp");
-        let err = load(&DatasetId::Mnist, Some(dir.path())).expect_err("missing").to_string();
+        let err = load(&DatasetId::Mnist, Some(dir.path()))
+            .expect_err("missing")
+            .to_string();
         assert!(err.contains("mnist"), "{err}");
-        assert!(matches!(load(&DatasetId::Gtsrb, None), Err(DataError::NoDataDir)));
+        assert!(matches!(
+            load(&DatasetId::Gtsrb, None),
+            Err(DataError::NoDataDir)
+        ));
         let synth = load(&DatasetId::Synthetic, None).expect("synthetic");
         assert_eq!(synth.train.shape, [1, 28, 28]);
     }

@@ -47,8 +47,14 @@ pub fn mnist_like(n_train: usize, seed: u64) -> Split {
     let train = generate(n_train, 1, 28, 10, seed);
     let test = generate(n_train / 4, 1, 28, 10, seed.wrapping_add(1));
     Split {
-        train: Dataset { name: "synthetic/train".into(), ..train },
-        test: Dataset { name: "synthetic/test".into(), ..test },
+        train: Dataset {
+            name: "synthetic/train".into(),
+            ..train
+        },
+        test: Dataset {
+            name: "synthetic/test".into(),
+            ..test
+        },
     }
 }
 

@@ -36,8 +36,14 @@ pub fn load_post_operative(dir: &Path) -> Result<Split, DataError> {
     let all = parse_post_operative(&path)?;
     let (train, test) = all.shuffled_split(0.7, 0);
     Ok(Split {
-        train: Dataset { name: "postop/train".into(), ..train },
-        test: Dataset { name: "postop/test".into(), ..test },
+        train: Dataset {
+            name: "postop/train".into(),
+            ..train
+        },
+        test: Dataset {
+            name: "postop/test".into(),
+            ..test
+        },
     })
 }
 
@@ -63,10 +69,9 @@ pub(crate) fn parse_post_operative(path: &Path) -> Result<Dataset, DataError> {
         }
         let mut row = [None; 8];
         for (i, lv) in levels.iter().enumerate() {
-            row[i] = Some(
-                ordinal(fields[i], lv)
-                    .ok_or_else(|| bad(format!("unknown value `{}` in column {}", fields[i], i + 1)))?,
-            );
+            row[i] = Some(ordinal(fields[i], lv).ok_or_else(|| {
+                bad(format!("unknown value `{}` in column {}", fields[i], i + 1))
+            })?);
         }
         row[7] = match fields[7] {
             "?" => None,
@@ -185,7 +190,13 @@ fn parse_activity_file(path: &Path) -> Result<(Vec<f32>, Vec<u32>), DataError> {
 fn standardise(train: &mut [f32], test: &mut [f32], features: usize) {
     let n = (train.len() / features).max(1) as f64;
     for f in 0..features {
-        let mean = train.iter().skip(f).step_by(features).map(|&v| v as f64).sum::<f64>() / n;
+        let mean = train
+            .iter()
+            .skip(f)
+            .step_by(features)
+            .map(|&v| v as f64)
+            .sum::<f64>()
+            / n;
         let var = train
             .iter()
             .skip(f)
@@ -223,7 +234,12 @@ mod tests {
         assert_eq!(ds.sample(1)[7], 0.75); // missing COMFORT -> mean of known (15/20)
 
         std::fs::write(&p, "mid,low,excellent,mid,stable,stable,stable,15,X\n").expect("write");
-        assert!(parse_post_operative(&p).expect_err("bad").to_string().contains("decision"));
+        assert!(
+            parse_post_operative(&p)
+                .expect_err("bad")
+                .to_string()
+                .contains("decision")
+        );
         std::fs::write(&p, "mid,low\n").expect("write");
         assert!(parse_post_operative(&p).is_err());
     }
@@ -232,8 +248,11 @@ mod tests {
     fn activity_rows_are_checked() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("d1p01M");
-        std::fs::write(&p, "0,0.1,0.2,0.3,1,-60,1.5,920.5,3\n0.5,0.1,0.2,0.3,2,-61,1.6,921,1\n")
-            .expect("write");
+        std::fs::write(
+            &p,
+            "0,0.1,0.2,0.3,1,-60,1.5,920.5,3\n0.5,0.1,0.2,0.3,2,-61,1.6,921,1\n",
+        )
+        .expect("write");
         let (x, y) = parse_activity_file(&p).expect("parse");
         assert_eq!(y, vec![2, 0]);
         assert_eq!(x.len(), 14);

@@ -19,7 +19,11 @@ fn in_unit_range(v: &[f32]) -> bool {
 fn mnist_and_fashion_mnist_have_the_published_counts() {
     for id in [DatasetId::Mnist, DatasetId::FashionMnist] {
         let split = load(&id, Some(&root())).expect("load");
-        assert_eq!((split.train.len(), split.test.len()), (60_000, 10_000), "{id:?}");
+        assert_eq!(
+            (split.train.len(), split.test.len()),
+            (60_000, 10_000),
+            "{id:?}"
+        );
         assert_eq!(split.train.shape, [1, 28, 28]);
         assert!(in_unit_range(&split.test.samples));
         // Every class is present in both splits.

@@ -226,7 +226,10 @@ mod tests {
         ));
         let ia = Image::new(&a, [1, 4, 4]).expect("a");
         let ib = Image::new(&a, [1, 2, 8]).expect("b");
-        assert!(matches!(mse(&ia, &ib), Err(MetricError::ShapeMismatch { .. })));
+        assert!(matches!(
+            mse(&ia, &ib),
+            Err(MetricError::ShapeMismatch { .. })
+        ));
     }
 
     #[test]

@@ -35,7 +35,11 @@ fn filter_valid(plane: &[f64], h: usize, w: usize, taps: &[f64; SSIM_WINDOW], ou
     for y in 0..h {
         let row = &plane[y * w..(y + 1) * w];
         for x in 0..ow {
-            rows[y * ow + x] = taps.iter().zip(&row[x..x + SSIM_WINDOW]).map(|(t, v)| t * v).sum();
+            rows[y * ow + x] = taps
+                .iter()
+                .zip(&row[x..x + SSIM_WINDOW])
+                .map(|(t, v)| t * v)
+                .sum();
         }
     }
     out.clear();
@@ -155,7 +159,10 @@ mod tests {
     fn too_small_images_are_rejected() {
         let a = vec![0.5f32; 10 * 10];
         let img = Image::new(&a, [1, 10, 10]).expect("img");
-        assert!(matches!(ssim(&img, &img), Err(MetricError::TooSmall { .. })));
+        assert!(matches!(
+            ssim(&img, &img),
+            Err(MetricError::TooSmall { .. })
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 mod error;
 mod model;
 mod network;

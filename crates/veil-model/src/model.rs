@@ -22,7 +22,11 @@ pub enum Activation {
 
 impl Activation {
     /// Wraps `batch` samples of `shape` (no batch dim) stored contiguously in `values`.
-    pub fn from_values(values: Vec<f32>, shape: &Shape, device: &Device) -> Result<Self, ModelError> {
+    pub fn from_values(
+        values: Vec<f32>,
+        shape: &Shape,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         let per = shape.numel();
         if per == 0 || values.is_empty() || values.len() % per != 0 {
             return Err(ModelError::Shape {
@@ -33,9 +37,10 @@ impl Activation {
         }
         let b = values.len() / per;
         Ok(match shape.as_chw() {
-            Some((c, h, w)) => {
-                Activation::Maps(Tensor::from_data(TensorData::new(values, [b, c, h, w]), device))
-            }
+            Some((c, h, w)) => Activation::Maps(Tensor::from_data(
+                TensorData::new(values, [b, c, h, w]),
+                device,
+            )),
             None => Activation::Flat(Tensor::from_data(TensorData::new(values, [b, per]), device)),
         })
     }
@@ -129,7 +134,11 @@ impl Model {
     /// Runs layers `range` (indices into the spec) on `x`.
     ///
     /// `x` must have the shape the first layer of the range takes.
-    pub fn forward_range(&self, x: Activation, range: Range<usize>) -> Result<Activation, ModelError> {
+    pub fn forward_range(
+        &self,
+        x: Activation,
+        range: Range<usize>,
+    ) -> Result<Activation, ModelError> {
         if let Some(expected) = self.shapes.get(range.start)
             && x.sample_shape() != *expected
         {
@@ -173,7 +182,10 @@ impl Model {
             let end = (start + batch.max(1)).min(ds.len());
             let x = self.input(ds.samples[start * per..end * per].to_vec())?;
             let logits = self.forward(x)?.into_flat();
-            let idx = logits.argmax(1).try_into_vec_as::<i64>().unwrap_or_default();
+            let idx = logits
+                .argmax(1)
+                .try_into_vec_as::<i64>()
+                .unwrap_or_default();
             out.extend(idx.into_iter().map(|i| i as usize));
         }
         Ok(out)

@@ -8,19 +8,30 @@
 
 use std::ops::Range;
 
+use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
 use veil_spec::LayerKind;
 
 use crate::network::Op;
 use crate::{Model, ModelError};
 
 impl Model {
-    fn conv_layer(&self, layer: &str) -> Result<(usize, &burn::nn::conv::Conv2d, [usize; 2], [usize; 2]), ModelError> {
+    fn conv_layer(
+        &self,
+        layer: &str,
+    ) -> Result<(usize, &burn::nn::conv::Conv2d, [usize; 2], [usize; 2]), ModelError> {
         let index = self.spec().layer_index(layer)?;
-        match (&self.spec().layers[index].kind, self.net.ops.get(index).and_then(Option::as_ref)) {
-            (LayerKind::Conv2d { stride, padding, .. }, Some(Op::Conv(m))) => Ok((index, m, *stride, *padding)),
+        match (
+            &self.spec().layers[index].kind,
+            self.net.ops.get(index).and_then(Option::as_ref),
+        ) {
+            (
+                LayerKind::Conv2d {
+                    stride, padding, ..
+                },
+                Some(Op::Conv(m)),
+            ) => Ok((index, m, *stride, *padding)),
             (kind, _) => Err(ModelError::Invalid(format!(
                 "partial sums need a conv2d layer; `{layer}` of {} is {}",
                 self.spec().name,
@@ -43,7 +54,11 @@ pub fn conv_partial_sums(
     let (index, conv, stride, padding) = model.conv_layer(layer)?;
     let (in_c, h, w) = model.shapes()[index].as_chw().unwrap_or((0, 0, 0));
     let [_, xc, xh, xw] = x.dims();
-    if channels.start >= channels.end || channels.end > in_c || xc != channels.len() || (xh, xw) != (h, w) {
+    if channels.start >= channels.end
+        || channels.end > in_c
+        || xc != channels.len()
+        || (xh, xw) != (h, w)
+    {
         return Err(ModelError::Shape {
             context: format!(
                 "partial sums of {}/{layer} for channels {channels:?} of {in_c}",
@@ -54,7 +69,12 @@ pub fn conv_partial_sums(
         });
     }
     let weight = conv.weight.val().narrow(1, channels.start, channels.len());
-    Ok(conv2d(x, weight, None, ConvOptions::new(stride, padding, [1, 1], 1)))
+    Ok(conv2d(
+        x,
+        weight,
+        None,
+        ConvOptions::new(stride, padding, [1, 1], 1),
+    ))
 }
 
 /// Adds the bias of conv layer `layer` to summed partial sums `[b, out, oh, ow]`.

@@ -133,7 +133,9 @@ pub fn train(
             for &i in chunk {
                 let sample = train.sample(i);
                 match cfg.augment {
-                    Some(aug) => augment_into(sample, train.shape, aug, &mut rng, &mut batch_values),
+                    Some(aug) => {
+                        augment_into(sample, train.shape, aug, &mut rng, &mut batch_values)
+                    }
                     None => batch_values.extend_from_slice(sample),
                 }
                 labels.push(train.labels[i] as i64);
@@ -184,7 +186,13 @@ pub fn train(
 
 /// Appends an augmented copy of `src` (`[c, h, w]`) to `out`: a random shift with zero fill,
 /// then random brightness and contrast, clamped to `[0, 1]`.
-fn augment_into(src: &[f32], shape: [usize; 3], aug: Augment, rng: &mut ChaCha8Rng, out: &mut Vec<f32>) {
+fn augment_into(
+    src: &[f32],
+    shape: [usize; 3],
+    aug: Augment,
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<f32>,
+) {
     let [c, h, w] = shape;
     let s = aug.max_shift as i64;
     let (dy, dx) = if s > 0 {
@@ -210,7 +218,11 @@ fn augment_into(src: &[f32], shape: [usize; 3], aug: Augment, rng: &mut ChaCha8R
                 } else {
                     0.0
                 };
-                out.push(if aug.jitter > 0.0 { (v * gain + bias).clamp(0.0, 1.0) } else { v });
+                out.push(if aug.jitter > 0.0 {
+                    (v * gain + bias).clamp(0.0, 1.0)
+                } else {
+                    v
+                });
             }
         }
     }

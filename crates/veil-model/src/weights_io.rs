@@ -8,8 +8,8 @@ use std::path::Path;
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use veil_spec::weights::{SPEC_METADATA_KEY, layout};
 use veil_spec::ModelSpec;
+use veil_spec::weights::{SPEC_METADATA_KEY, layout};
 
 use crate::network::{Network, Op};
 use crate::{Model, ModelError};
@@ -51,7 +51,16 @@ impl Model {
                 }
                 _ => continue,
             };
-            let bias = b.unwrap_or_else(|| vec![0.0; w.0[if matches!(layer.kind, veil_spec::LayerKind::ConvTranspose2d { .. }) { 1 } else { 0 }]]);
+            let bias = b.unwrap_or_else(|| {
+                vec![
+                    0.0;
+                    w.0[if matches!(layer.kind, veil_spec::LayerKind::ConvTranspose2d { .. }) {
+                        1
+                    } else {
+                        0
+                    }]
+                ]
+            });
             let blen = bias.len();
             out.push((format!("{}.weight", layer.name), w.0, w.1));
             out.push((format!("{}.bias", layer.name), vec![blen], bias));
@@ -98,7 +107,10 @@ impl Model {
             .as_ref()
             .and_then(|m| m.get(SPEC_METADATA_KEY))
             .ok_or_else(|| {
-                weights_err(path, format!("no `{SPEC_METADATA_KEY}` metadata: not a veil weight file"))
+                weights_err(
+                    path,
+                    format!("no `{SPEC_METADATA_KEY}` metadata: not a veil weight file"),
+                )
             })?;
         let spec = ModelSpec::from_json_str(spec_json)?;
         let st = SafeTensors::deserialize(bytes)
@@ -142,11 +154,13 @@ impl Model {
                 &device,
             )));
             let weight4 = |w: Vec<f32>| -> Result<Param<Tensor<4>>, ModelError> {
-                let dims: [usize; 4] = wdims
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| weights_err(path, format!("layer {} weight must be 4-D", layer.name)))?;
-                Ok(Param::from_tensor(Tensor::from_data(TensorData::new(w, dims), &device)))
+                let dims: [usize; 4] = wdims.as_slice().try_into().map_err(|_| {
+                    weights_err(path, format!("layer {} weight must be 4-D", layer.name))
+                })?;
+                Ok(Param::from_tensor(Tensor::from_data(
+                    TensorData::new(w, dims),
+                    &device,
+                )))
             };
             match net.ops.get_mut(i).and_then(Option::as_mut) {
                 Some(Op::Conv(m)) => {
@@ -160,7 +174,12 @@ impl Model {
                 Some(Op::Linear(m)) => {
                     let (d_out, d_in) = match wdims.as_slice() {
                         &[o, i] => (o, i),
-                        _ => return Err(weights_err(path, format!("layer {} weight must be 2-D", layer.name))),
+                        _ => {
+                            return Err(weights_err(
+                                path,
+                                format!("layer {} weight must be 2-D", layer.name),
+                            ));
+                        }
                     };
                     // File order is [out, in]; burn keeps [in, out]. Transpose on the host so
                     // the tensor is contiguous and matmul sums in the same order as before saving.

@@ -9,10 +9,14 @@ use veil_spec::zoo;
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     // Deterministic values in [0, 1) from a 64-bit LCG.
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 40) as f32 / (1u64 << 24) as f32
         })
         .collect()
@@ -20,17 +24,28 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn prefix_then_suffix_equals_the_whole_model() {
     let model = Model::init(zoo::lenet5(), 1).expect("init");
     let x = values(3 * 784, 2);
-    let full = model.forward(model.input(x.clone()).expect("in")).expect("fwd").into_values();
+    let full = model
+        .forward(model.input(x.clone()).expect("in"))
+        .expect("fwd")
+        .into_values();
     for split in ["conv1", "relu2", "pool2", "fc1"] {
-        let mid = model.forward_prefix(model.input(x.clone()).expect("in"), split).expect("prefix");
-        let out = model.forward_suffix(mid, split).expect("suffix").into_values();
+        let mid = model
+            .forward_prefix(model.input(x.clone()).expect("in"), split)
+            .expect("prefix");
+        let out = model
+            .forward_suffix(mid, split)
+            .expect("suffix")
+            .into_values();
         assert!(max_abs_diff(&full, &out) == 0.0, "split at {split}");
     }
 }
@@ -41,10 +56,17 @@ fn prefix_then_suffix_equals_the_whole_model() {
 fn check_partition(model_name: &str, layer: &str, cuts: &[usize], seed: u64) {
     let model = Model::init(zoo::model(model_name).expect("zoo"), seed).expect("init");
     let index = model.spec().layer_index(layer).expect("layer");
-    let input = model.input(values(2 * model.spec().input_shape.numel(), seed + 7)).expect("in");
+    let input = model
+        .input(values(2 * model.spec().input_shape.numel(), seed + 7))
+        .expect("in");
     let before = model.forward_range(input, 0..index).expect("prefix");
-    let Activation::Maps(maps) = before.clone() else { panic!("conv input must be maps") };
-    let full = model.forward_range(before, index..index + 1).expect("layer").into_values();
+    let Activation::Maps(maps) = before.clone() else {
+        panic!("conv input must be maps")
+    };
+    let full = model
+        .forward_range(before, index..index + 1)
+        .expect("layer")
+        .into_values();
     let in_c = maps.dims()[1];
     let mut bounds = vec![0];
     bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < in_c));
@@ -61,7 +83,10 @@ fn check_partition(model_name: &str, layer: &str, cuts: &[usize], seed: u64) {
     }
     let total = add_bias(&model, layer, sum.expect("parts")).expect("bias");
     let got = Activation::Maps(total).into_values();
-    assert!(max_abs_diff(&full, &got) < 1e-4, "{model_name}/{layer} cuts {cuts:?}");
+    assert!(
+        max_abs_diff(&full, &got) < 1e-4,
+        "{model_name}/{layer} cuts {cuts:?}"
+    );
 }
 
 #[test]
@@ -85,7 +110,10 @@ proptest! {
 fn partial_sums_reject_bad_requests() {
     let model = Model::init(zoo::lenet5(), 0).expect("init");
     let dev = model.device().clone();
-    let x = Tensor::<4>::from_data(TensorData::new(vec![0.0f32; 2 * 14 * 14], [1, 2, 14, 14]), &dev);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(vec![0.0f32; 2 * 14 * 14], [1, 2, 14, 14]),
+        &dev,
+    );
     assert!(conv_partial_sums(&model, "fc1", x.clone(), 0..2).is_err());
     assert!(conv_partial_sums(&model, "conv2", x.clone(), 0..3).is_err());
     assert!(conv_partial_sums(&model, "conv2", x.clone(), 5..7).is_err());
@@ -103,13 +131,23 @@ fn weights_round_trip_through_safetensors() {
         assert_eq!(back.spec(), model.spec());
         assert_eq!(back.named_tensors(), model.named_tensors());
         let x = values(2 * model.spec().input_shape.numel(), 1);
-        let a = model.forward(model.input(x.clone()).expect("in")).expect("fwd").into_values();
-        let b = back.forward(back.input(x).expect("in")).expect("fwd").into_values();
+        let a = model
+            .forward(model.input(x.clone()).expect("in"))
+            .expect("fwd")
+            .into_values();
+        let b = back
+            .forward(back.input(x).expect("in"))
+            .expect("fwd")
+            .into_values();
         assert_eq!(a, b, "{name}");
     }
     // Linear weights are stored [out, in] (PyTorch order).
     let model = Model::load(&path).expect("load");
-    let fc1 = model.named_tensors().into_iter().find(|t| t.0 == "fc1.weight").expect("fc1");
+    let fc1 = model
+        .named_tensors()
+        .into_iter()
+        .find(|t| t.0 == "fc1.weight")
+        .expect("fc1");
     assert_eq!(fc1.1, vec![32, 7 * 16]);
 }
 
@@ -152,11 +190,19 @@ fn training_learns_the_synthetic_task_and_is_deterministic() {
         veil_model::train(model, &split.train, Some(&split.test), &cfg, &mut |_| {}).expect("train")
     };
     let (model, report) = run();
-    let acc = report.epochs.last().and_then(|e| e.test_accuracy).expect("acc");
+    let acc = report
+        .epochs
+        .last()
+        .and_then(|e| e.test_accuracy)
+        .expect("acc");
     assert!(acc > 0.9, "synthetic accuracy {acc}");
     assert_eq!(model.evaluate(&split.test).expect("eval"), acc);
     let (again, _) = run();
-    assert_eq!(again.named_tensors(), model.named_tensors(), "same seed, same weights");
+    assert_eq!(
+        again.named_tensors(),
+        model.named_tensors(),
+        "same seed, same weights"
+    );
 }
 
 #[test]

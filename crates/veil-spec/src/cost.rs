@@ -132,7 +132,10 @@ pub fn segment_cost(spec: &ModelSpec, layer: &str) -> Result<SegmentCost, SpecEr
         return Err(SpecError::Param {
             index,
             layer: l.name.clone(),
-            reason: format!("segments exist only for conv2d layers, not {}", l.kind.op_name()),
+            reason: format!(
+                "segments exist only for conv2d layers, not {}",
+                l.kind.op_name()
+            ),
         });
     };
     let (in_c, _, _) = shapes[index].as_chw().unwrap_or((0, 0, 0));
@@ -176,7 +179,11 @@ mod tests {
         assert_eq!(by("pool1"), (0, 0));
         assert_eq!(cost.macs, 416_520);
         assert_eq!(cost.params, 61_706);
-        let conv1 = cost.layers.iter().find(|l| l.name == "conv1").expect("conv1");
+        let conv1 = cost
+            .layers
+            .iter()
+            .find(|l| l.name == "conv1")
+            .expect("conv1");
         assert_eq!(conv1.activation_bytes, 6 * 28 * 28 * 4);
     }
 
@@ -187,7 +194,12 @@ mod tests {
             let cost = model_cost(&spec).expect("cost");
             for layer in cost.layers.iter().filter(|l| l.op == "conv2d") {
                 let seg = segment_cost(&spec, &layer.name).expect("segment");
-                assert_eq!(seg.macs * seg.segments as u64, layer.macs, "{name}/{}", layer.name);
+                assert_eq!(
+                    seg.macs * seg.segments as u64,
+                    layer.macs,
+                    "{name}/{}",
+                    layer.name
+                );
                 let bias_bytes = layer.output_shape.dims()[0] as u64 * 4;
                 assert_eq!(
                     seg.weight_bytes * seg.segments as u64 + bias_bytes,

@@ -143,7 +143,10 @@ impl ModelSpec {
             path: path.display().to_string(),
             source,
         })?;
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
             Self::from_json_str(&text)
         } else {
             Self::from_toml_str(&text)
@@ -251,7 +254,10 @@ mod tests {
     #[test]
     fn layer_lookup_is_case_insensitive_and_lists_names_on_error() {
         let spec = zoo::model("cifar_cnn").expect("zoo");
-        assert_eq!(spec.layer_index("ReLU22").expect("found"), spec.layer_index("relu22").expect("found"));
+        assert_eq!(
+            spec.layer_index("ReLU22").expect("found"),
+            spec.layer_index("relu22").expect("found")
+        );
         let err = spec.layer_index("conv99").expect_err("missing").to_string();
         assert!(err.contains("conv11"), "{err}");
     }

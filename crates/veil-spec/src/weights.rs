@@ -74,13 +74,24 @@ mod tests {
         assert_eq!(
             names,
             [
-                "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight",
-                "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"
+                "conv1.weight",
+                "conv1.bias",
+                "conv2.weight",
+                "conv2.bias",
+                "fc1.weight",
+                "fc1.bias",
+                "fc2.weight",
+                "fc2.bias",
+                "fc3.weight",
+                "fc3.bias"
             ]
         );
         assert_eq!(entries[2].shape, vec![16, 6, 5, 5]);
         assert_eq!(entries[4].shape, vec![120, 400]);
-        let total: usize = entries.iter().map(|e| e.shape.iter().product::<usize>()).sum();
+        let total: usize = entries
+            .iter()
+            .map(|e| e.shape.iter().product::<usize>())
+            .sum();
         assert_eq!(total, 61_706);
     }
 }

@@ -205,7 +205,9 @@ pub fn cifar_cnn(classes: usize) -> ModelSpec {
 pub fn gtsrb_cnn() -> ModelSpec {
     let mut b = Builder::new();
     for i in 1..=6 {
-        b = b.conv(format!("conv{i}"), 64, 3, 1, 1).relu(format!("relu{i}"));
+        b = b
+            .conv(format!("conv{i}"), 64, 3, 1, 1)
+            .relu(format!("relu{i}"));
         if i % 2 == 0 {
             b = b.maxpool(format!("pool{}", i / 2), 2);
         }
@@ -382,7 +384,10 @@ mod tests {
             let spec = model(name).expect("valid zoo model");
             assert_eq!(spec.name, *name);
         }
-        assert!(matches!(model("resnet"), Err(SpecError::UnknownModel { .. })));
+        assert!(matches!(
+            model("resnet"),
+            Err(SpecError::UnknownModel { .. })
+        ));
         assert_eq!(model("LeNet5").expect("case-insensitive").name, "lenet5");
     }
 

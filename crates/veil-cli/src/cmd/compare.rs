@@ -41,8 +41,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             b.shape
         );
     }
-    let scores = ImageScores::compute(&Image::new(&a.data, a.shape)?, &Image::new(&b.data, b.shape)?)
-        .context("computing image metrics")?;
+    let scores = ImageScores::compute(
+        &Image::new(&a.data, a.shape)?,
+        &Image::new(&b.data, b.shape)?,
+    )
+    .context("computing image metrics")?;
     let out = CompareOutput {
         ssim: scores.ssim,
         psnr: scores.psnr.is_finite().then_some(scores.psnr),

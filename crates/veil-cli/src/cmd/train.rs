@@ -131,16 +131,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_prefix(format!("train {} on {}", spec.name, id.name()));
-    let (trained, report) = veil_model::train(model, &train_set, Some(&split.test), &cfg, &mut |s| {
-        bar.set_position(s.step as u64);
-        if s.step % 20 == 0 {
-            bar.set_message(format!("epoch {} loss {:.4}", s.epoch, s.loss));
-        }
-    })?;
+    let (trained, report) =
+        veil_model::train(model, &train_set, Some(&split.test), &cfg, &mut |s| {
+            bar.set_position(s.step as u64);
+            if s.step % 20 == 0 {
+                bar.set_message(format!("epoch {} loss {:.4}", s.epoch, s.loss));
+            }
+        })?;
     bar.finish_and_clear();
-    let out_dir = args
-        .out
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", spec.name, id.name().replace([':', '/'], "_"))));
+    let out_dir = args.out.unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "{}-{}",
+            spec.name,
+            id.name().replace([':', '/'], "_")
+        ))
+    });
     let weights = out_dir.join("model.safetensors");
     trained
         .save(&weights)
@@ -161,8 +166,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config: cfg,
         epochs: report.epochs,
     };
-    std::fs::write(out_dir.join("report.json"), serde_json::to_string_pretty(&output)?)
-        .with_context(|| format!("writing {}", out_dir.join("report.json").display()))?;
+    std::fs::write(
+        out_dir.join("report.json"),
+        serde_json::to_string_pretty(&output)?,
+    )
+    .with_context(|| format!("writing {}", out_dir.join("report.json").display()))?;
     if args.json {
         return crate::print_json(&output);
     }

@@ -1,0 +1,145 @@
+//! Micro-benchmarks of the engine on any spec: training throughput (Adam, cross-entropy,
+//! including batch assembly), single-sample inference latency and batched inference
+//! throughput. Inputs are seeded random values; timings are wall-clock, release builds only.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use veil_data::Dataset;
+use veil_spec::ModelSpec;
+
+use crate::{Model, ModelError, TrainConfig};
+
+/// How much work each measurement does.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchConfig {
+    /// Training steps timed (after one warm-up epoch of 10 steps).
+    pub train_steps: usize,
+    /// Training batch size.
+    pub train_batch: usize,
+    /// Single-sample inferences timed.
+    pub latency_iters: usize,
+    /// Batched inferences timed.
+    pub throughput_iters: usize,
+    /// Batch size of the throughput measurement.
+    pub throughput_batch: usize,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            train_steps: 300,
+            train_batch: 64,
+            latency_iters: 2000,
+            throughput_iters: 50,
+            throughput_batch: 256,
+        }
+    }
+}
+
+/// Measured figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Model name.
+    pub model: String,
+    /// Settings used.
+    pub config: BenchConfig,
+    /// Training steps per second.
+    pub train_steps_per_second: f64,
+    /// Training images per second.
+    pub train_images_per_second: f64,
+    /// Median latency of one single-sample forward pass (input upload and result read-back
+    /// included), in milliseconds.
+    pub latency_median_ms: f64,
+    /// Single-sample inferences per second (mean over the run).
+    pub single_inferences_per_second: f64,
+    /// Batched forward passes per second.
+    pub batches_per_second: f64,
+    /// Images per second in batched inference.
+    pub batched_images_per_second: f64,
+    /// Rayon worker threads available to burn-flex.
+    pub threads: usize,
+}
+
+fn random_dataset(spec: &ModelSpec, n: usize, classes: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let per = spec.input_shape.numel();
+    let dims = spec.input_shape.dims();
+    let shape = match dims {
+        &[c, h, w] => [c, h, w],
+        _ => [1, 1, per],
+    };
+    Dataset {
+        name: "bench".into(),
+        shape,
+        classes,
+        samples: (0..n * per).map(|_| rng.random::<f32>()).collect(),
+        labels: (0..n).map(|i| (i % classes) as u32).collect(),
+    }
+}
+
+/// Runs the three measurements on `spec`.
+pub fn bench(
+    spec: &ModelSpec,
+    cfg: &BenchConfig,
+    threads: usize,
+) -> Result<BenchReport, ModelError> {
+    let classes = spec.output_shape()?.numel();
+    let model = Model::init(spec.clone(), 0)?;
+    // Training: a warm-up run, then the timed run over `train_steps` batches.
+    let warm = random_dataset(spec, cfg.train_batch * 10, classes, 1);
+    let tcfg = TrainConfig {
+        epochs: 1,
+        batch_size: cfg.train_batch,
+        ..TrainConfig::default()
+    };
+    let (model, _) = crate::train(model, &warm, None, &tcfg, &mut |_| {})?;
+    let data = random_dataset(spec, cfg.train_batch * cfg.train_steps, classes, 2);
+    let (model, report) = crate::train(model, &data, None, &tcfg, &mut |_| {})?;
+    let train_steps_per_second = cfg.train_steps as f64 / report.train_seconds.max(1e-9);
+
+    let one = random_dataset(spec, 1, classes, 3).samples;
+    let run_one = |m: &Model| -> Result<Vec<f32>, ModelError> {
+        Ok(m.forward(m.input(one.clone())?)?.into_values())
+    };
+    for _ in 0..50 {
+        run_one(&model)?;
+    }
+    let mut times = Vec::with_capacity(cfg.latency_iters);
+    let started = Instant::now();
+    for _ in 0..cfg.latency_iters {
+        let t = Instant::now();
+        run_one(&model)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let total_single = started.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    let latency_median_ms = times.get(times.len() / 2).copied().unwrap_or(f64::NAN) * 1e3;
+
+    let batch = random_dataset(spec, cfg.throughput_batch, classes, 4).samples;
+    let run_batch = |m: &Model| -> Result<Vec<f32>, ModelError> {
+        Ok(m.forward(m.input(batch.clone())?)?.into_values())
+    };
+    for _ in 0..3 {
+        run_batch(&model)?;
+    }
+    let started = Instant::now();
+    for _ in 0..cfg.throughput_iters {
+        run_batch(&model)?;
+    }
+    let batched = started.elapsed().as_secs_f64();
+    let batches_per_second = cfg.throughput_iters as f64 / batched.max(1e-9);
+    Ok(BenchReport {
+        model: spec.name.clone(),
+        config: cfg.clone(),
+        train_steps_per_second,
+        train_images_per_second: train_steps_per_second * cfg.train_batch as f64,
+        latency_median_ms,
+        single_inferences_per_second: cfg.latency_iters as f64 / total_single.max(1e-9),
+        batches_per_second,
+        batched_images_per_second: batches_per_second * cfg.throughput_batch as f64,
+        threads,
+    })
+}
