@@ -9,7 +9,7 @@ const RECORD: usize = 1 + 3 * 32 * 32;
 /// Reads one CIFAR-10 binary batch: `(labels, pixels [n, 3, 32, 32] in [0, 1])`.
 pub fn read_cifar10_batch(path: &Path) -> Result<(Vec<u32>, Vec<f32>), DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::format(
             path,
             format!(

@@ -28,7 +28,7 @@ impl Activation {
         device: &Device,
     ) -> Result<Self, ModelError> {
         let per = shape.numel();
-        if per == 0 || values.is_empty() || values.len() % per != 0 {
+        if per == 0 || values.is_empty() || !values.len().is_multiple_of(per) {
             return Err(ModelError::Shape {
                 context: "input batch".into(),
                 expected: shape.dims().to_vec(),

@@ -16,28 +16,36 @@ use veil_spec::LayerKind;
 use crate::network::Op;
 use crate::{Model, ModelError};
 
-impl Model {
-    fn conv_layer(
-        &self,
-        layer: &str,
-    ) -> Result<(usize, &burn::nn::conv::Conv2d, [usize; 2], [usize; 2]), ModelError> {
-        let index = self.spec().layer_index(layer)?;
-        match (
-            &self.spec().layers[index].kind,
-            self.net.ops.get(index).and_then(Option::as_ref),
-        ) {
-            (
-                LayerKind::Conv2d {
-                    stride, padding, ..
-                },
-                Some(Op::Conv(m)),
-            ) => Ok((index, m, *stride, *padding)),
-            (kind, _) => Err(ModelError::Invalid(format!(
-                "partial sums need a conv2d layer; `{layer}` of {} is {}",
-                self.spec().name,
-                kind.op_name()
-            ))),
-        }
+/// A conv layer of a model, located by name.
+struct ConvRef<'a> {
+    index: usize,
+    conv: &'a burn::nn::conv::Conv2d,
+    stride: [usize; 2],
+    padding: [usize; 2],
+}
+
+fn conv_layer<'a>(model: &'a Model, layer: &str) -> Result<ConvRef<'a>, ModelError> {
+    let index = model.spec().layer_index(layer)?;
+    match (
+        &model.spec().layers[index].kind,
+        model.net.ops.get(index).and_then(Option::as_ref),
+    ) {
+        (
+            LayerKind::Conv2d {
+                stride, padding, ..
+            },
+            Some(Op::Conv(conv)),
+        ) => Ok(ConvRef {
+            index,
+            conv,
+            stride: *stride,
+            padding: *padding,
+        }),
+        (kind, _) => Err(ModelError::Invalid(format!(
+            "partial sums need a conv2d layer; `{layer}` of {} is {}",
+            model.spec().name,
+            kind.op_name()
+        ))),
     }
 }
 
@@ -51,7 +59,12 @@ pub fn conv_partial_sums(
     x: Tensor<4>,
     channels: Range<usize>,
 ) -> Result<Tensor<4>, ModelError> {
-    let (index, conv, stride, padding) = model.conv_layer(layer)?;
+    let ConvRef {
+        index,
+        conv,
+        stride,
+        padding,
+    } = conv_layer(model, layer)?;
     let (in_c, h, w) = model.shapes()[index].as_chw().unwrap_or((0, 0, 0));
     let [_, xc, xh, xw] = x.dims();
     if channels.start >= channels.end
@@ -79,7 +92,7 @@ pub fn conv_partial_sums(
 
 /// Adds the bias of conv layer `layer` to summed partial sums `[b, out, oh, ow]`.
 pub fn add_bias(model: &Model, layer: &str, sums: Tensor<4>) -> Result<Tensor<4>, ModelError> {
-    let (_, conv, _, _) = model.conv_layer(layer)?;
+    let conv = conv_layer(model, layer)?.conv;
     Ok(match &conv.bias {
         Some(b) => {
             let out = b.dims()[0];

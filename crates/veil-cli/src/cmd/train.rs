@@ -103,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let train_set = match args.limit {
-        Some(n) if n == 0 => bail!("--limit must be positive"),
+        Some(0) => bail!("--limit must be positive"),
         Some(n) => split.train.take(n),
         None => split.train,
     };
