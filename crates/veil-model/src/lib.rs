@@ -28,7 +28,19 @@ pub use error::ModelError;
 pub use model::{Activation, Model};
 pub use train::{Augment, EpochReport, StepInfo, TrainConfig, TrainReport, train};
 
-/// The CPU device veil computes on (burn-flex), without autodiff.
-pub fn cpu() -> Device {
+/// The device veil computes on: burn-flex on the CPU by default.
+///
+/// Built with the `cuda` feature, `VEIL_DEVICE=cuda` (or `cuda:N`) selects that GPU instead.
+/// Without the feature the variable is ignored: nothing in veil requires a GPU.
+pub fn device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Some(rest) = std::env::var("VEIL_DEVICE")
+        .ok()
+        .as_deref()
+        .and_then(|v| v.strip_prefix("cuda"))
+    {
+        let index = rest.trim_start_matches(':').parse::<usize>().unwrap_or(0);
+        return Device::cuda(index);
+    }
     Device::flex()
 }

@@ -94,7 +94,7 @@ pub struct Model {
 impl Model {
     /// A model with freshly initialised weights (Kaiming-uniform as PyTorch), seeded.
     pub fn init(spec: ModelSpec, seed: u64) -> Result<Self, ModelError> {
-        let device = crate::cpu();
+        let device = crate::device();
         device.seed(seed);
         let shapes = spec.validate()?;
         let net = Network::build(&spec, &device)?;
@@ -112,7 +112,7 @@ impl Model {
             spec,
             shapes,
             net,
-            device: crate::cpu(),
+            device: crate::device(),
         })
     }
 

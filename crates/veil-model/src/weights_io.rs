@@ -139,7 +139,7 @@ impl Model {
                 .collect();
             tensors.insert(entry.name, (entry.shape, vals));
         }
-        let device = crate::cpu();
+        let device = crate::device();
         let mut net = Network::build(&spec, &device)?;
         for (i, layer) in spec.layers.iter().enumerate() {
             let mut take = |suffix: &str| {
