@@ -62,6 +62,22 @@ pub fn one_line(err: &anyhow::Error) -> String {
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out(&serde_json::to_string_pretty(value)?)
+}
+
+/// Writes one line to stdout, returning an error (rather than panicking like `println!`)
+/// when stdout is closed.
+pub fn out(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
     Ok(())
+}
+
+/// Whether `err` is a closed stdout (e.g. `veil models | head -1`), which is not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

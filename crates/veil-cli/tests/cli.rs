@@ -163,6 +163,23 @@ fn bad_input_exits_with_code_2() {
         "resnet",
     );
     assert_bad_input(&veil(&["train", "--dataset", "imagenet"]), "imagenet");
+    assert_bad_input(
+        &veil(&["train", "--dataset", "synthetic", "--jitter", "inf"]),
+        "jitter",
+    );
+    assert_bad_input(
+        &veil(&["train", "--dataset", "synthetic", "--lr=-1"]),
+        "learning rate",
+    );
+    assert_bad_input(
+        &veil(&["train", "--model", "obfnet1", "--dataset", "synthetic"]),
+        "classifier",
+    );
+    assert_bad_input(&veil(&["train", "--no-such-flag"]), "--no-such-flag");
+    assert_bad_input(&veil(&["frobnicate"]), "frobnicate");
+    let help = veil(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("compare"));
     // A corrupt MNIST directory.
     let mnist = dir.path().join("mnist");
     std::fs::create_dir(&mnist).expect("mkdir");

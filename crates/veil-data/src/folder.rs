@@ -22,6 +22,16 @@ pub struct PlanarImage {
 /// Decodes a PNG, JPEG or PPM file into planar `f32` in `[0, 1]`: grayscale images give one
 /// channel, everything else RGB (alpha is dropped).
 pub fn read_image(path: &Path) -> Result<PlanarImage, DataError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("ppm"))
+    {
+        let (w, h, rgb) = crate::read_ppm(path)?;
+        return Ok(PlanarImage {
+            shape: [3, h, w],
+            data: resize_to_chw(&rgb, (w, h), 3, (w, h)),
+        });
+    }
     let img = image::ImageReader::open(path)
         .map_err(|e| DataError::io(path, e))?
         .with_guessed_format()
@@ -36,14 +46,21 @@ pub fn read_image(path: &Path) -> Result<PlanarImage, DataError> {
             | image::ColorType::La16
     );
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let (c, bytes) = if gray {
-        (1, img.to_luma8().into_raw())
+    // Full precision (16-bit PNGs keep their depth), interleaved, then to planar.
+    let (c, hwc) = if gray {
+        (1, img.to_luma32f().into_raw())
     } else {
-        (3, img.to_rgb8().into_raw())
+        (3, img.to_rgb32f().into_raw())
     };
+    let mut data = vec![0.0f32; c * h * w];
+    for (i, px) in hwc.chunks_exact(c).enumerate() {
+        for (ch, &v) in px.iter().enumerate() {
+            data[ch * h * w + i] = v.clamp(0.0, 1.0);
+        }
+    }
     Ok(PlanarImage {
         shape: [c, h, w],
-        data: resize_to_chw(&bytes, (w, h), c, (w, h)),
+        data,
     })
 }
 
@@ -62,12 +79,38 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(v)
 }
 
+/// Visible sub-folders of `dir`, sorted by name (dot-folders such as `.git` are skipped).
+pub(crate) fn class_folders(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    Ok(sorted_entries(dir)?
+        .into_iter()
+        .filter(|p| {
+            p.is_dir()
+                && !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect())
+}
+
 /// Loads every image under `dir` (see the module docs for the labelling rule).
 pub fn load_image_folder(dir: &Path) -> Result<Dataset, DataError> {
+    let classes: Vec<String> = class_folders(dir)?
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    load_image_folder_with_classes(dir, &classes)
+}
+
+/// Loads `dir` labelling sub-folder `classes[i]` as class `i`; a sub-folder not in `classes`
+/// is an error, so that a test folder is labelled exactly as its training folder.
+pub fn load_image_folder_with_classes(
+    dir: &Path,
+    classes: &[String],
+) -> Result<Dataset, DataError> {
     let entries = sorted_entries(dir)?;
-    let class_dirs: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
     let mut files: Vec<(PathBuf, u32)> = Vec::new();
-    if class_dirs.is_empty() {
+    if classes.is_empty() {
         files.extend(
             entries
                 .iter()
@@ -75,8 +118,18 @@ pub fn load_image_folder(dir: &Path) -> Result<Dataset, DataError> {
                 .map(|p| (p.clone(), 0)),
         );
     } else {
-        for (label, cd) in class_dirs.iter().enumerate() {
-            for f in sorted_entries(cd)?.into_iter().filter(|p| is_image(p)) {
+        for cd in class_folders(dir)? {
+            let name = cd
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let label = classes.iter().position(|c| *c == name).ok_or_else(|| {
+                DataError::format(
+                    &cd,
+                    format!("class folder `{name}` is not among the training classes {classes:?}"),
+                )
+            })?;
+            for f in sorted_entries(&cd)?.into_iter().filter(|p| is_image(p)) {
                 files.push((f, label as u32));
             }
         }
@@ -97,7 +150,7 @@ pub fn load_image_folder(dir: &Path) -> Result<Dataset, DataError> {
     Ok(Dataset {
         name: format!("folder:{}", dir.display()),
         shape,
-        classes: class_dirs.len().max(1),
+        classes: classes.len().max(1),
         samples,
         labels,
     })
@@ -153,6 +206,15 @@ mod tests {
         assert_eq!(ds.classes, 2);
         assert!(ds.sample(2).iter().all(|&v| (v - 1.0).abs() < 1e-3));
 
+        std::fs::create_dir(dir.path().join(".git")).expect("mkdir");
+        assert_eq!(
+            load_image_folder(dir.path())
+                .expect("dot dirs skipped")
+                .classes,
+            2
+        );
+        let only_b = vec!["b".to_string()];
+        assert!(load_image_folder_with_classes(dir.path(), &only_b).is_err());
         std::fs::write(dir.path().join("a").join("z.png"), b"not a png").expect("write");
         let err = load_image_folder(dir.path())
             .expect_err("corrupt")

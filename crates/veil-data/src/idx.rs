@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::DataError;
 
+/// Largest decompressed size accepted (guards against gzip bombs): 4 GiB.
+const MAX_DECOMPRESSED: u64 = 4 << 30;
+
 const IMAGES_MAGIC: u32 = 0x0803;
 const LABELS_MAGIC: u32 = 0x0801;
 
@@ -14,9 +17,16 @@ pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::GzDecoder::new(raw.as_slice())
+        flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .take(MAX_DECOMPRESSED + 1)
             .read_to_end(&mut out)
             .map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
+        if out.len() as u64 > MAX_DECOMPRESSED {
+            return Err(DataError::format(
+                path,
+                format!("decompresses to more than {MAX_DECOMPRESSED} bytes"),
+            ));
+        }
         Ok(out)
     } else {
         Ok(raw)

@@ -28,7 +28,7 @@ mod uci;
 pub use cifar::read_cifar10_batch;
 pub use dataset::{Dataset, Split};
 pub use error::DataError;
-pub use folder::{PlanarImage, load_image_folder, read_image};
+pub use folder::{PlanarImage, load_image_folder, load_image_folder_with_classes, read_image};
 pub use gtsrb::load_gtsrb;
 pub use idx::{read_idx_images, read_idx_labels};
 pub use ppm::read_ppm;

@@ -88,6 +88,9 @@ pub(crate) fn resize_to_chw(
     (ow, oh): (usize, usize),
 ) -> Vec<f32> {
     let mut out = vec![0.0f32; channels * oh * ow];
+    if w == 0 || h == 0 || rgb.len() < w * h * channels {
+        return out;
+    }
     let sx = w as f32 / ow as f32;
     let sy = h as f32 / oh as f32;
     for y in 0..oh {

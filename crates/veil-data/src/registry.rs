@@ -229,10 +229,23 @@ fn load_cifar(dir: &Path) -> Result<Split, DataError> {
 fn load_folder_split(path: &Path) -> Result<Split, DataError> {
     let (train_dir, test_dir) = (path.join("train"), path.join("test"));
     if train_dir.is_dir() && test_dir.is_dir() {
-        return Ok(Split {
-            train: load_image_folder(&train_dir)?,
-            test: load_image_folder(&test_dir)?,
-        });
+        let train = load_image_folder(&train_dir)?;
+        let classes: Vec<String> = crate::folder::class_folders(&train_dir)?
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let mut test = crate::folder::load_image_folder_with_classes(&test_dir, &classes)?;
+        if test.shape != train.shape {
+            return Err(DataError::format(
+                &test_dir,
+                format!(
+                    "test images are {:?}, training images {:?}",
+                    test.shape, train.shape
+                ),
+            ));
+        }
+        test.classes = train.classes;
+        return Ok(Split { train, test });
     }
     let all = load_image_folder(path)?;
     let (train, test) = all.shuffled_split(0.8, 0);

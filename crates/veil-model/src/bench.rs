@@ -67,8 +67,8 @@ fn random_dataset(spec: &ModelSpec, n: usize, classes: usize, seed: u64) -> Data
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let per = spec.input_shape.numel();
     let dims = spec.input_shape.dims();
-    let shape = match dims {
-        &[c, h, w] => [c, h, w],
+    let shape = match *dims {
+        [c, h, w] => [c, h, w],
         _ => [1, 1, per],
     };
     Dataset {
@@ -86,6 +86,12 @@ pub fn bench(
     cfg: &BenchConfig,
     threads: usize,
 ) -> Result<BenchReport, ModelError> {
+    if cfg.train_steps > 100_000 || cfg.latency_iters > 10_000_000 || cfg.throughput_iters > 100_000
+    {
+        return Err(ModelError::Invalid(
+            "benchmark too large: at most 100000 training steps, 1e7 latency and 100000 throughput iterations".into(),
+        ));
+    }
     let classes = spec.output_shape()?.numel();
     let model = Model::init(spec.clone(), 0)?;
     // Training: a warm-up run, then the timed run over `train_steps` batches.
@@ -102,7 +108,7 @@ pub fn bench(
 
     let one = random_dataset(spec, 1, classes, 3).samples;
     let run_one = |m: &Model| -> Result<Vec<f32>, ModelError> {
-        Ok(m.forward(m.input(one.clone())?)?.into_values())
+        m.forward(m.input(one.clone())?)?.into_values()
     };
     for _ in 0..50 {
         run_one(&model)?;
@@ -120,7 +126,7 @@ pub fn bench(
 
     let batch = random_dataset(spec, cfg.throughput_batch, classes, 4).samples;
     let run_batch = |m: &Model| -> Result<Vec<f32>, ModelError> {
-        Ok(m.forward(m.input(batch.clone())?)?.into_values())
+        m.forward(m.input(batch.clone())?)?.into_values()
     };
     for _ in 0..3 {
         run_batch(&model)?;

@@ -27,6 +27,7 @@ pub use burn::tensor::{Device, Tensor};
 pub use error::ModelError;
 pub use model::{Activation, Model};
 pub use train::{Augment, EpochReport, StepInfo, TrainConfig, TrainReport, train};
+pub use weights_io::NamedTensor;
 
 /// The device veil computes on: burn-flex on the CPU by default.
 ///

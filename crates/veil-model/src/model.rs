@@ -76,9 +76,10 @@ impl Activation {
     }
 
     /// Copies the values out, sample-major.
-    pub fn into_values(self) -> Vec<f32> {
-        let t = self.into_flat();
-        t.try_into_vec_as::<f32>().unwrap_or_default()
+    pub fn into_values(self) -> Result<Vec<f32>, ModelError> {
+        self.into_flat()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| ModelError::Invalid(format!("cannot read activation values: {e:?}")))
     }
 }
 
@@ -185,7 +186,7 @@ impl Model {
             let idx = logits
                 .argmax(1)
                 .try_into_vec_as::<i64>()
-                .unwrap_or_default();
+                .map_err(|e| ModelError::Invalid(format!("cannot read predictions: {e:?}")))?;
             out.extend(idx.into_iter().map(|i| i as usize));
         }
         Ok(out)
@@ -199,8 +200,12 @@ impl Model {
     }
 
     /// Checks that `ds` has this model's input shape and no more classes than outputs.
+    ///
+    /// A flat `[n]` input also takes datasets of `n` scalars per sample.
     pub fn check_dataset(&self, ds: &Dataset) -> Result<(), ModelError> {
-        if ds.shape.as_slice() != self.spec.input_shape.dims() {
+        let input = &self.spec.input_shape;
+        let flat_ok = input.dims().len() == 1 && ds.sample_len() == input.numel();
+        if ds.shape.as_slice() != input.dims() && !flat_ok {
             return Err(ModelError::Shape {
                 context: format!("dataset {} for model {}", ds.name, self.spec.name),
                 expected: self.spec.input_shape.dims().to_vec(),

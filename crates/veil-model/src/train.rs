@@ -55,6 +55,42 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Rejects settings that cannot train: zero epochs or batch, a learning rate that is not
+    /// finite and positive, jitter outside `[0, 1]`, a shift not smaller than the image.
+    pub fn check(&self, shape: [usize; 3]) -> Result<(), ModelError> {
+        let bad = |m: String| Err(ModelError::Invalid(m));
+        if self.epochs == 0 || self.batch_size == 0 {
+            return bad("epochs and batch size must be positive".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!(
+                "learning rate must be finite and positive, got {}",
+                self.lr
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.final_lr_fraction) {
+            return bad(format!(
+                "final_lr_fraction must be in [0, 1], got {}",
+                self.final_lr_fraction
+            ));
+        }
+        if let Some(a) = self.augment {
+            if !(a.jitter.is_finite() && (0.0..=1.0).contains(&a.jitter)) {
+                return bad(format!("jitter must be in [0, 1], got {}", a.jitter));
+            }
+            if a.max_shift >= shape[1].min(shape[2]) {
+                return bad(format!(
+                    "augmentation shift {} must be smaller than the image side {}",
+                    a.max_shift,
+                    shape[1].min(shape[2])
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One training step, reported to the progress callback.
 #[derive(Clone, Copy, Debug)]
 pub struct StepInfo {
@@ -101,10 +137,18 @@ pub fn train(
     on_step: &mut dyn FnMut(StepInfo),
 ) -> Result<(Model, TrainReport), ModelError> {
     model.check_dataset(train)?;
-    if train.is_empty() || cfg.batch_size == 0 || cfg.epochs == 0 {
-        return Err(ModelError::Invalid(
-            "training needs samples, a positive batch size and at least one epoch".into(),
-        ));
+    if let Some(t) = test {
+        model.check_dataset(t)?;
+        if t.is_empty() {
+            return Err(ModelError::Invalid(format!("test set {} is empty", t.name)));
+        }
+    }
+    cfg.check(train.shape)?;
+    if train.is_empty() {
+        return Err(ModelError::Invalid(format!(
+            "training set {} is empty",
+            train.name
+        )));
     }
     let device = model.device().clone().autodiff();
     device.seed(cfg.seed);
@@ -146,7 +190,7 @@ pub fn train(
             let loss = loss_fn.forward(logits, y);
             let loss_value = loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            let progress = step as f64 / total_steps.max(1) as f64;
+            let progress = step as f64 / (total_steps.max(2) - 1) as f64;
             let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
             let lr = cfg.lr * (cfg.final_lr_fraction + (1.0 - cfg.final_lr_fraction) * cosine);
             net = optim.step(lr, net, grads);

@@ -17,6 +17,17 @@ use crate::{Model, ModelError};
 const FORMAT_KEY: &str = "veil.format";
 const FORMAT: &str = "veil-weights-1";
 
+/// One parameter tensor as stored in a weight file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    /// `<layer>.weight` or `<layer>.bias`.
+    pub name: String,
+    /// Shape in the file layout.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: Vec<f32>,
+}
+
 fn weights_err(path: &Path, reason: impl Into<String>) -> ModelError {
     ModelError::Weights {
         path: path.to_path_buf(),
@@ -24,59 +35,75 @@ fn weights_err(path: &Path, reason: impl Into<String>) -> ModelError {
     }
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.try_into_vec_as::<f32>().unwrap_or_default()
+fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, ModelError> {
+    t.try_into_vec_as::<f32>()
+        .map_err(|e| ModelError::Invalid(format!("cannot read parameter values: {e:?}")))
 }
 
 impl Model {
-    /// Every parameter tensor in the file layout: `(name, shape, values)`, in layer order.
-    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    /// Every parameter tensor in the file layout, in layer order.
+    pub fn named_tensors(&self) -> Result<Vec<NamedTensor>, ModelError> {
         let mut out = Vec::new();
         for (i, layer) in self.spec().layers.iter().enumerate() {
-            let (w, b) = match self.net.ops.get(i).and_then(Option::as_ref) {
-                Some(Op::Conv(m)) => (
-                    (m.weight.dims().to_vec(), values(m.weight.val())),
-                    m.bias.as_ref().map(|b| values(b.val())),
-                ),
-                Some(Op::ConvT(m)) => (
-                    (m.weight.dims().to_vec(), values(m.weight.val())),
-                    m.bias.as_ref().map(|b| values(b.val())),
-                ),
+            let (weight, bias) = match self.net.ops.get(i).and_then(Option::as_ref) {
+                Some(Op::Conv(m)) => (m.weight.val(), m.bias.as_ref().map(|b| b.val())),
+                Some(Op::ConvT(m)) => (m.weight.val(), m.bias.as_ref().map(|b| b.val())),
                 Some(Op::Linear(m)) => {
+                    // burn keeps [in, out]; the file holds [out, in].
                     let t = m.weight.val().transpose();
-                    (
-                        (t.dims().to_vec(), values(t)),
-                        m.bias.as_ref().map(|b| values(b.val())),
-                    )
+                    let dims = t.dims();
+                    out.push(NamedTensor {
+                        name: format!("{}.weight", layer.name),
+                        shape: dims.to_vec(),
+                        values: values(t)?,
+                    });
+                    let b = match m.bias.as_ref() {
+                        Some(b) => values(b.val())?,
+                        None => vec![0.0; dims[0]],
+                    };
+                    out.push(NamedTensor {
+                        name: format!("{}.bias", layer.name),
+                        shape: vec![dims[0]],
+                        values: b,
+                    });
+                    continue;
                 }
                 _ => continue,
             };
-            let bias = b.unwrap_or_else(|| {
-                vec![
-                    0.0;
-                    w.0[if matches!(layer.kind, veil_spec::LayerKind::ConvTranspose2d { .. }) {
-                        1
-                    } else {
-                        0
-                    }]
-                ]
+            let dims = weight.dims();
+            // Output channels: dim 0 of conv [out, in, ..], dim 1 of conv-transpose [in, out, ..].
+            let outputs = if matches!(layer.kind, veil_spec::LayerKind::ConvTranspose2d { .. }) {
+                dims[1]
+            } else {
+                dims[0]
+            };
+            out.push(NamedTensor {
+                name: format!("{}.weight", layer.name),
+                shape: dims.to_vec(),
+                values: values(weight)?,
             });
-            let blen = bias.len();
-            out.push((format!("{}.weight", layer.name), w.0, w.1));
-            out.push((format!("{}.bias", layer.name), vec![blen], bias));
+            let b = match bias {
+                Some(b) => values(b)?,
+                None => vec![0.0; outputs],
+            };
+            out.push(NamedTensor {
+                name: format!("{}.bias", layer.name),
+                shape: vec![outputs],
+                values: b,
+            });
         }
-        out
+        Ok(out)
     }
 
     /// Writes the weights and the spec to `path` (overwriting it).
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let tensors = self.named_tensors();
+        let tensors = self.named_tensors()?;
         let bytes: Vec<Vec<u8>> = tensors
             .iter()
-            .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+            .map(|t| t.values.iter().flat_map(|x| x.to_le_bytes()).collect())
             .collect();
         let mut views = Vec::with_capacity(tensors.len());
-        for ((name, shape, _), data) in tensors.iter().zip(&bytes) {
+        for (NamedTensor { name, shape, .. }, data) in tensors.iter().zip(&bytes) {
             let view = TensorView::new(Dtype::F32, shape.clone(), data)
                 .map_err(|e| weights_err(path, format!("tensor {name}: {e}")))?;
             views.push((name.clone(), view));

@@ -37,7 +37,8 @@ fn prefix_then_suffix_equals_the_whole_model() {
     let full = model
         .forward(model.input(x.clone()).expect("in"))
         .expect("fwd")
-        .into_values();
+        .into_values()
+        .expect("values");
     for split in ["conv1", "relu2", "pool2", "fc1"] {
         let mid = model
             .forward_prefix(model.input(x.clone()).expect("in"), split)
@@ -45,7 +46,8 @@ fn prefix_then_suffix_equals_the_whole_model() {
         let out = model
             .forward_suffix(mid, split)
             .expect("suffix")
-            .into_values();
+            .into_values()
+            .expect("values");
         assert!(max_abs_diff(&full, &out) == 0.0, "split at {split}");
     }
 }
@@ -66,7 +68,8 @@ fn check_partition(model_name: &str, layer: &str, cuts: &[usize], seed: u64) {
     let full = model
         .forward_range(before, index..index + 1)
         .expect("layer")
-        .into_values();
+        .into_values()
+        .expect("values");
     let in_c = maps.dims()[1];
     let mut bounds = vec![0];
     bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < in_c));
@@ -82,7 +85,7 @@ fn check_partition(model_name: &str, layer: &str, cuts: &[usize], seed: u64) {
         });
     }
     let total = add_bias(&model, layer, sum.expect("parts")).expect("bias");
-    let got = Activation::Maps(total).into_values();
+    let got = Activation::Maps(total).into_values().expect("values");
     assert!(
         max_abs_diff(&full, &got) < 1e-4,
         "{model_name}/{layer} cuts {cuts:?}"
@@ -129,26 +132,32 @@ fn weights_round_trip_through_safetensors() {
         model.save(&path).expect("save");
         let back = Model::load(&path).expect("load");
         assert_eq!(back.spec(), model.spec());
-        assert_eq!(back.named_tensors(), model.named_tensors());
+        assert_eq!(
+            back.named_tensors().expect("tensors"),
+            model.named_tensors().expect("tensors")
+        );
         let x = values(2 * model.spec().input_shape.numel(), 1);
         let a = model
             .forward(model.input(x.clone()).expect("in"))
             .expect("fwd")
-            .into_values();
+            .into_values()
+            .expect("values");
         let b = back
             .forward(back.input(x).expect("in"))
             .expect("fwd")
-            .into_values();
+            .into_values()
+            .expect("values");
         assert_eq!(a, b, "{name}");
     }
     // Linear weights are stored [out, in] (PyTorch order).
     let model = Model::load(&path).expect("load");
     let fc1 = model
         .named_tensors()
+        .expect("tensors")
         .into_iter()
-        .find(|t| t.0 == "fc1.weight")
+        .find(|t| t.name == "fc1.weight")
         .expect("fc1");
-    assert_eq!(fc1.1, vec![32, 7 * 16]);
+    assert_eq!(fc1.shape, vec![32, 7 * 16]);
 }
 
 #[test]
@@ -199,10 +208,35 @@ fn training_learns_the_synthetic_task_and_is_deterministic() {
     assert_eq!(model.evaluate(&split.test).expect("eval"), acc);
     let (again, _) = run();
     assert_eq!(
-        again.named_tensors(),
-        model.named_tensors(),
+        again.named_tensors().expect("tensors"),
+        model.named_tensors().expect("tensors"),
         "same seed, same weights"
     );
+    let rejected = |c: TrainConfig| {
+        let m = Model::init(zoo::lenet5(), 0).expect("init");
+        veil_model::train(m, &split.train, None, &c, &mut |_| {}).is_err()
+    };
+    assert!(rejected(TrainConfig {
+        lr: f64::NAN,
+        ..cfg.clone()
+    }));
+    assert!(rejected(TrainConfig {
+        lr: -1.0,
+        ..cfg.clone()
+    }));
+    assert!(rejected(TrainConfig {
+        epochs: 0,
+        ..cfg.clone()
+    }));
+    let aug = |max_shift, jitter| Some(veil_model::Augment { max_shift, jitter });
+    assert!(rejected(TrainConfig {
+        augment: aug(0, f32::INFINITY),
+        ..cfg.clone()
+    }));
+    assert!(rejected(TrainConfig {
+        augment: aug(28, 0.0),
+        ..cfg.clone()
+    }));
 }
 
 #[test]

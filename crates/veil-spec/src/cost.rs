@@ -87,9 +87,12 @@ pub fn model_cost(spec: &ModelSpec) -> Result<ModelCost, SpecError> {
     })
 }
 
+/// `(params, multiplications)`; products saturate at `u64::MAX` instead of overflowing on
+/// absurd (but valid) specs.
 fn params_and_macs(kind: &LayerKind, input: &Shape, output: &Shape) -> (u64, u64) {
     let in_c = input.dims().first().copied().unwrap_or(0) as u64;
     let out_numel = output.numel() as u64;
+    let mul = |xs: &[u64]| xs.iter().fold(1u64, |a, &b| a.saturating_mul(b));
     match kind {
         LayerKind::Conv2d {
             out_channels,
@@ -98,7 +101,10 @@ fn params_and_macs(kind: &LayerKind, input: &Shape, output: &Shape) -> (u64, u64
         } => {
             let k = (kernel[0] * kernel[1]) as u64;
             let out = *out_channels as u64;
-            (out * in_c * k + out, out_numel * in_c * k)
+            (
+                mul(&[out, in_c, k]).saturating_add(out),
+                mul(&[out_numel, in_c, k]),
+            )
         }
         LayerKind::ConvTranspose2d {
             out_channels,
@@ -108,11 +114,17 @@ fn params_and_macs(kind: &LayerKind, input: &Shape, output: &Shape) -> (u64, u64
             let k = (kernel[0] * kernel[1]) as u64;
             let out = *out_channels as u64;
             // Every input scalar is scattered through an `out x kh x kw` kernel block.
-            (in_c * out * k + out, input.numel() as u64 * out * k)
+            (
+                mul(&[in_c, out, k]).saturating_add(out),
+                mul(&[input.numel() as u64, out, k]),
+            )
         }
         LayerKind::Linear { out_features } => {
             let (n_in, n_out) = (input.numel() as u64, *out_features as u64);
-            (n_in * n_out + n_out, n_in * n_out)
+            (
+                mul(&[n_in, n_out]).saturating_add(n_out),
+                mul(&[n_in, n_out]),
+            )
         }
         _ => (0, 0),
     }

@@ -187,6 +187,15 @@ impl LayerKind {
         let positive = |what: &str, v: &[usize]| {
             if v.contains(&0) {
                 Err(format!("{what} must be positive, got {v:?}"))
+            } else if v.iter().any(|&x| x > MAX_DIM) {
+                Err(format!("{what} {v:?} exceeds the limit {MAX_DIM}"))
+            } else {
+                Ok(())
+            }
+        };
+        let bounded = |what: &str, v: &[usize]| {
+            if v.iter().any(|&x| x > MAX_DIM) {
+                Err(format!("{what} {v:?} exceeds the limit {MAX_DIM}"))
             } else {
                 Ok(())
             }
@@ -196,17 +205,30 @@ impl LayerKind {
                 out_channels,
                 kernel,
                 stride,
-                ..
-            }
-            | LayerKind::ConvTranspose2d {
-                out_channels,
-                kernel,
-                stride,
-                ..
+                padding,
             } => {
                 positive("out_channels", &[*out_channels])?;
                 positive("kernel", kernel)?;
-                positive("stride", stride)
+                positive("stride", stride)?;
+                bounded("padding", padding)
+            }
+            LayerKind::ConvTranspose2d {
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                output_padding,
+            } => {
+                positive("out_channels", &[*out_channels])?;
+                positive("kernel", kernel)?;
+                positive("stride", stride)?;
+                bounded("padding", padding)?;
+                if output_padding[0] >= stride[0] || output_padding[1] >= stride[1] {
+                    return Err(format!(
+                        "output_padding {output_padding:?} must be smaller than stride {stride:?}"
+                    ));
+                }
+                Ok(())
             }
             LayerKind::MaxPool2d { kernel, stride } | LayerKind::AvgPool2d { kernel, stride } => {
                 positive("kernel", kernel)?;
@@ -217,16 +239,20 @@ impl LayerKind {
                 Err(format!("dropout probability must be in [0, 1), got {prob}"))
             }
             LayerKind::Reshape { shape } if !Shape(shape.clone()).is_valid() => Err(format!(
-                "reshape target {shape:?} must have 1 or 3 positive dims"
+                "reshape target {shape:?} must have 1 or 3 positive dims of at most {MAX_DIM}"
             )),
             _ => Ok(()),
         }
     }
 }
 
+/// Largest size of any dimension, kernel, stride or padding veil accepts (guards the
+/// arithmetic of shape inference against overflow on hostile spec files).
+pub const MAX_DIM: usize = 1 << 20;
+
 /// `(i + 2p - k) / s + 1`, or an error when the window does not fit.
 fn conv_out(i: usize, k: usize, s: usize, p: usize) -> Result<usize, String> {
-    let padded = i + 2 * p;
+    let padded = i + 2 * p; // all operands <= MAX_DIM, checked by check_params / validate
     if padded < k {
         return Err(format!(
             "kernel {k} is larger than the padded input {padded}"

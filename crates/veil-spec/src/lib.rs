@@ -23,6 +23,6 @@ pub mod weights;
 pub mod zoo;
 
 pub use error::SpecError;
-pub use layer::{Layer, LayerKind};
-pub use shape::Shape;
+pub use layer::{Layer, LayerKind, MAX_DIM};
+pub use shape::{MAX_NUMEL, Shape};
 pub use spec::ModelSpec;

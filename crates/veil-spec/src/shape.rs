@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Largest number of scalars in one sample's activation (2^31).
+pub const MAX_NUMEL: usize = 1 << 31;
+
 /// Shape of one sample's activation: `[channels, height, width]` for feature maps or
 /// `[features]` for flat vectors. The batch dimension is never included.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -38,9 +41,16 @@ impl Shape {
         }
     }
 
-    /// Whether every dimension is positive and the rank is 1 or 3.
+    /// Whether the rank is 1 or 3, every dimension is in `1..=MAX_DIM` and the element count
+    /// is at most [`MAX_NUMEL`].
     pub fn is_valid(&self) -> bool {
-        matches!(self.0.len(), 1 | 3) && self.0.iter().all(|&d| d > 0)
+        matches!(self.0.len(), 1 | 3)
+            && self.0.iter().all(|&d| d > 0 && d <= crate::layer::MAX_DIM)
+            && self
+                .0
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .is_some_and(|n| n <= MAX_NUMEL)
     }
 }
 

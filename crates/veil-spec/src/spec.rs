@@ -71,6 +71,14 @@ impl ModelSpec {
                     input: input.clone(),
                     reason,
                 })?;
+            if !out.is_valid() {
+                return Err(SpecError::Shape {
+                    index,
+                    layer: layer.name.clone(),
+                    input: input.clone(),
+                    reason: format!("output shape {out} is empty or too large"),
+                });
+            }
             shapes.push(out);
         }
         Ok(shapes)
@@ -112,6 +120,34 @@ impl ModelSpec {
             .filter(|(_, l)| l.kind.has_params())
     }
 
+    /// The same spec with its last linear layer resized to `classes` outputs (a classifier
+    /// head for another dataset). Fails when the model output is not a flat vector produced by
+    /// a linear layer (e.g. ObfNets, whose output is an image).
+    pub fn with_output_classes(&self, classes: usize) -> Result<Self, SpecError> {
+        let last = self.layers.len().checked_sub(1);
+        let head = last.filter(|&i| matches!(self.layers[i].kind, LayerKind::Linear { .. }));
+        let Some(index) = head else {
+            return Err(SpecError::Param {
+                index: last.unwrap_or(0),
+                layer: self
+                    .layers
+                    .last()
+                    .map(|l| l.name.clone())
+                    .unwrap_or_default(),
+                reason: format!(
+                    "model {} does not end in a linear classifier layer, so it cannot be trained as a classifier",
+                    self.name
+                ),
+            });
+        };
+        let mut spec = self.clone();
+        spec.layers[index].kind = LayerKind::Linear {
+            out_features: classes,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
     /// Whether the spec contains a layer of this kind anywhere.
     pub fn contains(&self, pred: impl Fn(&LayerKind) -> bool) -> bool {
         self.layers.iter().any(|l| pred(&l.kind))
@@ -121,7 +157,7 @@ impl ModelSpec {
     pub fn from_toml_str(text: &str) -> Result<Self, SpecError> {
         let spec: ModelSpec = toml::from_str(text).map_err(|e| SpecError::Parse {
             format: "TOML",
-            message: e.message().to_string(),
+            message: e.to_string(),
         })?;
         spec.validate()?;
         Ok(spec)
@@ -240,6 +276,45 @@ mod tests {
             let json_back = ModelSpec::from_json_str(&spec.to_json()).expect("json");
             assert_eq!(json_back, spec, "{name} via JSON");
         }
+    }
+
+    #[test]
+    fn hostile_sizes_are_rejected_without_overflow() {
+        let huge = r#"{"name":"h","input_shape":[1,28,28],"layers":[
+            {"name":"c","op":"conv2d","out_channels":2,"kernel":[3,3],"padding":[18446744073709551615,0]}]}"#;
+        assert!(matches!(
+            ModelSpec::from_json_str(huge),
+            Err(SpecError::Param { .. })
+        ));
+        let big_input =
+            r#"{"name":"h","input_shape":[4294967296,4294967296,4294967296],"layers":[]}"#;
+        assert!(matches!(
+            ModelSpec::from_json_str(big_input),
+            Err(SpecError::Input(_))
+        ));
+        let wide = r#"{"name":"h","input_shape":[1000],"layers":[
+            {"name":"f","op":"linear","out_features":1048576},
+            {"name":"r","op":"reshape","shape":[1048576, 1024, 1]}]}"#;
+        assert!(ModelSpec::from_json_str(wide).is_err());
+        let outpad = r#"{"name":"t","input_shape":[8,7,7],"layers":[
+            {"name":"up","op":"conv_transpose2d","out_channels":1,"kernel":[4,4],
+             "stride":[2,2],"output_padding":[2,0]}]}"#;
+        assert!(matches!(
+            ModelSpec::from_json_str(outpad),
+            Err(SpecError::Param { .. })
+        ));
+    }
+
+    #[test]
+    fn output_classes_can_be_changed_only_on_classifiers() {
+        let spec = zoo::lenet5().with_output_classes(43).expect("classifier");
+        assert_eq!(spec.output_shape().expect("out"), Shape::flat(43));
+        assert!(
+            zoo::model("obfnet1")
+                .expect("zoo")
+                .with_output_classes(10)
+                .is_err()
+        );
     }
 
     #[test]

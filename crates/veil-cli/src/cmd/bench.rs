@@ -40,18 +40,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         return crate::print_json(&r);
     }
-    println!("{} ({} threads)", r.model, r.threads);
-    println!(
+    crate::out(&format!("{} ({} threads)", r.model, r.threads))?;
+    crate::out(&format!(
         "training, batch {}: {:.1} steps/s = {:.0} images/s",
         cfg.train_batch, r.train_steps_per_second, r.train_images_per_second
-    );
-    println!(
+    ))?;
+    crate::out(&format!(
         "inference, batch 1: median {:.3} ms, {:.0} inferences/s",
         r.latency_median_ms, r.single_inferences_per_second
-    );
-    println!(
+    ))?;
+    crate::out(&format!(
         "inference, batch {}: {:.1} batches/s = {:.0} images/s",
         cfg.throughput_batch, r.batches_per_second, r.batched_images_per_second
-    );
+    ))?;
     Ok(())
 }

@@ -55,11 +55,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         return crate::print_json(&out);
     }
-    println!(
+    crate::out(&format!(
         "ssim {:.6}  psnr {}  mse {:.6e}",
         out.ssim,
         out.psnr.map_or("inf".to_string(), |p| format!("{p:.4} dB")),
         out.mse
-    );
+    ))?;
     Ok(())
 }

@@ -65,9 +65,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         return crate::print_json(&out);
     }
-    println!(
+    crate::out(&format!(
         "{} on {} ({} test samples): accuracy {:.4}",
         out.model, out.dataset, out.test_samples, out.test_accuracy
-    );
+    ))?;
     Ok(())
 }

@@ -15,7 +15,10 @@ use veil_spec::ModelSpec;
 /// Resolves `--model`: a zoo name, or a path to a TOML/JSON spec file.
 pub fn resolve_spec(model: &str) -> anyhow::Result<ModelSpec> {
     let path = Path::new(model);
-    if path.extension().is_some_and(|e| e == "toml" || e == "json") {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml") || e.eq_ignore_ascii_case("json"))
+    {
         return ModelSpec::from_file(path).with_context(|| format!("model spec {model}"));
     }
     Ok(veil_spec::zoo::model(model)?)

@@ -38,20 +38,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         return crate::print_json(&rows);
     }
-    println!(
+    crate::out(&format!(
         "{:<12} {:>11} {:>7} {:>12} {:>15}",
         "model", "input", "layers", "params", "mults/sample"
-    );
+    ))?;
     for r in rows {
         let input: Vec<String> = r.input_shape.iter().map(ToString::to_string).collect();
-        println!(
+        crate::out(&format!(
             "{:<12} {:>11} {:>7} {:>12} {:>15}",
             r.name,
             input.join("x"),
             r.layers,
             r.params,
             r.macs
-        );
+        ))?;
     }
     Ok(())
 }

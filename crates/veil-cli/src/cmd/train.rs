@@ -90,9 +90,9 @@ fn default_epochs(id: &DatasetId) -> usize {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
     let mut spec = super::resolve_spec(&args.model)?;
-    let outputs = spec.output_shape()?.numel();
-    if outputs != split.train.classes && veil_spec::zoo::names().contains(&spec.name.as_str()) {
-        spec = veil_spec::zoo::model_with_classes(&spec.name, split.train.classes)?;
+    let outputs = spec.output_shape()?;
+    if outputs.dims().len() != 1 || outputs.numel() != split.train.classes {
+        spec = spec.with_output_classes(split.train.classes)?;
         if !args.json {
             eprintln!(
                 "note: {} resized to {} output classes for {}",
@@ -175,15 +175,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return crate::print_json(&output);
     }
     for e in &output.epochs {
-        println!(
+        crate::out(&format!(
             "epoch {:>3}  loss {:.4}  test accuracy {:.4}  ({:.1} s)",
             e.epoch,
             e.train_loss,
             e.test_accuracy.unwrap_or(f64::NAN),
             e.seconds
-        );
+        ))?;
     }
-    println!(
+    crate::out(&format!(
         "{} on {}: test accuracy {:.4} after {:.1} s of training ({:.0} images/s); weights in {}",
         output.model,
         output.dataset,
@@ -191,6 +191,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         output.train_seconds,
         output.images_per_second,
         output.weights.display()
-    );
+    ))?;
     Ok(())
 }
