@@ -18,6 +18,12 @@ pub struct Args {
     /// Timed batched inferences.
     #[arg(long, default_value_t = 50)]
     pub throughput_iters: usize,
+    /// Feed real samples from this dataset's test split (default: uniform random inputs).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Data directory options.
+    #[command(flatten)]
+    pub data: crate::DataArgs,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -36,11 +42,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let r = bench(&spec, &cfg, threads)?;
+    let data = match &args.dataset {
+        Some(name) => Some(super::load_dataset(name, args.data.data.as_deref())?.1.test),
+        None => None,
+    };
+    let r = bench(&spec, &cfg, threads, data.as_ref())?;
     if args.json {
         return crate::print_json(&r);
     }
-    crate::out(&format!("{} ({} threads)", r.model, r.threads))?;
+    crate::out(&format!(
+        "{} ({} threads, {} inputs)",
+        r.model, r.threads, r.inputs
+    ))?;
     crate::out(&format!(
         "training, batch {}: {:.1} steps/s = {:.0} images/s",
         cfg.train_batch, r.train_steps_per_second, r.train_images_per_second

@@ -122,7 +122,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..TrainConfig::default()
     };
     let model = Model::init(spec.clone(), args.seed)?;
-    let steps = train_set.len().div_ceil(cfg.batch_size.max(1)) * cfg.epochs;
+    let steps_per_epoch = train_set.len().div_ceil(cfg.batch_size.max(1)).max(1);
+    let steps = steps_per_epoch * cfg.epochs;
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -136,6 +137,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bar.set_position(s.step as u64);
             if s.step % 20 == 0 {
                 bar.set_message(format!("epoch {} loss {:.4}", s.epoch, s.loss));
+            }
+            // Without a terminal the bar is hidden: log one line per epoch instead.
+            if bar.is_hidden() && s.step % steps_per_epoch == 0 {
+                eprintln!(
+                    "epoch {}/{} done ({} steps, last batch loss {:.4}, {:.0} s)",
+                    s.epoch,
+                    cfg.epochs,
+                    s.step,
+                    s.loss,
+                    bar.elapsed().as_secs_f64()
+                );
             }
         })?;
     bar.finish_and_clear();
