@@ -108,3 +108,78 @@ fn read_csv_into(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ppm(side: usize, value: u8) -> Vec<u8> {
+        let mut v = format!("P6\n# test\n{side} {side}\n255\n").into_bytes();
+        v.extend(std::iter::repeat_n(value, side * side * 3));
+        v
+    }
+
+    /// A two-class GTSRB tree: class 0 with one 32x32 image, class 1 with one 40x40 image
+    /// (resized), one test image.
+    fn tree(root: &Path) {
+        for (class, side) in [(0usize, 32usize), (1, 40)] {
+            let dir = root.join(format!("Final_Training/Images/{class:05}"));
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(dir.join("a.ppm"), ppm(side, 200)).expect("ppm");
+            std::fs::write(
+                dir.join(format!("GT-{class:05}.csv")),
+                format!("Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\r\na.ppm;{side};{side};0;0;1;1;{class}\r\n"),
+            )
+            .expect("csv");
+        }
+        let test = root.join("Final_Test/Images");
+        std::fs::create_dir_all(&test).expect("mkdir");
+        std::fs::write(test.join("00000.ppm"), ppm(32, 10)).expect("ppm");
+        std::fs::write(
+            root.join("Final_Test/GT-final_test.csv"),
+            "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n00000.ppm;32;32;0;0;1;1;1\n",
+        )
+        .expect("csv");
+    }
+
+    #[test]
+    fn loads_the_official_layout_and_resizes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        tree(dir.path());
+        let split = load_gtsrb(dir.path()).expect("load");
+        assert_eq!(split.train.labels, vec![0, 1]);
+        assert_eq!(split.train.shape, [3, 32, 32]);
+        assert!(
+            split
+                .train
+                .sample(1)
+                .iter()
+                .all(|&v| (v - 200.0 / 255.0).abs() < 1e-5)
+        );
+        assert_eq!(split.test.labels, vec![1]);
+    }
+
+    #[test]
+    fn corrupt_csv_and_images_are_errors() {
+        let dir = tempfile::tempdir().expect("tmp");
+        tree(dir.path());
+        let csv = dir.path().join("Final_Training/Images/00001/GT-00001.csv");
+        std::fs::write(&csv, "Filename;Width\na.ppm;40\n").expect("csv");
+        let err = load_gtsrb(dir.path()).expect_err("no ClassId").to_string();
+        assert!(err.contains("ClassId"), "{err}");
+        std::fs::write(&csv, "Filename;ClassId\na.ppm;7\n").expect("csv");
+        let err = load_gtsrb(dir.path()).expect_err("wrong class").to_string();
+        assert!(err.contains("unexpected ClassId 7"), "{err}");
+        std::fs::write(&csv, "Filename;ClassId\n../../x.ppm;1\n").expect("csv");
+        assert!(load_gtsrb(dir.path()).is_err());
+        std::fs::write(&csv, "Filename;ClassId\na.ppm;1\n").expect("csv");
+        std::fs::write(
+            dir.path().join("Final_Training/Images/00001/a.ppm"),
+            b"P6\n40 40\n255\n\x01",
+        )
+        .expect("ppm");
+        let err = load_gtsrb(dir.path()).expect_err("truncated").to_string();
+        assert!(err.contains("a.ppm") && err.contains("truncated"), "{err}");
+        assert!(load_gtsrb(&dir.path().join("nope")).is_err());
+    }
+}
