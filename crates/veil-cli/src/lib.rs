@@ -34,6 +34,8 @@ pub enum Command {
     Compare(cmd::compare::Args),
     /// Benchmark the engine on a model: training, latency, batched throughput.
     Bench(cmd::bench::Args),
+    /// Price privacy: solve the Stackelberg incentive game or regenerate Figs. 6-9.
+    Game(cmd::game::Args),
 }
 
 /// Options shared by commands that read datasets.
@@ -52,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Game(a) => cmd::game::run(a),
     }
 }
 

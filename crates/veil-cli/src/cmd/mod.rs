@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod compare;
 pub mod eval;
+pub mod game;
 pub mod models;
 pub mod train;
 

@@ -1,0 +1,118 @@
+//! `veil game`: JSON fields, figures and bad configurations.
+
+use std::process::{Command, Output};
+
+fn veil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .output()
+        .expect("run veil")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+#[test]
+fn default_scenario_json_has_every_field() {
+    let v = json(&veil(&["game", "--json"]));
+    for key in [
+        "reward",
+        "sp_utility",
+        "epsilons",
+        "vehicle_utilities",
+        "iterations",
+        "method",
+        "vehicles",
+        "unit_expense",
+        "profit_coefficient",
+        "eps_min",
+        "eps_max",
+        "accuracy_a",
+        "accuracy_b",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let n = v["vehicles"].as_array().expect("vehicles").len();
+    assert_eq!(v["epsilons"].as_array().expect("eps").len(), n);
+    assert!(v["vehicles"][0]["speed"].as_f64().is_some());
+    assert_eq!(v["method"], "centralized");
+    let d = json(&veil(&["game", "--method", "distributed", "--json"]));
+    let (c, dd) = (
+        v["sp_utility"].as_f64().expect("u"),
+        d["sp_utility"].as_f64().expect("u"),
+    );
+    assert!((c - dd).abs() <= 1e-3 * c.abs());
+    let l = json(&veil(&["game", "--method", "linear", "--json"]));
+    assert!(l["sp_utility"].as_f64().expect("u") < c);
+}
+
+#[test]
+fn config_files_are_read_and_checked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = dir.path().join("g.toml");
+    std::fs::write(
+        &good,
+        "vehicles = [{ speed = 8.0, privacy_value = 6.0 }, { speed = 12.0, privacy_value = 7.0 }, { speed = 10.0, privacy_value = 5.5 }]\n\
+         unit_expense = 10.0\nprofit_coefficient = 1100.0\neps_min = 0.01\neps_max = 100.0\naccuracy_a = 0.2\naccuracy_b = 1.0\n",
+    )
+    .expect("write");
+    let v = json(&veil(&[
+        "game",
+        "--config",
+        good.to_str().expect("p"),
+        "--json",
+    ]));
+    assert_eq!(v["vehicles"].as_array().expect("v").len(), 3);
+    assert_eq!(v["profit_coefficient"], 1100.0);
+
+    for (body, mention) in [
+        (
+            "vehicles = [{ speed = -8.0, privacy_value = 6.0 }, { speed = 12.0, privacy_value = 7.0 }]\nunit_expense = 10.0\nprofit_coefficient = 1000.0\neps_min = 0.1\neps_max = 10.0\naccuracy_a = 0.2\naccuracy_b = 1.0\n",
+            "speed",
+        ),
+        (
+            "vehicles = [{ speed = 8.0, privacy_value = 6.0 }, { speed = 12.0, privacy_value = 7.0 }]\nunit_expense = 10.0\nprofit_coefficient = 1000.0\neps_min = 5.0\neps_max = 1.0\naccuracy_a = 0.2\naccuracy_b = 1.0\n",
+            "eps_max",
+        ),
+        (
+            "vehicles = [{ speed = 8.0, privacy_value = 6.0 }]\nunit_expense = 10.0\nprofit_coefficient = 1000.0\neps_min = 0.1\neps_max = 10.0\naccuracy_a = 0.2\naccuracy_b = 1.0\n",
+            "two vehicles",
+        ),
+        ("vehicles = 3\n", "g.toml"),
+    ] {
+        std::fs::write(&good, body).expect("write");
+        let out = veil(&["game", "--config", good.to_str().expect("p")]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(mention), "{err} should mention {mention}");
+    }
+    let out = veil(&["game", "--method", "auction"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = veil(&["game", "--figure", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn figure_writes_csv_and_png() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = json(&veil(&[
+        "game",
+        "--figure",
+        "8",
+        "--out",
+        dir.path().to_str().expect("p"),
+        "--json",
+    ]));
+    assert_eq!(v["rows"].as_array().expect("rows").len(), 18);
+    let csv = std::fs::read_to_string(dir.path().join("fig8.csv")).expect("csv");
+    assert!(csv.starts_with("figure,x_name,x,method"));
+    let png = std::fs::read(dir.path().join("fig8.png")).expect("png");
+    assert_eq!(&png[1..4], b"PNG");
+}

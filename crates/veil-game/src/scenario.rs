@@ -1,0 +1,238 @@
+//! [`Scenario`]: vehicles and the constants of the game, with validation.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Invalid game parameters.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum GameError {
+    /// A parameter is out of its range.
+    #[error("invalid scenario: {0}")]
+    Invalid(String),
+    /// The scenario file could not be read or parsed.
+    #[error("game config {path}: {message}")]
+    Config {
+        /// File path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One vehicle (follower).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vehicle {
+    /// Driving speed `v_i` in m/s (> 0).
+    pub speed: f64,
+    /// Privacy value `c_i`: the estimated value of the collected data (>= 0).
+    pub privacy_value: f64,
+}
+
+/// All parameters of one game.
+///
+/// Defaults (documented in `docs/GAME.md`): the simulation setup of Spears and Shields §6:
+/// 10 vehicles with speeds in [5, 15] m/s and privacy values in [5, 10] (seed 0), unit expense
+/// `e = 10`, profit coefficient `lambda = 1000`, `eps` in `[0.01, 100]`, accuracy fit `a = 0.2`,
+/// `b = 1` (placeholders until the DP-perturbation fit of the defences issue feeds them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// The followers (at least two).
+    pub vehicles: Vec<Vehicle>,
+    /// Unit expense `e` of sensing (>= 0).
+    pub unit_expense: f64,
+    /// Profit coefficient `lambda` (> 0).
+    pub profit_coefficient: f64,
+    /// Smallest privacy budget (> 0).
+    pub eps_min: f64,
+    /// Largest privacy budget (> eps_min).
+    pub eps_max: f64,
+    /// Accuracy fit `A = a log(b eps + 1)`: `a` (> 0).
+    pub accuracy_a: f64,
+    /// Accuracy fit: `b` (> 0).
+    pub accuracy_b: f64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario::random(10, 1000.0, 0)
+    }
+}
+
+impl Scenario {
+    /// `n` vehicles with speeds uniform in [5, 15] m/s and privacy values uniform in [5, 10]
+    /// (seeded), `e = 10`, the given `lambda`, default eps bounds and accuracy fit.
+    pub fn random(n: usize, lambda: f64, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let vehicles = (0..n)
+            .map(|_| Vehicle {
+                speed: rng.random_range(5.0..=15.0),
+                privacy_value: rng.random_range(5.0..=10.0),
+            })
+            .collect();
+        Scenario {
+            vehicles,
+            unit_expense: 10.0,
+            profit_coefficient: lambda,
+            eps_min: 0.01,
+            eps_max: 100.0,
+            accuracy_a: 0.2,
+            accuracy_b: 1.0,
+        }
+    }
+
+    /// Parses a TOML scenario and validates it.
+    pub fn from_toml_str(text: &str, path: &str) -> Result<Self, GameError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| GameError::Config {
+            path: path.to_string(),
+            message: e.to_string().replace('\n', " "),
+        })?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks every parameter's range.
+    pub fn validate(&self) -> Result<(), GameError> {
+        let bad = |m: String| Err(GameError::Invalid(m));
+        if self.vehicles.len() < 2 {
+            return bad(format!(
+                "the game needs at least two vehicles, got {}",
+                self.vehicles.len()
+            ));
+        }
+        for (i, v) in self.vehicles.iter().enumerate() {
+            if !(v.speed.is_finite() && v.speed > 0.0) {
+                return bad(format!(
+                    "vehicle {i}: speed must be positive, got {}",
+                    v.speed
+                ));
+            }
+            if !(v.privacy_value.is_finite() && v.privacy_value >= 0.0) {
+                return bad(format!(
+                    "vehicle {i}: privacy_value must be non-negative, got {}",
+                    v.privacy_value
+                ));
+            }
+        }
+        let positive = [
+            ("profit_coefficient", self.profit_coefficient),
+            ("eps_min", self.eps_min),
+            ("accuracy_a", self.accuracy_a),
+            ("accuracy_b", self.accuracy_b),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(format!("{name} must be positive, got {v}"));
+            }
+        }
+        if !(self.unit_expense.is_finite() && self.unit_expense >= 0.0) {
+            return bad(format!(
+                "unit_expense must be non-negative, got {}",
+                self.unit_expense
+            ));
+        }
+        if !(self.eps_max.is_finite() && self.eps_max > self.eps_min) {
+            return bad(format!(
+                "eps_max ({}) must be finite and greater than eps_min ({})",
+                self.eps_max, self.eps_min
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of vehicles.
+    pub fn n(&self) -> usize {
+        self.vehicles.len()
+    }
+
+    /// `k_i = c_i + e / v_i`: vehicle `i`'s loss per unit of privacy budget.
+    pub fn unit_cost(&self, i: usize) -> f64 {
+        let v = &self.vehicles[i];
+        v.privacy_value + self.unit_expense / v.speed
+    }
+
+    /// `S = sum_i v_i k_i`.
+    pub fn weighted_cost_sum(&self) -> f64 {
+        (0..self.n())
+            .map(|i| self.vehicles[i].speed * self.unit_cost(i))
+            .sum()
+    }
+
+    /// Vehicle `i`'s utility for budgets `eps` under reward `r`.
+    pub fn vehicle_utility(&self, i: usize, eps: &[f64], r: f64) -> f64 {
+        let total: f64 = eps
+            .iter()
+            .zip(&self.vehicles)
+            .map(|(e, v)| e / v.speed)
+            .sum();
+        let share = if total > 0.0 {
+            eps[i] / self.vehicles[i].speed / total
+        } else {
+            0.0
+        };
+        r * share - eps[i] * self.unit_cost(i)
+    }
+
+    /// The SP's revenue `lambda a sum_i (1/v_i) log(b eps_i + 1)` (before paying `R`).
+    pub fn sp_revenue(&self, eps: &[f64]) -> f64 {
+        self.profit_coefficient
+            * self.accuracy_a
+            * eps
+                .iter()
+                .zip(&self.vehicles)
+                .map(|(e, v)| (self.accuracy_b * e + 1.0).ln() / v.speed)
+                .sum::<f64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_rejects_bad_scenarios() {
+        let ok = Scenario::default();
+        assert!(ok.validate().is_ok());
+        let mut s = ok.clone();
+        s.vehicles[1].speed = -3.0;
+        assert!(
+            s.validate()
+                .expect_err("speed")
+                .to_string()
+                .contains("speed")
+        );
+        let mut s = ok.clone();
+        s.eps_min = 5.0;
+        s.eps_max = 1.0;
+        assert!(
+            s.validate()
+                .expect_err("bounds")
+                .to_string()
+                .contains("eps_max")
+        );
+        let mut s = ok.clone();
+        s.vehicles.truncate(1);
+        assert!(
+            s.validate()
+                .expect_err("n")
+                .to_string()
+                .contains("two vehicles")
+        );
+        let mut s = ok;
+        s.accuracy_b = f64::NAN;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn toml_round_trip_and_errors() {
+        let s = Scenario::default();
+        let text = toml::to_string(&s).expect("toml");
+        assert_eq!(Scenario::from_toml_str(&text, "x").expect("parse"), s);
+        assert!(matches!(
+            Scenario::from_toml_str("vehicles = 3", "x"),
+            Err(GameError::Config { .. })
+        ));
+    }
+}

@@ -1,0 +1,167 @@
+//! veil-plot: the PNG figures veil writes (plotters, bitmap backend, system TrueType fonts).
+//!
+//! Key items: [`Series`] (a named polyline), [`Panel`] (one chart: title, axis labels,
+//! series) and [`line_charts`] (panels side by side in one PNG). Errors are [`PlotError`]s that
+//! name the file; nothing here panics on odd data (non-finite points are dropped, empty or
+//! degenerate ranges are widened).
+
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+/// A failure to draw or write a figure.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw {path}: {message}")]
+pub struct PlotError {
+    /// Output file.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// One named polyline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Legend label.
+    pub name: String,
+    /// Points `(x, y)`, drawn in order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Panel {
+    /// Title above the chart.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// The lines.
+    pub series: Vec<Series>,
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9 * lo.abs().max(1.0));
+    (lo - pad, hi + pad)
+}
+
+/// Draws `panels` side by side into a `width x height` PNG at `path`.
+pub fn line_charts(
+    path: &Path,
+    panels: &[Panel],
+    width: u32,
+    height: u32,
+) -> Result<(), PlotError> {
+    let err = |e: &dyn std::fmt::Display| PlotError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    if panels.is_empty() {
+        return Err(err(&"no panels to draw"));
+    }
+    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let areas = root.split_evenly((1, panels.len()));
+    for (area, panel) in areas.iter().zip(panels) {
+        let points = || panel.series.iter().flat_map(|s| s.points.iter());
+        let (x0, x1) = range(points().map(|p| p.0));
+        let (y0, y1) = range(points().map(|p| p.1));
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(&panel.x_label)
+            .y_desc(&panel.y_label)
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, s) in panel.series.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label(&s.name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| err(&e))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_a_png_and_survives_odd_data() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("f.png");
+        let panel = Panel {
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![
+                Series {
+                    name: "a".into(),
+                    points: vec![(0.0, 1.0), (1.0, 2.0), (2.0, f64::NAN)],
+                },
+                Series {
+                    name: "flat".into(),
+                    points: vec![(0.0, 5.0), (1.0, 5.0)],
+                },
+            ],
+        };
+        line_charts(&path, &[panel.clone(), panel], 800, 400).expect("draw");
+        let bytes = std::fs::read(&path).expect("png");
+        assert_eq!(&bytes[1..4], b"PNG");
+        assert!(line_charts(&path, &[], 10, 10).is_err());
+        let bad = dir.path().join("missing-dir").join("f.png");
+        let one = Panel {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            series: vec![],
+        };
+        assert!(line_charts(&bad, &[one], 100, 100).is_err());
+    }
+}
