@@ -1,6 +1,7 @@
 //! The sweeps of Spears and Shields Figs. 6-9: utilities of the SP and the vehicles for the
 //! three leader methods while one parameter varies. Base scenario: [`Scenario::random`] with
-//! 10 vehicles (speeds in [5, 15] m/s, privacy values in [5, 10]), `lambda = 1000`, `e = 10`.
+//! 10 vehicles (speeds in [5, 15] m/s, privacy values in [5, 10]), `lambda = 1000`, `e = 10`;
+//! every point is averaged over several random fleets.
 //!
 //! | figure | x | values |
 //! |---|---|---|
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use crate::{GameError, Method, Scenario, solve};
 
-/// One point of a sweep for one method.
+/// One point of a sweep for one method (means over the fleets of [`figure`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SweepRow {
     /// Figure number (6-9).
@@ -87,23 +88,38 @@ pub fn scenarios(fig: u8, seed: u64) -> Result<(&'static str, Vec<SweepPoint>), 
     })
 }
 
-/// All rows of figure `fig` for the three methods.
-pub fn figure(fig: u8, seed: u64) -> Result<Vec<SweepRow>, GameError> {
-    let (x_name, points) = scenarios(fig, seed)?;
+/// All rows of figure `fig` for the three methods, each value the mean over `fleets` random
+/// fleets (seeds `seed .. seed + fleets`), so that one unlucky draw does not shape a curve.
+pub fn figure(fig: u8, seed: u64, fleets: usize) -> Result<Vec<SweepRow>, GameError> {
+    if fleets == 0 {
+        return Err(GameError::Invalid("at least one fleet is needed".into()));
+    }
+    let per_fleet: Vec<(&'static str, Vec<SweepPoint>)> = (0..fleets as u64)
+        .map(|k| scenarios(fig, seed.wrapping_add(k)))
+        .collect::<Result<_, _>>()?;
+    let (x_name, first) = &per_fleet[0];
     let mut rows = Vec::new();
-    for (x, s) in points {
+    for (p, (x, _)) in first.iter().enumerate() {
         for method in [Method::Centralized, Method::Distributed, Method::Linear] {
-            let sol = solve(&s, method)?;
+            let mut acc = [0.0f64; 4];
+            for (_, points) in &per_fleet {
+                let sol = solve(&points[p].1, method)?;
+                acc[0] += sol.reward;
+                acc[1] += sol.sp_utility;
+                acc[2] +=
+                    sol.vehicle_utilities.iter().sum::<f64>() / sol.vehicle_utilities.len() as f64;
+                acc[3] += sol.iterations as f64;
+            }
+            let k = fleets as f64;
             rows.push(SweepRow {
                 figure: fig,
                 x_name,
-                x,
+                x: *x,
                 method,
-                reward: sol.reward,
-                sp_utility: sol.sp_utility,
-                mean_vehicle_utility: sol.vehicle_utilities.iter().sum::<f64>()
-                    / sol.vehicle_utilities.len() as f64,
-                iterations: sol.iterations,
+                reward: acc[0] / k,
+                sp_utility: acc[1] / k,
+                mean_vehicle_utility: acc[2] / k,
+                iterations: (acc[3] / k).round() as usize,
             });
         }
     }
@@ -142,7 +158,7 @@ mod tests {
     #[test]
     fn every_figure_has_three_methods_per_point_and_the_paper_ordering() {
         for fig in 6..=9 {
-            let rows = figure(fig, 0).expect("sweep");
+            let rows = figure(fig, 0, 3).expect("sweep");
             assert_eq!(rows.len(), 18, "figure {fig}");
             for point in rows.chunks(3) {
                 let (c, d, l) = (&point[0], &point[1], &point[2]);
@@ -154,14 +170,15 @@ mod tests {
                 assert!(l.sp_utility < c.sp_utility, "fig {fig} x {}", c.x);
             }
         }
-        assert!(figure(5, 0).is_err());
-        let csv = to_csv(&figure(6, 0).expect("sweep"));
+        assert!(figure(5, 0, 1).is_err());
+        assert!(figure(6, 0, 0).is_err());
+        let csv = to_csv(&figure(6, 0, 1).expect("sweep"));
         assert_eq!(csv.lines().count(), 19);
     }
 
     #[test]
     fn sp_utility_grows_with_lambda() {
-        let rows = figure(6, 0).expect("sweep");
+        let rows = figure(6, 0, 2).expect("sweep");
         let central: Vec<f64> = rows
             .iter()
             .filter(|r| r.method == Method::Centralized)

@@ -99,8 +99,11 @@ pub fn line_charts(
             .y_desc(&panel.y_label)
             .draw()
             .map_err(|e| err(&e))?;
+        let count = panel.series.len();
         for (i, s) in panel.series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
+            // Earlier series are drawn wider, so a later series lying on top stays visible.
+            let width = 2 + 2 * (count - 1 - i).min(2) as u32;
             let pts: Vec<(f64, f64)> = s
                 .points
                 .iter()
@@ -108,11 +111,11 @@ pub fn line_charts(
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .collect();
             chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(width)))
                 .map_err(|e| err(&e))?
                 .label(&s.name)
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
                 });
             chart
                 .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))

@@ -25,9 +25,12 @@ pub struct Args {
     /// Regenerate figure 6, 7, 8 or 9 (all three methods) instead of solving one scenario.
     #[arg(long)]
     pub figure: Option<u8>,
-    /// Seed of the random vehicles of the figure sweeps.
+    /// Seed of the first random fleet of the figure sweeps.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Random fleets averaged at every point of a figure.
+    #[arg(long, default_value_t = 10)]
+    pub fleets: usize,
     /// Output directory for figures.
     #[arg(long, default_value = "runs/game")]
     pub out: PathBuf,
@@ -47,6 +50,7 @@ struct GameOutput<'a> {
 #[derive(Serialize)]
 struct FigureOutput<'a> {
     figure: u8,
+    fleets: usize,
     csv: PathBuf,
     png: PathBuf,
     rows: &'a [SweepRow],
@@ -102,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn run_figure(fig: u8, args: &Args) -> anyhow::Result<()> {
-    let rows = figure(fig, args.seed)?;
+    let rows = figure(fig, args.seed, args.fleets)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let csv = args.out.join(format!("fig{fig}.csv"));
@@ -145,6 +149,7 @@ fn run_figure(fig: u8, args: &Args) -> anyhow::Result<()> {
     if args.json {
         return crate::print_json(&FigureOutput {
             figure: fig,
+            fleets: args.fleets,
             csv,
             png,
             rows: &rows,
