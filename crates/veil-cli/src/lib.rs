@@ -36,6 +36,8 @@ pub enum Command {
     Bench(cmd::bench::Args),
     /// Price privacy: solve the Stackelberg incentive game or regenerate Figs. 6-9.
     Game(cmd::game::Args),
+    /// Measure leakage: black-box inversion of a split layer's features.
+    Attack(cmd::attack::Args),
 }
 
 /// Options shared by commands that read datasets.
@@ -55,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(a) => cmd::compare::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Game(a) => cmd::game::run(a),
+        Command::Attack(a) => cmd::attack::run(a),
     }
 }
 

@@ -20,12 +20,14 @@ mod error;
 mod model;
 mod network;
 pub mod partial;
+mod regress;
 mod train;
 mod weights_io;
 
 pub use burn::tensor::{Device, Tensor};
 pub use error::ModelError;
 pub use model::{Activation, Model};
+pub use regress::{RegressionReport, fit_regression};
 pub use train::{Augment, EpochReport, StepInfo, TrainConfig, TrainReport, train};
 pub use weights_io::NamedTensor;
 

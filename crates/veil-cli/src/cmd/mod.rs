@@ -1,5 +1,6 @@
 //! One module per `veil` sub-command, plus helpers they share.
 
+pub mod attack;
 pub mod bench;
 pub mod compare;
 pub mod eval;

@@ -88,6 +88,55 @@ fn default_epochs(id: &DatasetId) -> usize {
 
 /// Runs `veil train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let output = execute(&args)?;
+    if args.json {
+        return crate::print_json(&output);
+    }
+    for e in &output.epochs {
+        crate::out(&format!(
+            "epoch {:>3}  loss {:.4}  test accuracy {:.4}  ({:.1} s)",
+            e.epoch,
+            e.train_loss,
+            e.test_accuracy.unwrap_or(f64::NAN),
+            e.seconds
+        ))?;
+    }
+    crate::out(&format!(
+        "{} on {}: test accuracy {:.4} after {:.1} s of training ({:.0} images/s); weights in {}",
+        output.model,
+        output.dataset,
+        output.test_accuracy,
+        output.train_seconds,
+        output.images_per_second,
+        output.weights.display()
+    ))
+}
+
+/// The default output directory of `veil train` for a model and dataset.
+pub fn default_out_dir(model: &str, dataset: &str) -> PathBuf {
+    PathBuf::from("runs").join(format!("{model}-{}", dataset.replace([':', '/'], "_")))
+}
+
+/// Arguments of `veil train` with every default, for `model` on `dataset`.
+pub fn default_args(model: &str, dataset: &str, data: Option<PathBuf>) -> Args {
+    Args {
+        model: model.into(),
+        dataset: dataset.into(),
+        epochs: None,
+        batch_size: 64,
+        lr: 1e-3,
+        seed: 0,
+        augment_shift: None,
+        jitter: None,
+        limit: None,
+        out: None,
+        data: DataArgs { data },
+        json: true,
+    }
+}
+
+/// Trains, saves weights and `report.json`, and returns the report (prints nothing on stdout).
+pub fn execute(args: &Args) -> anyhow::Result<TrainOutput> {
     let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
     let mut spec = super::resolve_spec(&args.model)?;
     let outputs = spec.output_shape()?;
@@ -105,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let train_set = match args.limit {
         Some(0) => bail!("--limit must be positive"),
         Some(n) => split.train.take(n),
-        None => split.train,
+        None => split.train.clone(),
     };
     let is_gtsrb = id == DatasetId::Gtsrb;
     let shift = args.augment_shift.unwrap_or(if is_gtsrb { 2 } else { 0 });
@@ -151,13 +200,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         })?;
     bar.finish_and_clear();
-    let out_dir = args.out.unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "{}-{}",
-            spec.name,
-            id.name().replace([':', '/'], "_")
-        ))
-    });
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(&spec.name, &id.name()));
     let weights = out_dir.join("model.safetensors");
     trained
         .save(&weights)
@@ -183,26 +229,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&output)?,
     )
     .with_context(|| format!("writing {}", out_dir.join("report.json").display()))?;
-    if args.json {
-        return crate::print_json(&output);
-    }
-    for e in &output.epochs {
-        crate::out(&format!(
-            "epoch {:>3}  loss {:.4}  test accuracy {:.4}  ({:.1} s)",
-            e.epoch,
-            e.train_loss,
-            e.test_accuracy.unwrap_or(f64::NAN),
-            e.seconds
-        ))?;
-    }
-    crate::out(&format!(
-        "{} on {}: test accuracy {:.4} after {:.1} s of training ({:.0} images/s); weights in {}",
-        output.model,
-        output.dataset,
-        output.test_accuracy,
-        output.train_seconds,
-        output.images_per_second,
-        output.weights.display()
-    ))?;
-    Ok(())
+    Ok(output)
 }

@@ -1,0 +1,20 @@
+//! veil-attack: the spear. A black-box inversion attack on what a device sends (DistPrivacy
+//! §II-A, Spears and Shields Algorithm 1, SYSTEM.md section 3).
+//!
+//! The attacker queries the device-side part of a model (every layer up to a named split
+//! layer) on **auxiliary** images that never overlap the victims' images (auxiliary images come
+//! from the training split, victims from the test split), observes `k` of the `P` feature maps,
+//! trains an inverse network ([`decoder::decoder_spec`]) from those maps back to the image
+//! under mean squared error, and reconstructs the victims' images. Scores: SSIM, PSNR and MSE
+//! per victim, summarised as mean and standard deviation.
+//!
+//! Key items: [`AttackConfig`], [`MapSelection`], [`attack`] (returns an [`AttackReport`]),
+//! [`grid::save_grid`] (originals above reconstructions, PNG).
+
+#![forbid(unsafe_code)]
+
+pub mod decoder;
+pub mod grid;
+mod run;
+
+pub use run::{AttackConfig, AttackError, AttackReport, MapSelection, attack, select_maps};

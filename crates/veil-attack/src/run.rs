@@ -1,0 +1,301 @@
+//! Running one attack: feature extraction (cached once), map selection, decoder training,
+//! reconstruction and scoring.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use veil_data::Dataset;
+use veil_metrics::{Image, ImageScores, Summary};
+use veil_model::{Model, ModelError, TrainConfig, fit_regression};
+use veil_spec::Shape;
+
+use crate::decoder::decoder_spec;
+
+/// Errors of the attack pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum AttackError {
+    /// The model engine failed (shapes, layers, weights).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The decoder spec could not be built.
+    #[error(transparent)]
+    Spec(#[from] veil_spec::SpecError),
+    /// Scoring failed.
+    #[error(transparent)]
+    Metric(#[from] veil_metrics::MetricError),
+    /// A request that cannot be served (e.g. more maps than the layer has).
+    #[error("{0}")]
+    Invalid(String),
+    /// Writing an output file failed.
+    #[error("cannot write {path}: {message}")]
+    Write {
+        /// File path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Which feature maps the attacker observes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MapSelection {
+    /// `k` maps drawn at random (seeded) for each draw.
+    Random,
+    /// Maps `0..k` (a contiguous block, as a helper holding consecutive segments).
+    Contiguous,
+}
+
+/// Settings of one attack.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttackConfig {
+    /// Split layer: the device sends this layer's output.
+    pub layer: String,
+    /// Observed maps `k` (all when `None`).
+    pub maps: Option<usize>,
+    /// How the `k` maps are chosen.
+    pub selection: MapSelection,
+    /// Independent draws of random map subsets averaged (1 for contiguous or all maps).
+    pub draws: usize,
+    /// Auxiliary images the attacker queries (from the training split).
+    pub aux_samples: usize,
+    /// Victim images reconstructed and scored (from the test split).
+    pub victims: usize,
+    /// Decoder training settings (epochs, batch, lr, seed).
+    pub train: TrainConfig,
+}
+
+impl Default for AttackConfig {
+    fn default() -> Self {
+        AttackConfig {
+            layer: "conv1".into(),
+            maps: None,
+            selection: MapSelection::Random,
+            draws: 1,
+            aux_samples: 10_000,
+            victims: 1_000,
+            train: TrainConfig {
+                epochs: 10,
+                batch_size: 64,
+                lr: 1e-3,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+/// Scores of one attack (over all draws).
+#[derive(Clone, Debug, Serialize)]
+pub struct AttackReport {
+    /// Split layer.
+    pub layer: String,
+    /// Shape of that layer's output `[P, h, w]` or `[n]`.
+    pub feature_shape: Vec<usize>,
+    /// Maps observed (`k`).
+    pub maps: usize,
+    /// Maps the layer has (`P`).
+    pub total_maps: usize,
+    /// Map selection rule.
+    pub selection: MapSelection,
+    /// Draws averaged.
+    pub draws: usize,
+    /// Victims scored per draw.
+    pub victims: usize,
+    /// Auxiliary images used for training.
+    pub aux_samples: usize,
+    /// SSIM mean over all victims and draws.
+    pub ssim_mean: f64,
+    /// SSIM population standard deviation.
+    pub ssim_std: f64,
+    /// PSNR mean (dB).
+    pub psnr_mean: f64,
+    /// PSNR standard deviation.
+    pub psnr_std: f64,
+    /// MSE mean.
+    pub mse_mean: f64,
+    /// MSE standard deviation.
+    pub mse_std: f64,
+    /// Final decoder training loss (last draw).
+    pub train_loss: f64,
+    /// Seconds spent (features, training, scoring).
+    pub seconds: f64,
+    /// Reconstructions of the first victims of the last draw (for the image grid).
+    #[serde(skip)]
+    pub examples: Vec<Vec<f32>>,
+}
+
+/// Maps observed in draw `draw`: `k` of `p`, sorted.
+pub fn select_maps(
+    p: usize,
+    k: usize,
+    selection: MapSelection,
+    seed: u64,
+    draw: usize,
+) -> Vec<usize> {
+    match selection {
+        MapSelection::Contiguous => (0..k.min(p)).collect(),
+        MapSelection::Random => {
+            let mut all: Vec<usize> = (0..p).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(draw as u64 + 1)),
+            );
+            all.shuffle(&mut rng);
+            let mut chosen = all[..k.min(p)].to_vec();
+            chosen.sort_unstable();
+            chosen
+        }
+    }
+}
+
+/// Runs `images` through the device part (layers up to `split_end`), in batches.
+fn features(model: &Model, images: &Dataset, split_end: usize) -> Result<Vec<f32>, ModelError> {
+    let per = images.sample_len();
+    let mut out = Vec::new();
+    for start in (0..images.len()).step_by(500) {
+        let end = (start + 500).min(images.len());
+        let x = model.input(images.samples[start * per..end * per].to_vec())?;
+        out.extend(model.forward_range(x, 0..split_end)?.into_values()?);
+    }
+    Ok(out)
+}
+
+/// Keeps maps `keep` of every `[p, plane]` sample (flat features keep everything).
+fn gather(feats: &[f32], p: usize, plane: usize, keep: &[usize]) -> Vec<f32> {
+    let per = p * plane;
+    let mut out = Vec::with_capacity(feats.len() / per.max(1) * keep.len() * plane);
+    for sample in feats.chunks_exact(per) {
+        for &m in keep {
+            out.extend_from_slice(&sample[m * plane..(m + 1) * plane]);
+        }
+    }
+    out
+}
+
+/// Attacks `model` at `cfg.layer`: auxiliary images from `aux` (disjoint from `victims`).
+pub fn attack(
+    model: &Model,
+    aux: &Dataset,
+    victims: &Dataset,
+    cfg: &AttackConfig,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<AttackReport, AttackError> {
+    let started = std::time::Instant::now();
+    let split_end = model.spec().layer_index(&cfg.layer)? + 1;
+    let feature_shape = model.shapes()[split_end].clone();
+    let image = aux.shape;
+    if victims.shape != image || aux.is_empty() || victims.is_empty() {
+        return Err(AttackError::Invalid(
+            "auxiliary and victim images must be non-empty and of one shape".into(),
+        ));
+    }
+    let (p, plane) = match feature_shape.as_chw() {
+        Some((c, h, w)) => (c, h * w),
+        None => (1, feature_shape.numel()),
+    };
+    let k = cfg.maps.unwrap_or(p);
+    if k == 0 || k > p || (k < p && feature_shape.as_chw().is_none()) {
+        return Err(AttackError::Invalid(format!(
+            "layer {} has {p} feature maps ({}); cannot observe {k}",
+            cfg.layer, feature_shape
+        )));
+    }
+    let aux = aux.take(cfg.aux_samples);
+    let victims = victims.take(cfg.victims);
+    on_progress("querying the device part");
+    let aux_feats = features(model, &aux, split_end)?;
+    let victim_feats = features(model, &victims, split_end)?;
+    let draws = if k == p || cfg.selection == MapSelection::Contiguous {
+        1
+    } else {
+        cfg.draws.max(1)
+    };
+    let (mut ssim, mut psnr, mut mse) = (Vec::new(), Vec::new(), Vec::new());
+    let mut examples = Vec::new();
+    let mut train_loss = f64::NAN;
+    for draw in 0..draws {
+        let keep = select_maps(p, k, cfg.selection, cfg.train.seed, draw);
+        let observed_shape = match feature_shape.as_chw() {
+            Some((_, h, w)) => Shape::chw(k, h, w),
+            None => feature_shape.clone(),
+        };
+        let x_aux = gather(&aux_feats, p, plane, &keep);
+        let x_victim = gather(&victim_feats, p, plane, &keep);
+        let spec = decoder_spec(&observed_shape, image)?;
+        let decoder = Model::init(spec, cfg.train.seed.wrapping_add(draw as u64))?;
+        on_progress(&format!("training the decoder (draw {}/{draws})", draw + 1));
+        let (decoder, report) =
+            fit_regression(decoder, &x_aux, &aux.samples, &cfg.train, &mut |_| {})?;
+        train_loss = report.epoch_losses.last().copied().unwrap_or(f64::NAN);
+        on_progress("reconstructing the victims");
+        let per_in = observed_shape.numel();
+        let mut recon = Vec::with_capacity(victims.samples.len());
+        for start in (0..victims.len()).step_by(500) {
+            let end = (start + 500).min(victims.len());
+            let x = decoder.input(x_victim[start * per_in..end * per_in].to_vec())?;
+            recon.extend(decoder.forward(x)?.into_values()?);
+        }
+        recon.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+        let per = victims.sample_len();
+        for i in 0..victims.len() {
+            let a = Image::new(victims.sample(i), image)?;
+            let b = Image::new(&recon[i * per..(i + 1) * per], image)?;
+            let s = ImageScores::compute(&a, &b)?;
+            ssim.push(s.ssim);
+            psnr.push(s.psnr.min(100.0));
+            mse.push(s.mse);
+        }
+        examples = recon
+            .chunks_exact(per)
+            .take(16)
+            .map(<[f32]>::to_vec)
+            .collect();
+    }
+    let (s, ps, m) = (Summary::of(&ssim)?, Summary::of(&psnr)?, Summary::of(&mse)?);
+    Ok(AttackReport {
+        layer: model.spec().layers[split_end - 1].name.clone(),
+        feature_shape: feature_shape.dims().to_vec(),
+        maps: k,
+        total_maps: p,
+        selection: cfg.selection,
+        draws,
+        victims: victims.len(),
+        aux_samples: aux.len(),
+        ssim_mean: s.mean,
+        ssim_std: s.std,
+        psnr_mean: ps.mean,
+        psnr_std: ps.std,
+        mse_mean: m.mean,
+        mse_std: m.std,
+        train_loss,
+        seconds: started.elapsed().as_secs_f64(),
+        examples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_selection_is_seeded_sorted_and_sized() {
+        let a = select_maps(16, 5, MapSelection::Random, 3, 0);
+        assert_eq!(a, select_maps(16, 5, MapSelection::Random, 3, 0));
+        assert_ne!(a, select_maps(16, 5, MapSelection::Random, 3, 1));
+        assert_eq!(a.len(), 5);
+        assert!(a.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            select_maps(16, 3, MapSelection::Contiguous, 0, 0),
+            vec![0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn gather_keeps_the_chosen_planes() {
+        let feats: Vec<f32> = (0..2 * 3 * 2).map(|v| v as f32).collect(); // 2 samples, 3 maps of 2
+        assert_eq!(
+            gather(&feats, 3, 2, &[0, 2]),
+            vec![0.0, 1.0, 4.0, 5.0, 6.0, 7.0, 10.0, 11.0]
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! `veil attack`: black-box inversion of a split layer's features (`veil-attack`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use veil_attack::{AttackConfig, MapSelection, attack, grid::save_grid};
+use veil_model::{Model, TrainConfig};
+
+use crate::DataArgs;
+
+/// Arguments of `veil attack`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Zoo model name (used to find or train weights when `--weights` is absent).
+    #[arg(long, default_value = "lenet5")]
+    pub model: String,
+    /// Weight file of the attacked model (default: `runs/<model>-<dataset>/model.safetensors`,
+    /// trained first with `veil train` defaults when missing).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Dataset: auxiliary images come from its training split, victims from its test split.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Split layer whose output the attacker sees (see `veil models --layers`).
+    #[arg(long, default_value = "conv1")]
+    pub layer: String,
+    /// Feature maps the attacker sees (default: all).
+    #[arg(long)]
+    pub maps: Option<usize>,
+    /// How the maps are chosen: random (averaged over --draws) or contiguous.
+    #[arg(long, default_value = "random")]
+    pub selection: String,
+    /// Random map subsets averaged.
+    #[arg(long, default_value_t = 1)]
+    pub draws: usize,
+    /// Auxiliary images the attacker queries.
+    #[arg(long, default_value_t = 10_000)]
+    pub aux: usize,
+    /// Victim images reconstructed and scored.
+    #[arg(long, default_value_t = 1_000)]
+    pub victims: usize,
+    /// Decoder training epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Seed (map subsets, decoder init, shuffling).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory for the image grid and the JSON report.
+    #[arg(long, default_value = "runs/attack")]
+    pub out: PathBuf,
+    /// Data directory options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `veil attack`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let selection = match args.selection.to_ascii_lowercase().as_str() {
+        "random" => MapSelection::Random,
+        "contiguous" => MapSelection::Contiguous,
+        other => anyhow::bail!("unknown --selection `{other}` (random or contiguous)"),
+    };
+    let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
+    let weights = match &args.weights {
+        Some(w) => w.clone(),
+        None => {
+            let cached =
+                super::train::default_out_dir(&args.model, &id.name()).join("model.safetensors");
+            if !cached.is_file() {
+                eprintln!(
+                    "no weights given: training {} on {} first ({})",
+                    args.model,
+                    id.name(),
+                    cached.display()
+                );
+                let mut t =
+                    super::train::default_args(&args.model, &args.dataset, args.data.data.clone());
+                t.out = cached.parent().map(PathBuf::from);
+                super::train::execute(&t)?;
+            }
+            cached
+        }
+    };
+    let model = Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
+    let cfg = AttackConfig {
+        layer: args.layer.clone(),
+        maps: args.maps,
+        selection,
+        draws: args.draws,
+        aux_samples: args.aux,
+        victims: args.victims,
+        train: TrainConfig {
+            epochs: args.epochs,
+            seed: args.seed,
+            ..AttackConfig::default().train
+        },
+    };
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = attack(&model, &split.train, &split.test, &cfg, &mut |m| {
+        bar.set_message(format!("attack {}: {m}", args.layer))
+    })?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let stem = format!("{}-{}-k{}", model.spec().name, report.layer, report.maps);
+    let grid = args.out.join(format!("{stem}.png"));
+    let originals: Vec<&[f32]> = (0..report.examples.len())
+        .map(|i| split.test.sample(i))
+        .collect();
+    let recon: Vec<&[f32]> = report.examples.iter().map(Vec::as_slice).collect();
+    save_grid(&grid, split.test.shape, &originals, &recon)?;
+    let mut value = serde_json::to_value(&report)?;
+    value["model"] = serde_json::json!(model.spec().name);
+    value["dataset"] = serde_json::json!(id.name());
+    value["grid"] = serde_json::json!(grid);
+    std::fs::write(
+        args.out.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&value)?,
+    )?;
+    if args.json {
+        return crate::print_json(&value);
+    }
+    crate::out(&format!(
+        "{} / {} at {} with {} of {} maps: SSIM {:.4} +- {:.4}, PSNR {:.2} dB, MSE {:.5} over {} victims ({:.0} s); grid {}",
+        model.spec().name,
+        id.name(),
+        report.layer,
+        report.maps,
+        report.total_maps,
+        report.ssim_mean,
+        report.ssim_std,
+        report.psnr_mean,
+        report.mse_mean,
+        report.victims,
+        report.seconds,
+        grid.display()
+    ))
+}
