@@ -226,3 +226,71 @@ fn bad_input_exits_with_code_2() {
         "flatten",
     );
 }
+
+#[test]
+fn attack_reports_scores_and_writes_a_grid() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = dir.path().join("model");
+    let t = json(&veil(&[
+        "train",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        run.to_str().expect("p"),
+        "--json",
+    ]));
+    let weights = t["weights"].as_str().expect("weights").to_string();
+    let out = dir.path().join("attack");
+    let v = json(&veil(&[
+        "attack",
+        "--weights",
+        &weights,
+        "--dataset",
+        "synthetic",
+        "--layer",
+        "pool1",
+        "--maps",
+        "3",
+        "--aux",
+        "300",
+        "--victims",
+        "100",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().expect("p"),
+        "--json",
+    ]));
+    for key in [
+        "layer",
+        "maps",
+        "ssim_mean",
+        "ssim_std",
+        "psnr_mean",
+        "mse_mean",
+        "victims",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["layer"], "pool1");
+    assert_eq!(v["maps"], 3);
+    assert_eq!(v["victims"], 100);
+    let grid = v["grid"].as_str().expect("grid");
+    assert_eq!(&std::fs::read(grid).expect("png")[1..4], b"PNG");
+    assert_bad_input(
+        &veil(&[
+            "attack",
+            "--weights",
+            &weights,
+            "--dataset",
+            "synthetic",
+            "--layer",
+            "conv1",
+            "--maps",
+            "99",
+        ]),
+        "conv1",
+    );
+}

@@ -8,6 +8,9 @@ pub struct Args {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also list every layer (name, operation, output shape): the names `--layer` accepts.
+    #[arg(long)]
+    pub layers: bool,
 }
 
 #[derive(Serialize)]
@@ -18,6 +21,9 @@ struct Row {
     layers: usize,
     params: u64,
     macs: u64,
+    layer_names: Vec<String>,
+    #[serde(skip)]
+    layer_rows: Vec<String>,
 }
 
 /// Runs `veil models`.
@@ -33,6 +39,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             layers: spec.layers.len(),
             params: cost.params,
             macs: cost.macs,
+            layer_names: spec.layers.iter().map(|l| l.name.clone()).collect(),
+            layer_rows: cost
+                .layers
+                .iter()
+                .map(|l| {
+                    format!(
+                        "    {:<10} {:<17} {:>12} {:>12}",
+                        l.name,
+                        l.op,
+                        l.output_shape.to_string(),
+                        l.macs
+                    )
+                })
+                .collect(),
         });
     }
     if args.json {
@@ -42,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{:<12} {:>11} {:>7} {:>12} {:>15}",
         "model", "input", "layers", "params", "mults/sample"
     ))?;
-    for r in rows {
+    for r in &rows {
         let input: Vec<String> = r.input_shape.iter().map(ToString::to_string).collect();
         crate::out(&format!(
             "{:<12} {:>11} {:>7} {:>12} {:>15}",
@@ -52,6 +72,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             r.params,
             r.macs
         ))?;
+        if args.layers {
+            for row in &r.layer_rows {
+                crate::out(row)?;
+            }
+        }
     }
     Ok(())
 }
