@@ -1,39 +1,10 @@
 //! End-to-end tests of the `veil` binary: JSON outputs and exit code 2 on bad input.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .output()
-        .expect("run veil")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-fn assert_bad_input(out: &Output, mention: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one-line error, got: {err}"
-    );
-    assert!(err.contains(mention), "{err} should mention {mention}");
-}
+use common::{assert_bad_input, json, veil};
 
 #[test]
 fn models_json_lists_the_zoo_with_costs() {

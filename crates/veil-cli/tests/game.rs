@@ -1,22 +1,8 @@
 //! `veil game`: JSON fields, figures and bad configurations.
 
-use std::process::{Command, Output};
+mod common;
 
-fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .output()
-        .expect("run veil")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
+use common::{assert_bad_input, json, veil};
 
 #[test]
 fn default_scenario_json_has_every_field() {
@@ -87,16 +73,13 @@ fn config_files_are_read_and_checked() {
         ("vehicles = 3\n", "g.toml"),
     ] {
         std::fs::write(&good, body).expect("write");
-        let out = veil(&["game", "--config", good.to_str().expect("p")]);
-        assert_eq!(out.status.code(), Some(2));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(err.contains(mention), "{err} should mention {mention}");
+        assert_bad_input(
+            &veil(&["game", "--config", good.to_str().expect("p")]),
+            mention,
+        );
     }
-    let out = veil(&["game", "--method", "auction"]);
-    assert_eq!(out.status.code(), Some(2));
-    let out = veil(&["game", "--figure", "5"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_bad_input(&veil(&["game", "--method", "auction"]), "auction");
+    assert_bad_input(&veil(&["game", "--figure", "5"]), "figure");
 }
 
 #[test]

@@ -77,10 +77,7 @@ pub fn fit_regression(
             let loss = MseLoss::new().forward(pred, y, Reduction::Mean);
             let value = loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            let progress = step as f64 / (total_steps.max(2) - 1) as f64;
-            let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-            let lr = cfg.lr * (cfg.final_lr_fraction + (1.0 - cfg.final_lr_fraction) * cosine);
-            net = optim.step(lr, net, grads);
+            net = optim.step(cfg.lr_at(step, total_steps), net, grads);
             step += 1;
             batches += 1;
             loss_sum += value as f64;

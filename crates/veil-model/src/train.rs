@@ -56,6 +56,14 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Learning rate of step `step` (from 0) of `total_steps`: a half cosine from `lr` down to
+    /// `lr * final_lr_fraction` at the last step.
+    pub fn lr_at(&self, step: usize, total_steps: usize) -> f64 {
+        let progress = step as f64 / (total_steps.max(2) - 1) as f64;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
+        self.lr * (self.final_lr_fraction + (1.0 - self.final_lr_fraction) * cosine)
+    }
+
     /// Rejects settings that cannot train: zero epochs or batch, a learning rate that is not
     /// finite and positive, jitter outside `[0, 1]`, a shift not smaller than the image.
     pub fn check(&self, shape: [usize; 3]) -> Result<(), ModelError> {
@@ -190,10 +198,7 @@ pub fn train(
             let loss = loss_fn.forward(logits, y);
             let loss_value = loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            let progress = step as f64 / (total_steps.max(2) - 1) as f64;
-            let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-            let lr = cfg.lr * (cfg.final_lr_fraction + (1.0 - cfg.final_lr_fraction) * cosine);
-            net = optim.step(lr, net, grads);
+            net = optim.step(cfg.lr_at(step, total_steps), net, grads);
             step += 1;
             loss_sum += loss_value as f64;
             on_step(StepInfo {

@@ -1,0 +1,41 @@
+//! Helpers shared by the CLI integration tests: run the binary, parse its JSON, check the
+//! exit-code-2 contract.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// Runs `veil` with `args`.
+pub fn veil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .output()
+        .expect("run veil")
+}
+
+/// Asserts success and parses stdout as JSON.
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Asserts exit code 2 with a one-line message on stderr that mentions `mention`.
+pub fn assert_bad_input(out: &Output, mention: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one-line error, got: {err}"
+    );
+    assert!(err.contains(mention), "{err} should mention {mention}");
+}
