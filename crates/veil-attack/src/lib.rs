@@ -15,6 +15,8 @@
 
 pub mod decoder;
 pub mod grid;
+pub mod profile;
 mod run;
 
+pub use profile::{PrivacyProfile, ProfileEntry, ProfileRequest, profile};
 pub use run::{AttackConfig, AttackError, AttackReport, MapSelection, attack, select_maps};

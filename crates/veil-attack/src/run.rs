@@ -38,7 +38,7 @@ pub enum AttackError {
 }
 
 /// Which feature maps the attacker observes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MapSelection {
     /// `k` maps drawn at random (seeded) for each draw.
@@ -48,7 +48,7 @@ pub enum MapSelection {
 }
 
 /// Settings of one attack.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct AttackConfig {
     /// Split layer: the device sends this layer's output.
     pub layer: String,

@@ -38,6 +38,8 @@ pub enum Command {
     Game(cmd::game::Args),
     /// Measure leakage: black-box inversion of a split layer's features.
     Attack(cmd::attack::Args),
+    /// Privacy profile: attack SSIM per split layer and maps seen, Nf(tau), SP(tau).
+    Profile(cmd::profile::Args),
 }
 
 /// Options shared by commands that read datasets.
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Game(a) => cmd::game::run(a),
         Command::Attack(a) => cmd::attack::run(a),
+        Command::Profile(a) => cmd::profile::run(a),
     }
 }
 

@@ -265,3 +265,77 @@ fn attack_reports_scores_and_writes_a_grid() {
         "conv1",
     );
 }
+
+#[test]
+fn profile_writes_json_csv_markdown_and_heat_map() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = dir.path().join("model");
+    let t = json(&veil(&[
+        "train",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        run.to_str().expect("p"),
+        "--json",
+    ]));
+    let weights = t["weights"].as_str().expect("weights").to_string();
+    let out = dir.path().join("p").join("profile.json");
+    let v = json(&veil(&[
+        "profile",
+        "--weights",
+        &weights,
+        "--dataset",
+        "synthetic",
+        "--layers",
+        "conv1,pool1",
+        "--ks",
+        "1,3",
+        "--aux",
+        "200",
+        "--victims",
+        "50",
+        "--epochs",
+        "1",
+        "--taus",
+        "0.4,0.9",
+        "--out",
+        out.to_str().expect("p"),
+        "--json",
+    ]));
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["layers"], serde_json::json!(["conv1", "pool1"]));
+    // k = 1, 3 and P = 6 for each of the two layers.
+    assert_eq!(v["entries"].as_array().expect("entries").len(), 6);
+    let th = v["thresholds"].as_array().expect("thresholds");
+    assert_eq!(th.len(), 2);
+    assert!(th[0]["nf"]["conv1"].as_u64().is_some());
+    for ext in ["csv", "md", "png"] {
+        assert!(out.with_extension(ext).is_file(), "{ext}");
+    }
+    assert_bad_input(
+        &veil(&[
+            "profile",
+            "--weights",
+            &weights,
+            "--dataset",
+            "synthetic",
+            "--taus",
+            "2",
+        ]),
+        "taus",
+    );
+    assert_bad_input(
+        &veil(&[
+            "profile",
+            "--weights",
+            &weights,
+            "--dataset",
+            "synthetic",
+            "--layers",
+            "nope",
+        ]),
+        "nope",
+    );
+}

@@ -17,7 +17,7 @@ use crate::model::{Activation, forward_layers};
 use crate::{Model, ModelError};
 
 /// Random augmentation applied to training batches (never to test data).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Augment {
     /// Maximum translation in pixels along each axis (zero fill).
     pub max_shift: usize,
@@ -26,7 +26,7 @@ pub struct Augment {
 }
 
 /// Training hyper-parameters.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct TrainConfig {
     /// Passes over the training set.
     pub epochs: usize,

@@ -131,6 +131,86 @@ pub fn line_charts(
     root.present().map_err(|e| err(&e))
 }
 
+/// Draws a heat map of `cells[row][col]` (values in `[0, 1]`, `None` for a missing cell) with
+/// row labels `rows` (top to bottom) and column labels `cols`, each cell annotated with its
+/// value: white at 0, dark red at 1.
+pub fn heat_map(
+    path: &Path,
+    title: &str,
+    rows: &[String],
+    cols: &[String],
+    cells: &[Vec<Option<f64>>],
+) -> Result<(), PlotError> {
+    let err = |e: &dyn std::fmt::Display| PlotError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    if rows.is_empty() || cols.is_empty() || cells.len() != rows.len() {
+        return Err(err(
+            &"heat map needs at least one row and column, one cell row per label",
+        ));
+    }
+    let (w, h) = (
+        (160 + 48 * cols.len()) as u32,
+        (100 + 36 * rows.len()) as u32,
+    );
+    let root = BitMapBackend::new(path, (w.max(480), h)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (nr, nc) = (rows.len() as i32, cols.len() as i32);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0..nc, 0..nr)
+        .map_err(|e| err(&e))?;
+    let col_label = |x: &i32| cols.get(*x as usize).cloned().unwrap_or_default();
+    let row_label = |y: &i32| {
+        rows.get((nr - 1 - *y) as usize)
+            .cloned()
+            .unwrap_or_default()
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(cols.len())
+        .y_labels(rows.len())
+        .x_label_formatter(&col_label)
+        .y_label_formatter(&row_label)
+        .x_desc("maps seen (k)")
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (r, row) in cells.iter().enumerate() {
+        let y = nr - 1 - r as i32;
+        for (c, v) in row.iter().enumerate().take(cols.len()) {
+            let Some(v) = v.filter(|v| v.is_finite()) else {
+                continue;
+            };
+            let t = v.clamp(0.0, 1.0);
+            let color = RGBColor(
+                255,
+                (255.0 * (1.0 - 0.8 * t)) as u8,
+                (255.0 * (1.0 - t)) as u8,
+            );
+            let x = c as i32;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x, y), (x + 1, y + 1)],
+                    color.filled(),
+                )))
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{v:.2}"),
+                    (x, y + 1),
+                    ("sans-serif", 12).into_font().color(&BLACK),
+                )))
+                .map_err(|e| err(&e))?;
+        }
+    }
+    root.present().map_err(|e| err(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +246,18 @@ mod tests {
             series: vec![],
         };
         assert!(line_charts(&bad, &[one], 100, 100).is_err());
+        let hm = dir.path().join("h.png");
+        let rows = vec!["conv1".to_string(), "relu1".to_string()];
+        let cols = vec!["1".to_string(), "2".to_string()];
+        heat_map(
+            &hm,
+            "t",
+            &rows,
+            &cols,
+            &[vec![Some(0.9), None], vec![Some(0.2), Some(f64::NAN)]],
+        )
+        .expect("heat map");
+        assert_eq!(&std::fs::read(&hm).expect("png")[1..4], b"PNG");
+        assert!(heat_map(&hm, "t", &rows, &cols, &[]).is_err());
     }
 }

@@ -57,6 +57,32 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The weights to attack: `given`, else `runs/<model>-<dataset>/model.safetensors`, trained
+/// first with `veil train` defaults when missing.
+pub fn weights_for(
+    model: &str,
+    dataset: &str,
+    id: &veil_data::DatasetId,
+    given: Option<&PathBuf>,
+    data: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    if let Some(w) = given {
+        return Ok(w.clone());
+    }
+    let cached = super::train::default_out_dir(model, &id.name()).join("model.safetensors");
+    if !cached.is_file() {
+        eprintln!(
+            "no weights given: training {model} on {} first ({})",
+            id.name(),
+            cached.display()
+        );
+        let mut t = super::train::default_args(model, dataset, data);
+        t.out = cached.parent().map(PathBuf::from);
+        super::train::execute(&t)?;
+    }
+    Ok(cached)
+}
+
 /// Runs `veil attack`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let selection = match args.selection.to_ascii_lowercase().as_str() {
@@ -65,26 +91,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         other => anyhow::bail!("unknown --selection `{other}` (random or contiguous)"),
     };
     let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
-    let weights = match &args.weights {
-        Some(w) => w.clone(),
-        None => {
-            let cached =
-                super::train::default_out_dir(&args.model, &id.name()).join("model.safetensors");
-            if !cached.is_file() {
-                eprintln!(
-                    "no weights given: training {} on {} first ({})",
-                    args.model,
-                    id.name(),
-                    cached.display()
-                );
-                let mut t =
-                    super::train::default_args(&args.model, &args.dataset, args.data.data.clone());
-                t.out = cached.parent().map(PathBuf::from);
-                super::train::execute(&t)?;
-            }
-            cached
-        }
-    };
+    let weights = weights_for(
+        &args.model,
+        &args.dataset,
+        &id,
+        args.weights.as_ref(),
+        args.data.data.clone(),
+    )?;
     let model = Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
     let cfg = AttackConfig {
         layer: args.layer.clone(),

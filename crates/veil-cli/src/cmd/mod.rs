@@ -6,6 +6,7 @@ pub mod compare;
 pub mod eval;
 pub mod game;
 pub mod models;
+pub mod profile;
 pub mod train;
 
 use std::path::Path;

@@ -1,0 +1,287 @@
+//! Privacy profiles (SYSTEM.md section 3): the table SSIM(layer, k) and, for each tolerated
+//! SSIM `tau`, `Nf_l(tau)` (the largest `k` whose SSIM is `<= tau` at layer `l`, 0 if none)
+//! and `SP(tau)` (the first profiled layer from which every later profiled layer, with all its
+//! maps, gives SSIM `<= tau`). Written as versioned JSON for the planner, CSV, and a Markdown
+//! table shaped like DistPrivacy Table I.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use veil_data::Dataset;
+use veil_model::Model;
+
+use crate::{AttackConfig, AttackError, attack};
+
+/// Version of the profile JSON layout.
+pub const PROFILE_VERSION: u32 = 1;
+
+/// One measured cell of the profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileEntry {
+    /// Split layer.
+    pub layer: String,
+    /// Maps observed.
+    pub k: usize,
+    /// Maps of the layer.
+    pub total_maps: usize,
+    /// SSIM mean over victims (and draws).
+    pub ssim_mean: f64,
+    /// SSIM standard deviation.
+    pub ssim_std: f64,
+    /// PSNR mean (dB).
+    pub psnr_mean: f64,
+    /// MSE mean.
+    pub mse_mean: f64,
+}
+
+/// Thresholds for one tolerated SSIM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TauThresholds {
+    /// Tolerated SSIM.
+    pub tau: f64,
+    /// `Nf_l(tau)` per layer.
+    pub nf: BTreeMap<String, usize>,
+    /// `SP(tau)`: first layer from which all maps are safe, if any.
+    pub sp: Option<String>,
+}
+
+/// A complete privacy profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrivacyProfile {
+    /// Layout version ([`PROFILE_VERSION`]).
+    pub version: u32,
+    /// Model name.
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Profiled layers in model order.
+    pub layers: Vec<String>,
+    /// Every measured cell.
+    pub entries: Vec<ProfileEntry>,
+    /// Thresholds per tau.
+    pub thresholds: Vec<TauThresholds>,
+    /// Attack settings used (auxiliary images, victims, epochs, draws, seed).
+    pub attack: AttackConfig,
+    /// Wall-clock seconds of the sweep.
+    pub seconds: f64,
+}
+
+/// Layers profiled by default: every layer before the first flatten or linear layer.
+pub fn default_layers(model: &Model) -> Vec<String> {
+    model
+        .spec()
+        .layers
+        .iter()
+        .take_while(|l| l.kind.op_name() != "flatten" && l.kind.op_name() != "linear")
+        .map(|l| l.name.clone())
+        .collect()
+}
+
+/// Computes `Nf` and `SP` for `taus` from measured `entries` over `layers` (model order).
+pub fn thresholds(layers: &[String], entries: &[ProfileEntry], taus: &[f64]) -> Vec<TauThresholds> {
+    taus.iter()
+        .map(|&tau| {
+            let nf = layers
+                .iter()
+                .map(|l| {
+                    let best = entries
+                        .iter()
+                        .filter(|e| &e.layer == l && e.ssim_mean <= tau)
+                        .map(|e| e.k)
+                        .max()
+                        .unwrap_or(0);
+                    (l.clone(), best)
+                })
+                .collect();
+            let all_maps_safe = |l: &String| {
+                entries
+                    .iter()
+                    .filter(|e| &e.layer == l && e.k == e.total_maps)
+                    .all(|e| e.ssim_mean <= tau)
+                    && entries.iter().any(|e| &e.layer == l && e.k == e.total_maps)
+            };
+            let sp = (0..layers.len())
+                .find(|&i| layers[i..].iter().all(all_maps_safe))
+                .map(|i| layers[i].clone());
+            TauThresholds { tau, nf, sp }
+        })
+        .collect()
+}
+
+/// What to sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileRequest {
+    /// Split layers, in model order.
+    pub layers: Vec<String>,
+    /// Numbers of maps to try (every `k` in `1..=P` when empty; `P` is always included).
+    pub ks: Vec<usize>,
+    /// Tolerated SSIM values.
+    pub taus: Vec<f64>,
+    /// Attack settings; `layer` and `maps` are set per cell.
+    pub attack: AttackConfig,
+}
+
+/// Runs the sweep of `req` on `model`; `dataset` names the data in the profile.
+pub fn profile(
+    model: &Model,
+    dataset: &str,
+    aux: &Dataset,
+    victims: &Dataset,
+    req: &ProfileRequest,
+    on_cell: &mut dyn FnMut(&ProfileEntry),
+) -> Result<PrivacyProfile, AttackError> {
+    let (layers, ks, taus, base) = (&req.layers, &req.ks, &req.taus, &req.attack);
+    let started = std::time::Instant::now();
+    let mut entries = Vec::new();
+    for layer in layers {
+        let index = model.spec().layer_index(layer)?;
+        let shape = &model.shapes()[index + 1];
+        let p = shape.as_chw().map_or(1, |(c, _, _)| c);
+        let mut wanted: Vec<usize> = if ks.is_empty() {
+            (1..=p).collect()
+        } else {
+            ks.iter()
+                .copied()
+                .filter(|&k| k >= 1 && k <= p)
+                .chain([p])
+                .collect()
+        };
+        wanted.sort_unstable();
+        wanted.dedup();
+        for k in wanted {
+            let cfg = AttackConfig {
+                layer: layer.clone(),
+                maps: Some(k),
+                ..base.clone()
+            };
+            let r = attack(model, aux, victims, &cfg, &mut |_| {})?;
+            let entry = ProfileEntry {
+                layer: r.layer.clone(),
+                k,
+                total_maps: p,
+                ssim_mean: r.ssim_mean,
+                ssim_std: r.ssim_std,
+                psnr_mean: r.psnr_mean,
+                mse_mean: r.mse_mean,
+            };
+            on_cell(&entry);
+            entries.push(entry);
+        }
+    }
+    Ok(PrivacyProfile {
+        version: PROFILE_VERSION,
+        model: model.spec().name.clone(),
+        dataset: dataset.to_string(),
+        layers: layers.clone(),
+        thresholds: thresholds(layers, &entries, taus),
+        entries,
+        attack: base.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl PrivacyProfile {
+    /// The cells as CSV.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("layer,k,total_maps,ssim_mean,ssim_std,psnr_mean,mse_mean\n");
+        for e in &self.entries {
+            out.push_str(&format!(
+                "{},{},{},{:.6},{:.6},{:.4},{:.6}\n",
+                e.layer, e.k, e.total_maps, e.ssim_mean, e.ssim_std, e.psnr_mean, e.mse_mean
+            ));
+        }
+        out
+    }
+
+    /// SSIM table (rows: layers, columns: k) and the thresholds, in Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut ks: Vec<usize> = self.entries.iter().map(|e| e.k).collect();
+        ks.sort_unstable();
+        ks.dedup();
+        let mut out = format!(
+            "SSIM of the black-box attack on {} / {} (rows: split layer, columns: maps seen)\n\n| layer |",
+            self.model, self.dataset
+        );
+        for k in &ks {
+            out.push_str(&format!(" k={k} |"));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---|".repeat(ks.len()));
+        out.push('\n');
+        for l in &self.layers {
+            out.push_str(&format!("| {l} |"));
+            for k in &ks {
+                match self.entries.iter().find(|e| &e.layer == l && e.k == *k) {
+                    Some(e) => out.push_str(&format!(" {:.3} |", e.ssim_mean)),
+                    None => out.push_str(" |"),
+                }
+            }
+            out.push('\n');
+        }
+        out.push_str("\n| tau | SP(tau) |");
+        for l in &self.layers {
+            out.push_str(&format!(" Nf {l} |"));
+        }
+        out.push_str("\n|---|---|");
+        out.push_str(&"---|".repeat(self.layers.len()));
+        out.push('\n');
+        for t in &self.thresholds {
+            out.push_str(&format!(
+                "| {} | {} |",
+                t.tau,
+                t.sp.as_deref().unwrap_or("none")
+            ));
+            for l in &self.layers {
+                out.push_str(&format!(" {} |", t.nf.get(l).copied().unwrap_or(0)));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(layer: &str, k: usize, p: usize, ssim: f64) -> ProfileEntry {
+        ProfileEntry {
+            layer: layer.into(),
+            k,
+            total_maps: p,
+            ssim_mean: ssim,
+            ssim_std: 0.0,
+            psnr_mean: 0.0,
+            mse_mean: 0.0,
+        }
+    }
+
+    #[test]
+    fn nf_and_sp_follow_the_definitions() {
+        let layers = vec![
+            "conv1".to_string(),
+            "relu1".to_string(),
+            "pool1".to_string(),
+        ];
+        let entries = vec![
+            e("conv1", 1, 3, 0.5),
+            e("conv1", 2, 3, 0.7),
+            e("conv1", 3, 3, 0.95),
+            e("relu1", 1, 3, 0.3),
+            e("relu1", 2, 3, 0.45),
+            e("relu1", 3, 3, 0.55),
+            e("pool1", 1, 3, 0.2),
+            e("pool1", 2, 3, 0.3),
+            e("pool1", 3, 3, 0.38),
+        ];
+        let t = thresholds(&layers, &entries, &[0.4, 0.6, 0.99, 0.1]);
+        assert_eq!(t[0].nf["conv1"], 0);
+        assert_eq!(t[0].nf["relu1"], 1);
+        assert_eq!(t[0].nf["pool1"], 3);
+        assert_eq!(t[0].sp.as_deref(), Some("pool1"));
+        assert_eq!(t[1].nf["conv1"], 1);
+        assert_eq!(t[1].sp.as_deref(), Some("relu1"));
+        assert_eq!(t[2].sp.as_deref(), Some("conv1"));
+        assert_eq!(t[3].sp, None);
+    }
+}

@@ -1,0 +1,190 @@
+//! `veil profile`: the privacy profile of a model (SSIM per split layer and number of maps
+//! seen, `Nf_l(tau)`, `SP(tau)`), as versioned JSON for the planner plus CSV, Markdown and a
+//! heat map.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use veil_attack::profile::{ProfileRequest, default_layers, profile};
+use veil_attack::{AttackConfig, MapSelection};
+use veil_model::{Model, TrainConfig};
+
+use crate::DataArgs;
+
+/// Arguments of `veil profile`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Zoo model name (weights found or trained as in `veil attack`).
+    #[arg(long, default_value = "lenet5")]
+    pub model: String,
+    /// Weight file (default: `runs/<model>-<dataset>/model.safetensors`).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Dataset: auxiliary images from its training split, victims from its test split.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Comma-separated split layers (default: every layer before the first flatten/linear).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<String>,
+    /// Comma-separated numbers of maps to try (default: every k from 1 to P; P is always added).
+    #[arg(long, value_delimiter = ',')]
+    pub ks: Vec<usize>,
+    /// Comma-separated tolerated SSIM values.
+    #[arg(long, value_delimiter = ',', default_value = "0.4,0.6,0.8")]
+    pub taus: Vec<f64>,
+    /// Auxiliary images per attack.
+    #[arg(long, default_value_t = 5_000)]
+    pub aux: usize,
+    /// Victims per attack.
+    #[arg(long, default_value_t = 1_000)]
+    pub victims: usize,
+    /// Decoder epochs per attack.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Random map subsets averaged for each k < P.
+    #[arg(long, default_value_t = 1)]
+    pub draws: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output JSON file (CSV, Markdown and PNG are written beside it).
+    #[arg(long, default_value = "runs/profile/profile.json")]
+    pub out: PathBuf,
+    /// Data directory options.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print the profile JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `veil profile`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(t) = args.taus.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+        anyhow::bail!("--taus must be SSIM values in [0, 1], got {t}");
+    }
+    let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
+    let weights = super::attack::weights_for(
+        &args.model,
+        &args.dataset,
+        &id,
+        args.weights.as_ref(),
+        args.data.data.clone(),
+    )?;
+    let model = Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
+    let layers = if args.layers.is_empty() {
+        default_layers(&model)
+    } else {
+        args.layers.clone()
+    };
+    for l in &layers {
+        model.spec().layer_index(l)?;
+    }
+    let base = AttackConfig {
+        layer: String::new(),
+        maps: None,
+        selection: MapSelection::Random,
+        draws: args.draws,
+        aux_samples: args.aux,
+        victims: args.victims,
+        train: TrainConfig {
+            epochs: args.epochs,
+            seed: args.seed,
+            ..AttackConfig::default().train
+        },
+    };
+    let cells: usize = layers
+        .iter()
+        .map(|l| {
+            let p = model
+                .spec()
+                .layer_index(l)
+                .ok()
+                .and_then(|i| model.shapes()[i + 1].as_chw())
+                .map_or(1, |s| s.0);
+            if args.ks.is_empty() {
+                p
+            } else {
+                args.ks.iter().filter(|&&k| k >= 1 && k < p).count() + 1
+            }
+        })
+        .sum();
+    let bar = ProgressBar::new(cells as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "profile [{elapsed_precise}] {bar:30} {pos}/{len} attacks (eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let req = ProfileRequest {
+        layers,
+        ks: args.ks.clone(),
+        taus: args.taus.clone(),
+        attack: base,
+    };
+    let prof = profile(
+        &model,
+        &id.name(),
+        &split.train,
+        &split.test,
+        &req,
+        &mut |e| {
+            bar.inc(1);
+            bar.set_message(format!("{} k={} ssim {:.3}", e.layer, e.k, e.ssim_mean));
+            if bar.is_hidden() {
+                eprintln!(
+                    "{} k={}/{}: ssim {:.4}",
+                    e.layer, e.k, e.total_maps, e.ssim_mean
+                );
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&prof)?;
+    std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(args.out.with_extension("csv"), prof.to_csv())?;
+    std::fs::write(args.out.with_extension("md"), prof.to_markdown())?;
+    let ks: Vec<usize> = {
+        let mut v: Vec<usize> = prof.entries.iter().map(|e| e.k).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let cells: Vec<Vec<Option<f64>>> = prof
+        .layers
+        .iter()
+        .map(|l| {
+            ks.iter()
+                .map(|k| {
+                    prof.entries
+                        .iter()
+                        .find(|e| &e.layer == l && e.k == *k)
+                        .map(|e| e.ssim_mean)
+                })
+                .collect()
+        })
+        .collect();
+    veil_plot::heat_map(
+        &args.out.with_extension("png"),
+        &format!(
+            "SSIM of the inversion attack: {} / {}",
+            prof.model, prof.dataset
+        ),
+        &prof.layers,
+        &ks.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        &cells,
+    )?;
+    if args.json {
+        return crate::out(&json);
+    }
+    crate::out(&prof.to_markdown())?;
+    crate::out(&format!(
+        "{:.0} s; profile in {} (+ .csv, .md, .png)",
+        prof.seconds,
+        args.out.display()
+    ))
+}
