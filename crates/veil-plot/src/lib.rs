@@ -162,13 +162,19 @@ pub fn heat_map(
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(90)
-        .build_cartesian_2d(0..nc, 0..nr)
+        .build_cartesian_2d((0..nc - 1).into_segmented(), (0..nr - 1).into_segmented())
         .map_err(|e| err(&e))?;
-    let col_label = |x: &i32| cols.get(*x as usize).cloned().unwrap_or_default();
-    let row_label = |y: &i32| {
-        rows.get((nr - 1 - *y) as usize)
+    // Segmented axes put each label at the centre of its cell.
+    let col_label = |x: &SegmentValue<i32>| match x {
+        SegmentValue::CenterOf(i) => cols.get(*i as usize).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let row_label = |y: &SegmentValue<i32>| match y {
+        SegmentValue::CenterOf(i) => rows
+            .get((nr - 1 - *i) as usize)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        _ => String::new(),
     };
     chart
         .configure_mesh()
@@ -195,14 +201,17 @@ pub fn heat_map(
             let x = c as i32;
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(x, y), (x + 1, y + 1)],
+                    [
+                        (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                    ],
                     color.filled(),
                 )))
                 .map_err(|e| err(&e))?;
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{v:.2}"),
-                    (x, y + 1),
+                    (SegmentValue::CenterOf(x), SegmentValue::Exact(y + 1)),
                     ("sans-serif", 12).into_font().color(&BLACK),
                 )))
                 .map_err(|e| err(&e))?;
