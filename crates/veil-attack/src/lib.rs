@@ -19,4 +19,7 @@ pub mod profile;
 mod run;
 
 pub use profile::{PrivacyProfile, ProfileEntry, ProfileRequest, profile};
-pub use run::{AttackConfig, AttackError, AttackReport, MapSelection, attack, select_maps};
+pub use run::{
+    AttackConfig, AttackError, AttackReport, LayerFeatures, MapSelection, attack, attack_features,
+    select_maps,
+};

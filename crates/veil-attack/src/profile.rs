@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use veil_data::Dataset;
 use veil_model::Model;
 
-use crate::{AttackConfig, AttackError, attack};
+use crate::run::{LayerFeatures, attack_features};
+use crate::{AttackConfig, AttackError};
 
 /// Version of the profile JSON layout.
 pub const PROFILE_VERSION: u32 = 1;
@@ -148,13 +149,16 @@ pub fn profile(
         };
         wanted.sort_unstable();
         wanted.dedup();
+        // The device part is queried once per layer; every k reuses the features.
+        let feats =
+            LayerFeatures::extract(model, aux, victims, layer, base.aux_samples, base.victims)?;
         for k in wanted {
             let cfg = AttackConfig {
                 layer: layer.clone(),
                 maps: Some(k),
                 ..base.clone()
             };
-            let r = attack(model, aux, victims, &cfg, &mut |_| {})?;
+            let r = attack_features(&feats, &cfg, &mut |_| {})?;
             let entry = ProfileEntry {
                 layer: r.layer.clone(),
                 k,

@@ -172,6 +172,53 @@ fn gather(feats: &[f32], p: usize, plane: usize, keep: &[usize]) -> Vec<f32> {
     out
 }
 
+/// What the attacker collected at one split layer: the taken auxiliary and victim images and
+/// the device part's outputs for them. Extracted once and reused for every number of maps.
+pub struct LayerFeatures {
+    /// Split layer name as in the spec.
+    pub layer: String,
+    /// Output shape of the split layer.
+    pub shape: Shape,
+    /// Auxiliary images actually used.
+    pub aux: Dataset,
+    /// Victim images actually used.
+    pub victims: Dataset,
+    /// Device-part outputs for `aux`, sample-major.
+    pub aux_feats: Vec<f32>,
+    /// Device-part outputs for `victims`, sample-major.
+    pub victim_feats: Vec<f32>,
+}
+
+impl LayerFeatures {
+    /// Queries the device part of `model` up to `layer` on the first `aux_samples` auxiliary
+    /// and first `victim_count` victim images.
+    pub fn extract(
+        model: &Model,
+        aux: &Dataset,
+        victims: &Dataset,
+        layer: &str,
+        aux_samples: usize,
+        victim_count: usize,
+    ) -> Result<Self, AttackError> {
+        let split_end = model.spec().layer_index(layer)? + 1;
+        if victims.shape != aux.shape || aux.is_empty() || victims.is_empty() {
+            return Err(AttackError::Invalid(
+                "auxiliary and victim images must be non-empty and of one shape".into(),
+            ));
+        }
+        let aux = aux.take(aux_samples);
+        let victims = victims.take(victim_count);
+        Ok(LayerFeatures {
+            layer: model.spec().layers[split_end - 1].name.clone(),
+            shape: model.shapes()[split_end].clone(),
+            aux_feats: features(model, &aux, split_end)?,
+            victim_feats: features(model, &victims, split_end)?,
+            aux,
+            victims,
+        })
+    }
+}
+
 /// Attacks `model` at `cfg.layer`: auxiliary images from `aux` (disjoint from `victims`).
 pub fn attack(
     model: &Model,
@@ -181,14 +228,32 @@ pub fn attack(
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<AttackReport, AttackError> {
     let started = std::time::Instant::now();
-    let split_end = model.spec().layer_index(&cfg.layer)? + 1;
-    let feature_shape = model.shapes()[split_end].clone();
+    on_progress("querying the device part");
+    let feats = LayerFeatures::extract(
+        model,
+        aux,
+        victims,
+        &cfg.layer,
+        cfg.aux_samples,
+        cfg.victims,
+    )?;
+    let mut report = attack_features(&feats, cfg, on_progress)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Trains decoders on already extracted features and scores the victims (`cfg.layer`,
+/// `cfg.aux_samples` and `cfg.victims` are taken from `feats`, not re-read).
+pub fn attack_features(
+    feats: &LayerFeatures,
+    cfg: &AttackConfig,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<AttackReport, AttackError> {
+    let started = std::time::Instant::now();
+    let feature_shape = feats.shape.clone();
+    let (aux, victims) = (&feats.aux, &feats.victims);
+    let (aux_feats, victim_feats) = (&feats.aux_feats, &feats.victim_feats);
     let image = aux.shape;
-    if victims.shape != image || aux.is_empty() || victims.is_empty() {
-        return Err(AttackError::Invalid(
-            "auxiliary and victim images must be non-empty and of one shape".into(),
-        ));
-    }
     let (p, plane) = match feature_shape.as_chw() {
         Some((c, h, w)) => (c, h * w),
         None => (1, feature_shape.numel()),
@@ -197,14 +262,9 @@ pub fn attack(
     if k == 0 || k > p || (k < p && feature_shape.as_chw().is_none()) {
         return Err(AttackError::Invalid(format!(
             "layer {} has {p} feature maps ({}); cannot observe {k}",
-            cfg.layer, feature_shape
+            feats.layer, feature_shape
         )));
     }
-    let aux = aux.take(cfg.aux_samples);
-    let victims = victims.take(cfg.victims);
-    on_progress("querying the device part");
-    let aux_feats = features(model, &aux, split_end)?;
-    let victim_feats = features(model, &victims, split_end)?;
     let draws = if k == p || cfg.selection == MapSelection::Contiguous {
         1
     } else {
@@ -219,8 +279,8 @@ pub fn attack(
             Some((_, h, w)) => Shape::chw(k, h, w),
             None => feature_shape.clone(),
         };
-        let x_aux = gather(&aux_feats, p, plane, &keep);
-        let x_victim = gather(&victim_feats, p, plane, &keep);
+        let x_aux = gather(aux_feats, p, plane, &keep);
+        let x_victim = gather(victim_feats, p, plane, &keep);
         let spec = decoder_spec(&observed_shape, image)?;
         let decoder = Model::init(spec, cfg.train.seed.wrapping_add(draw as u64))?;
         on_progress(&format!("training the decoder (draw {}/{draws})", draw + 1));
@@ -253,7 +313,7 @@ pub fn attack(
     }
     let (s, ps, m) = (Summary::of(&ssim)?, Summary::of(&psnr)?, Summary::of(&mse)?);
     Ok(AttackReport {
-        layer: model.spec().layers[split_end - 1].name.clone(),
+        layer: feats.layer.clone(),
         feature_shape: feature_shape.dims().to_vec(),
         maps: k,
         total_maps: p,

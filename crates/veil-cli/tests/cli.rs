@@ -201,18 +201,7 @@ fn bad_input_exits_with_code_2() {
 #[test]
 fn attack_reports_scores_and_writes_a_grid() {
     let dir = tempfile::tempdir().expect("tmp");
-    let run = dir.path().join("model");
-    let t = json(&veil(&[
-        "train",
-        "--dataset",
-        "synthetic",
-        "--epochs",
-        "1",
-        "--out",
-        run.to_str().expect("p"),
-        "--json",
-    ]));
-    let weights = t["weights"].as_str().expect("weights").to_string();
+    let weights = train_synthetic(dir.path());
     let out = dir.path().join("attack");
     let v = json(&veil(&[
         "attack",
@@ -269,18 +258,7 @@ fn attack_reports_scores_and_writes_a_grid() {
 #[test]
 fn profile_writes_json_csv_markdown_and_heat_map() {
     let dir = tempfile::tempdir().expect("tmp");
-    let run = dir.path().join("model");
-    let t = json(&veil(&[
-        "train",
-        "--dataset",
-        "synthetic",
-        "--epochs",
-        "1",
-        "--out",
-        run.to_str().expect("p"),
-        "--json",
-    ]));
-    let weights = t["weights"].as_str().expect("weights").to_string();
+    let weights = train_synthetic(dir.path());
     let out = dir.path().join("p").join("profile.json");
     let v = json(&veil(&[
         "profile",
@@ -338,4 +316,20 @@ fn profile_writes_json_csv_markdown_and_heat_map() {
         ]),
         "nope",
     );
+}
+
+/// Trains lenet5 on synthetic data for one epoch under `dir`; returns the weight file.
+fn train_synthetic(dir: &Path) -> String {
+    let run = dir.join("model");
+    let t = json(&veil(&[
+        "train",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        run.to_str().expect("p"),
+        "--json",
+    ]));
+    t["weights"].as_str().expect("weights").to_string()
 }

@@ -12,16 +12,9 @@ use crate::DataArgs;
 /// Arguments of `veil attack`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Zoo model name (used to find or train weights when `--weights` is absent).
-    #[arg(long, default_value = "lenet5")]
-    pub model: String,
-    /// Weight file of the attacked model (default: `runs/<model>-<dataset>/model.safetensors`,
-    /// trained first with `veil train` defaults when missing).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Dataset: auxiliary images come from its training split, victims from its test split.
-    #[arg(long, default_value = "mnist")]
-    pub dataset: String,
+    /// The attacked model and its data.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Split layer whose output the attacker sees (see `veil models --layers`).
     #[arg(long, default_value = "conv1")]
     pub layer: String,
@@ -49,12 +42,44 @@ pub struct Args {
     /// Output directory for the image grid and the JSON report.
     #[arg(long, default_value = "runs/attack")]
     pub out: PathBuf,
-    /// Data directory options.
-    #[command(flatten)]
-    pub data: DataArgs,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which trained model is attacked, on which data (shared by `veil attack` and `veil profile`).
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// Zoo model name (used to find or train weights when `--weights` is absent).
+    #[arg(long, default_value = "lenet5")]
+    pub model: String,
+    /// Weight file of the attacked model (default: `runs/<model>-<dataset>/model.safetensors`,
+    /// trained first with `veil train` defaults when missing).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Dataset: auxiliary images come from its training split, victims from its test split.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Data directory options.
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+impl TargetArgs {
+    /// Loads the dataset and the model (training it first when needed).
+    pub fn load(&self) -> anyhow::Result<(veil_data::DatasetId, veil_data::Split, Model)> {
+        let (id, split) = super::load_dataset(&self.dataset, self.data.data.as_deref())?;
+        let weights = weights_for(
+            &self.model,
+            &self.dataset,
+            &id,
+            self.weights.as_ref(),
+            self.data.data.clone(),
+        )?;
+        let model =
+            Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
+        Ok((id, split, model))
+    }
 }
 
 /// The weights to attack: `given`, else `runs/<model>-<dataset>/model.safetensors`, trained
@@ -90,15 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "contiguous" => MapSelection::Contiguous,
         other => anyhow::bail!("unknown --selection `{other}` (random or contiguous)"),
     };
-    let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
-    let weights = weights_for(
-        &args.model,
-        &args.dataset,
-        &id,
-        args.weights.as_ref(),
-        args.data.data.clone(),
-    )?;
-    let model = Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
+    let (id, split, model) = args.target.load()?;
     let cfg = AttackConfig {
         layer: args.layer.clone(),
         maps: args.maps,

@@ -8,22 +8,14 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use veil_attack::profile::{ProfileRequest, default_layers, profile};
 use veil_attack::{AttackConfig, MapSelection};
-use veil_model::{Model, TrainConfig};
-
-use crate::DataArgs;
+use veil_model::TrainConfig;
 
 /// Arguments of `veil profile`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Zoo model name (weights found or trained as in `veil attack`).
-    #[arg(long, default_value = "lenet5")]
-    pub model: String,
-    /// Weight file (default: `runs/<model>-<dataset>/model.safetensors`).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Dataset: auxiliary images from its training split, victims from its test split.
-    #[arg(long, default_value = "mnist")]
-    pub dataset: String,
+    /// The profiled model and its data.
+    #[command(flatten)]
+    pub target: super::attack::TargetArgs,
     /// Comma-separated split layers (default: every layer before the first flatten/linear).
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<String>,
@@ -51,9 +43,6 @@ pub struct Args {
     /// Output JSON file (CSV, Markdown and PNG are written beside it).
     #[arg(long, default_value = "runs/profile/profile.json")]
     pub out: PathBuf,
-    /// Data directory options.
-    #[command(flatten)]
-    pub data: DataArgs,
     /// Print the profile JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -64,15 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(t) = args.taus.iter().find(|t| !(0.0..=1.0).contains(*t)) {
         anyhow::bail!("--taus must be SSIM values in [0, 1], got {t}");
     }
-    let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
-    let weights = super::attack::weights_for(
-        &args.model,
-        &args.dataset,
-        &id,
-        args.weights.as_ref(),
-        args.data.data.clone(),
-    )?;
-    let model = Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
+    let (id, split, model) = args.target.load()?;
     let layers = if args.layers.is_empty() {
         default_layers(&model)
     } else {
