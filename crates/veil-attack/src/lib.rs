@@ -15,11 +15,16 @@
 
 pub mod decoder;
 pub mod grid;
+pub mod helper;
+pub mod nested;
 pub mod profile;
 mod run;
 
-pub use profile::{PrivacyProfile, ProfileEntry, ProfileRequest, profile};
+pub use helper::{HelperView, helper_features};
+pub use profile::{
+    PrivacyProfile, ProfileEntry, ProfileEvent, ProfileMethod, ProfileRequest, profile,
+};
 pub use run::{
     AttackConfig, AttackError, AttackReport, LayerFeatures, MapSelection, attack, attack_features,
-    select_maps,
+    map_order, select_maps,
 };

@@ -8,10 +8,34 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use veil_data::Dataset;
-use veil_model::Model;
+use veil_model::{Model, TrainConfig};
 
-use crate::run::{LayerFeatures, attack_features};
-use crate::{AttackConfig, AttackError};
+use crate::nested::{ChainConfig, best_usable, train_root, walk_chain};
+use crate::run::{LayerFeatures, Scores, attack_features};
+use crate::{AttackConfig, AttackError, AttackReport, map_order};
+
+/// How the cells of a profile are attacked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileMethod {
+    /// Nested chains ([`crate::nested`]): one decoder trained on all maps per layer, then
+    /// one short fine-tuning per smaller subset (fast).
+    #[default]
+    Chain,
+    /// A fresh decoder per cell and draw, specialised to its subset (one training per cell).
+    PerCell,
+}
+
+/// Progress of a profile sweep.
+#[derive(Clone, Copy, Debug)]
+pub enum ProfileEvent<'a> {
+    /// The device part is being queried at this layer.
+    Querying(&'a str),
+    /// A decoder is being trained for this layer (chain method): the root, or chain `n`.
+    Training(&'a str, Option<usize>),
+    /// A cell has been measured.
+    Cell(&'a ProfileEntry),
+}
 
 /// Version of the profile JSON layout.
 pub const PROFILE_VERSION: u32 = 1;
@@ -63,8 +87,18 @@ pub struct PrivacyProfile {
     pub thresholds: Vec<TauThresholds>,
     /// Attack settings used (auxiliary images, victims, epochs, draws, seed).
     pub attack: AttackConfig,
+    /// How the cells were attacked (absent in files written before it existed: per cell).
+    #[serde(default = "per_cell")]
+    pub method: ProfileMethod,
+    /// Chain method: images each fine-tuning step used (0 for the per-cell method).
+    #[serde(default)]
+    pub step_samples: usize,
     /// Wall-clock seconds of the sweep.
     pub seconds: f64,
+}
+
+fn per_cell() -> ProfileMethod {
+    ProfileMethod::PerCell
 }
 
 /// Layers profiled by default: every layer before the first flatten or linear layer.
@@ -120,6 +154,11 @@ pub struct ProfileRequest {
     pub taus: Vec<f64>,
     /// Attack settings; `layer` and `maps` are set per cell.
     pub attack: AttackConfig,
+    /// How cells are attacked.
+    pub method: ProfileMethod,
+    /// Chain method: auxiliary images each fine-tuning step uses (one epoch at the learning
+    /// rate of `attack.train`; more for small `k`, see [`ChainConfig`]).
+    pub step_samples: usize,
 }
 
 /// Runs the sweep of `req` on `model`; `dataset` names the data in the profile.
@@ -129,46 +168,47 @@ pub fn profile(
     aux: &Dataset,
     victims: &Dataset,
     req: &ProfileRequest,
-    on_cell: &mut dyn FnMut(&ProfileEntry),
+    on_event: &mut dyn FnMut(ProfileEvent<'_>),
 ) -> Result<PrivacyProfile, AttackError> {
-    let (layers, ks, taus, base) = (&req.layers, &req.ks, &req.taus, &req.attack);
+    let (layers, taus, base) = (&req.layers, &req.taus, &req.attack);
     let started = std::time::Instant::now();
     let mut entries = Vec::new();
     for layer in layers {
         let index = model.spec().layer_index(layer)?;
         let shape = &model.shapes()[index + 1];
         let p = shape.as_chw().map_or(1, |(c, _, _)| c);
-        let mut wanted: Vec<usize> = if ks.is_empty() {
-            (1..=p).collect()
-        } else {
-            ks.iter()
-                .copied()
-                .filter(|&k| k >= 1 && k <= p)
-                .chain([p])
-                .collect()
-        };
-        wanted.sort_unstable();
-        wanted.dedup();
         // The device part is queried once per layer; every k reuses the features.
+        on_event(ProfileEvent::Querying(layer));
         let feats =
             LayerFeatures::extract(model, aux, victims, layer, base.aux_samples, base.victims)?;
-        for k in wanted {
-            let cfg = AttackConfig {
-                layer: layer.clone(),
-                maps: Some(k),
-                ..base.clone()
-            };
-            let r = attack_features(&feats, &cfg, &mut |_| {})?;
+        let ks = cells_of(p, &req.ks);
+        let reports: Vec<AttackReport> = match req.method {
+            ProfileMethod::Chain if shape.as_chw().is_some() => {
+                chain_reports(&feats, req, &ks, on_event)?
+            }
+            _ => ks
+                .iter()
+                .map(|&k| {
+                    let cfg = AttackConfig {
+                        layer: layer.clone(),
+                        maps: Some(k),
+                        ..base.clone()
+                    };
+                    attack_features(&feats, &cfg, &mut |_| {})
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        for r in reports {
             let entry = ProfileEntry {
-                layer: r.layer.clone(),
-                k,
+                layer: layer.clone(),
+                k: r.maps,
                 total_maps: p,
                 ssim_mean: r.ssim_mean,
                 ssim_std: r.ssim_std,
                 psnr_mean: r.psnr_mean,
                 mse_mean: r.mse_mean,
             };
-            on_cell(&entry);
+            on_event(ProfileEvent::Cell(&entry));
             entries.push(entry);
         }
     }
@@ -180,8 +220,85 @@ pub fn profile(
         thresholds: thresholds(layers, &entries, taus),
         entries,
         attack: base.clone(),
+        method: req.method,
+        step_samples: match req.method {
+            ProfileMethod::Chain => req.step_samples,
+            ProfileMethod::PerCell => 0,
+        },
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The cells `ks` of one layer by the chain method: one root decoder, then `draws` chains
+/// (one for contiguous blocks); `k = P` is scored once, by the root.
+fn chain_reports(
+    feats: &LayerFeatures,
+    req: &ProfileRequest,
+    ks: &[usize],
+    on_event: &mut dyn FnMut(ProfileEvent<'_>),
+) -> Result<Vec<AttackReport>, AttackError> {
+    let base = &req.attack;
+    let started = std::time::Instant::now();
+    let p = feats.shape.as_chw().map_or(1, |(c, _, _)| c);
+    let cfg = ChainConfig {
+        root: base.train.clone(),
+        step: TrainConfig {
+            epochs: 1,
+            ..base.train.clone()
+        },
+        step_samples: req.step_samples,
+        validation: (feats.aux.len() / 10).clamp(1, 500),
+    };
+    on_event(ProfileEvent::Training(&feats.layer, None));
+    let root = train_root(feats, &cfg)?;
+    let draws = if base.selection == crate::MapSelection::Contiguous || p == 1 {
+        1
+    } else {
+        base.draws.max(1)
+    };
+    let mut scores: Vec<Scores> = (0..=p).map(|_| Scores::default()).collect();
+    for draw in 0..draws {
+        on_event(ProfileEvent::Training(&feats.layer, Some(draw + 1)));
+        let order = map_order(p, base.selection, base.train.seed, draw);
+        let steps = walk_chain(&root, feats, &order, ks, &cfg)?;
+        for (step, used) in steps.iter().zip(best_usable(&steps)) {
+            if step.k < p || draw == 0 {
+                scores[step.k].add(&feats.victims, &steps[used].reconstructions)?;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    ks.iter()
+        .map(|&k| {
+            std::mem::take(&mut scores[k]).report(
+                &feats.layer,
+                &feats.shape,
+                (k, p),
+                base.selection,
+                if k == p { 1 } else { draws },
+                feats.aux.len(),
+                f64::NAN,
+                seconds,
+            )
+        })
+        .collect()
+}
+
+/// The numbers of maps measured at a layer of `p` maps: every `k` in `1..=p` when `ks` is
+/// empty, otherwise the valid ones of `ks` and always `p`, sorted and distinct.
+pub fn cells_of(p: usize, ks: &[usize]) -> Vec<usize> {
+    let mut wanted: Vec<usize> = if ks.is_empty() {
+        (1..=p).collect()
+    } else {
+        ks.iter()
+            .copied()
+            .filter(|&k| k >= 1 && k <= p)
+            .chain([p])
+            .collect()
+    };
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted
 }
 
 impl PrivacyProfile {
@@ -258,6 +375,13 @@ mod tests {
             psnr_mean: 0.0,
             mse_mean: 0.0,
         }
+    }
+
+    #[test]
+    fn cells_cover_every_k_or_the_valid_requested_ones_and_p() {
+        assert_eq!(cells_of(4, &[]), vec![1, 2, 3, 4]);
+        assert_eq!(cells_of(6, &[2, 9, 0, 2, 1]), vec![1, 2, 6]);
+        assert_eq!(cells_of(1, &[3]), vec![1]);
     }
 
     #[test]

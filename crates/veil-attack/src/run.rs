@@ -125,7 +125,21 @@ pub struct AttackReport {
     pub examples: Vec<Vec<f32>>,
 }
 
-/// Maps observed in draw `draw`: `k` of `p`, sorted.
+/// The order in which draw `draw` takes maps: a seeded permutation of `0..p` (the identity
+/// for contiguous blocks). The `k` maps of a draw are the first `k` of its order, so the
+/// subsets of one draw are nested as `k` grows.
+pub fn map_order(p: usize, selection: MapSelection, seed: u64, draw: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..p).collect();
+    if selection == MapSelection::Random {
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(draw as u64 + 1)),
+        );
+        all.shuffle(&mut rng);
+    }
+    all
+}
+
+/// Maps observed in draw `draw`: `k` of `p` (the first `k` of [`map_order`]), sorted.
 pub fn select_maps(
     p: usize,
     k: usize,
@@ -133,19 +147,10 @@ pub fn select_maps(
     seed: u64,
     draw: usize,
 ) -> Vec<usize> {
-    match selection {
-        MapSelection::Contiguous => (0..k.min(p)).collect(),
-        MapSelection::Random => {
-            let mut all: Vec<usize> = (0..p).collect();
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(draw as u64 + 1)),
-            );
-            all.shuffle(&mut rng);
-            let mut chosen = all[..k.min(p)].to_vec();
-            chosen.sort_unstable();
-            chosen
-        }
-    }
+    let mut chosen = map_order(p, selection, seed, draw);
+    chosen.truncate(k.min(p));
+    chosen.sort_unstable();
+    chosen
 }
 
 /// Runs `images` through the device part (layers up to `split_end`), in batches.
@@ -161,7 +166,7 @@ fn features(model: &Model, images: &Dataset, split_end: usize) -> Result<Vec<f32
 }
 
 /// Keeps maps `keep` of every `[p, plane]` sample (flat features keep everything).
-fn gather(feats: &[f32], p: usize, plane: usize, keep: &[usize]) -> Vec<f32> {
+pub(crate) fn gather(feats: &[f32], p: usize, plane: usize, keep: &[usize]) -> Vec<f32> {
     let per = p * plane;
     let mut out = Vec::with_capacity(feats.len() / per.max(1) * keep.len() * plane);
     for sample in feats.chunks_exact(per) {
@@ -270,8 +275,7 @@ pub fn attack_features(
     } else {
         cfg.draws.max(1)
     };
-    let (mut ssim, mut psnr, mut mse) = (Vec::new(), Vec::new(), Vec::new());
-    let mut examples = Vec::new();
+    let mut scores = Scores::default();
     let mut train_loss = f64::NAN;
     for draw in 0..draws {
         let keep = select_maps(p, k, cfg.selection, cfg.train.seed, draw);
@@ -288,49 +292,111 @@ pub fn attack_features(
             fit_regression(decoder, &x_aux, &aux.samples, &cfg.train, &mut |_| {})?;
         train_loss = report.epoch_losses.last().copied().unwrap_or(f64::NAN);
         on_progress("reconstructing the victims");
-        let per_in = observed_shape.numel();
-        let mut recon = Vec::with_capacity(victims.samples.len());
-        for start in (0..victims.len()).step_by(500) {
-            let end = (start + 500).min(victims.len());
-            let x = decoder.input(x_victim[start * per_in..end * per_in].to_vec())?;
-            recon.extend(decoder.forward(x)?.into_values()?);
-        }
-        recon.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+        let recon = reconstruct(&decoder, &x_victim)?;
+        scores.add(victims, &recon)?;
+    }
+    scores.report(
+        &feats.layer,
+        &feature_shape,
+        (k, p),
+        cfg.selection,
+        draws,
+        aux.len(),
+        train_loss,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// Runs `decoder` over sample-major inputs in batches of 500 and clamps the output to the
+/// image range `[0, 1]`.
+pub(crate) fn reconstruct(decoder: &Model, inputs: &[f32]) -> Result<Vec<f32>, AttackError> {
+    let per_in = decoder.spec().input_shape.numel().max(1);
+    let n = inputs.len() / per_in;
+    let mut recon = Vec::new();
+    for start in (0..n).step_by(500) {
+        let end = (start + 500).min(n);
+        let x = decoder.input(inputs[start * per_in..end * per_in].to_vec())?;
+        recon.extend(decoder.forward(x)?.into_values()?);
+    }
+    recon.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+    Ok(recon)
+}
+
+/// Per-victim scores gathered over draws, and the latest reconstructions for the grid.
+#[derive(Default)]
+pub(crate) struct Scores {
+    ssim: Vec<f64>,
+    psnr: Vec<f64>,
+    mse: Vec<f64>,
+    examples: Vec<Vec<f32>>,
+}
+
+impl Scores {
+    /// Scores reconstructions `recon` (sample-major) against `victims`.
+    pub(crate) fn add(&mut self, victims: &Dataset, recon: &[f32]) -> Result<(), AttackError> {
         let per = victims.sample_len();
-        for i in 0..victims.len() {
-            let a = Image::new(victims.sample(i), image)?;
-            let b = Image::new(&recon[i * per..(i + 1) * per], image)?;
-            let s = ImageScores::compute(&a, &b)?;
-            ssim.push(s.ssim);
-            psnr.push(s.psnr.min(100.0));
-            mse.push(s.mse);
+        if recon.len() != victims.len() * per {
+            return Err(AttackError::Invalid(format!(
+                "{} reconstructed values for {} victims of {per}",
+                recon.len(),
+                victims.len()
+            )));
         }
-        examples = recon
+        for i in 0..victims.len() {
+            let a = Image::new(victims.sample(i), victims.shape)?;
+            let b = Image::new(&recon[i * per..(i + 1) * per], victims.shape)?;
+            let s = ImageScores::compute(&a, &b)?;
+            self.ssim.push(s.ssim);
+            // PSNR is infinite for an exact copy; cap it so means stay finite.
+            self.psnr.push(s.psnr.min(100.0));
+            self.mse.push(s.mse);
+        }
+        self.examples = recon
             .chunks_exact(per)
             .take(16)
             .map(<[f32]>::to_vec)
             .collect();
+        Ok(())
     }
-    let (s, ps, m) = (Summary::of(&ssim)?, Summary::of(&psnr)?, Summary::of(&mse)?);
-    Ok(AttackReport {
-        layer: feats.layer.clone(),
-        feature_shape: feature_shape.dims().to_vec(),
-        maps: k,
-        total_maps: p,
-        selection: cfg.selection,
-        draws,
-        victims: victims.len(),
-        aux_samples: aux.len(),
-        ssim_mean: s.mean,
-        ssim_std: s.std,
-        psnr_mean: ps.mean,
-        psnr_std: ps.std,
-        mse_mean: m.mean,
-        mse_std: m.std,
-        train_loss,
-        seconds: started.elapsed().as_secs_f64(),
-        examples,
-    })
+
+    /// Summarises into a report; `maps` is `(k, P)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn report(
+        self,
+        layer: &str,
+        feature_shape: &Shape,
+        maps: (usize, usize),
+        selection: MapSelection,
+        draws: usize,
+        aux_samples: usize,
+        train_loss: f64,
+        seconds: f64,
+    ) -> Result<AttackReport, AttackError> {
+        let (s, ps, m) = (
+            Summary::of(&self.ssim)?,
+            Summary::of(&self.psnr)?,
+            Summary::of(&self.mse)?,
+        );
+        Ok(AttackReport {
+            layer: layer.to_string(),
+            feature_shape: feature_shape.dims().to_vec(),
+            maps: maps.0,
+            total_maps: maps.1,
+            selection,
+            draws,
+            victims: self.ssim.len() / draws.max(1),
+            aux_samples,
+            ssim_mean: s.mean,
+            ssim_std: s.std,
+            psnr_mean: ps.mean,
+            psnr_std: ps.std,
+            mse_mean: m.mean,
+            mse_std: m.std,
+            train_loss,
+            seconds,
+            examples: self.examples,
+        })
+    }
 }
 
 #[cfg(test)]

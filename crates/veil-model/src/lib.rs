@@ -27,7 +27,7 @@ mod weights_io;
 pub use burn::tensor::{Device, Tensor};
 pub use error::ModelError;
 pub use model::{Activation, Model};
-pub use regress::{RegressionReport, fit_regression};
+pub use regress::{RegressionReport, fit_regression, fit_regression_with};
 pub use train::{Augment, EpochReport, StepInfo, TrainConfig, TrainReport, train};
 pub use weights_io::NamedTensor;
 

@@ -14,7 +14,7 @@ use burn::tensor::ops::ConvOptions;
 use veil_spec::LayerKind;
 
 use crate::network::Op;
-use crate::{Model, ModelError};
+use crate::{Activation, Model, ModelError};
 
 /// A conv layer of a model, located by name.
 struct ConvRef<'a> {
@@ -88,6 +88,77 @@ pub fn conv_partial_sums(
         None,
         ConvOptions::new(stride, padding, [1, 1], 1),
     ))
+}
+
+/// Partial sums of conv layer `layer` for several input-channel groups, on host values.
+///
+/// `inputs` holds samples of the layer's full input `[in_c, h, w]`, sample-major. For every
+/// sample and every group in `groups` (in order) this returns the partial sums of output maps
+/// `outputs` from that group's channels only: `[groups.len() * outputs.len(), oh, ow]` per
+/// sample, group-major, without bias. This is what a device that owns output maps `outputs`
+/// receives from devices holding the channel groups (SYSTEM.md section 4).
+pub fn partial_sums_values(
+    model: &Model,
+    layer: &str,
+    inputs: &[f32],
+    groups: &[Range<usize>],
+    outputs: Range<usize>,
+) -> Result<Vec<f32>, ModelError> {
+    let index = conv_layer(model, layer)?.index;
+    let input_shape = model.shapes()[index].clone();
+    let (out_c, oh, ow) = model.shapes()[index + 1].as_chw().unwrap_or((0, 0, 0));
+    let in_c = input_shape.as_chw().map_or(0, |(c, _, _)| c);
+    let per = input_shape.numel().max(1);
+    if inputs.is_empty() || !inputs.len().is_multiple_of(per) {
+        return Err(ModelError::Shape {
+            context: format!("inputs of {}/{layer}", model.spec().name),
+            expected: input_shape.dims().to_vec(),
+            got: vec![inputs.len()],
+        });
+    }
+    if outputs.start >= outputs.end || outputs.end > out_c {
+        return Err(ModelError::Invalid(format!(
+            "output maps {outputs:?} of {}/{layer}, which has {out_c}",
+            model.spec().name
+        )));
+    }
+    let n = inputs.len() / per;
+    let plane = oh * ow;
+    let per_out = groups.len() * outputs.len() * plane;
+    let mut out = vec![0.0f32; n * per_out];
+    for start in (0..n).step_by(256) {
+        let end = (start + 256).min(n);
+        let batch = inputs[start * per..end * per].to_vec();
+        let Activation::Maps(x) = Activation::from_values(batch, &input_shape, model.device())?
+        else {
+            return Err(ModelError::Invalid(format!(
+                "{}/{layer} has flat inputs",
+                model.spec().name
+            )));
+        };
+        for (g, range) in groups.iter().enumerate() {
+            if range.start >= range.end || range.end > in_c {
+                return Err(ModelError::Invalid(format!(
+                    "channel group {range:?} of {}/{layer}, which has {in_c} input maps",
+                    model.spec().name
+                )));
+            }
+            let sums = conv_partial_sums(
+                model,
+                layer,
+                x.clone().narrow(1, range.start, range.len()),
+                range.clone(),
+            )?
+            .narrow(1, outputs.start, outputs.len());
+            let values = Activation::Maps(sums).into_values()?;
+            let chunk = outputs.len() * plane;
+            for (i, sample) in values.chunks_exact(chunk).enumerate() {
+                let at = (start + i) * per_out + g * chunk;
+                out[at..at + chunk].copy_from_slice(sample);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Adds the bias of conv layer `layer` to summed partial sums `[b, out, oh, ow]`.

@@ -35,16 +35,45 @@ pub fn fit_regression(
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(StepInfo),
 ) -> Result<(Model, RegressionReport), ModelError> {
+    let in_per = model.spec().input_shape.numel();
+    let n = inputs.len() / in_per.max(1);
+    if n == 0 || inputs.len() != n * in_per {
+        return Err(ModelError::Shape {
+            context: format!("regression inputs for {}", model.spec().name),
+            expected: vec![n, in_per],
+            got: vec![inputs.len()],
+        });
+    }
+    let mut fill = |batch: &[usize], xs: &mut Vec<f32>| {
+        for &i in batch {
+            xs.extend_from_slice(&inputs[i * in_per..(i + 1) * in_per]);
+        }
+    };
+    fit_regression_with(model, n, targets, cfg, &mut fill, on_step)
+}
+
+/// Like [`fit_regression`], but the inputs of each batch are made by `fill_batch`, which must
+/// append one input sample (the model's input shape) per index in the batch, in order.
+///
+/// Lets a caller build inputs on the fly (for example a fresh random mask per sample and
+/// step) without materialising every variant. `targets` holds `n` samples of the output shape.
+pub fn fit_regression_with(
+    model: Model,
+    n: usize,
+    targets: &[f32],
+    cfg: &TrainConfig,
+    fill_batch: &mut dyn FnMut(&[usize], &mut Vec<f32>),
+    on_step: &mut dyn FnMut(StepInfo),
+) -> Result<(Model, RegressionReport), ModelError> {
     let spec = model.spec().clone();
     let in_per = spec.input_shape.numel();
     let out_shape = spec.output_shape()?;
     let out_per = out_shape.numel();
-    let n = inputs.len() / in_per.max(1);
-    if n == 0 || inputs.len() != n * in_per || targets.len() != n * out_per {
+    if n == 0 || targets.len() != n * out_per {
         return Err(ModelError::Shape {
-            context: format!("regression pairs for {}", spec.name),
-            expected: vec![n, in_per, out_per],
-            got: vec![inputs.len(), targets.len()],
+            context: format!("regression targets for {}", spec.name),
+            expected: vec![n, out_per],
+            got: vec![targets.len()],
         });
     }
     cfg.check([1, usize::MAX, usize::MAX])?;
@@ -67,8 +96,15 @@ pub fn fit_regression(
         for chunk in order.chunks(cfg.batch_size) {
             xs.clear();
             ys.clear();
+            fill_batch(chunk, &mut xs);
+            if xs.len() != chunk.len() * in_per {
+                return Err(ModelError::Shape {
+                    context: format!("a batch of inputs for {}", spec.name),
+                    expected: vec![chunk.len(), in_per],
+                    got: vec![xs.len()],
+                });
+            }
             for &i in chunk {
-                xs.extend_from_slice(&inputs[i * in_per..(i + 1) * in_per]);
                 ys.extend_from_slice(&targets[i * out_per..(i + 1) * out_per]);
             }
             let x = Activation::from_values(xs.clone(), &spec.input_shape, &device)?;

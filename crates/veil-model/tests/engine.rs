@@ -246,3 +246,83 @@ fn dataset_shape_mismatch_is_reported() {
     let err = model.evaluate(&split.test).expect_err("shape").to_string();
     assert!(err.contains("gtsrb_cnn"), "{err}");
 }
+
+/// What an owner of output maps receives, per sender group, adds up (with the bias) to those
+/// output maps of the full layer. Tolerance as in `check_partition`.
+#[test]
+fn host_partial_sums_per_group_add_up_to_the_owned_maps() {
+    let model = Model::init(zoo::lenet5(), 9).expect("init");
+    let index = model.spec().layer_index("conv2").expect("layer");
+    let input = model
+        .input(values(3 * model.spec().input_shape.numel(), 21))
+        .expect("in");
+    let before = model.forward_range(input, 0..index).expect("prefix");
+    let full = model
+        .forward_range(before.clone(), index..index + 1)
+        .expect("layer")
+        .into_values()
+        .expect("values");
+    let inputs = before.into_values().expect("inputs");
+    let groups = [0..2, 2..5, 5..6];
+    let owned = 3..7;
+    let got =
+        veil_model::partial::partial_sums_values(&model, "conv2", &inputs, &groups, owned.clone())
+            .expect("partial sums");
+    let (plane, out_c) = (10 * 10, 16);
+    assert_eq!(got.len(), 3 * groups.len() * owned.len() * plane);
+    let bias = model
+        .named_tensors()
+        .expect("tensors")
+        .into_iter()
+        .find(|t| t.name == "conv2.bias")
+        .expect("bias")
+        .values;
+    for b in 0..3 {
+        for (j, q) in owned.clone().enumerate() {
+            for i in 0..plane {
+                let sum: f32 = (0..groups.len())
+                    .map(|g| {
+                        got[b * groups.len() * owned.len() * plane
+                            + (g * owned.len() + j) * plane
+                            + i]
+                    })
+                    .sum();
+                let want = full[b * out_c * plane + q * plane + i];
+                assert!(
+                    (sum + bias[q] - want).abs() < 1e-4,
+                    "sample {b} map {q} pixel {i}"
+                );
+            }
+        }
+    }
+    assert!(
+        veil_model::partial::partial_sums_values(
+            &model,
+            "conv2",
+            &inputs,
+            std::slice::from_ref(&(0..7)),
+            0..1
+        )
+        .is_err()
+    );
+    assert!(
+        veil_model::partial::partial_sums_values(
+            &model,
+            "conv2",
+            &inputs,
+            std::slice::from_ref(&(0..6)),
+            0..17
+        )
+        .is_err()
+    );
+    assert!(
+        veil_model::partial::partial_sums_values(
+            &model,
+            "conv2",
+            &inputs[1..],
+            std::slice::from_ref(&(0..6)),
+            0..1
+        )
+        .is_err()
+    );
+}

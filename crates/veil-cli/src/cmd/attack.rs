@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use veil_attack::{AttackConfig, MapSelection, attack, grid::save_grid};
+use veil_attack::{
+    AttackConfig, AttackReport, HelperView, LayerFeatures, MapSelection, attack_features,
+    grid::save_grid, helper_features,
+};
 use veil_model::{Model, TrainConfig};
 
 use crate::DataArgs;
@@ -36,6 +39,17 @@ pub struct Args {
     /// Decoder training epochs.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
+    /// Attack a helper of the channel-partitioned scheme at this conv layer instead: it holds
+    /// `--maps` input maps of the layer and receives the partial sums of the maps it owns.
+    #[arg(long, value_name = "CONV")]
+    pub helper_of: Option<String>,
+    /// With --helper-of: output maps the helper owns (default: as many as it holds).
+    #[arg(long, requires = "helper_of")]
+    pub owned: Option<usize>,
+    /// With --helper-of: devices holding the other input maps, each sending one partial sum
+    /// per owned map (default: the other maps spread over helpers holding --maps each).
+    #[arg(long, requires = "helper_of")]
+    pub senders: Option<usize>,
     /// Seed (map subsets, decoder init, shuffling).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -135,23 +149,69 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let report = attack(&model, &split.train, &split.test, &cfg, &mut |m| {
-        bar.set_message(format!("attack {}: {m}", args.layer))
+    bar.set_message(format!("attack {}: querying the device part", args.layer));
+    let started = std::time::Instant::now();
+    let (feats, helper) = match &args.helper_of {
+        None => {
+            let feats = LayerFeatures::extract(
+                &model,
+                &split.train,
+                &split.test,
+                &args.layer,
+                args.aux,
+                args.victims,
+            )?;
+            (feats, None)
+        }
+        Some(conv) => {
+            let view = helper_view(&model, conv, &args)?;
+            let feats = helper_features(
+                &model,
+                &split.train,
+                &split.test,
+                &view,
+                args.aux,
+                args.victims,
+            )?;
+            (feats, Some(view))
+        }
+    };
+    // A helper's observation is attacked whole: --maps named what it holds.
+    let cfg = AttackConfig {
+        maps: if helper.is_some() { None } else { cfg.maps },
+        ..cfg
+    };
+    let mut report: AttackReport = attack_features(&feats, &cfg, &mut |m| {
+        bar.set_message(format!("attack {}: {m}", feats.layer))
     })?;
+    report.seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    let stem = match &helper {
+        None => format!("{}-{}-k{}", model.spec().name, report.layer, report.maps),
+        Some(v) => format!(
+            "{}-{}-helper-k{}-q{}-g{}",
+            model.spec().name,
+            v.conv,
+            v.held,
+            v.owned,
+            v.senders
+        ),
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let stem = format!("{}-{}-k{}", model.spec().name, report.layer, report.maps);
     let grid = args.out.join(format!("{stem}.png"));
     let originals: Vec<&[f32]> = (0..report.examples.len())
         .map(|i| split.test.sample(i))
         .collect();
     let recon: Vec<&[f32]> = report.examples.iter().map(Vec::as_slice).collect();
     save_grid(&grid, split.test.shape, &originals, &recon)?;
+    std::fs::write(args.out.join(format!("{stem}.csv")), csv(&report))
+        .with_context(|| format!("writing {stem}.csv"))?;
     let mut value = serde_json::to_value(&report)?;
     value["model"] = serde_json::json!(model.spec().name);
     value["dataset"] = serde_json::json!(id.name());
     value["grid"] = serde_json::json!(grid);
+    value["helper"] = serde_json::json!(helper);
     std::fs::write(
         args.out.join(format!("{stem}.json")),
         serde_json::to_string_pretty(&value)?,
@@ -174,4 +234,49 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.seconds,
         grid.display()
     ))
+}
+
+/// The helper share from the flags: holds `--maps` (required), owns `--owned` (default: as
+/// many), hears from `--senders` devices (default: the rest spread over helpers like it).
+fn helper_view(model: &Model, conv: &str, args: &Args) -> anyhow::Result<HelperView> {
+    let index = model.spec().layer_index(conv)?;
+    let p = model.shapes()[index].as_chw().map_or(0, |(c, _, _)| c);
+    let out_c = model.shapes()[index + 1].as_chw().map_or(0, |(c, _, _)| c);
+    let Some(held) = args.maps else {
+        anyhow::bail!("--helper-of needs --maps: the input maps of {conv} the helper holds");
+    };
+    if held == 0 || held > p {
+        anyhow::bail!("--maps {held}: {conv} has {p} input maps");
+    }
+    Ok(HelperView {
+        conv: conv.to_string(),
+        held,
+        owned: args.owned.unwrap_or(held.min(out_c)),
+        senders: args.senders.unwrap_or((p - held).div_ceil(held)),
+    })
+}
+
+/// One report as a CSV header and row.
+fn csv(r: &AttackReport) -> String {
+    format!(
+        "layer,maps,total_maps,selection,draws,victims,aux_samples,ssim_mean,ssim_std,psnr_mean,psnr_std,mse_mean,mse_std,seconds\n\
+         \"{}\",{},{},{},{},{},{},{:.6},{:.6},{:.4},{:.4},{:.6},{:.6},{:.1}\n",
+        r.layer,
+        r.maps,
+        r.total_maps,
+        match r.selection {
+            MapSelection::Random => "random",
+            MapSelection::Contiguous => "contiguous",
+        },
+        r.draws,
+        r.victims,
+        r.aux_samples,
+        r.ssim_mean,
+        r.ssim_std,
+        r.psnr_mean,
+        r.psnr_std,
+        r.mse_mean,
+        r.mse_std,
+        r.seconds
+    )
 }

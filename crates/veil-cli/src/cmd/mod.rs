@@ -6,7 +6,9 @@ pub mod compare;
 pub mod eval;
 pub mod game;
 pub mod models;
+pub mod plan;
 pub mod profile;
+pub mod simulate;
 pub mod train;
 
 use std::path::Path;

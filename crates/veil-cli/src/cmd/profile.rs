@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use veil_attack::profile::{ProfileRequest, default_layers, profile};
+use veil_attack::profile::{
+    ProfileEvent, ProfileMethod, ProfileRequest, cells_of, default_layers, profile,
+};
 use veil_attack::{AttackConfig, MapSelection};
 use veil_model::TrainConfig;
 
@@ -25,16 +27,23 @@ pub struct Args {
     /// Comma-separated tolerated SSIM values.
     #[arg(long, value_delimiter = ',', default_value = "0.4,0.6,0.8")]
     pub taus: Vec<f64>,
+    /// How cells are attacked: `chain` trains one decoder on all maps per layer and fine-tunes
+    /// it down a nested chain of subsets; `per-cell` trains a decoder per cell and draw.
+    #[arg(long, value_enum, default_value_t = Method::Chain)]
+    pub method: Method,
+    /// Chain method: auxiliary images each fine-tuning step of a chain uses (one epoch).
+    #[arg(long, default_value_t = 2_000)]
+    pub step_samples: usize,
     /// Auxiliary images per attack.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 10_000)]
     pub aux: usize,
     /// Victims per attack.
     #[arg(long, default_value_t = 1_000)]
     pub victims: usize,
-    /// Decoder epochs per attack.
-    #[arg(long, default_value_t = 3)]
-    pub epochs: usize,
-    /// Random map subsets averaged for each k < P.
+    /// Decoder epochs per training (default: 5 for a chain's root, 3 per cell).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Random map orders (chains) or subsets (per cell) averaged for each k < P.
     #[arg(long, default_value_t = 1)]
     pub draws: usize,
     /// Seed.
@@ -46,6 +55,15 @@ pub struct Args {
     /// Print the profile JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--method` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// One chain of fine-tuned decoders per layer and draw.
+    Chain,
+    /// One decoder per cell and draw.
+    PerCell,
 }
 
 /// Runs `veil profile`.
@@ -62,6 +80,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for l in &layers {
         model.spec().layer_index(l)?;
     }
+    let (method, epochs) = match args.method {
+        Method::Chain => (ProfileMethod::Chain, 5),
+        Method::PerCell => (ProfileMethod::PerCell, 3),
+    };
     let base = AttackConfig {
         layer: String::new(),
         maps: None,
@@ -70,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         aux_samples: args.aux,
         victims: args.victims,
         train: TrainConfig {
-            epochs: args.epochs,
+            epochs: args.epochs.unwrap_or(epochs),
             seed: args.seed,
             ..AttackConfig::default().train
         },
@@ -84,11 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .ok()
                 .and_then(|i| model.shapes()[i + 1].as_chw())
                 .map_or(1, |s| s.0);
-            if args.ks.is_empty() {
-                p
-            } else {
-                args.ks.iter().filter(|&&k| k >= 1 && k < p).count() + 1
-            }
+            cells_of(p, &args.ks).len()
         })
         .sum();
     let bar = ProgressBar::new(cells as u64);
@@ -98,11 +116,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    bar.enable_steady_tick(std::time::Duration::from_millis(500));
     let req = ProfileRequest {
         layers,
         ks: args.ks.clone(),
         taus: args.taus.clone(),
         attack: base,
+        method,
+        step_samples: args.step_samples,
     };
     let prof = profile(
         &model,
@@ -110,14 +131,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &split.train,
         &split.test,
         &req,
-        &mut |e| {
-            bar.inc(1);
-            bar.set_message(format!("{} k={} ssim {:.3}", e.layer, e.k, e.ssim_mean));
-            if bar.is_hidden() {
-                eprintln!(
-                    "{} k={}/{}: ssim {:.4}",
-                    e.layer, e.k, e.total_maps, e.ssim_mean
-                );
+        &mut |event| match event {
+            ProfileEvent::Querying(l) => bar.set_message(format!("{l}: querying the device part")),
+            ProfileEvent::Training(l, chain) => {
+                let what = match chain {
+                    None => format!("{l}: training the decoder on all maps"),
+                    Some(n) => format!("{l}: chain {n} of fine-tuned decoders"),
+                };
+                if bar.is_hidden() {
+                    eprintln!("{what}");
+                }
+                bar.set_message(what);
+            }
+            ProfileEvent::Cell(e) => {
+                bar.inc(1);
+                bar.set_message(format!("{} k={} ssim {:.3}", e.layer, e.k, e.ssim_mean));
+                if bar.is_hidden() {
+                    eprintln!(
+                        "{} k={}/{}: ssim {:.4}",
+                        e.layer, e.k, e.total_maps, e.ssim_mean
+                    );
+                }
             }
         },
     )?;

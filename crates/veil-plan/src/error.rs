@@ -1,0 +1,43 @@
+//! [`PlanError`]: every failure of the planner, with the device, layer or file it concerns.
+
+/// Errors of the planner.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The model spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] veil_spec::SpecError),
+    /// A fleet, profile or experiment description is malformed.
+    #[error("{what}: {message}")]
+    Config {
+        /// Which file or section.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A profile does not cover a model or a tolerated SSIM.
+    #[error("privacy profile for {model}: {message}")]
+    Profile {
+        /// Model name.
+        model: String,
+        /// What is missing.
+        message: String,
+    },
+    /// Reading a file failed.
+    #[error("cannot read {path}: {message}")]
+    Read {
+        /// File path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl PlanError {
+    /// A configuration error about `what`.
+    pub fn config(what: impl Into<String>, message: impl Into<String>) -> Self {
+        PlanError::Config {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+}

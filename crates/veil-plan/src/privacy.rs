@@ -1,0 +1,248 @@
+//! Privacy limits for the planner: `Nf_l(tau)` and `SP(tau)` (SYSTEM.md section 3) read from a
+//! privacy profile, and what they mean for each compute stage of a model.
+//!
+//! [`Profile`] reads the versioned JSON that `veil profile` writes (only the fields the
+//! planner needs; a `source` note is kept when present). When a profile has the measured
+//! cells, thresholds for any `tau` are derived from them; otherwise only its listed
+//! thresholds can be used. [`builtin`] returns the profiles shipped with veil.
+//!
+//! Mapping to stages: a helper that holds segments of conv stage `s` sees its input maps,
+//! i.e. the output of every layer from the previous compute layer up to the layer before
+//! stage `s` (when the previous stage ran on helpers, the owner of a map forms the raw conv
+//! output from partial sums and applies ReLU and pooling itself); when the previous stage ran
+//! whole on the source, only the final input maps are sent. The cap of a stage is the
+//! smallest `Nf` over the profiled layers it exposes; a stage whose exposed layers all lie at
+//! or after `SP(tau)` is unconstrained.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use veil_spec::ModelSpec;
+
+use crate::PlanError;
+
+/// One measured cell of a profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Layer name.
+    pub layer: String,
+    /// Maps observed.
+    pub k: usize,
+    /// Maps of the layer.
+    pub total_maps: usize,
+    /// Mean SSIM of the attack.
+    pub ssim_mean: f64,
+}
+
+/// Thresholds for one tolerated SSIM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Tolerated SSIM.
+    pub tau: f64,
+    /// `Nf_l(tau)` per layer name.
+    pub nf: BTreeMap<String, usize>,
+    /// `SP(tau)`, the first layer from which every layer is safe with all maps.
+    pub sp: Option<String>,
+}
+
+/// A privacy profile as written by `veil profile` (version 1), or a built-in one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Layout version.
+    pub version: u32,
+    /// Model name.
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Profiled layers in model order.
+    pub layers: Vec<String>,
+    /// Measured cells (may be empty for thresholds-only profiles).
+    #[serde(default, rename = "entries")]
+    pub cells: Vec<Cell>,
+    /// Listed thresholds.
+    #[serde(default)]
+    pub thresholds: Vec<Thresholds>,
+    /// Where the numbers come from.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+const LENET5: &str = include_str!("../profiles/lenet5.json");
+const CIFAR_CNN: &str = include_str!("../profiles/cifar_cnn.json");
+const VGG16: &str = include_str!("../profiles/vgg16.json");
+const VGG19: &str = include_str!("../profiles/vgg19.json");
+
+/// The profile shipped with veil for zoo model `model`, if any: veil's own measurement for
+/// `lenet5`, the DistPrivacy paper's statements for `cifar_cnn`, `vgg16` and `vgg19` (see
+/// each profile's `source`).
+pub fn builtin(model: &str) -> Option<Profile> {
+    let text = match model {
+        "lenet5" => LENET5,
+        "cifar_cnn" => CIFAR_CNN,
+        "vgg16" => VGG16,
+        "vgg19" => VGG19,
+        _ => return None,
+    };
+    serde_json::from_str(text).ok()
+}
+
+impl Profile {
+    /// Parses a profile JSON file's text.
+    pub fn from_json_str(text: &str) -> Result<Self, PlanError> {
+        let p: Profile = serde_json::from_str(text)
+            .map_err(|e| PlanError::config("privacy profile", e.to_string()))?;
+        if p.version != 1 {
+            return Err(PlanError::config(
+                "privacy profile",
+                format!("version {} (this veil reads version 1)", p.version),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Thresholds for `tau`: listed ones when present (within 1e-9), else derived from the
+    /// cells (`Nf` = largest `k` with SSIM `<= tau`; `SP` = first layer from which every
+    /// profiled layer, with all maps, is `<= tau`).
+    pub fn thresholds(&self, tau: f64) -> Result<Thresholds, PlanError> {
+        if let Some(t) = self.thresholds.iter().find(|t| (t.tau - tau).abs() < 1e-9) {
+            return Ok(t.clone());
+        }
+        if self.cells.is_empty() {
+            let listed: Vec<f64> = self.thresholds.iter().map(|t| t.tau).collect();
+            return Err(PlanError::Profile {
+                model: self.model.clone(),
+                message: format!("no cells and no thresholds for tau {tau} (listed: {listed:?})"),
+            });
+        }
+        let nf = self
+            .layers
+            .iter()
+            .map(|l| {
+                let best = self
+                    .cells
+                    .iter()
+                    .filter(|c| &c.layer == l && c.ssim_mean <= tau)
+                    .map(|c| c.k)
+                    .max()
+                    .unwrap_or(0);
+                (l.clone(), best)
+            })
+            .collect();
+        let safe = |l: &String| {
+            let full: Vec<&Cell> = self
+                .cells
+                .iter()
+                .filter(|c| &c.layer == l && c.k == c.total_maps)
+                .collect();
+            !full.is_empty() && full.iter().all(|c| c.ssim_mean <= tau)
+        };
+        let sp = (0..self.layers.len())
+            .find(|&i| self.layers[i..].iter().all(safe))
+            .map(|i| self.layers[i].clone());
+        Ok(Thresholds { tau, nf, sp })
+    }
+}
+
+/// What the privacy constraint allows at one stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum StageCap {
+    /// At or after `SP`: any helper may hold any number of segments.
+    Free,
+    /// Before `SP`: no helper may hold more than this many segments (0: none may).
+    AtMost(usize),
+}
+
+impl StageCap {
+    /// Whether a helper holding `held` segments of the stage may take one more.
+    pub fn admits(self, held: usize) -> bool {
+        match self {
+            StageCap::Free => true,
+            StageCap::AtMost(n) => held < n,
+        }
+    }
+}
+
+/// Resolves thresholds against a spec: for a stage whose input maps are produced by spec
+/// layers `exposed` (indices), the cap.
+pub(crate) fn stage_cap(
+    spec: &ModelSpec,
+    thresholds: &Thresholds,
+    exposed: std::ops::Range<usize>,
+) -> Result<StageCap, PlanError> {
+    let sp_index = match &thresholds.sp {
+        Some(name) => Some(spec.layer_index(name)?),
+        None => None,
+    };
+    if let Some(sp) = sp_index
+        && exposed.start >= sp
+    {
+        return Ok(StageCap::Free);
+    }
+    let caps: Vec<usize> = exposed
+        .clone()
+        .filter_map(|i| thresholds.nf.get(&spec.layers[i].name).copied())
+        .collect();
+    match caps.iter().min() {
+        Some(&n) => Ok(StageCap::AtMost(n)),
+        None => Err(PlanError::Profile {
+            model: spec.name.clone(),
+            message: format!(
+                "no Nf for any of the layers {} before SP(tau {})",
+                exposed
+                    .map(|i| spec.layers[i].name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                thresholds.tau
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_parse_and_cover_the_papers_taus() {
+        for model in ["lenet5", "cifar_cnn", "vgg16", "vgg19"] {
+            let p = builtin(model).unwrap_or_else(|| panic!("{model} profile"));
+            assert_eq!(p.model, model);
+            for tau in [0.4, 0.6, 0.8] {
+                p.thresholds(tau)
+                    .unwrap_or_else(|e| panic!("{model} {tau}: {e}"));
+            }
+        }
+        assert!(builtin("secureml_a").is_none());
+    }
+
+    #[test]
+    fn thresholds_are_derived_from_cells() {
+        let cell = |layer: &str, k, ssim| Cell {
+            layer: layer.into(),
+            k,
+            total_maps: 2,
+            ssim_mean: ssim,
+        };
+        let p = Profile {
+            version: 1,
+            model: "m".into(),
+            dataset: "d".into(),
+            layers: vec!["a".into(), "b".into()],
+            cells: vec![
+                cell("a", 1, 0.5),
+                cell("a", 2, 0.9),
+                cell("b", 1, 0.2),
+                cell("b", 2, 0.3),
+            ],
+            thresholds: vec![],
+            source: None,
+        };
+        let t = p.thresholds(0.6).expect("t");
+        assert_eq!((t.nf["a"], t.nf["b"]), (1, 2));
+        assert_eq!(t.sp.as_deref(), Some("b"));
+        let t = p.thresholds(0.95).expect("t");
+        assert_eq!(t.sp.as_deref(), Some("a"));
+        assert_eq!(p.thresholds(0.1).expect("t").sp, None);
+        assert!(Profile::from_json_str("{\"version\": 2}").is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! Fleet simulation (DistPrivacy §III, SYSTEM.md section 5): Poisson arrivals placed online
+//! one at a time against per-period budgets, rejected requests retried at the start of each
+//! later period, and the latency, traffic and rejection figures of Fig. 3.
+//!
+//! Key items: [`SimConfig`], [`simulate`], [`SimResult`].
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::fleet::{Device, DeviceClass, Fleet, Source};
+use crate::greedy::{Ledger, Placer, Strategy};
+use crate::placement::{Placement, rates, request_cost};
+use crate::stages::ModelPlan;
+
+/// Settings of one simulation run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimConfig {
+    /// Requests generated.
+    pub requests: usize,
+    /// Arrival rate per second (Poisson process).
+    pub lambda: f64,
+    /// Cameras created when the fleet lists none (RPi3, models assigned in turn).
+    pub cameras: usize,
+    /// A request still unplaced after this many periods of waiting is dropped.
+    pub max_wait_periods: usize,
+    /// Seed of arrivals, cameras chosen and random placements.
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            requests: 320,
+            lambda: 3.0,
+            cameras: 10,
+            max_wait_periods: 600,
+            seed: 0,
+        }
+    }
+}
+
+/// Outcome of a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimResult {
+    /// Placement strategy.
+    pub strategy: &'static str,
+    /// Helpers in the fleet.
+    pub devices: usize,
+    /// Tolerated SSIM.
+    pub tau: f64,
+    /// Requests generated.
+    pub requests: usize,
+    /// Requests placed (possibly after retries).
+    pub placed: usize,
+    /// Requests never placed within `max_wait_periods`.
+    pub dropped: usize,
+    /// Share of requests rejected at least once.
+    pub rejected_fraction: f64,
+    /// Sum over placed requests of waiting time plus inference latency (eqs. 5, 7), seconds.
+    pub latency_total_s: f64,
+    /// Mean of the same per placed request.
+    pub latency_mean_s: f64,
+    /// 95th percentile of the same.
+    pub latency_p95_s: f64,
+    /// Mean inference latency alone (no waiting), seconds.
+    pub inference_mean_s: f64,
+    /// Bytes exchanged between distinct devices, in MB (10^6 bytes).
+    pub shared_mb: f64,
+    /// Wall-clock seconds spent placing.
+    pub placing_seconds: f64,
+}
+
+/// One generated request.
+#[derive(Clone, Copy, Debug)]
+struct Request {
+    arrival: f64,
+    source: usize,
+    rejected: bool,
+}
+
+/// Adds `n` RPi3 cameras running `models` in turn to a fleet without sources.
+pub fn with_cameras(fleet: &Fleet, n: usize, models: &[String]) -> Fleet {
+    let mut out = fleet.clone();
+    if out.sources.is_empty() {
+        out.sources = (0..n.max(1))
+            .map(|i| Source {
+                device: Device {
+                    name: format!("cam-{i}"),
+                    class: DeviceClass::rpi3(),
+                },
+                model: models[i % models.len().max(1)].clone(),
+            })
+            .collect();
+    }
+    out
+}
+
+/// Runs the simulation: `plans[source_model[c]]` is the plan camera `c` (source index) uses.
+/// Returns the result and every placement made, in placement order.
+pub fn simulate(
+    fleet: &Fleet,
+    plans: &[ModelPlan],
+    source_model: &[usize],
+    cfg: &SimConfig,
+    strategy: Strategy,
+) -> (SimResult, Vec<Placement>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let helpers = fleet.helpers.len();
+    let cameras = fleet.sources.len().min(source_model.len());
+    let mut t = 0.0;
+    let mut arrivals: Vec<Request> = (0..cfg.requests)
+        .map(|_| {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            t += -u.ln() / cfg.lambda.max(1e-9);
+            Request {
+                arrival: t,
+                source: rng.random_range(0..cameras.max(1)),
+                rejected: false,
+            }
+        })
+        .collect();
+    let rates = rates(fleet);
+    let placer = Placer {
+        plans,
+        rates: &rates,
+        helpers,
+        strategy,
+    };
+    let period = fleet.budgets.period_s;
+    let mut ledger = Ledger::new(fleet);
+    let started = std::time::Instant::now();
+    let mut placements = Vec::new();
+    let (mut latencies, mut inference) = (Vec::new(), Vec::new());
+    let mut shared = 0.0;
+    let mut waiting: Vec<Request> = Vec::new();
+    let mut next = 0;
+    let mut k = 0usize;
+    while cameras > 0 && (next < arrivals.len() || !waiting.is_empty()) {
+        ledger.renew();
+        let start = k as f64 * period;
+        let mut still = Vec::new();
+        let retry = std::mem::take(&mut waiting);
+        let fresh_end = arrivals[next..]
+            .iter()
+            .position(|r| r.arrival >= start + period)
+            .map_or(arrivals.len(), |p| next + p);
+        let fresh = arrivals[next..fresh_end].iter();
+        for (req, when) in retry
+            .into_iter()
+            .map(|r| (r, start))
+            .chain(fresh.map(|r| (*r, r.arrival)))
+        {
+            let model = source_model[req.source];
+            match placer.place(model, helpers + req.source, &mut ledger, &mut rng) {
+                Some(p) => {
+                    let cost = request_cost(&plans[model], &p, &rates);
+                    latencies.push(when - req.arrival + cost.latency_s);
+                    inference.push(cost.latency_s);
+                    shared += cost.shared_bytes;
+                    placements.push(p);
+                }
+                None if start - req.arrival > cfg.max_wait_periods as f64 * period => {}
+                None => still.push(Request {
+                    rejected: true,
+                    ..req
+                }),
+            }
+        }
+        for r in &mut arrivals[next..fresh_end] {
+            r.rejected = still.iter().any(|s| s.arrival == r.arrival);
+        }
+        next = fresh_end;
+        waiting = still;
+        k += 1;
+    }
+    let placing_seconds = started.elapsed().as_secs_f64();
+    let rejected = arrivals.iter().filter(|r| r.rejected).count();
+    let placed = latencies.len();
+    let total: f64 = latencies.iter().sum();
+    let mut sorted = latencies.clone();
+    sorted.sort_by(f64::total_cmp);
+    let p95 = if sorted.is_empty() {
+        0.0
+    } else {
+        sorted[((sorted.len() as f64 * 0.95).ceil() as usize).clamp(1, sorted.len()) - 1]
+    };
+    let result = SimResult {
+        strategy: strategy.name(),
+        devices: helpers,
+        tau: plans.first().map_or(f64::NAN, |p| p.tau),
+        requests: cfg.requests,
+        placed,
+        dropped: cfg.requests - placed,
+        rejected_fraction: rejected as f64 / cfg.requests.max(1) as f64,
+        latency_total_s: total,
+        latency_mean_s: total / placed.max(1) as f64,
+        latency_p95_s: p95,
+        inference_mean_s: inference.iter().sum::<f64>() / placed.max(1) as f64,
+        shared_mb: shared / 1e6,
+        placing_seconds,
+    };
+    (result, placements)
+}

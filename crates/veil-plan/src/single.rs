@@ -1,0 +1,165 @@
+//! One request placed on a fresh fleet: where each segment runs, its latency and shared
+//! data, and how much of each used device's budget is left ([`plan_one`], [`PlanReport`]).
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use serde::Serialize;
+
+use crate::greedy::{Ledger, Placer};
+use crate::placement::{Usage, add_usage, budgets, rates};
+use crate::{
+    Device, DeviceClass, Fleet, ModelPlan, PlanError, Source, StageCap, Strategy, check,
+    request_cost,
+};
+
+/// Where one stage's segments run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageReport {
+    /// Stage (layer) name.
+    pub stage: String,
+    /// Segments of the stage.
+    pub segments: usize,
+    /// Privacy cap per helper (`None`: free).
+    pub cap: Option<usize>,
+    /// Device name -> segments it computes.
+    pub devices: BTreeMap<String, usize>,
+}
+
+/// Budget share left on a used device after the request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Slack {
+    /// Device name.
+    pub device: String,
+    /// Share of the compute budget left.
+    pub compute: f64,
+    /// Share of the memory budget left.
+    pub memory: f64,
+    /// Share of the bandwidth budget left.
+    pub bandwidth: f64,
+}
+
+/// The placement of one request and what it costs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlanReport {
+    /// Model name.
+    pub model: String,
+    /// Tolerated SSIM.
+    pub tau: f64,
+    /// Strategy name.
+    pub strategy: &'static str,
+    /// `SP(tau)`.
+    pub sp: Option<String>,
+    /// Where the privacy numbers come from.
+    pub profile: String,
+    /// Seconds (eqs. 5, 7).
+    pub latency_s: f64,
+    /// Bytes between distinct devices.
+    pub shared_bytes: f64,
+    /// Per stage.
+    pub stages: Vec<StageReport>,
+    /// Per used device.
+    pub slack: Vec<Slack>,
+}
+
+/// Places one request of `plan` on `fleet` (full budgets) with `strategy`; the request comes
+/// from the first camera running `plan.model`, or from an added RPi3 camera. `Ok(None)` when
+/// nothing fits. The placement is checked against every constraint before it is returned.
+pub fn plan_one(
+    fleet: &Fleet,
+    plan: ModelPlan,
+    strategy: Strategy,
+) -> Result<Option<PlanReport>, PlanError> {
+    let mut fleet = fleet.clone();
+    let source = match fleet.sources.iter().position(|s| s.model == plan.model) {
+        Some(c) => c,
+        None => {
+            fleet.sources.push(Source {
+                device: Device {
+                    name: format!("cam-{}", fleet.sources.len()),
+                    class: DeviceClass::rpi3(),
+                },
+                model: plan.model.clone(),
+            });
+            fleet.sources.len() - 1
+        }
+    };
+    let helpers = fleet.helpers.len();
+    let rates = rates(&fleet);
+    let plans = [plan];
+    let placer = Placer {
+        plans: &plans,
+        rates: &rates,
+        helpers,
+        strategy,
+    };
+    let mut ledger = Ledger::new(&fleet);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let Some(placement) = placer.place(0, helpers + source, &mut ledger, &mut rng) else {
+        return Ok(None);
+    };
+    check(
+        &fleet,
+        &plans,
+        std::slice::from_ref(&placement),
+        strategy.respects_privacy(),
+    )
+    .map_err(|v| {
+        PlanError::config(
+            "placement",
+            format!("internal error, a constraint is broken: {v}"),
+        )
+    })?;
+    let cost = request_cost(&plans[0], &placement, &rates);
+    let names: Vec<String> = fleet
+        .helpers
+        .iter()
+        .chain(fleet.sources.iter().map(|s| &s.device))
+        .map(|d| d.name.clone())
+        .collect();
+    let stages = plans[0]
+        .stages
+        .iter()
+        .zip(&placement.devices)
+        .map(|(stage, row)| {
+            let mut devices = BTreeMap::new();
+            for &d in row {
+                *devices.entry(names[d].clone()).or_insert(0) += 1;
+            }
+            StageReport {
+                stage: stage.name.clone(),
+                segments: stage.segments,
+                cap: match stage.cap {
+                    StageCap::Free => None,
+                    StageCap::AtMost(n) => Some(n),
+                },
+                devices,
+            }
+        })
+        .collect();
+    let mut usage = Usage::new(names.len());
+    add_usage(&plans[0], &placement, &mut usage);
+    let slack = budgets(&fleet)
+        .iter()
+        .enumerate()
+        .filter(|(d, _)| usage.macs[*d] > 0.0 || usage.sent[*d] > 0.0)
+        .map(|(d, &(c, m, b))| Slack {
+            device: names[d].clone(),
+            compute: 1.0 - usage.macs[d] / c,
+            memory: 1.0 - usage.memory[d] / m,
+            bandwidth: 1.0 - usage.sent[d] / b,
+        })
+        .collect();
+    let [plan] = plans;
+    Ok(Some(PlanReport {
+        model: plan.model,
+        tau: plan.tau,
+        strategy: strategy.name(),
+        sp: plan.sp,
+        profile: plan.profile_source,
+        latency_s: cost.latency_s,
+        shared_bytes: cost.shared_bytes,
+        stages,
+        slack,
+    }))
+}
