@@ -398,3 +398,170 @@ pub fn figure(name: &str) -> Result<Figure, PlanError> {
         axis,
     })
 }
+
+/// Placement speed for one fleet size and request count.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScalingRow {
+    /// Model of every request.
+    pub model: String,
+    /// Helpers.
+    pub devices: usize,
+    /// Requests placed.
+    pub requests: usize,
+    /// Requests placed (possibly after retries).
+    pub placed: usize,
+    /// Share of requests rejected at least once.
+    pub rejected_fraction: f64,
+    /// Wall-clock seconds of placement, retries included.
+    pub seconds: f64,
+    /// Requests placed per second.
+    pub placements_per_s: f64,
+    /// Segments placed per second.
+    pub segments_per_s: f64,
+}
+
+/// Times the greedy placing `requests` requests of `model` (arriving at `lambda` per second
+/// from 10 cameras) on uniform fleets of each size in `devices`, at tau `tau`.
+pub fn scaling(
+    model: &str,
+    tau: f64,
+    devices: &[usize],
+    requests: &[usize],
+    seed: u64,
+) -> Result<Vec<ScalingRow>, PlanError> {
+    let spec = veil_spec::zoo::model(model)?;
+    let plan = ModelPlan::new(&spec, &profile_for(model, &BTreeMap::new())?, tau)?;
+    let segments = plan.total_segments();
+    let plans = [plan];
+    let mix = Experiment::default().mixes.remove(0);
+    let mut rows = Vec::new();
+    for &n in devices {
+        let fleet = draw_fleet(&mix, n, &Budgets::default(), seed ^ n as u64)?;
+        let fleet = with_cameras(&fleet, 10, &[model.to_string()]);
+        for &r in requests {
+            let cfg = SimConfig {
+                requests: r,
+                seed,
+                ..SimConfig::default()
+            };
+            let (result, placements) =
+                simulate(&fleet, &plans, &[0; 10], &cfg, Strategy::DISTPRIVACY);
+            rows.push(ScalingRow {
+                model: model.to_string(),
+                devices: n,
+                requests: r,
+                placed: placements.len(),
+                rejected_fraction: result.rejected_fraction,
+                seconds: result.placing_seconds,
+                placements_per_s: placements.len() as f64 / result.placing_seconds.max(1e-12),
+                segments_per_s: (placements.len() * segments) as f64
+                    / result.placing_seconds.max(1e-12),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Greedy against the exact ILP on one small instance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GapRow {
+    /// Model of the requests.
+    pub model: String,
+    /// Tolerated SSIM.
+    pub tau: f64,
+    /// Helpers.
+    pub devices: usize,
+    /// Requests placed together in one period.
+    pub requests: usize,
+    /// Binaries of the paper's formulation.
+    pub paper_binaries: usize,
+    /// Integer columns of veil's count form.
+    pub integer_columns: usize,
+    /// Sum of latencies of the greedy's placements (None: the greedy rejected a request).
+    pub greedy_s: Option<f64>,
+    /// Sum of latencies of the ILP's incumbent.
+    pub exact_s: Option<f64>,
+    /// Whether HiGHS proved optimality.
+    pub optimal: bool,
+    /// HiGHS's relative gap.
+    pub mip_gap: f64,
+    /// `(greedy - exact) / exact`.
+    pub greedy_gap: Option<f64>,
+    /// Seconds HiGHS took.
+    pub exact_seconds: f64,
+}
+
+/// Runs the greedy and the ILP on `requests` requests of `model` at `tau` from one camera on a
+/// uniform fleet of `devices` helpers (one period, full budgets).
+pub fn exact_vs_greedy(
+    model: &str,
+    tau: f64,
+    devices: usize,
+    requests: usize,
+    cfg: &crate::ilp::ExactConfig,
+    seed: u64,
+) -> Result<GapRow, PlanError> {
+    use crate::greedy::{Ledger, Placer};
+    use crate::ilp::{Request, solve_exact};
+    use crate::placement::rates;
+    let spec = veil_spec::zoo::model(model)?;
+    let plans = [ModelPlan::new(
+        &spec,
+        &profile_for(model, &BTreeMap::new())?,
+        tau,
+    )?];
+    let mix = Experiment::default().mixes.remove(0);
+    let fleet = draw_fleet(&mix, devices, &Budgets::default(), seed)?;
+    let fleet = with_cameras(&fleet, 1, &[model.to_string()]);
+    let rates = rates(&fleet);
+    let placer = Placer {
+        plans: &plans,
+        rates: &rates,
+        helpers: devices,
+        strategy: Strategy::DISTPRIVACY,
+    };
+    let mut ledger = Ledger::new(&fleet);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let greedy: Option<Vec<_>> = (0..requests)
+        .map(|_| placer.place(0, devices, &mut ledger, &mut rng))
+        .collect();
+    let total = |ps: &[crate::Placement]| -> f64 {
+        ps.iter()
+            .map(|p| crate::request_cost(&plans[0], p, &rates).latency_s)
+            .sum()
+    };
+    let greedy_s = greedy.as_deref().map(total);
+    let reqs = vec![
+        Request {
+            model: 0,
+            source: devices
+        };
+        requests
+    ];
+    let exact = solve_exact(&fleet, &plans, &reqs, greedy.as_deref(), cfg)?;
+    let paper_binaries = plans[0]
+        .stages
+        .iter()
+        .filter(|s| !s.source_only)
+        .map(|s| s.segments * devices)
+        .sum::<usize>()
+        * requests;
+    let exact_s = exact.as_ref().map(|e| total(&e.placements));
+    Ok(GapRow {
+        model: model.to_string(),
+        tau,
+        devices,
+        requests,
+        paper_binaries,
+        integer_columns: exact.as_ref().map_or(0, |e| e.integer_columns),
+        greedy_s,
+        exact_s,
+        optimal: exact.as_ref().is_some_and(|e| e.optimal),
+        mip_gap: exact.as_ref().map_or(f64::NAN, |e| e.gap),
+        greedy_gap: match (greedy_s, exact_s) {
+            (Some(g), Some(e)) if e > 0.0 => Some((g - e) / e),
+            _ => None,
+        },
+        exact_seconds: exact.as_ref().map_or(0.0, |e| e.seconds),
+    })
+}

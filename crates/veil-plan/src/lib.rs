@@ -1,5 +1,5 @@
 //! veil-plan: which device computes what (DistPrivacy §II-B to §III, SYSTEM.md sections 4
-//! and 5). Pure math: no burn, no tensors.
+//! and 5). Pure math: no burn, no tensors (HiGHS, a C++ MIP solver, is linked for the ILP).
 //!
 //! - [`fleet`]: device catalog (RPi3, Nexus 5, STM32H7, custom), helpers, cameras, per-period
 //!   budgets; fleet TOML files.
@@ -8,6 +8,7 @@
 //!   [`ModelPlan`].
 //! - [`placement`]: [`Placement`], latency and shared data (eqs. 5-7), constraint check.
 //! - [`greedy`]: Algorithm 1 and the baselines against a [`greedy::Ledger`].
+//! - [`ilp`]: the exact ILP (8a-8i) with good_lp and HiGHS: time limit, warm start, gap.
 //! - [`sim`]: Poisson workloads over periods, Fig. 3 figures.
 //!
 //! Errors: [`PlanError`].
@@ -18,6 +19,7 @@ mod error;
 pub mod experiment;
 pub mod fleet;
 pub mod greedy;
+pub mod ilp;
 pub mod placement;
 pub mod privacy;
 pub mod sim;

@@ -101,8 +101,28 @@ fn slowest_other(holders: &[(usize, usize)], j: usize, rates: &[(f64, f64)]) -> 
 /// devices of (its slowest incoming transfer + its compute time), summed over stages; `rates`
 /// from [`rates`]. Transfers to one receiver run in parallel from distinct senders.
 pub fn request_cost(plan: &ModelPlan, placement: &Placement, rates: &[(f64, f64)]) -> Cost {
-    let mut latency = 0.0;
     let mut shared = 0.0;
+    let latency = stage_costs(plan, placement, rates, &mut shared)
+        .iter()
+        .sum();
+    Cost {
+        latency_s: latency,
+        shared_bytes: shared,
+    }
+}
+
+/// The latency of each stage of `placement` (their sum is [`request_cost`]'s latency).
+pub fn stage_latencies(plan: &ModelPlan, placement: &Placement, rates: &[(f64, f64)]) -> Vec<f64> {
+    stage_costs(plan, placement, rates, &mut 0.0)
+}
+
+fn stage_costs(
+    plan: &ModelPlan,
+    placement: &Placement,
+    rates: &[(f64, f64)],
+    shared: &mut f64,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(plan.stages.len());
     let mut holders: Vec<(usize, usize)> = Vec::new();
     for (s, stage) in plan.stages.iter().enumerate() {
         let receivers = counts(&placement.devices[s]);
@@ -115,17 +135,14 @@ pub fn request_cost(plan: &ModelPlan, placement: &Placement, rates: &[(f64, f64)
         for &(j, n) in &receivers {
             let bytes = unit * n as f64;
             let others = holders.iter().filter(|&&(i, _)| i != j).count();
-            shared += bytes * others as f64;
+            *shared += bytes * others as f64;
             let receive = slowest_other(&holders, j, rates).map_or(0.0, |r| bytes * 8.0 / r);
             worst = worst.max(receive + n as f64 * stage.segment_macs as f64 / rates[j].1);
         }
-        latency += worst;
+        out.push(worst);
         holders = receivers;
     }
-    Cost {
-        latency_s: latency,
-        shared_bytes: shared,
-    }
+    out
 }
 
 /// Adds what `placement` takes from each device to `usage`.

@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::greedy::{Ledger, Placer};
+use crate::ilp::{ExactConfig, Request, solve_exact};
 use crate::placement::{Usage, add_usage, budgets, rates};
 use crate::{
     Device, DeviceClass, Fleet, ModelPlan, PlanError, Source, StageCap, Strategy, check,
@@ -60,15 +61,34 @@ pub struct PlanReport {
     pub stages: Vec<StageReport>,
     /// Per used device.
     pub slack: Vec<Slack>,
+    /// With the exact solver: how it went, and the greedy's latency for comparison.
+    pub exact: Option<ExactSummary>,
 }
 
-/// Places one request of `plan` on `fleet` (full budgets) with `strategy`; the request comes
+/// The exact solve behind a [`PlanReport`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExactSummary {
+    /// Whether HiGHS proved optimality.
+    pub optimal: bool,
+    /// HiGHS's relative MIP gap.
+    pub mip_gap: f64,
+    /// HiGHS's model status.
+    pub status: String,
+    /// Seconds HiGHS took.
+    pub seconds: f64,
+    /// Latency of the greedy's placement (the warm start), if it found one.
+    pub greedy_latency_s: Option<f64>,
+}
+
+/// Places one request of `plan` on `fleet` (full budgets) with `strategy`, or exactly with the
+/// ILP when `exact` is given (warm-started from `strategy`'s placement); the request comes
 /// from the first camera running `plan.model`, or from an added RPi3 camera. `Ok(None)` when
 /// nothing fits. The placement is checked against every constraint before it is returned.
 pub fn plan_one(
     fleet: &Fleet,
     plan: ModelPlan,
     strategy: Strategy,
+    exact: Option<&ExactConfig>,
 ) -> Result<Option<PlanReport>, PlanError> {
     let mut fleet = fleet.clone();
     let source = match fleet.sources.iter().position(|s| s.model == plan.model) {
@@ -95,8 +115,35 @@ pub fn plan_one(
     };
     let mut ledger = Ledger::new(&fleet);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let Some(placement) = placer.place(0, helpers + source, &mut ledger, &mut rng) else {
-        return Ok(None);
+    let greedy = placer.place(0, helpers + source, &mut ledger, &mut rng);
+    let (placement, exact_summary, strategy) = match exact {
+        None => match greedy {
+            Some(p) => (p, None, strategy),
+            None => return Ok(None),
+        },
+        Some(cfg) => {
+            let requests = [Request {
+                model: 0,
+                source: helpers + source,
+            }];
+            let start = greedy.as_ref().map(std::slice::from_ref);
+            let Some(solved) = solve_exact(&fleet, &plans, &requests, start, cfg)? else {
+                return Ok(None);
+            };
+            let summary = ExactSummary {
+                optimal: solved.optimal,
+                mip_gap: solved.gap,
+                status: solved.status.clone(),
+                seconds: solved.seconds,
+                greedy_latency_s: greedy
+                    .as_ref()
+                    .map(|g| request_cost(&plans[0], g, &rates).latency_s),
+            };
+            let Some(p) = solved.placements.into_iter().next() else {
+                return Ok(None);
+            };
+            (p, Some(summary), Strategy::DISTPRIVACY)
+        }
     };
     check(
         &fleet,
@@ -154,12 +201,17 @@ pub fn plan_one(
     Ok(Some(PlanReport {
         model: plan.model,
         tau: plan.tau,
-        strategy: strategy.name(),
+        strategy: if exact_summary.is_some() {
+            "exact"
+        } else {
+            strategy.name()
+        },
         sp: plan.sp,
         profile: plan.profile_source,
         latency_s: cost.latency_s,
         shared_bytes: cost.shared_bytes,
         stages,
         slack,
+        exact: exact_summary,
     }))
 }

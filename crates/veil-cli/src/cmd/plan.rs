@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use veil_plan::experiment::{profile_for, read_profile, strategy};
+use veil_plan::ilp::ExactConfig;
 use veil_plan::single::plan_one;
 use veil_plan::{Fleet, ModelPlan};
 
@@ -27,6 +28,12 @@ pub struct Args {
     /// Placement: distprivacy (the greedy), no-privacy, single or random.
     #[arg(long, default_value = "distprivacy")]
     pub strategy: String,
+    /// Solve the placement exactly (ILP, HiGHS), warm-started from --strategy's placement.
+    #[arg(long)]
+    pub exact: bool,
+    /// With --exact: HiGHS time limit in seconds (the incumbent and its gap are reported).
+    #[arg(long, default_value_t = 60.0, requires = "exact")]
+    pub time_limit: f64,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -47,7 +54,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => profile_for(&spec.name, &BTreeMap::new())?,
     };
     let plan = ModelPlan::new(&spec, &profile, args.tau)?;
-    let Some(out) = plan_one(&fleet, plan, strategy(&args.strategy)?)? else {
+    if !(args.time_limit.is_finite() && args.time_limit > 0.0) {
+        anyhow::bail!("--time-limit must be a positive number of seconds");
+    }
+    let exact = args.exact.then(|| ExactConfig {
+        time_limit_s: args.time_limit,
+        ..ExactConfig::default()
+    });
+    let Some(out) = plan_one(&fleet, plan, strategy(&args.strategy)?, exact.as_ref())? else {
         anyhow::bail!(
             "no placement of {} at tau {} fits this fleet (privacy caps or budgets); more or stronger helpers, or a higher tau, may",
             args.model,
@@ -75,6 +89,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             s.segments,
             s.cap.map_or("-".to_string(), |c| c.to_string()),
             devices.join(", ")
+        ));
+    }
+    if let Some(e) = &out.exact {
+        text.push_str(&format!(
+            "exact: {} (gap {:.2e}) in {:.2} s; the greedy's latency was {}\n",
+            if e.optimal {
+                "optimal"
+            } else {
+                e.status.as_str()
+            },
+            e.mip_gap,
+            e.seconds,
+            e.greedy_latency_s
+                .map_or("- (it found no placement)".to_string(), |l| format!(
+                    "{l:.4} s"
+                ))
         ));
     }
     let tightest = out

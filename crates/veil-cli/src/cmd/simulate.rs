@@ -17,6 +17,36 @@ pub struct Args {
     /// Regenerate a panel of DistPrivacy's Fig. 3: 3a, 3b, 3c, 3d, 3e or 3f.
     #[arg(long)]
     pub figure: Option<String>,
+    /// Time the greedy instead: `--model` requests on uniform fleets of each `--devices` size,
+    /// for each `--requests` count.
+    #[arg(long, conflicts_with_all = ["figure", "config"])]
+    pub scaling: bool,
+    /// With --scaling: the model of every request.
+    #[arg(long, default_value = "vgg16", requires = "scaling")]
+    pub model: String,
+    /// With --scaling: tolerated SSIM.
+    #[arg(long, default_value_t = 0.8, requires = "scaling")]
+    pub tau: f64,
+    /// With --scaling: fleet sizes.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,100,1000,10000",
+        requires = "scaling"
+    )]
+    pub devices: Vec<usize>,
+    /// With --scaling: request counts.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "320",
+        requires = "scaling"
+    )]
+    pub requests: Vec<usize>,
+    /// Compare the greedy with the exact ILP on small instances (lenet5 and cifar_cnn, 1-4
+    /// requests, 4-12 helpers) and print the table.
+    #[arg(long, conflicts_with_all = ["figure", "config", "scaling"])]
+    pub exact_gap: bool,
     /// Output directory (CSV and PNG).
     #[arg(long, default_value = "runs/simulate")]
     pub out: PathBuf,
@@ -35,6 +65,12 @@ struct Output<'a> {
 
 /// Runs `veil simulate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.scaling {
+        return scaling(&args);
+    }
+    if args.exact_gap {
+        return exact_gap(&args);
+    }
     let (name, experiment, metric, axis) = match (&args.figure, &args.config) {
         (Some(f), _) => {
             let fig = figure(f)?;
@@ -178,4 +214,92 @@ fn plot(
         600,
     )?;
     Ok(())
+}
+
+/// `veil simulate --scaling`: placement speed table.
+fn scaling(args: &Args) -> anyhow::Result<()> {
+    if args
+        .devices
+        .iter()
+        .chain(&args.requests)
+        .any(|&n| n == 0 || n > 1_000_000)
+    {
+        anyhow::bail!("--devices and --requests must be in 1..=1000000");
+    }
+    if !(0.0..=1.0).contains(&args.tau) {
+        anyhow::bail!("--tau must be an SSIM in [0, 1], got {}", args.tau);
+    }
+    let rows =
+        veil_plan::experiment::scaling(&args.model, args.tau, &args.devices, &args.requests, 0)?;
+    if args.json {
+        return crate::print_json(&rows);
+    }
+    let mut text = String::from(
+        "| model | helpers | requests | placed | rejected once | seconds | placements/s | segments/s |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {:.1} % | {:.3} | {:.0} | {:.0} |\n",
+            r.model,
+            r.devices,
+            r.requests,
+            r.placed,
+            100.0 * r.rejected_fraction,
+            r.seconds,
+            r.placements_per_s,
+            r.segments_per_s
+        ));
+    }
+    crate::out(text.trim_end())
+}
+
+/// `veil simulate --exact-gap`: the greedy against the ILP on small instances.
+fn exact_gap(args: &Args) -> anyhow::Result<()> {
+    let cfg = veil_plan::ilp::ExactConfig::default();
+    let cases: &[(&str, f64, usize, usize)] = &[
+        ("lenet5", 0.8, 6, 1),
+        ("lenet5", 0.8, 8, 2),
+        ("lenet5", 0.6, 10, 3),
+        ("lenet5", 0.8, 12, 4),
+        ("cifar_cnn", 0.8, 4, 1),
+        ("cifar_cnn", 0.4, 8, 1),
+        ("cifar_cnn", 0.6, 8, 2),
+    ];
+    let mut rows = Vec::new();
+    for &(model, tau, devices, requests) in cases {
+        let row = veil_plan::experiment::exact_vs_greedy(model, tau, devices, requests, &cfg, 0)?;
+        if !args.json {
+            eprintln!("{model} tau {tau} {devices} helpers {requests} requests: done");
+        }
+        rows.push(row);
+    }
+    if args.json {
+        return crate::print_json(&rows);
+    }
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.5}"));
+    let mut text = String::from(
+        "| model | tau | helpers | requests | paper binaries | count-form integers | greedy s | exact s | optimal | greedy gap | HiGHS s |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
+            r.model,
+            r.tau,
+            r.devices,
+            r.requests,
+            r.paper_binaries,
+            r.integer_columns,
+            fmt(r.greedy_s),
+            fmt(r.exact_s),
+            if r.optimal {
+                "yes".to_string()
+            } else {
+                format!("no (gap {:.1e})", r.mip_gap)
+            },
+            r.greedy_gap
+                .map_or("-".to_string(), |g| format!("{:.2} %", 100.0 * g)),
+            r.exact_seconds
+        ));
+    }
+    crate::out(text.trim_end())
 }

@@ -1,0 +1,461 @@
+//! The exact placement: DistPrivacy's ILP (8a-8i) for the requests of one period, built with
+//! good_lp and solved by HiGHS, with a time limit, a warm start and the achieved gap.
+//!
+//! **Count form.** All segments of a stage cost the same (multiplications, weights, bytes), so
+//! a placement is fully described by `n[r][s][d]`, the number of segments of stage `s` of
+//! request `r` on device `d` (`n = sum_p A[r][s][p][d]` of the paper). veil solves the ILP in
+//! that form: the same optimum without the `P!` symmetric copies of every solution.
+//! [`ExactPlan::paper_binaries`] reports the size of the paper's binary form as well.
+//!
+//! Linearisation (every product is of a binary and a bounded integer):
+//! - `h[r][s][d]` = device `d` holds a segment of stage `s`: `n <= N_s h`.
+//! - `m[r][s]` = stage `s` has two or more holders: `sum_d h <= 1 + (D - 1) m`. The next stage
+//!   then receives partial sums (`input_bytes_partial`) instead of finished maps
+//!   (`input_bytes_whole`); `m` only raises costs, so at the optimum it is 1 exactly when
+//!   needed.
+//! - Latency of stage `s` (eqs. 5, 7): for every pair of a possible sender `i` and receiver
+//!   `j != i`, `L[r][s] >= 8/rho_i (whole n_j + (partial - whole) q_j) + c_s/e_j n_j -
+//!   M (1 - h[s-1][i])` with `q_j >= n_j - N_s (1 - m[s-1])`; and `L >= c_s/e_j n_j`.
+//! - Bytes sent by `i` for stage `s`: `whole z_i + (partial - whole) w_i` with
+//!   `z_i >= N_s - n_i - N_s (1 - h[s-1][i])` and `w_i >= z_i - N_s (1 - m[s-1])`.
+//!
+//! The objective is the sum over requests and stages of `L`, which equals the sum of
+//! [`crate::request_cost`] latencies of the returned placements (a test checks it).
+
+use std::time::Instant;
+
+use good_lp::{
+    Expression, ProblemVariables, SolverModel, Variable, VariableDefinition,
+    constraint::Constraint, variable,
+};
+use highs::{HighsModelStatus, HighsSolutionStatus};
+use serde::Serialize;
+
+use crate::placement::{Placement, budgets, counts, rates, stage_latencies};
+use crate::privacy::StageCap;
+use crate::{Fleet, ModelPlan, PlanError};
+
+/// Settings of an exact solve.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExactConfig {
+    /// Wall-clock limit for HiGHS, seconds.
+    pub time_limit_s: f64,
+    /// Solver threads (1 keeps results reproducible).
+    pub threads: u32,
+}
+
+impl Default for ExactConfig {
+    fn default() -> Self {
+        ExactConfig {
+            time_limit_s: 60.0,
+            threads: 1,
+        }
+    }
+}
+
+/// What HiGHS returned.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExactPlan {
+    /// One placement per request, in request order.
+    pub placements: Vec<Placement>,
+    /// Sum of request latencies of the incumbent, seconds.
+    pub objective_s: f64,
+    /// Relative MIP gap reported by HiGHS (0 when optimality is proven).
+    pub gap: f64,
+    /// Whether optimality was proven (within HiGHS's default tolerance).
+    pub optimal: bool,
+    /// HiGHS's model status.
+    pub status: String,
+    /// Integer and binary columns of the count form solved.
+    pub integer_columns: usize,
+    /// Binaries of the paper's form (one per segment, helper and request).
+    pub paper_binaries: usize,
+    /// Seconds HiGHS took.
+    pub seconds: f64,
+}
+
+/// A request of the period: plan index and the global index of its camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Request {
+    /// Index into the plans.
+    pub model: usize,
+    /// Global device index of its camera.
+    pub source: usize,
+}
+
+/// A variable and its HiGHS column (good_lp creates columns in the order variables are
+/// added).
+#[derive(Clone, Copy, Debug)]
+struct Var {
+    var: Variable,
+    col: usize,
+}
+
+impl From<Var> for Expression {
+    fn from(v: Var) -> Expression {
+        Expression::from(v.var)
+    }
+}
+
+/// The problem's variables, numbering columns as they are added.
+struct Columns {
+    vars: ProblemVariables,
+    count: usize,
+}
+
+impl Columns {
+    fn add(&mut self, def: VariableDefinition) -> Var {
+        let var = self.vars.add(def);
+        self.count += 1;
+        Var {
+            var,
+            col: self.count - 1,
+        }
+    }
+}
+
+/// Per request and stage: the count of segments per device, as variables or constants.
+enum Counts {
+    /// Source-only stage: all `N` segments on this device.
+    Fixed(usize),
+    /// Helper stage: one integer per helper.
+    Free(Vec<Var>),
+}
+
+struct StageVars {
+    counts: Counts,
+    /// `h` per helper (free stages).
+    holds: Vec<Var>,
+    /// `m` (free stages).
+    many: Option<Var>,
+    latency: Var,
+    /// `q_j = m[s-1] n_j` per receiving device `j`.
+    q: Vec<(usize, Var)>,
+    /// `z_i = h[s-1][i] (N_s - n_i)` and `w_i = m[s-1] z_i` per sending device `i`.
+    zw: Vec<(usize, Var, Option<Var>)>,
+}
+
+fn add(cons: &mut Vec<Constraint>, c: Constraint) {
+    cons.push(c);
+}
+
+/// Solves the period's `requests` exactly on `fleet` (full budgets), starting from `start`
+/// (one placement per request, e.g. the greedy's) when given. `Ok(None)`: infeasible, or no
+/// solution found within the time limit.
+pub fn solve_exact(
+    fleet: &Fleet,
+    plans: &[ModelPlan],
+    requests: &[Request],
+    start: Option<&[Placement]>,
+    cfg: &ExactConfig,
+) -> Result<Option<ExactPlan>, PlanError> {
+    let helpers = fleet.helpers.len();
+    let devices = helpers + fleet.sources.len();
+    let rates = rates(fleet);
+    let mut vars = Columns {
+        vars: ProblemVariables::new(),
+        count: 0,
+    };
+    let mut cons: Vec<Constraint> = Vec::new();
+    let mut objective = Expression::default();
+    let mut compute: Vec<Expression> = vec![Expression::default(); devices];
+    let mut memory: Vec<Expression> = vec![Expression::default(); devices];
+    let mut sent: Vec<Expression> = vec![Expression::default(); devices];
+    let mut all: Vec<Vec<StageVars>> = Vec::with_capacity(requests.len());
+    let mut integer_columns = 0;
+    let mut paper_binaries = 0;
+    for req in requests {
+        let plan = plans.get(req.model).ok_or_else(|| {
+            PlanError::config(
+                "exact",
+                format!("request names plan {} of {}", req.model, plans.len()),
+            )
+        })?;
+        if req.source < helpers || req.source >= devices {
+            return Err(PlanError::config(
+                "exact",
+                format!("device {} is not a camera", req.source),
+            ));
+        }
+        let mut stages: Vec<StageVars> = Vec::with_capacity(plan.stages.len());
+        for (s, stage) in plan.stages.iter().enumerate() {
+            let n_s = stage.segments as f64;
+            let latency = vars.add(variable().min(0.0));
+            objective += latency.var;
+            let (counts, holds, many) = if stage.source_only {
+                compute[req.source] += n_s * stage.segment_macs as f64;
+                memory[req.source] += n_s * stage.segment_weight_bytes as f64;
+                (Counts::Fixed(req.source), Vec::new(), None)
+            } else {
+                paper_binaries += stage.segments * helpers;
+                let upper = match stage.cap {
+                    StageCap::Free => stage.segments,
+                    StageCap::AtMost(c) => c.min(stage.segments),
+                };
+                let n: Vec<Var> = (0..helpers)
+                    .map(|_| vars.add(variable().integer().bounds(0..=upper as i32)))
+                    .collect();
+                let h: Vec<Var> = (0..helpers)
+                    .map(|_| vars.add(variable().binary()))
+                    .collect();
+                let m = vars.add(variable().binary());
+                integer_columns += 2 * helpers + 1;
+                let total: Expression = n.iter().map(|v| v.var).sum();
+                add(&mut cons, total.eq(n_s));
+                for d in 0..helpers {
+                    add(
+                        &mut cons,
+                        (Expression::from(n[d]) - n_s * h[d].var).leq(0.0),
+                    );
+                    compute[d] += stage.segment_macs as f64 * n[d].var;
+                    memory[d] += stage.segment_weight_bytes as f64 * n[d].var;
+                }
+                let holders: Expression = h.iter().map(|v| v.var).sum();
+                add(
+                    &mut cons,
+                    (holders - (helpers as f64 - 1.0) * m.var).leq(1.0),
+                );
+                (Counts::Free(n), h, Some(m))
+            };
+            // Receivers of stage s: (device, count expression).
+            let receivers: Vec<(usize, Expression)> = match &counts {
+                Counts::Fixed(d) => vec![(*d, Expression::from(n_s))],
+                Counts::Free(n) => n
+                    .iter()
+                    .enumerate()
+                    .map(|(d, &v)| (d, Expression::from(v)))
+                    .collect(),
+            };
+            for (j, n_j) in &receivers {
+                let comp = stage.segment_macs as f64 / rates[*j].1;
+                add(&mut cons, (comp * n_j.clone() - latency.var).leq(0.0));
+            }
+            let mut q_vars = Vec::new();
+            let mut zw_vars = Vec::new();
+            if s > 0 {
+                let prev = &stages[s - 1];
+                let whole = stage.input_bytes_whole as f64;
+                let delta = (stage.input_bytes_partial as f64 - whole).max(0.0);
+                let biggest = whole.max(stage.input_bytes_partial as f64);
+                // Senders of stage s: holders of s - 1 as (device, h as expression).
+                let senders: Vec<(usize, Expression)> = match &prev.counts {
+                    Counts::Fixed(d) => vec![(*d, Expression::from(1.0))],
+                    Counts::Free(_) => prev
+                        .holds
+                        .iter()
+                        .enumerate()
+                        .map(|(d, &h)| (d, Expression::from(h)))
+                        .collect(),
+                };
+                // q_j = m[s-1] * n_j (zero when the previous stage has one holder for sure).
+                let q: Vec<Option<Var>> = receivers
+                    .iter()
+                    .map(|(j, n_j)| {
+                        prev.many.map(|m| {
+                            let q = vars.add(variable().min(0.0));
+                            add(
+                                &mut cons,
+                                (n_j.clone() - n_s * (1.0 - m.var) - q.var).leq(0.0),
+                            );
+                            q_vars.push((*j, q));
+                            q
+                        })
+                    })
+                    .collect();
+                for (i, h_i) in &senders {
+                    let rate = rates[*i].0;
+                    for ((j, n_j), q_j) in receivers.iter().zip(&q) {
+                        if i == j {
+                            continue;
+                        }
+                        let comp = stage.segment_macs as f64 / rates[*j].1;
+                        let mut rhs = (8.0 * whole / rate + comp) * n_j.clone();
+                        if let Some(q) = q_j {
+                            rhs += 8.0 * delta / rate * q.var;
+                        }
+                        let big = 8.0 * biggest / rate * n_s;
+                        // L >= rhs - big (1 - h_i)
+                        add(
+                            &mut cons,
+                            (rhs - big * (1.0 - h_i.clone()) - latency.var).leq(0.0),
+                        );
+                    }
+                    // Bytes i sends for stage s.
+                    let own: Expression = receivers
+                        .iter()
+                        .find(|(j, _)| j == i)
+                        .map_or(Expression::from(0.0), |(_, n)| n.clone());
+                    let z = vars.add(variable().min(0.0));
+                    add(
+                        &mut cons,
+                        (n_s - own - n_s * (1.0 - h_i.clone()) - z.var).leq(0.0),
+                    );
+                    sent[*i] += whole * z.var;
+                    let w = prev.many.map(|m| {
+                        let w = vars.add(variable().min(0.0));
+                        add(
+                            &mut cons,
+                            (Expression::from(z) - n_s * (1.0 - m.var) - w.var).leq(0.0),
+                        );
+                        sent[*i] += delta * w.var;
+                        w
+                    });
+                    zw_vars.push((*i, z, w));
+                }
+            }
+            stages.push(StageVars {
+                counts,
+                holds,
+                many,
+                latency,
+                q: q_vars,
+                zw: zw_vars,
+            });
+        }
+        all.push(stages);
+    }
+    for (d, &(c, m, b)) in budgets(fleet).iter().enumerate() {
+        add(&mut cons, compute[d].clone().leq(c));
+        add(&mut cons, memory[d].clone().leq(m));
+        add(&mut cons, sent[d].clone().leq(b));
+    }
+    let columns = vars.count;
+    let mut problem = vars.vars.minimise(objective).using(good_lp::highs);
+    for c in cons {
+        problem.add_constraint(c);
+    }
+    let mut model = problem
+        .try_into_inner()
+        .map_err(|e| PlanError::config("exact", format!("HiGHS rejected the model: {e}")))?;
+    for (name, result) in [
+        ("output_flag", model.try_set_option("output_flag", false)),
+        (
+            "time_limit",
+            model.try_set_option("time_limit", cfg.time_limit_s),
+        ),
+        (
+            "threads",
+            model.try_set_option("threads", cfg.threads.max(1) as i32),
+        ),
+    ] {
+        result.map_err(|e| PlanError::config("exact", format!("HiGHS option {name}: {e}")))?;
+    }
+    if let Some(start) = start {
+        let values = warm_start(plans, requests, start, &all, &rates, helpers, columns)?;
+        model
+            .try_set_solution(Some(&values), None, None, None)
+            .map_err(|e| {
+                PlanError::config("exact", format!("HiGHS refused the warm start: {e:?}"))
+            })?;
+    }
+    let started = Instant::now();
+    let solved = model
+        .try_solve()
+        .map_err(|e| PlanError::config("exact", format!("HiGHS failed: {e:?}")))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = solved.status();
+    if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
+        return Ok(None);
+    }
+    let cols = solved.get_solution().columns().to_vec();
+    let value = |v: Var| cols[v.col];
+    let placements = requests
+        .iter()
+        .zip(&all)
+        .map(|(req, stages)| Placement {
+            model: req.model,
+            source: req.source,
+            devices: stages
+                .iter()
+                .zip(&plans[req.model].stages)
+                .map(|(sv, stage)| match &sv.counts {
+                    Counts::Fixed(d) => vec![*d; stage.segments],
+                    Counts::Free(n) => n
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(d, &v)| {
+                            std::iter::repeat_n(d, value(v).round().max(0.0) as usize)
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let gap = solved.mip_gap();
+    Ok(Some(ExactPlan {
+        placements,
+        objective_s: solved.objective_value(),
+        gap: if gap.is_finite() { gap } else { 0.0 },
+        optimal: status == HighsModelStatus::Optimal,
+        status: format!("{status:?}"),
+        integer_columns,
+        paper_binaries,
+        seconds,
+    }))
+}
+
+/// Column values for a warm start from `start`: every column set exactly as the
+/// linearisation defines it, so the start is feasible whenever `start` is.
+fn warm_start(
+    plans: &[ModelPlan],
+    requests: &[Request],
+    start: &[Placement],
+    all: &[Vec<StageVars>],
+    rates: &[(f64, f64)],
+    helpers: usize,
+    columns: usize,
+) -> Result<Vec<f64>, PlanError> {
+    if start.len() != requests.len() {
+        return Err(PlanError::config(
+            "exact",
+            "the warm start needs one placement per request",
+        ));
+    }
+    let mut values = vec![0.0; columns];
+    for ((placement, stages), req) in start.iter().zip(all).zip(requests) {
+        let plan = &plans[req.model];
+        if placement.devices.len() != plan.stages.len() {
+            return Err(PlanError::config(
+                "exact",
+                "a warm-start placement does not match its model",
+            ));
+        }
+        let lat = stage_latencies(plan, placement, rates);
+        let mut prev: Vec<(usize, usize)> = Vec::new();
+        for (s, sv) in stages.iter().enumerate() {
+            let held = counts(&placement.devices[s]);
+            let n_of = |d: usize| held.iter().find(|&&(e, _)| e == d).map_or(0, |&(_, c)| c) as f64;
+            let n_s = plan.stages[s].segments as f64;
+            let many_prev = if prev.len() > 1 { 1.0 } else { 0.0 };
+            values[sv.latency.col] = lat[s];
+            if let Counts::Free(n) = &sv.counts {
+                for &(d, c) in &held {
+                    if d >= helpers {
+                        return Err(PlanError::config(
+                            "exact",
+                            "a warm start puts a helper stage on a camera",
+                        ));
+                    }
+                    values[n[d].col] = c as f64;
+                    values[sv.holds[d].col] = 1.0;
+                }
+                if let Some(m) = sv.many {
+                    values[m.col] = if held.len() > 1 { 1.0 } else { 0.0 };
+                }
+            }
+            for &(j, q) in &sv.q {
+                values[q.col] = many_prev * n_of(j);
+            }
+            for &(i, z, w) in &sv.zw {
+                let holds = prev.iter().any(|&(d, _)| d == i);
+                let zv = if holds { n_s - n_of(i) } else { 0.0 };
+                values[z.col] = zv;
+                if let Some(w) = w {
+                    values[w.col] = many_prev * zv;
+                }
+            }
+            prev = held;
+        }
+    }
+    Ok(values)
+}
