@@ -161,6 +161,12 @@ impl Placer<'_> {
             let mut row = Vec::with_capacity(stage.segments);
             let mut held = vec![0usize; 0];
             let mut chosen_for_stage: Option<usize> = None;
+            let mut greedy = match self.strategy {
+                Strategy::Greedy { alpha, .. } if !stage.source_only => {
+                    Some(self.greedy_stage(&journal, stage, unit, &holders, alpha))
+                }
+                _ => None,
+            };
             for _ in 0..stage.segments {
                 let target = if stage.source_only {
                     fits(&journal, source, stage, unit, &holders, 1).then_some(source)
@@ -172,7 +178,12 @@ impl Placer<'_> {
                     if held.is_empty() {
                         held = vec![0; self.helpers];
                     }
-                    self.pick_segment(&journal, stage, unit, &holders, &held, rng)
+                    match (&greedy, self.strategy) {
+                        (Some(gs), Strategy::Greedy { beta, .. }) => {
+                            Self::pick_greedy(gs, &journal, unit, &holders, beta, self.rates)
+                        }
+                        _ => self.pick_segment(&journal, stage, unit, &holders, &held, rng),
+                    }
                 };
                 let Some(d) = target else {
                     journal.undo();
@@ -195,6 +206,13 @@ impl Placer<'_> {
                         journal.take(i, 0.0, 0.0, unit);
                     }
                 }
+                if let Some(gs) = greedy.as_mut()
+                    && d < gs.alive.len()
+                {
+                    // Resources only shrink within a stage: a device that cannot take one more
+                    // segment now never can.
+                    gs.alive[d] = stage.cap.admits(held[d]) && fits_compute(&journal, d, stage, 1);
+                }
                 row.push(d);
             }
             holders = counts(&row);
@@ -205,6 +223,68 @@ impl Placer<'_> {
             source,
             devices,
         })
+    }
+
+    /// Per-stage state of the greedy: `alpha * t(j) / max t` (fixed within a stage, since the
+    /// senders are) and which helpers still pass cond1 and cond4.
+    fn greedy_stage(
+        &self,
+        journal: &Journal<'_>,
+        stage: &crate::stages::Stage,
+        unit: f64,
+        holders: &[(usize, usize)],
+        alpha: f64,
+    ) -> GreedyStage {
+        let senders = SenderView::new(holders, journal.ledger, self.rates);
+        let t: Vec<f64> = (0..self.helpers)
+            .map(|j| {
+                senders.slowest_rate(j).map_or(0.0, |r| unit * 8.0 / r)
+                    + stage.segment_macs as f64 / self.rates[j].1
+            })
+            .collect();
+        let t_max = t.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+        GreedyStage {
+            base: t.iter().map(|t| alpha * t / t_max).collect(),
+            alive: (0..self.helpers)
+                .map(|j| stage.cap.admits(0) && fits_compute(journal, j, stage, 1))
+                .collect(),
+        }
+    }
+
+    /// The greedy's helper for one segment: the lowest `nrm` among live helpers passing
+    /// cond2, normalising bandwidth by the current largest remaining one; ties go to the
+    /// lowest index.
+    fn pick_greedy(
+        gs: &GreedyStage,
+        journal: &Journal<'_>,
+        unit: f64,
+        holders: &[(usize, usize)],
+        beta: f64,
+        rates: &[(f64, f64)],
+    ) -> Option<usize> {
+        let bandwidth = &journal.ledger.bandwidth[..gs.alive.len()];
+        let b_max = bandwidth
+            .iter()
+            .copied()
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE);
+        let (floor, scale) = (1e-12 * b_max, beta * b_max);
+        // cond2 depends on the candidate only when it is the sender with the least left.
+        let senders = SenderView::new(holders, journal.ledger, rates);
+        let everyone = senders.left[0].1 >= unit;
+        let only =
+            (!everyone && senders.can_send(senders.left[0].0, unit)).then_some(senders.left[0].0);
+        let mut best: Option<(usize, f64)> = None;
+        for (j, (&alive, &base)) in gs.alive.iter().zip(&gs.base).enumerate() {
+            if !alive || !(everyone || only == Some(j)) {
+                continue;
+            }
+            let v = base + scale / bandwidth[j].max(floor);
+            if best.is_none_or(|(_, b)| v < b) {
+                best = Some((j, v));
+            }
+        }
+        best.map(|(j, _)| j)
     }
 
     /// The helper for one segment (greedy or random), or `None`.
@@ -279,6 +359,12 @@ impl Placer<'_> {
             }
         }
     }
+}
+
+/// The greedy's state within one stage (see [`Placer::greedy_stage`]).
+struct GreedyStage {
+    base: Vec<f64>,
+    alive: Vec<bool>,
 }
 
 /// cond1 for `n` segments of `stage` on `d`.

@@ -1,6 +1,8 @@
 //! Fleet simulation (DistPrivacy §III, SYSTEM.md section 5): Poisson arrivals placed online
 //! one at a time against per-period budgets, rejected requests retried at the start of each
-//! later period, and the latency, traffic and rejection figures of Fig. 3.
+//! later period, and the latency, traffic and rejection figures of Fig. 3. A request that a
+//! deterministic strategy rejects on untouched budgets can never be placed and is dropped at
+//! once.
 //!
 //! Key items: [`SimConfig`], [`simulate`], [`SimResult`].
 
@@ -53,7 +55,9 @@ pub struct SimResult {
     pub requests: usize,
     /// Requests placed (possibly after retries).
     pub placed: usize,
-    /// Requests never placed within `max_wait_periods`.
+    /// Requests never placed: waited `max_wait_periods`, or (greedy and the whole-stage
+    /// baselines, which are deterministic) rejected on a period's untouched budgets, so that
+    /// no later period can take them either.
     pub dropped: usize,
     /// Share of requests rejected at least once.
     pub rejected_fraction: f64,
@@ -74,9 +78,9 @@ pub struct SimResult {
 /// One generated request.
 #[derive(Clone, Copy, Debug)]
 struct Request {
+    id: usize,
     arrival: f64,
     source: usize,
-    rejected: bool,
 }
 
 /// Adds `n` RPi3 cameras running `models` in turn to a fleet without sources.
@@ -109,17 +113,20 @@ pub fn simulate(
     let helpers = fleet.helpers.len();
     let cameras = fleet.sources.len().min(source_model.len());
     let mut t = 0.0;
-    let mut arrivals: Vec<Request> = (0..cfg.requests)
-        .map(|_| {
+    let arrivals: Vec<Request> = (0..cfg.requests)
+        .map(|id| {
             let u: f64 = rng.random_range(f64::EPSILON..1.0);
             t += -u.ln() / cfg.lambda.max(1e-9);
             Request {
+                id,
                 arrival: t,
                 source: rng.random_range(0..cameras.max(1)),
-                rejected: false,
             }
         })
         .collect();
+    let mut rejected = vec![false; arrivals.len()];
+    // A deterministic strategy that fails on untouched budgets fails in every period.
+    let deterministic = strategy != Strategy::Random;
     let rates = rates(fleet);
     let placer = Placer {
         plans,
@@ -138,6 +145,7 @@ pub fn simulate(
     let mut k = 0usize;
     while cameras > 0 && (next < arrivals.len() || !waiting.is_empty()) {
         ledger.renew();
+        let mut untouched = true;
         let start = k as f64 * period;
         let mut still = Vec::new();
         let retry = std::mem::take(&mut waiting);
@@ -154,28 +162,29 @@ pub fn simulate(
             let model = source_model[req.source];
             match placer.place(model, helpers + req.source, &mut ledger, &mut rng) {
                 Some(p) => {
+                    untouched = false;
                     let cost = request_cost(&plans[model], &p, &rates);
                     latencies.push(when - req.arrival + cost.latency_s);
                     inference.push(cost.latency_s);
                     shared += cost.shared_bytes;
                     placements.push(p);
                 }
-                None if start - req.arrival > cfg.max_wait_periods as f64 * period => {}
-                None => still.push(Request {
-                    rejected: true,
-                    ..req
-                }),
+                None => {
+                    rejected[req.id] = true;
+                    let hopeless = deterministic && untouched;
+                    let too_long = start - req.arrival > cfg.max_wait_periods as f64 * period;
+                    if !hopeless && !too_long {
+                        still.push(req);
+                    }
+                }
             }
-        }
-        for r in &mut arrivals[next..fresh_end] {
-            r.rejected = still.iter().any(|s| s.arrival == r.arrival);
         }
         next = fresh_end;
         waiting = still;
         k += 1;
     }
     let placing_seconds = started.elapsed().as_secs_f64();
-    let rejected = arrivals.iter().filter(|r| r.rejected).count();
+    let rejected = rejected.iter().filter(|&&r| r).count();
     let placed = latencies.len();
     let total: f64 = latencies.iter().sum();
     let mut sorted = latencies.clone();
