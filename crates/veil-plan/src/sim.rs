@@ -186,7 +186,8 @@ pub fn simulate(
     let placing_seconds = started.elapsed().as_secs_f64();
     let rejected = rejected.iter().filter(|&&r| r).count();
     let placed = latencies.len();
-    let total: f64 = latencies.iter().sum();
+    // `fold` from +0.0: an empty float sum is -0.0.
+    let total: f64 = latencies.iter().fold(0.0, |a, b| a + b);
     let mut sorted = latencies.clone();
     sorted.sort_by(f64::total_cmp);
     let p95 = if sorted.is_empty() {
@@ -205,7 +206,7 @@ pub fn simulate(
         latency_total_s: total,
         latency_mean_s: total / placed.max(1) as f64,
         latency_p95_s: p95,
-        inference_mean_s: inference.iter().sum::<f64>() / placed.max(1) as f64,
+        inference_mean_s: inference.iter().fold(0.0, |a, b| a + b) / placed.max(1) as f64,
         shared_mb: shared / 1e6,
         placing_seconds,
     };
