@@ -196,3 +196,39 @@ fn an_impossible_period_is_reported_as_none() {
         .is_err()
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+    /// Whatever the ILP returns on random small fleets passes every constraint and is no worse
+    /// than the greedy it starts from.
+    #[test]
+    fn exact_placements_satisfy_every_constraint(
+        classes in proptest::collection::vec(0usize..3, 6..10),
+        requests in 1usize..3,
+        tau in proptest::prelude::prop_oneof![proptest::prelude::Just(0.6), proptest::prelude::Just(0.8)],
+        budget in 0.0005f64..0.05,
+    ) {
+        let catalog = [DeviceClass::rpi3(), DeviceClass::nexus5(), DeviceClass::stm32h7()];
+        let chosen: Vec<DeviceClass> = classes.iter().map(|&c| catalog[c].clone()).collect();
+        let budgets = Budgets { period_s: 1.0, compute: budget, bandwidth: budget, memory: 1.0 };
+        let fleet = with_cameras(&Fleet::mixed(chosen.len(), &chosen, budgets), 1, &["lenet5".into()]);
+        let plans = [lenet_plan(&builtin("lenet5").expect("profile"), tau)];
+        let rates = rates(&fleet);
+        let helpers = chosen.len();
+        let placer = Placer { plans: &plans, rates: &rates, helpers, strategy: Strategy::DISTPRIVACY };
+        let mut ledger = Ledger::new(&fleet);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let greedy: Option<Vec<Placement>> = (0..requests).map(|_| placer.place(0, helpers, &mut ledger, &mut rng)).collect();
+        let reqs = vec![Request { model: 0, source: helpers }; requests];
+        let exact = solve_exact(&fleet, &plans, &reqs, greedy.as_deref(), &ExactConfig::default()).expect("solve");
+        if let Some(e) = &exact {
+            proptest::prop_assert_eq!(check(&fleet, &plans, &e.placements, true), Ok(()));
+            if let Some(g) = &greedy {
+                proptest::prop_assert!(total(&plans, &e.placements, &rates) <= total(&plans, g, &rates) * (1.0 + 1e-9));
+            }
+        } else {
+            // If HiGHS finds nothing, the greedy cannot have found anything either.
+            proptest::prop_assert!(greedy.is_none());
+        }
+    }
+}
