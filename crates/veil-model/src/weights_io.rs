@@ -166,6 +166,55 @@ impl Model {
                 .collect();
             tensors.insert(entry.name, (entry.shape, vals));
         }
+        Self::assemble(spec, tensors, path)
+    }
+
+    /// A model with the spec of `self` and the weights `tensors` (names and shapes as
+    /// [`Model::named_tensors`] returns them), e.g. after perturbing some of them.
+    pub fn with_tensors(&self, tensors: Vec<NamedTensor>) -> Result<Self, ModelError> {
+        let spec = self.spec().clone();
+        let expected = layout(&spec)?;
+        let path = Path::new("(in memory)");
+        let mut map: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
+        for t in tensors {
+            let numel: usize = t.shape.iter().product();
+            if t.values.len() != numel {
+                return Err(weights_err(
+                    path,
+                    format!(
+                        "tensor {} has {} values for shape {:?}",
+                        t.name,
+                        t.values.len(),
+                        t.shape
+                    ),
+                ));
+            }
+            map.insert(t.name, (t.shape, t.values));
+        }
+        for entry in &expected {
+            match map.get(&entry.name) {
+                Some((shape, _)) if *shape == entry.shape => {}
+                Some((shape, _)) => {
+                    return Err(weights_err(
+                        path,
+                        format!(
+                            "tensor {} is {shape:?}, expected {:?}",
+                            entry.name, entry.shape
+                        ),
+                    ));
+                }
+                None => return Err(weights_err(path, format!("missing tensor {}", entry.name))),
+            }
+        }
+        Self::assemble(spec, map, path)
+    }
+
+    /// Builds the burn network of `spec` from checked host tensors (file layout).
+    fn assemble(
+        spec: ModelSpec,
+        mut tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+        path: &Path,
+    ) -> Result<Self, ModelError> {
         let device = crate::device();
         let mut net = Network::build(&spec, &device)?;
         for (i, layer) in spec.layers.iter().enumerate() {

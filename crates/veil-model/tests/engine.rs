@@ -194,9 +194,20 @@ fn training_learns_the_synthetic_task_and_is_deterministic() {
         seed: 5,
         ..TrainConfig::default()
     };
+    // burn-flex reduces in parallel with rayon, whose adaptive splitting follows work
+    // stealing: with other tests competing for the pool, float sums may differ in the last
+    // bits between runs. Bitwise reproducibility holds on one thread, so both runs get a
+    // private single-thread pool (seen flaky on the global pool: 1 failure in 5 runs).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
     let run = || {
-        let model = Model::init(zoo::lenet5(), cfg.seed).expect("init");
-        veil_model::train(model, &split.train, Some(&split.test), &cfg, &mut |_| {}).expect("train")
+        pool.install(|| {
+            let model = Model::init(zoo::lenet5(), cfg.seed).expect("init");
+            veil_model::train(model, &split.train, Some(&split.test), &cfg, &mut |_| {})
+                .expect("train")
+        })
     };
     let (model, report) = run();
     let acc = report
@@ -325,4 +336,30 @@ fn host_partial_sums_per_group_add_up_to_the_owned_maps() {
         )
         .is_err()
     );
+}
+
+/// `with_tensors` rebuilds the same model from its own tensors and refuses wrong ones.
+#[test]
+fn with_tensors_round_trips_and_checks_shapes() {
+    let model = Model::init(zoo::lenet5(), 11).expect("init");
+    let tensors = model.named_tensors().expect("tensors");
+    let copy = model.with_tensors(tensors.clone()).expect("copy");
+    let x = values(2 * 784, 3);
+    let a = model
+        .forward(model.input(x.clone()).expect("in"))
+        .expect("a")
+        .into_values()
+        .expect("a");
+    let b = copy
+        .forward(copy.input(x).expect("in"))
+        .expect("b")
+        .into_values()
+        .expect("b");
+    assert_eq!(a, b);
+    let mut missing = tensors.clone();
+    missing.pop();
+    assert!(model.with_tensors(missing).is_err());
+    let mut wrong = tensors;
+    wrong[0].shape = vec![1, 2, 3];
+    assert!(model.with_tensors(wrong).is_err());
 }

@@ -1,0 +1,55 @@
+//! veil-defense: the shields (SYSTEM.md section 6). Work in progress (issue #7): what exists is
+//! the arithmetic every shield needs, tested on its own; the CLI, ObfNet and the measured
+//! curves come next.
+//!
+//! - [`dp`]: model perturbation of Spears and Shields (Algorithm 2): clip the device-side
+//!   parameters to `G` and add Laplace(0, 2G/eps) noise once per deployment.
+//! - [`features`]: baselines on the transmitted features: Gaussian or Laplace noise, dropout.
+//! - [`fit`]: least-squares fit of the accuracy curve `A(eps) = a ln(b eps + 1)` that the
+//!   incentive game (`veil-game`) takes as its `a`, `b`.
+
+#![forbid(unsafe_code)]
+
+pub mod dp;
+pub mod features;
+pub mod fit;
+
+/// Errors of the shields.
+#[derive(Debug, thiserror::Error)]
+pub enum DefenseError {
+    /// The model engine failed (layer, shape, weights).
+    #[error(transparent)]
+    Model(#[from] veil_model::ModelError),
+    /// The spec failed (unknown layer).
+    #[error(transparent)]
+    Spec(#[from] veil_spec::SpecError),
+    /// A parameter out of its domain (named with its value).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One Laplace(0, `scale`) draw by inverting the CDF of a uniform draw in `(-1/2, 1/2)`.
+pub(crate) fn laplace(rng: &mut impl rand::Rng, scale: f64) -> f64 {
+    let u: f64 = rng.random_range(-0.5..0.5);
+    -scale * u.signum() * (1.0 - 2.0 * u.abs()).max(f64::MIN_POSITIVE).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    #[test]
+    fn laplace_draws_have_mean_zero_and_mean_absolute_value_scale() {
+        // Laplace(0, b): E[x] = 0, E|x| = b, Var = 2 b^2. 200,000 draws: the standard error of
+        // the mean is b sqrt(2 / n) = 0.0032 b; of E|x| it is b / sqrt(n) = 0.0022 b.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let b = 2.5;
+        let n = 200_000;
+        let draws: Vec<f64> = (0..n).map(|_| super::laplace(&mut rng, b)).collect();
+        let mean = draws.iter().sum::<f64>() / n as f64;
+        let abs = draws.iter().map(|x| x.abs()).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 5.0 * 0.0032 * b, "mean {mean}");
+        assert!((abs - b).abs() < 5.0 * 0.0022 * b, "E|x| {abs}");
+        assert!(draws.iter().all(|x| x.is_finite()));
+    }
+}
