@@ -5,6 +5,8 @@
 //! - [`dp`]: model perturbation of Spears and Shields (Algorithm 2): clip the device-side
 //!   parameters to `G` and add Laplace(0, 2G/eps) noise once per deployment.
 //! - [`features`]: baselines on the transmitted features: Gaussian or Laplace noise, dropout.
+//! - [`sweep`]: a defence judged by accuracy kept and by the attack of `veil-attack` on the
+//!   deployed device ([`sweep::Judge`]).
 //! - [`fit`]: least-squares fit of the accuracy curve `A(eps) = a ln(b eps + 1)` that the
 //!   incentive game (`veil-game`) takes as its `a`, `b`.
 
@@ -13,6 +15,7 @@
 pub mod dp;
 pub mod features;
 pub mod fit;
+pub mod sweep;
 
 /// Errors of the shields.
 #[derive(Debug, thiserror::Error)]
