@@ -40,6 +40,9 @@ pub enum Command {
     Attack(cmd::attack::Args),
     /// Privacy profile: attack SSIM per split layer and maps seen, Nf(tau), SP(tau).
     Profile(cmd::profile::Args),
+    /// Defend: judge a shield (DP model perturbation, feature noise, dropout) by accuracy kept
+    /// and attack left.
+    Defend(cmd::defend::Args),
     /// Plan: place one request's segments on a fleet (DistPrivacy greedy or a baseline).
     Plan(cmd::plan::Args),
     /// Simulate fleets: Poisson workloads, latency, shared data, rejections; Fig. 3 panels.
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Game(a) => cmd::game::run(a),
         Command::Attack(a) => cmd::attack::run(a),
         Command::Profile(a) => cmd::profile::run(a),
+        Command::Defend(a) => cmd::defend::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
     }

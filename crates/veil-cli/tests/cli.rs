@@ -318,6 +318,60 @@ fn profile_writes_json_csv_markdown_and_heat_map() {
     );
 }
 
+#[test]
+fn defend_dp_and_noise_report_accuracy_attack_and_fit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let weights = train_synthetic(dir.path());
+    let out = dir.path().join("defend");
+    let common = [
+        "--weights",
+        weights.as_str(),
+        "--dataset",
+        "synthetic",
+        "--layer",
+        "pool1",
+        "--aux",
+        "200",
+        "--victims",
+        "50",
+        "--epochs",
+        "1",
+        "--draws",
+        "1",
+        "--out",
+        out.to_str().expect("p"),
+        "--json",
+    ];
+    let mut dp = vec!["defend", "dp", "--eps", "0.01,1,1000000"];
+    dp.extend_from_slice(&common);
+    let v = json(&veil(&dp));
+    assert!(v["accuracy_plain"].as_f64().is_some());
+    let settings = v["settings"].as_array().expect("settings");
+    assert_eq!(settings.len(), 3);
+    for s in settings {
+        for key in ["accuracy", "ssim_mean", "psnr_mean", "mse_mean"] {
+            assert!(s[key].as_f64().is_some(), "missing {key}");
+        }
+    }
+    assert!(v["fit"]["a"].as_f64().is_some() && v["fit"]["r2"].as_f64().is_some());
+    assert!(std::path::Path::new(v["csv"].as_str().expect("csv")).is_file());
+    assert_eq!(
+        &std::fs::read(v["png"].as_str().expect("png")).expect("png")[1..4],
+        b"PNG"
+    );
+    let mut noise = vec!["defend", "noise", "--kind", "laplace", "--scales", "0,5"];
+    noise.extend_from_slice(&common);
+    let v = json(&veil(&noise));
+    assert_eq!(v["settings"].as_array().expect("settings").len(), 2);
+    assert!(v["fit"].is_null());
+    let mut bad = vec!["defend", "dp", "--eps", "0"];
+    bad.extend_from_slice(&common);
+    assert_bad_input(&veil(&bad), "eps");
+    let mut bad = vec!["defend", "dropout", "--rates", "1.5"];
+    bad.extend_from_slice(&common);
+    assert_bad_input(&veil(&bad), "dropout");
+}
+
 /// Trains lenet5 on synthetic data for one epoch under `dir`; returns the weight file.
 fn train_synthetic(dir: &Path) -> String {
     let run = dir.join("model");

@@ -3,6 +3,7 @@
 pub mod attack;
 pub mod bench;
 pub mod compare;
+pub mod defend;
 pub mod eval;
 pub mod game;
 pub mod models;

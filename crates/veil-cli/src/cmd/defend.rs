@@ -1,0 +1,296 @@
+//! `veil defend`: shields judged by the accuracy they keep and by the attack they leave
+//! (`veil-defense`). `dp` perturbs the device-side parameters per privacy budget and fits
+//! `A = a ln(b eps + 1)`; `noise` and `dropout` act on the transmitted features. ObfNet is not
+//! built yet (issue #7).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+use veil_attack::AttackConfig;
+use veil_defense::features::FeatureShield;
+use veil_defense::fit::{CurveFit, fit_log_curve};
+use veil_defense::sweep::{Judge, Row, SettingSummary, summarise};
+use veil_model::TrainConfig;
+use veil_plot::{Panel, Series, line_charts};
+
+/// Arguments of `veil defend`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which shield.
+    #[command(subcommand)]
+    pub shield: Shield,
+}
+
+/// The shields.
+#[derive(Debug, clap::Subcommand)]
+pub enum Shield {
+    /// Model perturbation: clip the device part to G, add Laplace(2G/eps) to its parameters.
+    Dp {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+        /// Comma-separated privacy budgets.
+        #[arg(long, value_delimiter = ',', default_value = "1,5,10,50,100,500")]
+        eps: Vec<f64>,
+        /// Clip bound G (default: the device part's largest absolute parameter, so no scaling).
+        #[arg(long)]
+        clip: Option<f64>,
+    },
+    /// Additive noise on the transmitted features.
+    Noise {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+        /// gaussian (scale = sigma) or laplace (scale = b).
+        #[arg(long, default_value = "gaussian")]
+        kind: String,
+        /// Comma-separated noise scales.
+        #[arg(long, value_delimiter = ',', default_value = "0.1,0.5,1,2")]
+        scales: Vec<f64>,
+    },
+    /// Dropout on the transmitted features (survivors scaled by 1 / (1 - p)).
+    Dropout {
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+        /// Comma-separated drop probabilities.
+        #[arg(long, value_delimiter = ',', default_value = "0.1,0.3,0.5,0.7,0.9")]
+        rates: Vec<f64>,
+    },
+}
+
+/// Options every shield takes.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// The defended model and its data.
+    #[command(flatten)]
+    pub target: super::attack::TargetArgs,
+    /// Split layer: the device sends its output.
+    #[arg(long, default_value = "pool1")]
+    pub layer: String,
+    /// Noise draws per setting.
+    #[arg(long, default_value_t = 3)]
+    pub draws: usize,
+    /// Auxiliary images of the attack.
+    #[arg(long, default_value_t = 5_000)]
+    pub aux: usize,
+    /// Victims of the attack.
+    #[arg(long, default_value_t = 1_000)]
+    pub victims: usize,
+    /// Decoder epochs of the attack.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Output directory (CSV, PNG).
+    #[arg(long, default_value = "runs/defend")]
+    pub out: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Output {
+    model: String,
+    dataset: String,
+    layer: String,
+    accuracy_plain: f64,
+    settings: Vec<SettingSummary>,
+    rows: Vec<Row>,
+    /// `A = a ln(b eps + 1)` fitted to the mean accuracies (dp only).
+    fit: Option<CurveFit>,
+    csv: PathBuf,
+    png: PathBuf,
+}
+
+/// Runs `veil defend`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (common, settings): (&Common, Vec<Setting>) = match &args.shield {
+        Shield::Dp { common, eps, clip } => {
+            if let Some(e) = eps.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
+                anyhow::bail!("--eps values must be positive, got {e}");
+            }
+            (common, eps.iter().map(|&e| Setting::Dp(e, *clip)).collect())
+        }
+        Shield::Noise {
+            common,
+            kind,
+            scales,
+        } => {
+            let make = match kind.as_str() {
+                "gaussian" => |s| FeatureShield::Gaussian { sigma: s },
+                "laplace" => |s| FeatureShield::Laplace { scale: s },
+                other => anyhow::bail!("unknown --kind `{other}` (gaussian or laplace)"),
+            };
+            (
+                common,
+                scales.iter().map(|&s| Setting::Feature(make(s))).collect(),
+            )
+        }
+        Shield::Dropout { common, rates } => (
+            common,
+            rates
+                .iter()
+                .map(|&p| Setting::Feature(FeatureShield::Dropout { p }))
+                .collect(),
+        ),
+    };
+    for s in &settings {
+        if let Setting::Feature(f) = s {
+            f.check()?;
+        }
+    }
+    if common.draws == 0 {
+        anyhow::bail!("--draws must be at least 1");
+    }
+    let (id, split, model) = common.target.load()?;
+    model.spec().layer_index(&common.layer)?;
+    let accuracy_plain = model.evaluate(&split.test)?;
+    let judge = Judge {
+        model: &model,
+        data: &split,
+        split: common.layer.clone(),
+        attack: AttackConfig {
+            aux_samples: common.aux,
+            victims: common.victims,
+            train: TrainConfig {
+                epochs: common.epochs,
+                ..AttackConfig::default().train
+            },
+            ..AttackConfig::default()
+        },
+    };
+    let total = settings.len() * common.draws;
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "defend [{elapsed_precise}] {bar:30} {pos}/{len} (eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(500));
+    let mut rows = Vec::with_capacity(total);
+    for setting in &settings {
+        for draw in 0..common.draws {
+            let row = match *setting {
+                Setting::Dp(eps, clip) => judge.perturbation(eps, clip, draw)?,
+                Setting::Feature(f) => judge.feature_shield(f, draw)?,
+            };
+            bar.inc(1);
+            bar.set_message(format!(
+                "{} {}: accuracy {:.3}, ssim {:.3}",
+                row.defence, row.param, row.accuracy, row.ssim_mean
+            ));
+            if bar.is_hidden() && !common.json {
+                eprintln!(
+                    "{} {} draw {draw}: accuracy {:.4}, ssim {:.4}",
+                    row.defence, row.param, row.accuracy, row.ssim_mean
+                );
+            }
+            rows.push(row);
+        }
+    }
+    bar.finish_and_clear();
+    let summary = summarise(&rows);
+    let fit = match &args.shield {
+        Shield::Dp { .. } if summary.len() >= 2 => {
+            let points: Vec<(f64, f64)> = summary.iter().map(|s| (s.param, s.accuracy)).collect();
+            fit_log_curve(&points).ok()
+        }
+        _ => None,
+    };
+    std::fs::create_dir_all(&common.out)
+        .with_context(|| format!("creating {}", common.out.display()))?;
+    let name = summary
+        .first()
+        .map_or("defence".to_string(), |s| s.defence.clone());
+    let stem = format!("{}-{}-{}", model.spec().name, common.layer, name);
+    let csv = common.out.join(format!("{stem}.csv"));
+    let mut text = String::from("defence,param,draw,accuracy,ssim_mean,psnr_mean,mse_mean\n");
+    for r in &rows {
+        text.push_str(&format!(
+            "{},{},{},{:.6},{:.6},{:.4},{:.6}\n",
+            r.defence, r.param, r.draw, r.accuracy, r.ssim_mean, r.psnr_mean, r.mse_mean
+        ));
+    }
+    std::fs::write(&csv, text).with_context(|| format!("writing {}", csv.display()))?;
+    let png = common.out.join(format!("{stem}.png"));
+    let x = |s: &SettingSummary| {
+        if name == "dp" {
+            s.param.log10()
+        } else {
+            s.param
+        }
+    };
+    let x_label = if name == "dp" {
+        "log10 eps"
+    } else {
+        "parameter"
+    };
+    line_charts(
+        &png,
+        &[
+            Panel {
+                title: format!("Accuracy kept ({name})"),
+                x_label: x_label.into(),
+                y_label: "test accuracy".into(),
+                series: vec![Series {
+                    name: "defended".into(),
+                    points: summary.iter().map(|s| (x(s), s.accuracy)).collect(),
+                }],
+            },
+            Panel {
+                title: format!("Attack SSIM left ({name})"),
+                x_label: x_label.into(),
+                y_label: "SSIM".into(),
+                series: vec![Series {
+                    name: "attack".into(),
+                    points: summary.iter().map(|s| (x(s), s.ssim_mean)).collect(),
+                }],
+            },
+        ],
+        1200,
+        500,
+    )?;
+    let out = Output {
+        model: model.spec().name.clone(),
+        dataset: id.name(),
+        layer: common.layer.clone(),
+        accuracy_plain,
+        settings: summary,
+        rows,
+        fit,
+        csv,
+        png,
+    };
+    if common.json {
+        return crate::print_json(&out);
+    }
+    let mut text = format!(
+        "{} / {} split after {}: plain accuracy {:.4}\n| {} | accuracy | SSIM | PSNR |\n|---|---|---|---|\n",
+        out.model, out.dataset, out.layer, out.accuracy_plain, name
+    );
+    for s in &out.settings {
+        text.push_str(&format!(
+            "| {} | {:.4} +- {:.4} | {:.4} +- {:.4} | {:.2} |\n",
+            s.param, s.accuracy, s.accuracy_std, s.ssim_mean, s.ssim_std, s.psnr_mean
+        ));
+    }
+    if let Some(f) = &out.fit {
+        text.push_str(&format!(
+            "fit A = {:.4} ln({:.4} eps + 1), R^2 {:.4}\n",
+            f.a, f.b, f.r2
+        ));
+    }
+    text.push_str(&format!("{} and {}", out.csv.display(), out.png.display()));
+    crate::out(&text)
+}
+
+/// One setting of a sweep.
+#[derive(Clone, Copy, Debug)]
+enum Setting {
+    /// Privacy budget and optional clip bound.
+    Dp(f64, Option<f64>),
+    /// A feature shield.
+    Feature(FeatureShield),
+}
