@@ -364,6 +364,51 @@ fn defend_dp_and_noise_report_accuracy_attack_and_fit() {
     let v = json(&veil(&noise));
     assert_eq!(v["settings"].as_array().expect("settings").len(), 2);
     assert!(v["fit"].is_null());
+    let obf = json(&veil(&[
+        "defend",
+        "obfnet",
+        "--weights",
+        weights.as_str(),
+        "--dataset",
+        "synthetic",
+        "--variant",
+        "1",
+        "--count",
+        "2",
+        "--obf-epochs",
+        "1",
+        "--aux",
+        "200",
+        "--victims",
+        "50",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().expect("p"),
+        "--json",
+    ]));
+    for key in [
+        "accuracy_plain",
+        "accuracy_defended",
+        "ssim_mean",
+        "psnr_mean",
+    ] {
+        assert!(obf[key].as_f64().is_some(), "missing {key}");
+    }
+    assert_eq!(obf["accuracy_each"].as_array().expect("each").len(), 2);
+    assert_bad_input(
+        &veil(&[
+            "defend",
+            "obfnet",
+            "--weights",
+            weights.as_str(),
+            "--dataset",
+            "synthetic",
+            "--variant",
+            "3",
+        ]),
+        "variant",
+    );
     let mut bad = vec!["defend", "dp", "--eps", "0"];
     bad.extend_from_slice(&common);
     assert_bad_input(&veil(&bad), "eps");

@@ -1,9 +1,10 @@
-//! veil-defense: the shields (SYSTEM.md section 6). Work in progress (issue #7): what exists is
-//! the arithmetic every shield needs, tested on its own; the CLI, ObfNet and the measured
-//! curves come next.
+//! veil-defense: the shields (SYSTEM.md section 6), judged by the spear (`veil-attack`). Work in
+//! progress (issue #7): the measured curves and the comparison chart come next.
 //!
 //! - [`dp`]: model perturbation of Spears and Shields (Algorithm 2): clip the device-side
 //!   parameters to `G` and add Laplace(0, 2G/eps) noise once per deployment.
+//! - [`obfnet`]: ObfNets trained in front of a frozen classifier, one picked at random per
+//!   sample, judged by accuracy and an attack that knows every ObfNet.
 //! - [`features`]: baselines on the transmitted features: Gaussian or Laplace noise, dropout.
 //! - [`sweep`]: a defence judged by accuracy kept and by the attack of `veil-attack` on the
 //!   deployed device ([`sweep::Judge`]).
@@ -15,6 +16,7 @@
 pub mod dp;
 pub mod features;
 pub mod fit;
+pub mod obfnet;
 pub mod sweep;
 
 /// Errors of the shields.

@@ -90,3 +90,39 @@ impl Network {
         Ok(Network { ops })
     }
 }
+
+/// Removes from `grads` the gradients of the parameters of the layers named in `frozen`, so an
+/// optimiser step leaves them unchanged.
+pub(crate) fn drop_frozen(
+    spec: &ModelSpec,
+    net: &Network,
+    frozen: &[String],
+    grads: &mut burn::optim::GradientsParams,
+) {
+    for (i, layer) in spec.layers.iter().enumerate() {
+        if !frozen.iter().any(|f| f.eq_ignore_ascii_case(&layer.name)) {
+            continue;
+        }
+        match net.ops.get(i).and_then(Option::as_ref) {
+            Some(Op::Conv(m)) => {
+                grads.remove::<4>(m.weight.id);
+                if let Some(b) = &m.bias {
+                    grads.remove::<1>(b.id);
+                }
+            }
+            Some(Op::ConvT(m)) => {
+                grads.remove::<4>(m.weight.id);
+                if let Some(b) = &m.bias {
+                    grads.remove::<1>(b.id);
+                }
+            }
+            Some(Op::Linear(m)) => {
+                grads.remove::<2>(m.weight.id);
+                if let Some(b) = &m.bias {
+                    grads.remove::<1>(b.id);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -14,6 +14,7 @@ use serde::Serialize;
 use veil_data::Dataset;
 
 use crate::model::{Activation, forward_layers};
+use crate::network::drop_frozen;
 use crate::{Model, ModelError};
 
 /// Random augmentation applied to training batches (never to test data).
@@ -40,6 +41,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Augmentation, if any.
     pub augment: Option<Augment>,
+    /// Layers whose parameters stay fixed (their gradients are dropped before each step),
+    /// e.g. a frozen classifier behind an ObfNet.
+    #[serde(default)]
+    pub frozen: Vec<String>,
 }
 
 impl Default for TrainConfig {
@@ -51,6 +56,7 @@ impl Default for TrainConfig {
             final_lr_fraction: 0.05,
             seed: 0,
             augment: None,
+            frozen: Vec::new(),
         }
     }
 }
@@ -152,6 +158,9 @@ pub fn train(
         }
     }
     cfg.check(train.shape)?;
+    for name in &cfg.frozen {
+        model.spec().layer_index(name)?;
+    }
     if train.is_empty() {
         return Err(ModelError::Invalid(format!(
             "training set {} is empty",
@@ -197,7 +206,8 @@ pub fn train(
             let logits = forward_layers(&spec, &net, x, 0..layers)?.into_flat();
             let loss = loss_fn.forward(logits, y);
             let loss_value = loss.clone().into_scalar::<f32>();
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &net);
+            drop_frozen(&spec, &net, &cfg.frozen, &mut grads);
             net = optim.step(cfg.lr_at(step, total_steps), net, grads);
             step += 1;
             loss_sum += loss_value as f64;

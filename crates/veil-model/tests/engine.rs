@@ -363,3 +363,28 @@ fn with_tensors_round_trips_and_checks_shapes() {
     wrong[0].shape = vec![1, 2, 3];
     assert!(model.with_tensors(wrong).is_err());
 }
+
+/// Frozen layers keep their parameters through training; the others move.
+#[test]
+fn frozen_layers_do_not_change() {
+    let split = veil_data::synthetic::mnist_like(256, 4);
+    let model = Model::init(zoo::lenet5(), 1).expect("init");
+    let before = model.named_tensors().expect("tensors");
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 32,
+        frozen: vec!["conv1".into(), "fc3".into()],
+        ..TrainConfig::default()
+    };
+    let (trained, _) =
+        veil_model::train(model.clone(), &split.train, None, &cfg, &mut |_| {}).expect("train");
+    for (a, b) in before.iter().zip(trained.named_tensors().expect("tensors")) {
+        let frozen = a.name.starts_with("conv1.") || a.name.starts_with("fc3.");
+        assert_eq!(a.values == b.values, frozen, "{}", a.name);
+    }
+    let bad = TrainConfig {
+        frozen: vec!["nope".into()],
+        ..cfg
+    };
+    assert!(veil_model::train(model, &split.train, None, &bad, &mut |_| {}).is_err());
+}

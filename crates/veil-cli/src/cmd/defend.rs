@@ -1,7 +1,7 @@
 //! `veil defend`: shields judged by the accuracy they keep and by the attack they leave
-//! (`veil-defense`). `dp` perturbs the device-side parameters per privacy budget and fits
-//! `A = a ln(b eps + 1)`; `noise` and `dropout` act on the transmitted features. ObfNet is not
-//! built yet (issue #7).
+//! (`veil-defense`). `obfnet` trains ObfNets in front of the frozen classifier; `dp` perturbs
+//! the device-side parameters per privacy budget and fits `A = a ln(b eps + 1)`; `noise` and
+//! `dropout` act on the transmitted features.
 
 use std::path::PathBuf;
 
@@ -25,6 +25,36 @@ pub struct Args {
 /// The shields.
 #[derive(Debug, clap::Subcommand)]
 pub enum Shield {
+    /// ObfNets trained in front of the frozen classifier, one picked at random per sample.
+    Obfnet {
+        /// The classifier and its data.
+        #[command(flatten)]
+        target: super::attack::TargetArgs,
+        /// ObfNet variant: 1 (784-784) or 2 (784-1000-784).
+        #[arg(long, default_value_t = 2)]
+        variant: u8,
+        /// ObfNets trained (different seeds).
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+        /// Training epochs per ObfNet.
+        #[arg(long, default_value_t = 2)]
+        obf_epochs: usize,
+        /// Auxiliary images of the attack.
+        #[arg(long, default_value_t = 10_000)]
+        aux: usize,
+        /// Victims of the attack.
+        #[arg(long, default_value_t = 1_000)]
+        victims: usize,
+        /// Decoder epochs of the attack.
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+        /// Output directory (JSON, CSV, image grid).
+        #[arg(long, default_value = "runs/defend")]
+        out: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Model perturbation: clip the device part to G, add Laplace(2G/eps) to its parameters.
     Dp {
         /// Common options.
@@ -106,6 +136,27 @@ struct Output {
 /// Runs `veil defend`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (common, settings): (&Common, Vec<Setting>) = match &args.shield {
+        Shield::Obfnet {
+            target,
+            variant,
+            count,
+            obf_epochs,
+            aux,
+            victims,
+            epochs,
+            out,
+            json,
+        } => {
+            return obfnet(
+                target,
+                *variant,
+                *count,
+                *obf_epochs,
+                (*aux, *victims, *epochs),
+                out,
+                *json,
+            );
+        }
         Shield::Dp { common, eps, clip } => {
             if let Some(e) = eps.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
                 anyhow::bail!("--eps values must be positive, got {e}");
@@ -293,4 +344,114 @@ enum Setting {
     Dp(f64, Option<f64>),
     /// A feature shield.
     Feature(FeatureShield),
+}
+
+/// `veil defend obfnet`.
+fn obfnet(
+    target: &super::attack::TargetArgs,
+    variant: u8,
+    count: usize,
+    obf_epochs: usize,
+    (aux, victims, epochs): (usize, usize, usize),
+    out: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    if !(variant == 1 || variant == 2) {
+        anyhow::bail!("--variant must be 1 or 2, got {variant}");
+    }
+    if count == 0 || obf_epochs == 0 {
+        anyhow::bail!("--count and --obf-epochs must be at least 1");
+    }
+    let (id, split, classifier) = target.load()?;
+    let spec = veil_spec::zoo::model(&format!("obfnet{variant}"))?;
+    let bar = indicatif::ProgressBar::new(count as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "obfnet [{elapsed_precise}] {bar:30} {pos}/{len} trained {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(500));
+    let cfg = TrainConfig {
+        epochs: obf_epochs,
+        ..TrainConfig::default()
+    };
+    let obf = veil_defense::obfnet::train_obfnets(
+        &spec,
+        &classifier,
+        &split.train,
+        count,
+        &cfg,
+        &mut |n| bar.set_position(n as u64),
+    )?;
+    bar.set_message("attacking");
+    let attack = AttackConfig {
+        aux_samples: aux,
+        victims,
+        train: TrainConfig {
+            epochs,
+            ..AttackConfig::default().train
+        },
+        ..AttackConfig::default()
+    };
+    let report = veil_defense::obfnet::judge(&obf, &classifier, &split, &attack, 0)?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let stem = format!("{}-obfnet{variant}x{count}", classifier.spec().name);
+    let grid = out.join(format!("{stem}.png"));
+    let originals: Vec<&[f32]> = (0..report.attack.examples.len())
+        .map(|i| split.test.sample(i))
+        .collect();
+    let recon: Vec<&[f32]> = report.attack.examples.iter().map(Vec::as_slice).collect();
+    veil_attack::grid::save_grid(&grid, split.test.shape, &originals, &recon)?;
+    let value = serde_json::json!({
+        "model": classifier.spec().name,
+        "dataset": id.name(),
+        "variant": variant,
+        "count": count,
+        "accuracy_plain": report.accuracy_plain,
+        "accuracy_defended": report.accuracy_defended,
+        "accuracy_each": report.accuracy_each,
+        "ssim_mean": report.attack.ssim_mean,
+        "ssim_std": report.attack.ssim_std,
+        "psnr_mean": report.attack.psnr_mean,
+        "mse_mean": report.attack.mse_mean,
+        "ssim_raw_features": 1.0,
+        "ssim_obfuscated_as_is": report.ssim_obfuscated_as_is,
+        "victims": report.attack.victims,
+        "grid": grid,
+    });
+    std::fs::write(
+        out.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&value)?,
+    )?;
+    std::fs::write(
+        out.join(format!("{stem}.csv")),
+        format!(
+            "variant,count,accuracy_plain,accuracy_defended,ssim_mean,ssim_std,psnr_mean,mse_mean,ssim_obfuscated_as_is\n{variant},{count},{:.6},{:.6},{:.6},{:.6},{:.4},{:.6},{:.6}\n",
+            report.accuracy_plain,
+            report.accuracy_defended,
+            report.attack.ssim_mean,
+            report.attack.ssim_std,
+            report.attack.psnr_mean,
+            report.attack.mse_mean,
+            report.ssim_obfuscated_as_is
+        ),
+    )?;
+    if json {
+        return crate::print_json(&value);
+    }
+    crate::out(&format!(
+        "{} / {} with {count} ObfNet{variant}: accuracy {:.4} -> {:.4} (each {:?}); attack on obfuscated data SSIM {:.4} +- {:.4}, PSNR {:.2} dB (raw input sent without ObfNet: SSIM 1; obfuscated image as is: {:.4}); grid {}",
+        classifier.spec().name,
+        id.name(),
+        report.accuracy_plain,
+        report.accuracy_defended,
+        report.accuracy_each,
+        report.attack.ssim_mean,
+        report.attack.ssim_std,
+        report.attack.psnr_mean,
+        report.ssim_obfuscated_as_is,
+        grid.display()
+    ))
 }
