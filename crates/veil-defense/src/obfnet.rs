@@ -9,7 +9,8 @@
 //! [`Obfuscators::obfuscate`] sends each image through a randomly chosen ObfNet; [`judge`]
 //! measures accuracy and runs the spear against a coordinator who knows every ObfNet but not
 //! which one a sample went through: it trains the inversion on obfuscated auxiliary images
-//! (each through a random ObfNet) and reconstructs obfuscated victims.
+//! (each through a random ObfNet) and reconstructs obfuscated victims, with both the
+//! convolutional decoder and a dense one, and keeps the stronger.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -157,8 +158,12 @@ pub struct ObfNetReport {
     pub accuracy_defended: f64,
     /// SSIM between the obfuscated victims and the originals, with no attack at all.
     pub ssim_obfuscated_as_is: f64,
-    /// The attack on obfuscated data.
+    /// The stronger of the two attacks on obfuscated data (higher mean SSIM).
     pub attack: AttackReport,
+    /// SSIM of the convolutional decoder (derived from the image shape) and of the dense
+    /// decoder (flattened features; an ObfNet mixes every pixel, which a local deconvolution
+    /// cannot undo).
+    pub ssim_by_decoder: [f64; 2],
 }
 
 /// Accuracy and attack for `obf` (victims and accuracy from `data.test`, auxiliary images
@@ -198,26 +203,37 @@ pub fn judge(
         }
         sum / victims.len().max(1) as f64
     };
-    let feats = LayerFeatures {
+    let cfg = AttackConfig {
+        maps: None,
+        ..attack.clone()
+    };
+    let mut feats = LayerFeatures {
         layer: "obfnet output".into(),
-        shape,
+        shape: shape.clone(),
         aux,
         victims,
         aux_feats,
         victim_feats,
     };
-    let cfg = AttackConfig {
-        maps: None,
-        ..attack.clone()
-    };
-    let attack = attack_features(&feats, &cfg, &mut |_| {})
+    let conv = attack_features(&feats, &cfg, &mut |_| {})
         .map_err(|e| DefenseError::Invalid(e.to_string()))?;
+    feats.shape = veil_spec::Shape::flat(shape.numel());
+    feats.layer = "obfnet output (flattened)".into();
+    let dense = attack_features(&feats, &cfg, &mut |_| {})
+        .map_err(|e| DefenseError::Invalid(e.to_string()))?;
+    let ssim_by_decoder = [conv.ssim_mean, dense.ssim_mean];
+    let attack = if dense.ssim_mean > conv.ssim_mean {
+        dense
+    } else {
+        conv
+    };
     Ok(ObfNetReport {
         accuracy_plain,
         accuracy_each,
         accuracy_defended,
         ssim_obfuscated_as_is: as_is,
         attack,
+        ssim_by_decoder,
     })
 }
 

@@ -418,6 +418,9 @@ fn obfnet(
         "mse_mean": report.attack.mse_mean,
         "ssim_raw_features": 1.0,
         "ssim_obfuscated_as_is": report.ssim_obfuscated_as_is,
+        "ssim_conv_decoder": report.ssim_by_decoder[0],
+        "ssim_dense_decoder": report.ssim_by_decoder[1],
+        "attack_layer": report.attack.layer,
         "victims": report.attack.victims,
         "grid": grid,
     });
@@ -442,7 +445,7 @@ fn obfnet(
         return crate::print_json(&value);
     }
     crate::out(&format!(
-        "{} / {} with {count} ObfNet{variant}: accuracy {:.4} -> {:.4} (each {:?}); attack on obfuscated data SSIM {:.4} +- {:.4}, PSNR {:.2} dB (raw input sent without ObfNet: SSIM 1; obfuscated image as is: {:.4}); grid {}",
+        "{} / {} with {count} ObfNet{variant}: accuracy {:.4} -> {:.4} (each {:?}); attack on obfuscated data SSIM {:.4} +- {:.4}, PSNR {:.2} dB (conv decoder {:.4}, dense {:.4}; raw input sent without ObfNet: SSIM 1; obfuscated image as is: {:.4}); grid {}",
         classifier.spec().name,
         id.name(),
         report.accuracy_plain,
@@ -451,6 +454,8 @@ fn obfnet(
         report.attack.ssim_mean,
         report.attack.ssim_std,
         report.attack.psnr_mean,
+        report.ssim_by_decoder[0],
+        report.ssim_by_decoder[1],
         report.ssim_obfuscated_as_is,
         grid.display()
     ))
