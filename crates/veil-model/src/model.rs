@@ -94,11 +94,22 @@ pub struct Model {
 
 impl Model {
     /// A model with freshly initialised weights (Kaiming-uniform as PyTorch), seeded.
+    ///
+    /// The device's random generator is shared by every thread, and burn initialises
+    /// parameters lazily; so seeding and drawing every parameter happen together under one
+    /// process-wide lock. Without it, two threads initialising models at once interleave
+    /// their draws and the same seed gives different weights.
     pub fn init(spec: ModelSpec, seed: u64) -> Result<Self, ModelError> {
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let device = crate::device();
-        device.seed(seed);
         let shapes = spec.validate()?;
+        let guard = INIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        device.seed(seed);
         let net = Network::build(&spec, &device)?;
+        net.materialise();
+        drop(guard);
         Ok(Model {
             spec,
             shapes,

@@ -91,6 +91,35 @@ impl Network {
     }
 }
 
+impl Network {
+    /// Draws every lazily initialised parameter now (reading a parameter initialises it).
+    pub(crate) fn materialise(&self) {
+        for op in self.ops.iter().flatten() {
+            match op {
+                Op::Conv(m) => {
+                    let _ = m.weight.val();
+                    if let Some(b) = &m.bias {
+                        let _ = b.val();
+                    }
+                }
+                Op::ConvT(m) => {
+                    let _ = m.weight.val();
+                    if let Some(b) = &m.bias {
+                        let _ = b.val();
+                    }
+                }
+                Op::Linear(m) => {
+                    let _ = m.weight.val();
+                    if let Some(b) = &m.bias {
+                        let _ = b.val();
+                    }
+                }
+                Op::MaxPool(_) | Op::AvgPool(_) | Op::Dropout(_) => {}
+            }
+        }
+    }
+}
+
 /// Removes from `grads` the gradients of the parameters of the layers named in `frozen`, so an
 /// optimiser step leaves them unchanged.
 pub(crate) fn drop_frozen(
