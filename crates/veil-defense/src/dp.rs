@@ -22,8 +22,9 @@ use crate::DefenseError;
 /// Settings of one perturbation.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Perturbation {
-    /// Clipping bound `G` on the largest absolute parameter.
-    pub clip: f64,
+    /// Clipping bound `G` on the largest absolute parameter; `None` takes the device part's
+    /// own largest absolute parameter, so nothing is scaled.
+    pub clip: Option<f64>,
     /// Privacy budget `eps` (> 0); the noise scale is `2 G / eps`.
     pub eps: f64,
     /// Seed of the noise draw.
@@ -52,9 +53,10 @@ pub fn perturb_device_part(
     split: &str,
     p: &Perturbation,
 ) -> Result<(Model, PerturbReport), DefenseError> {
-    if !(p.clip.is_finite() && p.clip > 0.0 && p.eps.is_finite() && p.eps > 0.0) {
+    let clip_ok = p.clip.is_none_or(|g| g.is_finite() && g > 0.0);
+    if !(clip_ok && p.eps.is_finite() && p.eps > 0.0) {
         return Err(DefenseError::Invalid(format!(
-            "clip G and eps must be positive and finite, got G = {}, eps = {}",
+            "clip G and eps must be positive and finite, got G = {:?}, eps = {}",
             p.clip, p.eps
         )));
     }
@@ -73,8 +75,9 @@ pub fn perturb_device_part(
         .filter(|t| on_device(&t.name))
         .flat_map(|t| t.values.iter())
         .fold(0.0f64, |m, &v| m.max(v.abs() as f64));
-    let clip_scale = 1.0 / (max_abs / p.clip).max(1.0);
-    let noise_scale = 2.0 * p.clip / p.eps;
+    let clip = p.clip.unwrap_or(max_abs).max(f64::MIN_POSITIVE);
+    let clip_scale = 1.0 / (max_abs / clip).max(1.0);
+    let noise_scale = 2.0 * clip / p.eps;
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     let mut parameters = 0;
     for t in tensors.iter_mut().filter(|t| on_device(&t.name)) {
@@ -112,7 +115,7 @@ mod tests {
         let model = Model::init(veil_spec::zoo::lenet5(), 3).expect("init");
         // eps huge: noise ~ 0, so only the clipping shows.
         let p = Perturbation {
-            clip: 0.01,
+            clip: Some(0.01),
             eps: 1e12,
             seed: 0,
         };
@@ -144,7 +147,7 @@ mod tests {
     fn noise_has_scale_two_g_over_eps_and_is_seeded() {
         let model = Model::init(veil_spec::zoo::lenet5(), 3).expect("init");
         let p = Perturbation {
-            clip: 10.0,
+            clip: Some(10.0),
             eps: 20.0,
             seed: 5,
         };

@@ -116,6 +116,19 @@ impl Judge<'_> {
         }
     }
 
+    /// What the attacker collects from `device` (the deployed model) at the split.
+    fn collect(&self, device: &Model, cfg: &AttackConfig) -> Result<LayerFeatures, DefenseError> {
+        LayerFeatures::extract(
+            device,
+            &self.data.train,
+            &self.data.test,
+            &self.split,
+            cfg.aux_samples,
+            cfg.victims,
+        )
+        .map_err(|e| DefenseError::Invalid(e.to_string()))
+    }
+
     /// Model perturbation at privacy budget `eps` with clip bound `clip` (default: the device
     /// part's largest absolute parameter, so nothing is scaled), noise draw `draw`.
     pub fn perturbation(
@@ -124,27 +137,6 @@ impl Judge<'_> {
         clip: Option<f64>,
         draw: usize,
     ) -> Result<Row, DefenseError> {
-        let split_index = self.model.spec().layer_index(&self.split)?;
-        let clip = match clip {
-            Some(g) => g,
-            None => {
-                let names: Vec<&str> = self.model.spec().layers[..=split_index]
-                    .iter()
-                    .map(|l| l.name.as_str())
-                    .collect();
-                self.model
-                    .named_tensors()?
-                    .iter()
-                    .filter(|t| {
-                        t.name
-                            .rsplit_once('.')
-                            .is_some_and(|(l, _)| names.contains(&l))
-                    })
-                    .flat_map(|t| t.values.iter())
-                    .fold(0.0f64, |m, &v| m.max(v.abs() as f64))
-                    .max(f64::MIN_POSITIVE)
-            }
-        };
         let p = Perturbation {
             clip,
             eps,
@@ -153,15 +145,7 @@ impl Judge<'_> {
         let (deployed, _) = perturb_device_part(self.model, &self.split, &p)?;
         let accuracy = deployed.evaluate(&self.data.test)?;
         let cfg = self.attack();
-        let feats = LayerFeatures::extract(
-            &deployed,
-            &self.data.train,
-            &self.data.test,
-            &self.split,
-            cfg.aux_samples,
-            cfg.victims,
-        )
-        .map_err(|e| DefenseError::Invalid(e.to_string()))?;
+        let feats = self.collect(&deployed, &cfg)?;
         let r = attack_features(&feats, &cfg, &mut |_| {})
             .map_err(|e| DefenseError::Invalid(e.to_string()))?;
         Ok(Row {
@@ -178,15 +162,7 @@ impl Judge<'_> {
     /// A feature shield applied by the device to everything it sends (noise draw `draw`).
     pub fn feature_shield(&self, shield: FeatureShield, draw: usize) -> Result<Row, DefenseError> {
         let cfg = self.attack();
-        let mut feats = LayerFeatures::extract(
-            self.model,
-            &self.data.train,
-            &self.data.test,
-            &self.split,
-            cfg.aux_samples,
-            cfg.victims,
-        )
-        .map_err(|e| DefenseError::Invalid(e.to_string()))?;
+        let mut feats = self.collect(self.model, &cfg)?;
         let seed = 0x5eed_u64.wrapping_mul(draw as u64 + 1);
         shield.apply(&mut feats.aux_feats, seed)?;
         shield.apply(&mut feats.victim_feats, seed ^ 1)?;

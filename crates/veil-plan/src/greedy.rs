@@ -182,7 +182,7 @@ impl Placer<'_> {
                         (Some(gs), Strategy::Greedy { beta, .. }) => {
                             Self::pick_greedy(gs, &journal, unit, &holders, beta, self.rates)
                         }
-                        _ => self.pick_segment(&journal, stage, unit, &holders, &held, rng),
+                        _ => self.pick_random(&journal, stage, unit, &holders, &held, rng),
                     }
                 };
                 let Some(d) = target else {
@@ -287,8 +287,9 @@ impl Placer<'_> {
         best.map(|(j, _)| j)
     }
 
-    /// The helper for one segment (greedy or random), or `None`.
-    fn pick_segment(
+    /// The random baseline's helper for one segment: uniform over the helpers passing the
+    /// greedy's conditions (cond1, cond2, cond4), or `None`.
+    fn pick_random(
         &self,
         journal: &Journal<'_>,
         stage: &crate::stages::Stage,
@@ -298,38 +299,14 @@ impl Placer<'_> {
         rng: &mut ChaCha8Rng,
     ) -> Option<usize> {
         let senders = SenderView::new(holders, journal.ledger, self.rates);
-        let ok = |j: usize| {
-            stage.cap.admits(held[j])
-                && fits_compute(journal, j, stage, 1)
-                && senders.can_send(j, unit)
-        };
-        match self.strategy {
-            Strategy::Random => {
-                let feasible: Vec<usize> = (0..self.helpers).filter(|&j| ok(j)).collect();
-                (!feasible.is_empty()).then(|| feasible[rng.random_range(0..feasible.len())])
-            }
-            Strategy::Greedy { alpha, beta } => {
-                let t = |j: usize| {
-                    senders.slowest_rate(j).map_or(0.0, |r| unit * 8.0 / r)
-                        + stage.segment_macs as f64 / self.rates[j].1
-                };
-                let (mut t_max, mut b_max) = (0.0f64, 0.0f64);
-                for j in 0..self.helpers {
-                    t_max = t_max.max(t(j));
-                    b_max = b_max.max(journal.ledger.bandwidth[j]);
-                }
-                let (t_max, b_max) = (t_max.max(f64::MIN_POSITIVE), b_max.max(f64::MIN_POSITIVE));
-                (0..self.helpers)
-                    .filter(|&j| ok(j))
-                    .map(|j| {
-                        let b = (journal.ledger.bandwidth[j] / b_max).max(1e-12);
-                        (j, alpha * t(j) / t_max + beta / b)
-                    })
-                    .min_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(j, _)| j)
-            }
-            Strategy::NoPrivacy | Strategy::Single => None,
-        }
+        let feasible: Vec<usize> = (0..self.helpers)
+            .filter(|&j| {
+                stage.cap.admits(held[j])
+                    && fits_compute(journal, j, stage, 1)
+                    && senders.can_send(j, unit)
+            })
+            .collect();
+        (!feasible.is_empty()).then(|| feasible[rng.random_range(0..feasible.len())])
     }
 
     /// The helper for a whole stage (no-privacy: fastest that fits; single: strongest that
