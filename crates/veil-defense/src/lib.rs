@@ -1,5 +1,4 @@
-//! veil-defense: the shields (SYSTEM.md section 6), judged by the spear (`veil-attack`). Work in
-//! progress (issue #7): the measured curves and the comparison chart come next.
+//! veil-defense: the shields (SYSTEM.md section 6), judged by the spear (`veil-attack`).
 //!
 //! - [`dp`]: model perturbation of Spears and Shields (Algorithm 2): clip the device-side
 //!   parameters to `G` and add Laplace(0, 2G/eps) noise once per deployment.
@@ -8,11 +7,14 @@
 //! - [`features`]: baselines on the transmitted features: Gaussian or Laplace noise, dropout.
 //! - [`sweep`]: a defence judged by accuracy kept and by the attack of `veil-attack` on the
 //!   deployed device ([`sweep::Judge`]).
+//! - [`compare`]: the shared CSV schema of all runs and the attack SSIM each defence leaves
+//!   at equal accuracy.
 //! - [`fit`]: least-squares fit of the accuracy curve `A(eps) = a ln(b eps + 1)` that the
 //!   incentive game (`veil-game`) takes as its `a`, `b`.
 
 #![forbid(unsafe_code)]
 
+pub mod compare;
 pub mod dp;
 pub mod features;
 pub mod fit;
@@ -31,6 +33,14 @@ pub enum DefenseError {
     /// A parameter out of its domain (named with its value).
     #[error("{0}")]
     Invalid(String),
+    /// A file could not be read, written or parsed.
+    #[error("{path}: {message}")]
+    File {
+        /// File path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// One Laplace(0, `scale`) draw by inverting the CDF of a uniform draw in `(-1/2, 1/2)`.

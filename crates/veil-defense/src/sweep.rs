@@ -21,10 +21,12 @@ use crate::features::FeatureShield;
 /// One measured setting and draw.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Row {
-    /// Defence name (`dp`, `gaussian`, `laplace`, `dropout`).
+    /// Defence name (`dp`, `gaussian`, `laplace`, `dropout`, `split`, `obfnet1`, `obfnet2`).
     pub defence: String,
-    /// Its parameter (eps, sigma, scale or p).
+    /// Its parameter (eps, sigma, scale, p, the split layer's index or the ObfNet count).
     pub param: f64,
+    /// The setting in words (`eps=5`, `sigma=0.5`, `p=0.3`, `conv2`, `obfnet2 x10`).
+    pub label: String,
     /// Noise draw.
     pub draw: usize,
     /// Test accuracy of the defended model.
@@ -35,6 +37,9 @@ pub struct Row {
     pub psnr_mean: f64,
     /// Attack MSE mean.
     pub mse_mean: f64,
+    /// Reconstructions of the first victims (for an image grid; not serialised).
+    #[serde(skip)]
+    pub examples: Vec<Vec<f32>>,
 }
 
 /// Mean and spread over the draws of one setting.
@@ -44,6 +49,8 @@ pub struct SettingSummary {
     pub defence: String,
     /// Its parameter.
     pub param: f64,
+    /// The setting in words.
+    pub label: String,
     /// Draws.
     pub draws: usize,
     /// Accuracy mean over draws.
@@ -81,6 +88,7 @@ pub fn summarise(rows: &[Row]) -> Vec<SettingSummary> {
                 (group.iter().map(|r| (f(r) - m).powi(2)).sum::<f64>() / n).sqrt()
             };
             SettingSummary {
+                label: group[0].label.clone(),
                 defence,
                 param,
                 draws: group.len(),
@@ -151,11 +159,35 @@ impl Judge<'_> {
         Ok(Row {
             defence: "dp".into(),
             param: eps,
+            label: format!("eps={eps}"),
             draw,
             accuracy,
             ssim_mean: r.ssim_mean,
             psnr_mean: r.psnr_mean,
             mse_mean: r.mse_mean,
+            examples: r.examples,
+        })
+    }
+
+    /// No shield: the attack on the plain model at this judge's split, with the plain
+    /// accuracy (`accuracy_plain`, computed once by the caller). Comparing judges at
+    /// deeper splits gives the "deeper split point" baseline. `draw` seeds the decoder.
+    pub fn undefended(&self, accuracy_plain: f64, draw: usize) -> Result<Row, DefenseError> {
+        let mut cfg = self.attack();
+        cfg.train.seed = cfg.train.seed.wrapping_add(draw as u64);
+        let feats = self.collect(self.model, &cfg)?;
+        let r = attack_features(&feats, &cfg, &mut |_| {})
+            .map_err(|e| DefenseError::Invalid(e.to_string()))?;
+        Ok(Row {
+            defence: "split".into(),
+            param: self.model.spec().layer_index(&self.split)? as f64,
+            label: self.split.clone(),
+            draw,
+            accuracy: accuracy_plain,
+            ssim_mean: r.ssim_mean,
+            psnr_mean: r.psnr_mean,
+            mse_mean: r.mse_mean,
+            examples: r.examples,
         })
     }
 
@@ -169,19 +201,21 @@ impl Judge<'_> {
         let r = attack_features(&feats, &cfg, &mut |_| {})
             .map_err(|e| DefenseError::Invalid(e.to_string()))?;
         let accuracy = self.shielded_accuracy(shield, seed ^ 2)?;
-        let (defence, param) = match shield {
-            FeatureShield::Gaussian { sigma } => ("gaussian", sigma),
-            FeatureShield::Laplace { scale } => ("laplace", scale),
-            FeatureShield::Dropout { p } => ("dropout", p),
+        let (defence, param, name) = match shield {
+            FeatureShield::Gaussian { sigma } => ("gaussian", sigma, "sigma"),
+            FeatureShield::Laplace { scale } => ("laplace", scale, "b"),
+            FeatureShield::Dropout { p } => ("dropout", p, "p"),
         };
         Ok(Row {
             defence: defence.into(),
             param,
+            label: format!("{name}={param}"),
             draw,
             accuracy,
             ssim_mean: r.ssim_mean,
             psnr_mean: r.psnr_mean,
             mse_mean: r.mse_mean,
+            examples: r.examples,
         })
     }
 
@@ -227,11 +261,13 @@ mod tests {
         Row {
             defence: defence.into(),
             param,
+            label: format!("{param}"),
             draw,
             accuracy: acc,
             ssim_mean: ssim,
             psnr_mean: 10.0,
             mse_mean: 0.1,
+            examples: Vec::new(),
         }
     }
 

@@ -35,7 +35,8 @@ pub struct Vehicle {
 /// Defaults (documented in `docs/GAME.md`): the simulation setup of Spears and Shields §6:
 /// 10 vehicles with speeds in [5, 15] m/s and privacy values in [5, 10] (seed 0), unit expense
 /// `e = 10`, profit coefficient `lambda = 1000`, `eps` in `[0.01, 100]`, accuracy fit `a = 0.2`,
-/// `b = 1` (placeholders until the DP-perturbation fit of the defences issue feeds them).
+/// `b = 1` (the paper's illustration; `veil game --accuracy-fit` takes the fit that
+/// `veil defend dp` measured instead).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -91,6 +92,25 @@ impl Scenario {
         })?;
         s.validate()?;
         Ok(s)
+    }
+
+    /// Replaces the accuracy fit with the one in a fit file written by `veil defend dp`
+    /// (TOML with `accuracy_a` and `accuracy_b`; other keys such as `r2` or `source` are
+    /// provenance and ignored), then validates.
+    pub fn with_accuracy_fit_toml(mut self, text: &str, path: &str) -> Result<Self, GameError> {
+        #[derive(Deserialize)]
+        struct Fit {
+            accuracy_a: f64,
+            accuracy_b: f64,
+        }
+        let fit: Fit = toml::from_str(text).map_err(|e| GameError::Config {
+            path: path.to_string(),
+            message: e.to_string().replace('\n', " "),
+        })?;
+        self.accuracy_a = fit.accuracy_a;
+        self.accuracy_b = fit.accuracy_b;
+        self.validate()?;
+        Ok(self)
     }
 
     /// Checks every parameter's range.
@@ -190,6 +210,23 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fit_file_replaces_the_accuracy_curve() {
+        let text = "# from veil defend dp\naccuracy_a = 0.19\naccuracy_b = 0.31\nr2 = 0.83\nsource = \"gtsrb_cnn conv4\"\n";
+        let s = Scenario::default()
+            .with_accuracy_fit_toml(text, "fit.toml")
+            .expect("fit");
+        assert_eq!((s.accuracy_a, s.accuracy_b), (0.19, 0.31));
+        let e = Scenario::default()
+            .with_accuracy_fit_toml("accuracy_a = 0.2\n", "fit.toml")
+            .expect_err("missing b");
+        assert!(e.to_string().contains("fit.toml"), "{e}");
+        let e = Scenario::default()
+            .with_accuracy_fit_toml("accuracy_a = -1.0\naccuracy_b = 1.0\n", "fit.toml")
+            .expect_err("negative a");
+        assert!(e.to_string().contains("accuracy_a"), "{e}");
+    }
 
     #[test]
     fn validation_rejects_bad_scenarios() {

@@ -1,13 +1,17 @@
 //! `veil defend`: shields judged by the accuracy they keep and by the attack they leave
 //! (`veil-defense`). `obfnet` trains ObfNets in front of the frozen classifier; `dp` perturbs
-//! the device-side parameters per privacy budget and fits `A = a ln(b eps + 1)`; `noise` and
-//! `dropout` act on the transmitted features.
+//! the device-side parameters per privacy budget and fits `A = a ln(b eps + 1)` (written as a
+//! fit file `veil game --accuracy-fit` reads); `noise` and `dropout` act on the transmitted
+//! features; `split` moves the split deeper without any shield; `chart` puts the CSVs of
+//! several runs on one privacy-utility chart and tabulates the attack SSIM each defence
+//! leaves at equal accuracy.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::Serialize;
 use veil_attack::AttackConfig;
+use veil_defense::compare::{read_rows_csv, ssim_at_accuracy, write_rows_csv};
 use veil_defense::features::FeatureShield;
 use veil_defense::fit::{CurveFit, fit_log_curve};
 use veil_defense::sweep::{Judge, Row, SettingSummary, summarise};
@@ -88,6 +92,35 @@ pub enum Shield {
         #[arg(long, value_delimiter = ',', default_value = "0.1,0.3,0.5,0.7,0.9")]
         rates: Vec<f64>,
     },
+    /// No shield, a deeper split: the attack at each layer of `--layers` (which replaces
+    /// `--layer`), accuracy unchanged.
+    Split {
+        /// Common options (`--draws` reseeds the decoder).
+        #[command(flatten)]
+        common: Common,
+        /// Comma-separated split layers.
+        #[arg(long, value_delimiter = ',', required = true)]
+        layers: Vec<String>,
+    },
+    /// One privacy-utility chart (attack SSIM against accuracy) from the CSVs of several
+    /// `veil defend` runs, and the SSIM each defence leaves at equal accuracy.
+    Chart {
+        /// Comma-separated CSV files written by `veil defend` runs.
+        #[arg(long, value_delimiter = ',', required = true)]
+        csv: Vec<PathBuf>,
+        /// Comma-separated accuracy levels of the equal-accuracy table.
+        #[arg(long, value_delimiter = ',', default_value = "0.99,0.98,0.97,0.95,0.9")]
+        accuracy: Vec<f64>,
+        /// Chart title.
+        #[arg(long, default_value = "Attack SSIM left at each accuracy kept")]
+        title: String,
+        /// Output PNG (a CSV of the table is written beside it).
+        #[arg(long, default_value = "runs/defend/compare.png")]
+        png: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options every shield takes.
@@ -129,8 +162,13 @@ struct Output {
     rows: Vec<Row>,
     /// `A = a ln(b eps + 1)` fitted to the mean accuracies (dp only).
     fit: Option<CurveFit>,
+    /// The fit as a file `veil game --accuracy-fit` reads (dp only).
+    fit_file: Option<PathBuf>,
     csv: PathBuf,
+    /// Accuracy and SSIM per setting.
     png: PathBuf,
+    /// Reconstructions (draw 0) per setting: originals above, reconstructions below.
+    grids: Vec<PathBuf>,
 }
 
 /// Runs `veil defend`.
@@ -185,6 +223,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|&p| Setting::Feature(FeatureShield::Dropout { p }))
                 .collect(),
         ),
+        Shield::Split { common, layers } => {
+            (common, layers.iter().cloned().map(Setting::Split).collect())
+        }
+        Shield::Chart {
+            csv,
+            accuracy,
+            title,
+            png,
+            json,
+        } => return chart(csv, accuracy, title, png, *json),
     };
     for s in &settings {
         if let Setting::Feature(f) = s {
@@ -196,8 +244,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let (id, split, model) = common.target.load()?;
     model.spec().layer_index(&common.layer)?;
+    for s in &settings {
+        if let Setting::Split(layer) = s {
+            model.spec().layer_index(layer)?;
+        }
+    }
     let accuracy_plain = model.evaluate(&split.test)?;
-    let judge = Judge {
+    let mut judge = Judge {
         model: &model,
         data: &split,
         split: common.layer.clone(),
@@ -221,21 +274,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(500));
     let mut rows = Vec::with_capacity(total);
+    let mut grids = Vec::new();
+    let name = match &args.shield {
+        Shield::Dp { .. } => "dp".to_string(),
+        Shield::Noise { kind, .. } => kind.clone(),
+        Shield::Dropout { .. } => "dropout".into(),
+        _ => "split".into(),
+    };
+    let layer_tag = match &args.shield {
+        Shield::Split { .. } => "layers".to_string(),
+        _ => common.layer.clone(),
+    };
+    let stem = format!("{}-{}-{}", model.spec().name, layer_tag, name);
+    std::fs::create_dir_all(&common.out)
+        .with_context(|| format!("creating {}", common.out.display()))?;
     for setting in &settings {
         for draw in 0..common.draws {
-            let row = match *setting {
-                Setting::Dp(eps, clip) => judge.perturbation(eps, clip, draw)?,
-                Setting::Feature(f) => judge.feature_shield(f, draw)?,
+            let mut row = match setting {
+                Setting::Dp(eps, clip) => judge.perturbation(*eps, *clip, draw)?,
+                Setting::Feature(f) => judge.feature_shield(*f, draw)?,
+                Setting::Split(layer) => {
+                    judge.split = layer.clone();
+                    judge.undefended(accuracy_plain, draw)?
+                }
             };
+            if draw == 0 {
+                let grid = common
+                    .out
+                    .join(format!("{stem}-{}.png", file_safe(&row.label)));
+                let originals: Vec<&[f32]> = (0..row.examples.len())
+                    .map(|i| split.test.sample(i))
+                    .collect();
+                let recon: Vec<&[f32]> = row.examples.iter().map(Vec::as_slice).collect();
+                veil_attack::grid::save_grid(&grid, split.test.shape, &originals, &recon)?;
+                grids.push(grid);
+            }
+            row.examples = Vec::new();
             bar.inc(1);
             bar.set_message(format!(
                 "{} {}: accuracy {:.3}, ssim {:.3}",
-                row.defence, row.param, row.accuracy, row.ssim_mean
+                row.defence, row.label, row.accuracy, row.ssim_mean
             ));
             if bar.is_hidden() && !common.json {
                 eprintln!(
                     "{} {} draw {draw}: accuracy {:.4}, ssim {:.4}",
-                    row.defence, row.param, row.accuracy, row.ssim_mean
+                    row.defence, row.label, row.accuracy, row.ssim_mean
                 );
             }
             rows.push(row);
@@ -250,33 +333,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    std::fs::create_dir_all(&common.out)
-        .with_context(|| format!("creating {}", common.out.display()))?;
-    let name = summary
-        .first()
-        .map_or("defence".to_string(), |s| s.defence.clone());
-    let stem = format!("{}-{}-{}", model.spec().name, common.layer, name);
-    let csv = common.out.join(format!("{stem}.csv"));
-    let mut text = String::from("defence,param,draw,accuracy,ssim_mean,psnr_mean,mse_mean\n");
-    for r in &rows {
-        text.push_str(&format!(
-            "{},{},{},{:.6},{:.6},{:.4},{:.6}\n",
-            r.defence, r.param, r.draw, r.accuracy, r.ssim_mean, r.psnr_mean, r.mse_mean
-        ));
-    }
-    std::fs::write(&csv, text).with_context(|| format!("writing {}", csv.display()))?;
-    let png = common.out.join(format!("{stem}.png"));
-    let x = |s: &SettingSummary| {
-        if name == "dp" {
-            s.param.log10()
-        } else {
-            s.param
+    let fit_file = match &fit {
+        Some(f) => {
+            let path = common.out.join(format!("{stem}-fit.toml"));
+            let text = format!(
+                "# Accuracy curve A = a ln(b eps + 1) fitted by least squares to the mean accuracy\n\
+                 # per eps of `veil defend dp` ({} / {} split after {}, {} draws per eps).\n\
+                 # Read by `veil game --accuracy-fit {}`.\n\
+                 accuracy_a = {}\naccuracy_b = {}\nr2 = {}\nsource = \"{} {} {} eps {:?}\"\n",
+                model.spec().name,
+                id.name(),
+                common.layer,
+                common.draws,
+                path.display(),
+                f.a,
+                f.b,
+                f.r2,
+                model.spec().name,
+                id.name(),
+                common.layer,
+                summary.iter().map(|s| s.param).collect::<Vec<_>>(),
+            );
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            Some(path)
         }
+        None => None,
     };
-    let x_label = if name == "dp" {
-        "log10 eps"
-    } else {
-        "parameter"
+    let csv = common.out.join(format!("{stem}.csv"));
+    write_rows_csv(&csv, &rows)?;
+    let png = common.out.join(format!("{stem}.png"));
+    let x = |s: &SettingSummary| match name.as_str() {
+        "dp" => s.param.log10(),
+        _ => s.param,
+    };
+    let x_label = match name.as_str() {
+        "dp" => "log10 eps",
+        "split" => "split layer index",
+        _ => "parameter",
     };
     line_charts(
         &png,
@@ -306,44 +399,221 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let out = Output {
         model: model.spec().name.clone(),
         dataset: id.name(),
-        layer: common.layer.clone(),
+        layer: layer_tag.clone(),
         accuracy_plain,
         settings: summary,
         rows,
         fit,
+        fit_file,
         csv,
         png,
+        grids,
     };
     if common.json {
         return crate::print_json(&out);
     }
+    let place = match name.as_str() {
+        "split" => "no shield, deeper splits".to_string(),
+        _ => format!("split after {}", out.layer),
+    };
     let mut text = format!(
-        "{} / {} split after {}: plain accuracy {:.4}\n| {} | accuracy | SSIM | PSNR |\n|---|---|---|---|\n",
-        out.model, out.dataset, out.layer, out.accuracy_plain, name
+        "{} / {} {place}: plain accuracy {:.4}\n| {} | accuracy | SSIM | PSNR |\n|---|---|---|---|\n",
+        out.model, out.dataset, out.accuracy_plain, name
     );
     for s in &out.settings {
         text.push_str(&format!(
             "| {} | {:.4} +- {:.4} | {:.4} +- {:.4} | {:.2} |\n",
-            s.param, s.accuracy, s.accuracy_std, s.ssim_mean, s.ssim_std, s.psnr_mean
+            s.label, s.accuracy, s.accuracy_std, s.ssim_mean, s.ssim_std, s.psnr_mean
         ));
     }
-    if let Some(f) = &out.fit {
+    if let (Some(f), Some(file)) = (&out.fit, &out.fit_file) {
         text.push_str(&format!(
-            "fit A = {:.4} ln({:.4} eps + 1), R^2 {:.4}\n",
-            f.a, f.b, f.r2
+            "fit A = {:.4} ln({:.4} eps + 1), R^2 {:.4} -> {} (veil game --accuracy-fit)\n",
+            f.a,
+            f.b,
+            f.r2,
+            file.display()
         ));
     }
-    text.push_str(&format!("{} and {}", out.csv.display(), out.png.display()));
+    text.push_str(&format!(
+        "{}, {} and {} reconstruction grids in {}",
+        out.csv.display(),
+        out.png.display(),
+        out.grids.len(),
+        common.out.display()
+    ));
     crate::out(&text)
 }
 
 /// One setting of a sweep.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Setting {
     /// Privacy budget and optional clip bound.
     Dp(f64, Option<f64>),
     /// A feature shield.
     Feature(FeatureShield),
+    /// No shield, split after this layer.
+    Split(String),
+}
+
+/// `label` with everything but letters, digits, `.`, `-` and `_` replaced by `_`.
+fn file_safe(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One defence's curve on the chart.
+#[derive(Serialize)]
+struct Curve {
+    name: String,
+    file: PathBuf,
+    settings: Vec<SettingSummary>,
+    /// Per level of `--accuracy`: the lowest attack SSIM the defence leaves while keeping it.
+    ssim_at_accuracy: Vec<Option<f64>>,
+}
+
+/// `veil defend chart`.
+fn chart(
+    files: &[PathBuf],
+    levels: &[f64],
+    title: &str,
+    png: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Some(a) = levels
+        .iter()
+        .find(|a| !(a.is_finite() && (0.0..=1.0).contains(*a)))
+    {
+        anyhow::bail!("--accuracy levels must lie in [0, 1], got {a}");
+    }
+    let mut curves: Vec<Curve> = Vec::new();
+    for file in files {
+        let rows = read_rows_csv(file)?;
+        if rows.is_empty() {
+            anyhow::bail!("{}: no rows", file.display());
+        }
+        let summary = summarise(&rows);
+        let mut names: Vec<String> = Vec::new();
+        for s in &summary {
+            if !names.contains(&s.defence) {
+                names.push(s.defence.clone());
+            }
+        }
+        for name in names {
+            let settings: Vec<SettingSummary> = summary
+                .iter()
+                .filter(|s| s.defence == name)
+                .cloned()
+                .collect();
+            curves.push(Curve {
+                ssim_at_accuracy: levels
+                    .iter()
+                    .map(|&a| ssim_at_accuracy(&settings, a))
+                    .collect(),
+                name,
+                file: file.clone(),
+                settings,
+            });
+        }
+    }
+    let names: Vec<String> = curves
+        .iter()
+        .map(|c| {
+            if curves.iter().filter(|d| d.name == c.name).count() > 1 {
+                let stem = c
+                    .file
+                    .file_stem()
+                    .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+                format!("{} ({stem})", c.name)
+            } else {
+                c.name.clone()
+            }
+        })
+        .collect();
+    for (c, n) in curves.iter_mut().zip(&names) {
+        c.name = n.clone();
+    }
+    if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    line_charts(
+        png,
+        &[Panel {
+            title: title.to_string(),
+            x_label: "test accuracy kept (higher is better)".into(),
+            y_label: "attack SSIM (lower is better)".into(),
+            series: curves
+                .iter()
+                .map(|c| Series {
+                    name: c.name.clone(),
+                    points: c
+                        .settings
+                        .iter()
+                        .map(|s| (s.accuracy, s.ssim_mean))
+                        .collect(),
+                })
+                .collect(),
+        }],
+        1000,
+        700,
+    )?;
+    let table_csv = png.with_extension("csv");
+    let mut text = format!(
+        "defence,{}\n",
+        levels
+            .iter()
+            .map(|a| format!("ssim_at_accuracy_{a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for c in &curves {
+        let cells: Vec<String> = c
+            .ssim_at_accuracy
+            .iter()
+            .map(|v| v.map_or(String::new(), |v| format!("{v:.4}")))
+            .collect();
+        text.push_str(&format!(
+            "{},{}\n",
+            c.name.replace(',', ";"),
+            cells.join(",")
+        ));
+    }
+    std::fs::write(&table_csv, text).with_context(|| format!("writing {}", table_csv.display()))?;
+    if json {
+        return crate::print_json(&serde_json::json!({
+            "accuracy_levels": levels,
+            "curves": curves,
+            "png": png,
+            "csv": table_csv,
+        }));
+    }
+    let mut text = format!(
+        "Lowest attack SSIM at accuracy >= A (- : the defence never keeps A)\n| defence | {} |\n|---|{}\n",
+        levels
+            .iter()
+            .map(|a| format!("A = {a}"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(levels.len())
+    );
+    for c in &curves {
+        let cells: Vec<String> = c
+            .ssim_at_accuracy
+            .iter()
+            .map(|v| v.map_or("-".into(), |v| format!("{v:.3}")))
+            .collect();
+        text.push_str(&format!("| {} | {} |\n", c.name, cells.join(" | ")));
+    }
+    text.push_str(&format!("{} and {}", png.display(), table_csv.display()));
+    crate::out(&text)
 }
 
 /// `veil defend obfnet`.
@@ -428,18 +698,20 @@ fn obfnet(
         out.join(format!("{stem}.json")),
         serde_json::to_string_pretty(&value)?,
     )?;
-    std::fs::write(
-        out.join(format!("{stem}.csv")),
-        format!(
-            "variant,count,accuracy_plain,accuracy_defended,ssim_mean,ssim_std,psnr_mean,mse_mean,ssim_obfuscated_as_is\n{variant},{count},{:.6},{:.6},{:.6},{:.6},{:.4},{:.6},{:.6}\n",
-            report.accuracy_plain,
-            report.accuracy_defended,
-            report.attack.ssim_mean,
-            report.attack.ssim_std,
-            report.attack.psnr_mean,
-            report.attack.mse_mean,
-            report.ssim_obfuscated_as_is
-        ),
+    // The shared schema, so `veil defend chart` can put ObfNet beside the other shields.
+    write_rows_csv(
+        &out.join(format!("{stem}.csv")),
+        &[veil_defense::sweep::Row {
+            defence: format!("obfnet{variant}"),
+            param: count as f64,
+            label: format!("obfnet{variant} x{count}"),
+            draw: 0,
+            accuracy: report.accuracy_defended,
+            ssim_mean: report.attack.ssim_mean,
+            psnr_mean: report.attack.psnr_mean,
+            mse_mean: report.attack.mse_mean,
+            examples: Vec::new(),
+        }],
     )?;
     if json {
         return crate::print_json(&value);

@@ -37,6 +37,10 @@ pub struct Args {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Accuracy curve `A = a ln(b eps + 1)` measured by `veil defend dp` (its `*-fit.toml`),
+    /// replacing the scenario's `accuracy_a` and `accuracy_b`.
+    #[arg(long)]
+    pub accuracy_fit: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +63,11 @@ struct FigureOutput<'a> {
 /// Runs `veil game`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(fig) = args.figure {
+        if args.accuracy_fit.is_some() {
+            anyhow::bail!(
+                "--accuracy-fit applies to one scenario; the --figure sweeps use the paper's a = 0.2, b = 1"
+            );
+        }
         return run_figure(fig, &args);
     }
     let method: Method = args.method.parse()?;
@@ -69,6 +78,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Scenario::from_toml_str(&text, &path.display().to_string())?
         }
         None => Scenario::default(),
+    };
+    let scenario = match &args.accuracy_fit {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading accuracy fit {}", path.display()))?;
+            scenario.with_accuracy_fit_toml(&text, &path.display().to_string())?
+        }
+        None => scenario,
     };
     let solution = solve(&scenario, method)?;
     if args.json {
