@@ -432,3 +432,53 @@ fn train_synthetic(dir: &Path) -> String {
     ]));
     t["weights"].as_str().expect("weights").to_string()
 }
+
+#[test]
+fn defend_chart_compares_shields_at_equal_accuracy() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let header = "defence,param,label,draw,accuracy,ssim_mean,psnr_mean,mse_mean\n";
+    let noise = dir.path().join("noise.csv");
+    std::fs::write(
+        &noise,
+        format!(
+            "{header}gaussian,0.1,sigma=0.1,0,0.99,0.8,20,0.01\ngaussian,0.1,sigma=0.1,1,0.99,0.7,20,0.01\ngaussian,1,sigma=1,0,0.9,0.5,15,0.03\n"
+        ),
+    )
+    .expect("write");
+    let obf = dir.path().join("obf.csv");
+    std::fs::write(
+        &obf,
+        format!("{header}obfnet2,10,obfnet2 x10,0,0.98,0.6,14,0.04\n"),
+    )
+    .expect("write");
+    let png = dir.path().join("cmp.png");
+    let csvs = format!("{},{}", noise.display(), obf.display());
+    let png_arg = png.to_str().expect("utf-8");
+    let v = json(&veil(&[
+        "defend",
+        "chart",
+        "--csv",
+        &csvs,
+        "--accuracy",
+        "0.99,0.98,0.95",
+        "--png",
+        png_arg,
+        "--json",
+    ]));
+    let curves = v["curves"].as_array().expect("curves");
+    assert_eq!(curves.len(), 2);
+    // Gaussian: two draws at sigma 0.1 average to SSIM 0.75 at accuracy 0.99; at 0.95 the line
+    // from (0.99, 0.75) to (0.9, 0.5) gives 0.5 + 0.25 * 5/9.
+    let g = curves[0]["ssim_at_accuracy"].as_array().expect("levels");
+    assert!((g[0].as_f64().expect("0.99") - 0.75).abs() < 1e-9);
+    assert!((g[2].as_f64().expect("0.95") - (0.5 + 0.25 * 5.0 / 9.0)).abs() < 1e-9);
+    let o = curves[1]["ssim_at_accuracy"].as_array().expect("levels");
+    assert!(o[0].is_null(), "ObfNet does not keep 0.99");
+    assert_eq!(o[1].as_f64(), Some(0.6));
+    assert!(png.exists() && png.with_extension("csv").exists());
+    std::fs::write(&obf, "variant,count\n2,10\n").expect("write");
+    assert_bad_input(
+        &veil(&["defend", "chart", "--csv", &csvs, "--png", png_arg]),
+        "header",
+    );
+}

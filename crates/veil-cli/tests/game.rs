@@ -99,3 +99,27 @@ fn figure_writes_csv_and_png() {
     let png = std::fs::read(dir.path().join("fig8.png")).expect("png");
     assert_eq!(&png[1..4], b"PNG");
 }
+
+#[test]
+fn a_measured_accuracy_fit_replaces_the_placeholder_curve() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fit = dir.path().join("fit.toml");
+    // The shape `veil defend dp` writes (its *-fit.toml).
+    std::fs::write(
+        &fit,
+        "# A = a ln(b eps + 1)\naccuracy_a = 0.1883\naccuracy_b = 0.3084\nr2 = 0.83\nsource = \"gtsrb_cnn gtsrb conv4\"\n",
+    )
+    .expect("write");
+    let fit_arg = fit.to_str().expect("utf-8");
+    let v = json(&veil(&["game", "--accuracy-fit", fit_arg, "--json"]));
+    assert_eq!(v["accuracy_a"].as_f64(), Some(0.1883));
+    assert_eq!(v["accuracy_b"].as_f64(), Some(0.3084));
+    let plain = json(&veil(&["game", "--json"]));
+    assert_ne!(v["reward"], plain["reward"], "the fit changes the game");
+    std::fs::write(&fit, "accuracy_a = 0.2\n").expect("write");
+    assert_bad_input(&veil(&["game", "--accuracy-fit", fit_arg]), "accuracy_b");
+    assert_bad_input(
+        &veil(&["game", "--figure", "6", "--accuracy-fit", fit_arg]),
+        "--accuracy-fit",
+    );
+}
