@@ -5,10 +5,58 @@
 //! - [`ring`]: fixed-point encoding and the local truncation of shares, with its error bound.
 //! - [`share`]: additive shares and the explicit [`share::reveal`].
 //! - [`prg`], [`dcf`]: fixed-key AES PRG and distributed comparison functions (FSS).
+//! - [`dealer`]: the healthcare center's model shares and per-inference material.
+//! - [`engine`]: one server's online phase.
+//! - [`transport`]: the frame format and the in-memory link double.
+//! - [`local`]: every party in one process over the in-memory link.
+//! - [`model`]: the public architecture and secret weights compiled from a weight file.
 
 #![forbid(unsafe_code)]
 
 pub mod dcf;
+pub mod dealer;
+pub mod engine;
+pub mod local;
+pub mod model;
 pub mod prg;
 pub mod ring;
 pub mod share;
+pub mod transport;
+
+/// Errors of the secure engine.
+#[derive(Debug, thiserror::Error)]
+pub enum MpcError {
+    /// A weight file could not be read or does not match its spec.
+    #[error("weight file {path}: {message}")]
+    Weights {
+        /// File path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model has a layer the secure engine cannot evaluate.
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    /// Input of the wrong size or out of range.
+    #[error("bad input: {0}")]
+    Input(String),
+    /// A peer broke the protocol: a malformed, truncated or unexpected message (named with the
+    /// party and the step).
+    #[error("protocol error with {peer} at {step}: {message}")]
+    Protocol {
+        /// The other end.
+        peer: String,
+        /// The protocol step.
+        step: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The transport failed (closed connection, timeout, TLS).
+    #[error("transport to {peer}: {message}")]
+    Transport {
+        /// The other end.
+        peer: String,
+        /// What went wrong.
+        message: String,
+    },
+}

@@ -1,0 +1,266 @@
+//! The healthcare center as trusted dealer: it secret-shares the model once and issues the
+//! correlated randomness of every online step, before the inputs exist (offline phase).
+//!
+//! **Model** ([`ModelShares`], once per model): for each linear layer with encoded weight `W`
+//! the dealer draws a uniform mask `B`, gives both servers `F = W - B` (a fixed weight mask
+//! opened once, as SYSTEM.md allows: `F` alone is uniform) and each server a share of `B` and
+//! of the bias (encoded with `2 * FRAC_BITS` fractional bits, the scale of a product).
+//!
+//! **Per inference** ([`Material`], in op order):
+//! - linear layer `L`: a uniform input mask `A` and shares of `C = L(B, A)`; the servers open
+//!   `E = X - A` and compute `L(W, X) = L(F, X) + L(B, E) + C` share-wise (a matrix Beaver
+//!   triple whose `B` side is fixed).
+//! - ReLU of `x` (also each level of a max pool, as `max(a, b) = b + relu(a - b)`): a uniform
+//!   mask `r`, DCF keys for `[y < r mod 2^63]` with `beta = (-1)^msb(r)` and shares of
+//!   `msb(r)` (so the servers obtain shares of the sign bit of `x` from the opened `x + r`
+//!   without learning it), and a Beaver pair `(b, c = -r * b)` for multiplying `x` by that bit,
+//!   whose first mask is `-r` so `x + r` serves as the first opened value.
+//!
+//! Key items: [`Dealer`], [`ModelShares`], [`LinearShares`], [`Material`], [`Item`],
+//! [`ReluMaterial`].
+
+use std::num::Wrapping;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::dcf::{self, DcfKey};
+use crate::model::{Architecture, LayerWeights, Linear, Op};
+use crate::prg::Prg;
+use crate::ring::{FRAC_BITS, encode, encode_with};
+use crate::share::{Shares, share};
+
+/// Input bits of the sign comparison (the low 63 bits of the opened value).
+pub const COMPARE_BITS: u32 = 63;
+
+/// One server's shares of one linear layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinearShares {
+    /// `F = W - B`, the same for both servers.
+    pub masked_weight: Vec<u64>,
+    /// This server's share of the weight mask `B`.
+    pub weight_mask: Shares,
+    /// This server's share of the bias (scale `2^(2 FRAC_BITS)`), one per output
+    /// channel or feature.
+    pub bias: Shares,
+}
+
+/// One server's shares of the whole model (one per linear layer, in op order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelShares {
+    /// Per linear layer.
+    pub layers: Vec<LinearShares>,
+}
+
+/// One server's material for a batch of ReLUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReluMaterial {
+    /// Shares of the input masks `r`.
+    pub r: Shares,
+    /// Shares of `msb(r)` (0 or 1).
+    pub msb: Shares,
+    /// Shares of the Beaver mask `b` of the sign bit.
+    pub b: Shares,
+    /// Shares of `c = -r * b`.
+    pub c: Shares,
+    /// DCF keys, one per element.
+    pub keys: Vec<DcfKey>,
+}
+
+/// One item of per-inference material.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// A linear layer: shares of the input mask `A` and of `L(B, A)`.
+    Linear {
+        /// Input mask shares (batch x input).
+        a: Shares,
+        /// Product shares (batch x output).
+        c: Shares,
+    },
+    /// A batch of ReLUs (a ReLU op, or one level of a max pool).
+    Relu(ReluMaterial),
+}
+
+/// One server's material for one batch, in the order the online phase consumes it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Material {
+    /// Items in op order.
+    pub items: Vec<Item>,
+}
+
+impl Material {
+    /// Bytes of this material on the wire (8 per ring element plus the DCF keys).
+    pub fn encoded_len(&self) -> usize {
+        self.items
+            .iter()
+            .map(|it| match it {
+                Item::Linear { a, c } => 8 * (a.len() + c.len()),
+                Item::Relu(m) => {
+                    8 * (m.r.len() + m.msb.len() + m.b.len() + m.c.len())
+                        + m.keys.iter().map(DcfKey::encoded_len).sum::<usize>()
+                }
+            })
+            .sum()
+    }
+}
+
+impl ModelShares {
+    /// Bytes on the wire (8 per ring element).
+    pub fn encoded_len(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| 8 * (l.masked_weight.len() + l.weight_mask.len() + l.bias.len()))
+            .sum()
+    }
+}
+
+/// ReLU counts per level of a max pool over windows of `window` elements: each level pairs
+/// the candidates left, an odd one is carried.
+pub fn pool_levels(window: usize) -> Vec<usize> {
+    let mut levels = Vec::new();
+    let mut n = window;
+    while n > 1 {
+        levels.push(n / 2);
+        n = n.div_ceil(2);
+    }
+    levels
+}
+
+/// The dealer: the model in the clear, the weight masks, and a seeded generator.
+pub struct Dealer {
+    arch: Architecture,
+    /// Per linear layer: its op, the encoded weight mask `B`.
+    masks: Vec<(Linear, Vec<u64>)>,
+    shares: [ModelShares; 2],
+    prg: Prg,
+    rng: ChaCha20Rng,
+}
+
+impl Dealer {
+    /// Encodes and shares the model. `seed` drives every mask and share (use fresh entropy in
+    /// deployment; a fixed seed makes tests reproducible).
+    pub fn new(arch: &Architecture, weights: &[LayerWeights], seed: u64) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut masks = Vec::new();
+        let mut shares = [
+            ModelShares { layers: Vec::new() },
+            ModelShares { layers: Vec::new() },
+        ];
+        let linears = arch.ops.iter().filter_map(|op| match op {
+            Op::Linear { linear, .. } => Some(linear.clone()),
+            _ => None,
+        });
+        for (linear, lw) in linears.zip(weights) {
+            let w: Vec<u64> = lw.weight.iter().map(|&v| encode(f64::from(v))).collect();
+            let b: Vec<u64> = w.iter().map(|_| rng.random()).collect();
+            let f: Vec<u64> = w.iter().zip(&b).map(|(w, b)| w.wrapping_sub(*b)).collect();
+            let (b0, b1) = share(&b, &mut rng);
+            let bias: Vec<u64> = lw
+                .bias
+                .iter()
+                .map(|&v| encode_with(f64::from(v), 2 * FRAC_BITS))
+                .collect();
+            let (bias0, bias1) = share(&bias, &mut rng);
+            shares[0].layers.push(LinearShares {
+                masked_weight: f.clone(),
+                weight_mask: b0,
+                bias: bias0,
+            });
+            shares[1].layers.push(LinearShares {
+                masked_weight: f,
+                weight_mask: b1,
+                bias: bias1,
+            });
+            masks.push((linear, b));
+        }
+        Dealer {
+            arch: arch.clone(),
+            masks,
+            shares,
+            prg: Prg::default(),
+            rng,
+        }
+    }
+
+    /// The model shares of server `party` (0 or 1).
+    pub fn model_shares(&self, party: usize) -> &ModelShares {
+        &self.shares[party.min(1)]
+    }
+
+    /// Fresh material for one batch of `batch` inputs, for both servers.
+    pub fn material(&mut self, batch: usize) -> [Material; 2] {
+        let mut out = [Material::default(), Material::default()];
+        let mut linear = 0;
+        for op in self.arch.ops.clone() {
+            match op {
+                Op::Linear { linear: lin, .. } => {
+                    let (_, b) = &self.masks[linear];
+                    linear += 1;
+                    let a: Vec<u64> = (0..batch * lin.input_len())
+                        .map(|_| self.rng.random())
+                        .collect();
+                    let wb: Vec<Wrapping<u64>> = b.iter().map(|&v| Wrapping(v)).collect();
+                    let mut c = Vec::with_capacity(batch * lin.output_len());
+                    for img in a.chunks_exact(lin.input_len().max(1)) {
+                        let x: Vec<Wrapping<u64>> = img.iter().map(|&v| Wrapping(v)).collect();
+                        c.extend(lin.apply(&wb, &x).into_iter().map(|v| v.0));
+                    }
+                    let (a0, a1) = share(&a, &mut self.rng);
+                    let (c0, c1) = share(&c, &mut self.rng);
+                    out[0].items.push(Item::Linear { a: a0, c: c0 });
+                    out[1].items.push(Item::Linear { a: a1, c: c1 });
+                }
+                Op::Relu { len, .. } => self.push_relu(&mut out, batch * len),
+                Op::MaxPool {
+                    input,
+                    kernel,
+                    output,
+                    ..
+                } => {
+                    let windows = batch * input[0] * output[0] * output[1];
+                    for pairs in pool_levels(kernel[0] * kernel[1]) {
+                        self.push_relu(&mut out, windows * pairs);
+                    }
+                }
+                Op::AvgPool { .. } => {}
+            }
+        }
+        out
+    }
+
+    fn push_relu(&mut self, out: &mut [Material; 2], n: usize) {
+        let mut halves: [ReluMaterial; 2] = std::array::from_fn(|_| ReluMaterial {
+            r: Shares(Vec::with_capacity(n)),
+            msb: Shares(Vec::with_capacity(n)),
+            b: Shares(Vec::with_capacity(n)),
+            c: Shares(Vec::with_capacity(n)),
+            keys: Vec::with_capacity(n),
+        });
+        let low = (1u64 << COMPARE_BITS) - 1;
+        for _ in 0..n {
+            let r: u64 = self.rng.random();
+            let msb = r >> COMPARE_BITS;
+            let beta = if msb == 0 { 1 } else { u64::MAX };
+            let (k0, k1) = dcf::generate(&self.prg, COMPARE_BITS, r & low, beta, &mut self.rng);
+            let b: u64 = self.rng.random();
+            let c = r.wrapping_neg().wrapping_mul(b);
+            for (v, pick) in [(r, 0usize), (msb, 1), (b, 2), (c, 3)] {
+                let s0: u64 = self.rng.random();
+                let s1 = v.wrapping_sub(s0);
+                for (half, s) in halves.iter_mut().zip([s0, s1]) {
+                    match pick {
+                        0 => half.r.0.push(s),
+                        1 => half.msb.0.push(s),
+                        2 => half.b.0.push(s),
+                        _ => half.c.0.push(s),
+                    }
+                }
+            }
+            halves[0].keys.push(k0);
+            halves[1].keys.push(k1);
+        }
+        let [h0, h1] = halves;
+        out[0].items.push(Item::Relu(h0));
+        out[1].items.push(Item::Relu(h1));
+    }
+}

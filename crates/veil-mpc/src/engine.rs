@@ -1,0 +1,333 @@
+//! The online phase of one server: evaluates the architecture on its input shares with its
+//! model shares and the dealer's material, exchanging only masked values with the other
+//! server. See [`crate::dealer`] for what each step consumes and why the opened values are
+//! uniform.
+//!
+//! Rounds per batch (independent of the batch size): one per linear layer, two per ReLU op,
+//! two per level of a max pool (`2 x 2` windows: two levels). Average pooling and truncation
+//! are local.
+//!
+//! Key items: [`Server`], [`Server::infer`], [`relu`].
+
+use std::num::Wrapping;
+
+use crate::MpcError;
+use crate::dcf::DcfKey;
+use crate::dealer::{COMPARE_BITS, Item, LinearShares, Material, ModelShares, ReluMaterial};
+use crate::model::{Architecture, Linear, Op};
+use crate::prg::Prg;
+use crate::ring::{FRAC_BITS, encode, truncate_share};
+use crate::share::{Party, Shares};
+use crate::transport::Channel;
+
+/// One computing server.
+pub struct Server {
+    /// Which server.
+    pub party: Party,
+    /// The public architecture.
+    pub arch: Architecture,
+    /// This server's model shares.
+    pub model: ModelShares,
+    prg: Prg,
+}
+
+/// Consumes material items in order, with a clear error when the dealer sent too few or the
+/// wrong kind.
+struct Items {
+    items: std::vec::IntoIter<Item>,
+}
+
+impl Items {
+    fn next(&mut self, what: &str) -> Result<Item, MpcError> {
+        self.items.next().ok_or_else(|| MpcError::Protocol {
+            peer: "dealer".into(),
+            step: what.into(),
+            message: "material ran out".into(),
+        })
+    }
+
+    fn relu(&mut self, what: &str, n: usize) -> Result<ReluMaterial, MpcError> {
+        match self.next(what)? {
+            Item::Relu(m)
+                if m.r.len() == n
+                    && m.msb.len() == n
+                    && m.b.len() == n
+                    && m.c.len() == n
+                    && m.keys.len() == n
+                    && m.keys.iter().all(|k| {
+                        k.bits == COMPARE_BITS && k.words.len() == COMPARE_BITS as usize
+                    }) =>
+            {
+                Ok(m)
+            }
+            _ => Err(MpcError::Protocol {
+                peer: "dealer".into(),
+                step: what.into(),
+                message: format!("expected ReLU material for {n} elements"),
+            }),
+        }
+    }
+}
+
+impl Server {
+    /// A server with its model shares; the number of shared layers must match the
+    /// architecture's linear layers and their sizes.
+    pub fn new(party: Party, arch: Architecture, model: ModelShares) -> Result<Self, MpcError> {
+        let linears: Vec<&Linear> = arch
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Linear { linear, .. } => Some(linear),
+                _ => None,
+            })
+            .collect();
+        let ok = linears.len() == model.layers.len()
+            && linears.iter().zip(&model.layers).all(|(l, s)| {
+                s.masked_weight.len() == l.weight_len()
+                    && s.weight_mask.len() == l.weight_len()
+                    && !s.bias.is_empty()
+                    && l.output_len() % s.bias.len() == 0
+            });
+        if !ok {
+            return Err(MpcError::Protocol {
+                peer: "dealer".into(),
+                step: "model shares".into(),
+                message: format!("shares do not fit the architecture of {}", arch.name),
+            });
+        }
+        Ok(Server {
+            party,
+            arch,
+            model,
+            prg: Prg::default(),
+        })
+    }
+
+    /// Evaluates `batch` inputs from their shares (`batch * input_len` words) and returns this
+    /// server's shares of the logits (`batch * output_len`, scale `2^FRAC_BITS`).
+    pub fn infer(
+        &self,
+        ch: &mut impl Channel,
+        input: Shares,
+        material: Material,
+        batch: usize,
+    ) -> Result<Shares, MpcError> {
+        if input.len() != batch * self.arch.input_len {
+            return Err(MpcError::Input(format!(
+                "{} input words for a batch of {batch} x {}",
+                input.len(),
+                self.arch.input_len
+            )));
+        }
+        let mut items = Items {
+            items: material.items.into_iter(),
+        };
+        let mut x = input.0;
+        let mut step = 0u32;
+        let mut layers = self.model.layers.iter();
+        for op in &self.arch.ops {
+            x = match op {
+                Op::Linear { layer, linear } => {
+                    let shares = layers.next().ok_or_else(|| MpcError::Protocol {
+                        peer: "dealer".into(),
+                        step: layer.clone(),
+                        message: "no model shares for this layer".into(),
+                    })?;
+                    let Item::Linear { a, c } = items.next(layer)? else {
+                        return Err(MpcError::Protocol {
+                            peer: "dealer".into(),
+                            step: layer.clone(),
+                            message: "expected linear material".into(),
+                        });
+                    };
+                    self.linear(ch, &mut step, linear, shares, &x, &a.0, &c.0, batch, layer)?
+                }
+                Op::Relu { layer, len } => {
+                    let m = items.relu(layer, batch * len)?;
+                    relu(ch, &mut step, self.party, &self.prg, &x, m)?
+                }
+                Op::MaxPool {
+                    layer,
+                    input,
+                    kernel,
+                    stride,
+                    ..
+                } => {
+                    let windows = Op::windows(*input, *kernel, *stride);
+                    let per = input.iter().product::<usize>();
+                    // Candidates of every window of every sample.
+                    let mut cands: Vec<Vec<u64>> = Vec::with_capacity(batch * windows.len());
+                    for s in 0..batch {
+                        let img = &x[s * per..(s + 1) * per];
+                        for win in &windows {
+                            cands.push(win.iter().map(|&i| img[i]).collect());
+                        }
+                    }
+                    while cands.first().is_some_and(|c| c.len() > 1) {
+                        let pairs = cands[0].len() / 2;
+                        let diffs: Vec<u64> = cands
+                            .iter()
+                            .flat_map(|c| {
+                                (0..pairs).map(move |p| c[2 * p].wrapping_sub(c[2 * p + 1]))
+                            })
+                            .collect();
+                        let m = items.relu(layer, diffs.len())?;
+                        let r = relu(ch, &mut step, self.party, &self.prg, &diffs, m)?;
+                        for (w, c) in cands.iter_mut().enumerate() {
+                            let mut next: Vec<u64> = (0..pairs)
+                                .map(|p| c[2 * p + 1].wrapping_add(r[w * pairs + p]))
+                                .collect();
+                            if c.len() % 2 == 1 {
+                                next.push(c[c.len() - 1]);
+                            }
+                            *c = next;
+                        }
+                    }
+                    cands.into_iter().map(|c| c[0]).collect()
+                }
+                Op::AvgPool {
+                    input,
+                    kernel,
+                    stride,
+                    ..
+                } => {
+                    let windows = Op::windows(*input, *kernel, *stride);
+                    let per = input.iter().product::<usize>();
+                    let scale = encode(1.0 / (kernel[0] * kernel[1]) as f64);
+                    let p = self.party.index();
+                    let mut out = Vec::with_capacity(batch * windows.len());
+                    for s in 0..batch {
+                        let img = &x[s * per..(s + 1) * per];
+                        for win in &windows {
+                            let sum = win.iter().fold(0u64, |acc, &i| acc.wrapping_add(img[i]));
+                            out.push(truncate_share(sum.wrapping_mul(scale), p, FRAC_BITS));
+                        }
+                    }
+                    out
+                }
+            };
+        }
+        if items.items.next().is_some() {
+            return Err(MpcError::Protocol {
+                peer: "dealer".into(),
+                step: "end".into(),
+                message: "material left over".into(),
+            });
+        }
+        Ok(Shares(x))
+    }
+
+    /// `L(W, X) + bias`, truncated: opens `E = X - A`, then `[p = 0] L(F, E) + L(F, A_p) +
+    /// L(B_p, E) + C_p`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear(
+        &self,
+        ch: &mut impl Channel,
+        step: &mut u32,
+        linear: &Linear,
+        shares: &LinearShares,
+        x: &[u64],
+        a: &[u64],
+        c: &[u64],
+        batch: usize,
+        layer: &str,
+    ) -> Result<Vec<u64>, MpcError> {
+        let (n_in, n_out) = (linear.input_len(), linear.output_len());
+        if a.len() != batch * n_in || c.len() != batch * n_out {
+            return Err(MpcError::Protocol {
+                peer: "dealer".into(),
+                step: layer.into(),
+                message: "linear material of the wrong size".into(),
+            });
+        }
+        let e_mine: Vec<u64> = x.iter().zip(a).map(|(x, a)| x.wrapping_sub(*a)).collect();
+        let e = open_sum(ch, step, &e_mine)?;
+        let p = self.party.index();
+        let f: Vec<Wrapping<u64>> = shares.masked_weight.iter().map(|&v| Wrapping(v)).collect();
+        let bm: Vec<Wrapping<u64>> = shares.weight_mask.0.iter().map(|&v| Wrapping(v)).collect();
+        let per_bias = n_out / shares.bias.len();
+        let mut out = Vec::with_capacity(batch * n_out);
+        for s in 0..batch {
+            let es: Vec<Wrapping<u64>> = e[s * n_in..(s + 1) * n_in]
+                .iter()
+                .map(|&v| Wrapping(v))
+                .collect();
+            let left: Vec<Wrapping<u64>> = a[s * n_in..(s + 1) * n_in]
+                .iter()
+                .zip(&es)
+                .map(|(&a, &e)| Wrapping(a) + if p == 0 { e } else { Wrapping(0) })
+                .collect();
+            let y1 = linear.apply(&f, &left);
+            let y2 = linear.apply(&bm, &es);
+            for (k, (u, v)) in y1.iter().zip(&y2).enumerate() {
+                let y = (*u + *v)
+                    .0
+                    .wrapping_add(c[s * n_out + k])
+                    .wrapping_add(shares.bias.0[k / per_bias]);
+                out.push(truncate_share(y, p, FRAC_BITS));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Opens a masked vector: sends this server's share, adds the peer's.
+fn open_sum(ch: &mut impl Channel, step: &mut u32, mine: &[u64]) -> Result<Vec<u64>, MpcError> {
+    let theirs = ch.exchange(*step, mine)?;
+    *step += 1;
+    Ok(mine
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| a.wrapping_add(*b))
+        .collect())
+}
+
+/// Shares of `relu(x)` from shares of `x`: opens `x + r`, evaluates the DCF keys on its low
+/// 63 bits to get shares of the sign bit `d = [x >= 0]`, opens `d - b` and finishes the Beaver
+/// product `d * x`. Two rounds; 16 bytes sent per element.
+pub fn relu(
+    ch: &mut impl Channel,
+    step: &mut u32,
+    party: Party,
+    prg: &Prg,
+    x: &[u64],
+    m: ReluMaterial,
+) -> Result<Vec<u64>, MpcError> {
+    let p = party.index();
+    let one = party.constant_weight();
+    let masked: Vec<u64> = x
+        .iter()
+        .zip(&m.r.0)
+        .map(|(x, r)| x.wrapping_add(*r))
+        .collect();
+    let xhat = open_sum(ch, step, &masked)?;
+    let low = (1u64 << COMPARE_BITS) - 1;
+    let d: Vec<u64> = xhat
+        .iter()
+        .zip(m.keys.iter().zip(&m.msb.0))
+        .map(|(&xh, (key, &q)): (&u64, (&DcfKey, &u64))| {
+            let w = q.wrapping_add(key.eval(prg, p, xh & low));
+            let msb = if xh >> COMPARE_BITS == 0 {
+                w
+            } else {
+                one.wrapping_sub(w)
+            };
+            one.wrapping_sub(msb)
+        })
+        .collect();
+    let e_mine: Vec<u64> = d
+        .iter()
+        .zip(&m.b.0)
+        .map(|(d, b)| d.wrapping_sub(*b))
+        .collect();
+    let e = open_sum(ch, step, &e_mine)?;
+    Ok((0..x.len())
+        .map(|i| {
+            let (e, xh) = (e[i], xhat[i]);
+            (one.wrapping_mul(e.wrapping_mul(xh)))
+                .wrapping_sub(e.wrapping_mul(m.r.0[i]))
+                .wrapping_add(xh.wrapping_mul(m.b.0[i]))
+                .wrapping_add(m.c.0[i])
+        })
+        .collect())
+}

@@ -1,0 +1,593 @@
+//! The secure engine's view of a model: the public [`Architecture`] (what both servers know:
+//! layer kinds and shapes) and the secret [`LayerWeights`] (known to the healthcare center
+//! only), compiled from a veil weight file (`veil_spec::weights`) without burn.
+//!
+//! Compilation drops shape-only layers (flatten, reshape) and inference no-ops (dropout), and
+//! moves a max pool in front of the ReLU before it: `maxpool(relu(x)) = relu(maxpool(x))`
+//! exactly, since ReLU is monotone, and the pooled tensor is smaller, so fewer secure
+//! comparisons run.
+//!
+//! Key items: [`Architecture`], [`Op`], [`Linear`], [`LayerWeights`], [`compile`],
+//! [`read_weight_file`], [`Linear::apply`].
+
+use std::collections::HashMap;
+use std::ops::{Add, Mul};
+use std::path::Path;
+
+use safetensors::SafeTensors;
+use safetensors::tensor::Dtype;
+use veil_spec::weights::{SPEC_METADATA_KEY, layout};
+use veil_spec::{LayerKind, ModelSpec};
+
+use crate::MpcError;
+
+/// A bilinear layer `y = W x` (the bias is added separately).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Linear {
+    /// 2-D convolution, weight `[out, in, kh, kw]`.
+    Conv {
+        /// Input `[c, h, w]`.
+        input: [usize; 3],
+        /// Output `[c, h, w]`.
+        output: [usize; 3],
+        /// Kernel `[kh, kw]`.
+        kernel: [usize; 2],
+        /// Stride `[sh, sw]`.
+        stride: [usize; 2],
+        /// Zero padding `[ph, pw]`.
+        padding: [usize; 2],
+    },
+    /// Fully connected, weight `[out, in]`.
+    Dense {
+        /// Input features.
+        input: usize,
+        /// Output features.
+        output: usize,
+    },
+}
+
+impl Linear {
+    /// Input elements per sample.
+    pub fn input_len(&self) -> usize {
+        match self {
+            Linear::Conv { input, .. } => input.iter().product(),
+            Linear::Dense { input, .. } => *input,
+        }
+    }
+
+    /// Output elements per sample.
+    pub fn output_len(&self) -> usize {
+        match self {
+            Linear::Conv { output, .. } => output.iter().product(),
+            Linear::Dense { output, .. } => *output,
+        }
+    }
+
+    /// Weight elements.
+    pub fn weight_len(&self) -> usize {
+        match self {
+            Linear::Conv {
+                input,
+                output,
+                kernel,
+                ..
+            } => output[0] * input[0] * kernel[0] * kernel[1],
+            Linear::Dense { input, output } => input * output,
+        }
+    }
+
+    /// Multiplications per sample.
+    pub fn macs(&self) -> usize {
+        match self {
+            Linear::Conv { output, .. } => {
+                self.weight_len() / output[0] * output.iter().product::<usize>()
+            }
+            Linear::Dense { input, output } => input * output,
+        }
+    }
+
+    /// `W x` for one sample, in any ring (`Wrapping<u64>` for shares, `f64` for the
+    /// reference). `w` and `x` must have [`Linear::weight_len`] and [`Linear::input_len`]
+    /// elements; the result has [`Linear::output_len`].
+    pub fn apply<T>(&self, w: &[T], x: &[T]) -> Vec<T>
+    where
+        T: Copy + Default + Add<Output = T> + Mul<Output = T>,
+    {
+        match *self {
+            Linear::Dense { input, output } => (0..output)
+                .map(|o| {
+                    let row = &w[o * input..(o + 1) * input];
+                    row.iter()
+                        .zip(x)
+                        .fold(T::default(), |acc, (&a, &b)| acc + a * b)
+                })
+                .collect(),
+            Linear::Conv {
+                input: [c, h, wd],
+                output: [oc, oh, ow],
+                kernel: [kh, kw],
+                stride: [sh, sw],
+                padding: [ph, pw],
+            } => {
+                let mut out = vec![T::default(); oc * oh * ow];
+                for o in 0..oc {
+                    for ci in 0..c {
+                        let plane = &x[ci * h * wd..(ci + 1) * h * wd];
+                        let filt = &w[(o * c + ci) * kh * kw..(o * c + ci + 1) * kh * kw];
+                        for y in 0..oh {
+                            for i in 0..kh {
+                                let iy = (y * sh + i) as isize - ph as isize;
+                                if iy < 0 || iy >= h as isize {
+                                    continue;
+                                }
+                                let row = &plane[iy as usize * wd..(iy as usize + 1) * wd];
+                                let dst = &mut out[(o * oh + y) * ow..(o * oh + y + 1) * ow];
+                                for j in 0..kw {
+                                    let f = filt[i * kw + j];
+                                    for (xo, d) in dst.iter_mut().enumerate() {
+                                        let ix = (xo * sw + j) as isize - pw as isize;
+                                        if ix >= 0 && ix < wd as isize {
+                                            *d = *d + f * row[ix as usize];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// One step of secure evaluation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `y = W x + b`, then truncation.
+    Linear {
+        /// Layer name (its weights are `<name>.weight` and `<name>.bias`).
+        layer: String,
+        /// Shapes.
+        linear: Linear,
+    },
+    /// Element-wise ReLU on `len` elements.
+    Relu {
+        /// Layer name.
+        layer: String,
+        /// Elements per sample.
+        len: usize,
+    },
+    /// Max pooling of a `[c, h, w]` input.
+    MaxPool {
+        /// Layer name.
+        layer: String,
+        /// Input `[c, h, w]`.
+        input: [usize; 3],
+        /// Window `[kh, kw]`.
+        kernel: [usize; 2],
+        /// Stride `[sh, sw]`.
+        stride: [usize; 2],
+        /// Output `[h, w]` per channel.
+        output: [usize; 2],
+    },
+    /// Average pooling: a window sum (local), times the public `1 / (kh kw)`, truncated.
+    AvgPool {
+        /// Layer name.
+        layer: String,
+        /// Input `[c, h, w]`.
+        input: [usize; 3],
+        /// Window `[kh, kw]`.
+        kernel: [usize; 2],
+        /// Stride `[sh, sw]`.
+        stride: [usize; 2],
+        /// Output `[h, w]` per channel.
+        output: [usize; 2],
+    },
+}
+
+impl Op {
+    /// Output elements per sample of a pooling op's windows: for each output element, the
+    /// input indices of its window.
+    pub fn windows(input: [usize; 3], kernel: [usize; 2], stride: [usize; 2]) -> Vec<Vec<usize>> {
+        let [c, h, w] = input;
+        let oh = (h - kernel[0]) / stride[0] + 1;
+        let ow = (w - kernel[1]) / stride[1] + 1;
+        let mut out = Vec::with_capacity(c * oh * ow);
+        for ci in 0..c {
+            for y in 0..oh {
+                for x in 0..ow {
+                    let mut win = Vec::with_capacity(kernel[0] * kernel[1]);
+                    for i in 0..kernel[0] {
+                        for j in 0..kernel[1] {
+                            win.push((ci * h + y * stride[0] + i) * w + x * stride[1] + j);
+                        }
+                    }
+                    out.push(win);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What both servers know about a model: its name, input and output sizes and its ops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Architecture {
+    /// Model name.
+    pub name: String,
+    /// Input elements per sample.
+    pub input_len: usize,
+    /// Output elements (logits) per sample.
+    pub output_len: usize,
+    /// Ops in evaluation order.
+    pub ops: Vec<Op>,
+}
+
+/// The secret parameters of one linear layer (known to the healthcare center only).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerWeights {
+    /// Layer name.
+    pub layer: String,
+    /// Weight, in the layout of [`Linear::apply`].
+    pub weight: Vec<f32>,
+    /// Bias, one per output channel (conv) or feature (dense).
+    pub bias: Vec<f32>,
+}
+
+/// A weight file's spec and tensors (name to shape and values).
+pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Reads a veil weight file: the spec from its metadata and every tensor its layout names,
+/// checked for dtype and shape. Any defect is an error naming the file.
+pub fn read_weight_file(path: &Path) -> Result<(ModelSpec, Tensors), MpcError> {
+    let err = |message: String| MpcError::Weights {
+        path: path.display().to_string(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let (_, metadata) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| err(format!("not a safetensors file: {e}")))?;
+    let spec_json = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(SPEC_METADATA_KEY))
+        .ok_or_else(|| {
+            err(format!(
+                "no `{SPEC_METADATA_KEY}` metadata: not a veil weight file"
+            ))
+        })?;
+    let spec = ModelSpec::from_json_str(spec_json).map_err(|e| err(e.to_string()))?;
+    let st =
+        SafeTensors::deserialize(&bytes).map_err(|e| err(format!("corrupt safetensors: {e}")))?;
+    let mut tensors = Tensors::new();
+    for entry in layout(&spec).map_err(|e| err(e.to_string()))? {
+        let view = st
+            .tensor(&entry.name)
+            .map_err(|_| err(format!("missing tensor {}", entry.name)))?;
+        if view.dtype() != Dtype::F32 || view.shape() != entry.shape.as_slice() {
+            return Err(err(format!(
+                "tensor {} is {:?} {:?}, expected F32 {:?}",
+                entry.name,
+                view.dtype(),
+                view.shape(),
+                entry.shape
+            )));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.insert(entry.name, (entry.shape, values));
+    }
+    Ok((spec, tensors))
+}
+
+fn chw(shape: &veil_spec::Shape, layer: &str) -> Result<[usize; 3], MpcError> {
+    shape
+        .as_chw()
+        .map(|(c, h, w)| [c, h, w])
+        .ok_or_else(|| MpcError::Unsupported(format!("{layer}: needs a [c, h, w] input")))
+}
+
+/// Compiles `spec` with `tensors` into the public architecture and the secret weights.
+/// Transposed convolutions are not supported (no zoo classifier has one).
+pub fn compile(
+    spec: &ModelSpec,
+    tensors: &Tensors,
+) -> Result<(Architecture, Vec<LayerWeights>), MpcError> {
+    let shapes = spec
+        .validate()
+        .map_err(|e| MpcError::Unsupported(e.to_string()))?;
+    let mut ops = Vec::new();
+    let mut weights = Vec::new();
+    let mut pending_relu: Option<String> = None;
+    for (i, layer) in spec.layers.iter().enumerate() {
+        let (input, output) = (&shapes[i], &shapes[i + 1]);
+        let name = layer.name.clone();
+        // A ReLU waits one layer: if a max pool follows, the pool runs first.
+        if let Some(relu) = pending_relu.take() {
+            if !matches!(layer.kind, LayerKind::MaxPool2d { .. }) {
+                ops.push(Op::Relu {
+                    layer: relu.clone(),
+                    len: input.numel(),
+                });
+            } else {
+                pending_relu = Some(relu);
+            }
+        }
+        match &layer.kind {
+            LayerKind::Conv2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                ops.push(Op::Linear {
+                    layer: name.clone(),
+                    linear: Linear::Conv {
+                        input: chw(input, &name)?,
+                        output: chw(output, &name)?,
+                        kernel: *kernel,
+                        stride: *stride,
+                        padding: *padding,
+                    },
+                });
+                weights.push(take_weights(tensors, &name)?);
+            }
+            LayerKind::Linear { out_features } => {
+                ops.push(Op::Linear {
+                    layer: name.clone(),
+                    linear: Linear::Dense {
+                        input: input.numel(),
+                        output: *out_features,
+                    },
+                });
+                weights.push(take_weights(tensors, &name)?);
+            }
+            LayerKind::Relu => pending_relu = Some(name),
+            LayerKind::MaxPool2d { kernel, stride } | LayerKind::AvgPool2d { kernel, stride } => {
+                let stride = stride.unwrap_or(*kernel);
+                let out = chw(output, &name)?;
+                let (input, kernel, output) = (chw(input, &name)?, *kernel, [out[1], out[2]]);
+                ops.push(if matches!(layer.kind, LayerKind::MaxPool2d { .. }) {
+                    Op::MaxPool {
+                        layer: name,
+                        input,
+                        kernel,
+                        stride,
+                        output,
+                    }
+                } else {
+                    Op::AvgPool {
+                        layer: name,
+                        input,
+                        kernel,
+                        stride,
+                        output,
+                    }
+                });
+                if let Some(relu) = pending_relu.take() {
+                    ops.push(Op::Relu {
+                        layer: relu,
+                        len: out.iter().product(),
+                    });
+                }
+            }
+            LayerKind::Flatten | LayerKind::Reshape { .. } | LayerKind::Dropout { .. } => {}
+            LayerKind::ConvTranspose2d { .. } => {
+                return Err(MpcError::Unsupported(format!(
+                    "{name}: transposed convolutions are not supported by the secure engine"
+                )));
+            }
+        }
+    }
+    let last = shapes.last().map_or(0, |s| s.numel());
+    if let Some(relu) = pending_relu {
+        ops.push(Op::Relu {
+            layer: relu,
+            len: last,
+        });
+    }
+    Ok((
+        Architecture {
+            name: spec.name.clone(),
+            input_len: spec.input_shape.numel(),
+            output_len: last,
+            ops,
+        },
+        weights,
+    ))
+}
+
+fn take_weights(tensors: &Tensors, layer: &str) -> Result<LayerWeights, MpcError> {
+    let get = |suffix: &str| {
+        tensors
+            .get(&format!("{layer}.{suffix}"))
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| MpcError::Unsupported(format!("missing tensor {layer}.{suffix}")))
+    };
+    Ok(LayerWeights {
+        layer: layer.to_string(),
+        weight: get("weight")?,
+        bias: get("bias")?,
+    })
+}
+
+/// Plaintext reference in `f64` of what the secure engine computes (same op order), for tests
+/// and error bounds.
+pub fn eval_f64(arch: &Architecture, weights: &[LayerWeights], input: &[f32]) -> Vec<f64> {
+    eval_with_bound(arch, weights, input).0
+}
+
+/// The `f64` reference logits and, per logit, a bound on how far the secure engine's logits
+/// can be from them (the *documented error bound*).
+///
+/// The bound propagates, element by element, the errors of fixed point with
+/// `u = 2^-FRAC_BITS` ([`crate::ring::ULP`]): inputs and weights are rounded to within `u/2`,
+/// biases to within `u^2/2`; a linear layer with input errors `e` gives output errors at most
+/// `(|W| + u/2) e + (u/2) |x| + u^2/2 + 2u` (the last term: the floor of truncation and the
+/// one-unit slack of share truncation); ReLU and max pooling are computed exactly on the
+/// fixed-point values and are 1-Lipschitz, so they pass the errors on (max over a window);
+/// average pooling adds its rounded `1/k` factor's error and a truncation. It holds unless a
+/// share truncation fails, which happens with probability at most `2^-31` per truncated
+/// element (see [`crate::ring`]).
+pub fn eval_with_bound(
+    arch: &Architecture,
+    weights: &[LayerWeights],
+    input: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let u = crate::ring::ULP;
+    let mut x: Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
+    let mut err: Vec<f64> = vec![u / 2.0; x.len()];
+    let mut next_weights = weights.iter();
+    for op in &arch.ops {
+        (x, err) = match op {
+            Op::Linear { linear, .. } => {
+                let Some(lw) = next_weights.next() else {
+                    return (x, err);
+                };
+                let w: Vec<f64> = lw.weight.iter().map(|&v| f64::from(v)).collect();
+                let w_abs: Vec<f64> = w.iter().map(|v| v.abs() + u / 2.0).collect();
+                let half_u = vec![u / 2.0; w.len()];
+                let x_abs: Vec<f64> = x.iter().map(|v| v.abs()).collect();
+                let mut y = linear.apply(&w, &x);
+                let e1 = linear.apply(&w_abs, &err);
+                let e2 = linear.apply(&half_u, &x_abs);
+                let per = y.len() / lw.bias.len().max(1);
+                for (k, v) in y.iter_mut().enumerate() {
+                    *v += f64::from(lw.bias[k / per.max(1)]);
+                }
+                let e = e1
+                    .iter()
+                    .zip(&e2)
+                    .map(|(a, b)| a + b + u * u / 2.0 + 2.0 * u)
+                    .collect();
+                (y, e)
+            }
+            Op::Relu { .. } => (x.iter().map(|v| v.max(0.0)).collect(), err),
+            Op::MaxPool {
+                input,
+                kernel,
+                stride,
+                ..
+            } => {
+                let wins = Op::windows(*input, *kernel, *stride);
+                (
+                    wins.iter()
+                        .map(|win| win.iter().map(|&i| x[i]).fold(f64::NEG_INFINITY, f64::max))
+                        .collect(),
+                    wins.iter()
+                        .map(|win| win.iter().map(|&i| err[i]).fold(0.0, f64::max))
+                        .collect(),
+                )
+            }
+            Op::AvgPool {
+                input,
+                kernel,
+                stride,
+                ..
+            } => {
+                let wins = Op::windows(*input, *kernel, *stride);
+                let k = (kernel[0] * kernel[1]) as f64;
+                (
+                    wins.iter()
+                        .map(|win| win.iter().map(|&i| x[i]).sum::<f64>() / k)
+                        .collect(),
+                    wins.iter()
+                        .map(|win| {
+                            let sum_abs: f64 = win.iter().map(|&i| x[i].abs()).sum();
+                            let sum_err: f64 = win.iter().map(|&i| err[i]).sum();
+                            (1.0 / k + u / 2.0) * sum_err + sum_abs * u / 2.0 + 2.0 * u
+                        })
+                        .collect(),
+                )
+            }
+        };
+    }
+    (x, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::Wrapping;
+
+    #[test]
+    fn relu_then_pool_compiles_to_pool_then_relu() {
+        let spec = veil_spec::zoo::model("minionn").expect("zoo");
+        let mut tensors = Tensors::new();
+        for e in layout(&spec).expect("layout") {
+            let n = e.shape.iter().product();
+            tensors.insert(e.name, (e.shape, vec![0.0; n]));
+        }
+        let (arch, w) = compile(&spec, &tensors).expect("compile");
+        let kinds: Vec<String> = arch
+            .ops
+            .iter()
+            .map(|o| match o {
+                Op::Linear { layer, .. }
+                | Op::Relu { layer, .. }
+                | Op::MaxPool { layer, .. }
+                | Op::AvgPool { layer, .. } => layer.clone(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "conv1", "pool1", "relu1", "conv2", "pool2", "relu2", "fc1", "relu3", "fc2"
+            ]
+        );
+        assert_eq!(w.len(), 4);
+        assert_eq!((arch.input_len, arch.output_len), (784, 10));
+        let Op::Relu { len, .. } = &arch.ops[2] else {
+            panic!("relu")
+        };
+        assert_eq!(*len, 16 * 12 * 12);
+    }
+
+    #[test]
+    fn conv_matches_a_direct_sum_in_both_rings() {
+        // 2 input channels 4x5, 3 filters 3x3, stride 2, padding 1: out 3 x 2 x 3.
+        let lin = Linear::Conv {
+            input: [2, 4, 5],
+            output: [3, 2, 3],
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [1, 1],
+        };
+        let x: Vec<i64> = (0..40).map(|v| (v * 7 % 11) - 5).collect();
+        let w: Vec<i64> = (0..54).map(|v| (v * 5 % 13) - 6).collect();
+        let mut want = vec![0i64; 18];
+        for o in 0..3 {
+            for y in 0..2 {
+                for xo in 0..3 {
+                    for c in 0..2 {
+                        for i in 0..3 {
+                            for j in 0..3 {
+                                let (iy, ix) = (y * 2 + i, xo * 2 + j);
+                                if iy < 1 || ix < 1 || iy > 4 || ix > 5 {
+                                    continue;
+                                }
+                                want[(o * 2 + y) * 3 + xo] += w[((o * 2 + c) * 3 + i) * 3 + j]
+                                    * x[(c * 4 + iy - 1) * 5 + ix - 1];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let f: Vec<f64> = lin.apply(
+            &w.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        );
+        assert_eq!(f, want.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        let r = lin.apply(
+            &w.iter().map(|&v| Wrapping(v as u64)).collect::<Vec<_>>(),
+            &x.iter().map(|&v| Wrapping(v as u64)).collect::<Vec<_>>(),
+        );
+        assert_eq!(r.iter().map(|v| v.0 as i64).collect::<Vec<_>>(), want);
+        assert_eq!(lin.macs(), 18 * 18);
+    }
+}

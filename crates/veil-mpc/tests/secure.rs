@@ -1,0 +1,156 @@
+//! Share, run, reveal, compare: the secure engine against the f64 reference on zoo
+//! architectures with random weights, and its counters against the documented costs.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use veil_mpc::local::run_in_memory;
+use veil_mpc::model::{Tensors, compile, eval_f64, eval_with_bound};
+use veil_mpc::ring::ULP;
+
+/// Random weights of He scale (so activations stay O(1)), biases in [-0.1, 0.1].
+fn random_model(
+    name: &str,
+    seed: u64,
+) -> (
+    veil_mpc::model::Architecture,
+    Vec<veil_mpc::model::LayerWeights>,
+) {
+    let spec = veil_spec::zoo::model(name).expect("zoo");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut tensors = Tensors::new();
+    for e in veil_spec::weights::layout(&spec).expect("layout") {
+        let n: usize = e.shape.iter().product();
+        let fan_in: usize = if e.name.ends_with(".weight") {
+            e.shape[1..].iter().product()
+        } else {
+            1
+        };
+        let scale = if e.name.ends_with(".weight") {
+            (2.0 / fan_in as f32).sqrt()
+        } else {
+            0.1
+        };
+        let v = (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0) * scale)
+            .collect();
+        tensors.insert(e.name, (e.shape, v));
+    }
+    compile(&spec, &tensors).expect("compile")
+}
+
+fn check(name: &str, batch: usize, tol: f64) {
+    let (arch, weights) = random_model(name, 7);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let inputs: Vec<f32> = (0..batch * arch.input_len)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    let run = run_in_memory(&arch, &weights, &inputs, batch, 3, &mut rng).expect("secure run");
+    let (mut worst, mut loosest) = (0.0f64, 0.0f64);
+    for s in 0..batch {
+        let sample = &inputs[s * arch.input_len..(s + 1) * arch.input_len];
+        let (want, bound) = eval_with_bound(&arch, &weights, sample);
+        assert_eq!(want, eval_f64(&arch, &weights, sample));
+        let got = &run.logits[s * arch.output_len..(s + 1) * arch.output_len];
+        for ((g, w), b) in got.iter().zip(&want).zip(&bound) {
+            assert!(
+                (g - w).abs() <= *b,
+                "{name}: |{g} - {w}| above the bound {b}"
+            );
+            worst = worst.max((g - w).abs());
+            loosest = loosest.max(*b);
+        }
+    }
+    eprintln!("{name}: worst {worst:.6}, bound up to {loosest:.6}");
+    assert!(
+        worst < tol,
+        "{name}: max |secure - plaintext| = {worst} (tolerance {tol})"
+    );
+    assert_eq!(run.links[0].rounds, run.links[1].rounds);
+    assert_eq!(run.links[0].bytes_sent, run.links[1].bytes_received);
+}
+
+#[test]
+fn secureml_a_matches_plaintext() {
+    // Fixed point with 12 fractional bits: each input and weight is off by at most ULP/2 and
+    // each truncation by 1 ULP; over 3 layers of fan-in <= 784 the logits stay well within
+    // 200 ULP (0.05) of the f64 reference for He-scaled weights.
+    check("secureml_a", 3, 200.0 * ULP);
+}
+
+#[test]
+fn minionn_matches_plaintext_with_pooling() {
+    check("minionn", 2, 200.0 * ULP);
+}
+
+#[test]
+fn chameleon_strided_padded_conv_matches_plaintext() {
+    check("chameleon", 2, 200.0 * ULP);
+}
+
+#[test]
+fn rounds_and_bytes_follow_the_protocol() {
+    // secureml_a: fc1 (1 round), relu (2), fc2 (1), relu (2), fc3 (1) = 7 rounds. Server 0
+    // sends one open frame per round: 784 + 128 + 128 + 128 + 128 + 128 + 128 words for a
+    // batch of one... per sample words: fc1 784, relu1 2 x 128, fc2 128, relu2 2 x 128, fc3 128.
+    let (arch, weights) = random_model("secureml_a", 1);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let batch = 4;
+    let inputs: Vec<f32> = (0..batch * 784)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    let run = run_in_memory(&arch, &weights, &inputs, batch, 9, &mut rng).expect("run");
+    assert_eq!(run.links[0].rounds, 7);
+    let words = (784 + 2 * 128 + 128 + 2 * 128 + 128) * batch;
+    assert_eq!(
+        run.links[0].bytes_sent as usize,
+        words * 8 + 7 * veil_mpc::transport::FRAME_HEADER
+    );
+}
+
+#[test]
+fn a_malformed_peer_frame_aborts_with_a_protocol_error() {
+    use veil_mpc::dealer::Dealer;
+    use veil_mpc::engine::Server;
+    use veil_mpc::share::Party;
+    use veil_mpc::transport::{KIND_OPEN, MemoryChannel, encode_frame};
+    let (arch, weights) = random_model("secureml_a", 2);
+    let mut dealer = Dealer::new(&arch, &weights, 1);
+    let [m0, _] = dealer.material(1);
+    let s0 =
+        Server::new(Party::Zero, arch.clone(), dealer.model_shares(0).clone()).expect("server");
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let inputs: Vec<f32> = (0..784).map(|_| rng.random_range(0.0..1.0)).collect();
+    let (x0, _) = veil_mpc::local::share_input(&inputs, &mut rng);
+    for (bad, what) in [
+        (vec![1, 2], "truncated"),
+        (encode_frame(KIND_OPEN, 5, &[0; 784]), "step 5"),
+        (encode_frame(KIND_OPEN, 0, &[0; 3]), "payload"),
+        (encode_frame(7, 0, &[0; 784]), "kind"),
+    ] {
+        let (mut c0, mut c1) = MemoryChannel::pair();
+        c1.send_raw(bad).expect("send");
+        let e = s0
+            .infer(&mut c0, x0.clone(), m0.clone(), 1)
+            .expect_err(what)
+            .to_string();
+        assert!(e.contains(what) && e.contains("E2"), "{e}");
+    }
+    // Material for the wrong model size is refused before anything is sent.
+    let (mut c0, _c1) = MemoryChannel::pair();
+    let e = s0
+        .infer(
+            &mut c0,
+            x0.clone(),
+            veil_mpc::dealer::Material::default(),
+            1,
+        )
+        .expect_err("no material")
+        .to_string();
+    assert!(e.contains("material"), "{e}");
+    assert_eq!(c0_sent(&c0), 0);
+}
+
+fn c0_sent(c: &veil_mpc::transport::MemoryChannel) -> u64 {
+    use veil_mpc::transport::Channel;
+    c.stats().bytes_sent
+}
