@@ -9,6 +9,9 @@
 //! - [`engine`]: one server's online phase.
 //! - [`transport`]: the frame format and the in-memory link double.
 //! - [`local`]: every party in one process over the in-memory link.
+//! - [`net`]: TCP with mutual TLS, framed messages with timeouts.
+//! - [`roles`]: the server, dealer and sensor processes.
+//! - [`wire`]: byte encodings of model shares, material and shares, decoded defensively.
 //! - [`model`]: the public architecture and secret weights compiled from a weight file.
 
 #![forbid(unsafe_code)]
@@ -18,10 +21,13 @@ pub mod dealer;
 pub mod engine;
 pub mod local;
 pub mod model;
+pub mod net;
 pub mod prg;
 pub mod ring;
+pub mod roles;
 pub mod share;
 pub mod transport;
+pub mod wire;
 
 /// Errors of the secure engine.
 #[derive(Debug, thiserror::Error)]

@@ -297,6 +297,18 @@ pub fn compile(
     spec: &ModelSpec,
     tensors: &Tensors,
 ) -> Result<(Architecture, Vec<LayerWeights>), MpcError> {
+    compile_inner(spec, Some(tensors))
+}
+
+/// The public architecture alone (what a server derives from the spec the dealer sends).
+pub fn architecture(spec: &ModelSpec) -> Result<Architecture, MpcError> {
+    Ok(compile_inner(spec, None)?.0)
+}
+
+fn compile_inner(
+    spec: &ModelSpec,
+    tensors: Option<&Tensors>,
+) -> Result<(Architecture, Vec<LayerWeights>), MpcError> {
     let shapes = spec
         .validate()
         .map_err(|e| MpcError::Unsupported(e.to_string()))?;
@@ -334,7 +346,9 @@ pub fn compile(
                         padding: *padding,
                     },
                 });
-                weights.push(take_weights(tensors, &name)?);
+                if let Some(t) = tensors {
+                    weights.push(take_weights(t, &name)?);
+                }
             }
             LayerKind::Linear { out_features } => {
                 ops.push(Op::Linear {
@@ -344,7 +358,9 @@ pub fn compile(
                         output: *out_features,
                     },
                 });
-                weights.push(take_weights(tensors, &name)?);
+                if let Some(t) = tensors {
+                    weights.push(take_weights(t, &name)?);
+                }
             }
             LayerKind::Relu => pending_relu = Some(name),
             LayerKind::MaxPool2d { kernel, stride } | LayerKind::AvgPool2d { kernel, stride } => {

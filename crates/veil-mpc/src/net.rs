@@ -1,0 +1,326 @@
+//! Real connections: TCP with mutual TLS (`veil-tls`), the frame format of
+//! [`crate::transport`] for every message, and a timeout on every read and write.
+//!
+//! A [`Conn`] is one authenticated connection. The engine is synchronous; each `Conn` drives
+//! its tokio stream on a current-thread runtime shared by the process ([`Conn::exchange`]
+//! writes its frame and reads the peer's concurrently, so two servers opening megabytes at
+//! once cannot deadlock on full socket buffers). Byte counts are frame bytes, exactly as the
+//! in-memory double counts them.
+//!
+//! Key items: [`Conn`], [`connect`], [`accept`], [`Kind`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
+use veil_tls::Credentials;
+
+use crate::MpcError;
+use crate::transport::{Channel, KIND_OPEN, LinkStats, MAX_FRAME, decode_open, encode_frame};
+
+/// Message kinds on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Server to server: a share of a masked value.
+    Open = KIND_OPEN,
+    /// Dealer to server: the model spec (public structure, JSON).
+    Spec = 2,
+    /// Dealer to server: the server's model shares.
+    Model = 3,
+    /// Dealer to server: one batch's material (step = batch index).
+    Material = 4,
+    /// Sensor to server: one batch's input shares (step = batch index).
+    Input = 5,
+    /// Server to dealer: one batch's output shares and counters (step = batch index).
+    Output = 6,
+    /// Dealer or sensor: no more batches.
+    Done = 7,
+}
+
+impl Kind {
+    fn name(byte: u8) -> String {
+        match byte {
+            1 => "open".into(),
+            2 => "spec".into(),
+            3 => "model".into(),
+            4 => "material".into(),
+            5 => "input".into(),
+            6 => "output".into(),
+            7 => "done".into(),
+            b => format!("unknown kind {b}"),
+        }
+    }
+}
+
+type Stream = TlsStream<TcpStream>;
+
+/// One authenticated connection.
+pub struct Conn {
+    rt: Arc<Runtime>,
+    read: ReadHalf<Stream>,
+    write: WriteHalf<Stream>,
+    /// The party at the other end (from its certificate).
+    pub peer: String,
+    timeout: Duration,
+    stats: LinkStats,
+}
+
+/// A current-thread runtime for one process's connections.
+pub fn runtime() -> Result<Arc<Runtime>, MpcError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(Arc::new)
+        .map_err(|e| MpcError::Transport {
+            peer: "-".into(),
+            message: format!("starting the I/O runtime: {e}"),
+        })
+}
+
+fn transport_err(peer: &str, message: impl std::fmt::Display) -> MpcError {
+    MpcError::Transport {
+        peer: peer.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn tls_err(e: veil_tls::TlsError) -> MpcError {
+    transport_err("-", e)
+}
+
+async fn read_frame(read: &mut ReadHalf<Stream>, peer: &str) -> Result<Vec<u8>, MpcError> {
+    let mut len = [0u8; 4];
+    read.read_exact(&mut len)
+        .await
+        .map_err(|e| transport_err(peer, format!("reading a frame: {e}")))?;
+    let len = u32::from_le_bytes(len) as usize;
+    if !(5..=MAX_FRAME).contains(&len) {
+        return Err(MpcError::Protocol {
+            peer: peer.to_string(),
+            step: "frame".into(),
+            message: format!("frame length {len} outside 5..={MAX_FRAME}"),
+        });
+    }
+    let mut body = vec![0u8; len];
+    read.read_exact(&mut body)
+        .await
+        .map_err(|e| transport_err(peer, format!("truncated frame: {e}")))?;
+    Ok(body)
+}
+
+fn frame_bytes(kind: Kind, step: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(9 + payload.len());
+    f.extend_from_slice(&((5 + payload.len()) as u32).to_le_bytes());
+    f.push(kind as u8);
+    f.extend_from_slice(&step.to_le_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+impl Conn {
+    /// Sends one frame.
+    pub fn send(&mut self, kind: Kind, step: u32, payload: &[u8]) -> Result<(), MpcError> {
+        let f = frame_bytes(kind, step, payload);
+        self.stats.bytes_sent += f.len() as u64;
+        let peer = self.peer.clone();
+        let write = &mut self.write;
+        let fut = async move {
+            write
+                .write_all(&f)
+                .await
+                .map_err(|e| transport_err(&peer, format!("sending: {e}")))?;
+            write
+                .flush()
+                .await
+                .map_err(|e| transport_err(&peer, format!("sending: {e}")))
+        };
+        let t = self.timeout;
+        self.rt
+            .block_on(async { tokio::time::timeout(t, fut).await })
+            .map_err(|_| transport_err(&self.peer, format!("timed out after {t:?} sending")))?
+    }
+
+    /// Receives one frame, which must be of `kind` (or [`Kind::Done`] when `done_ok`) and of
+    /// step `step`; returns its kind and payload.
+    pub fn recv(
+        &mut self,
+        kind: Kind,
+        step: u32,
+        done_ok: bool,
+    ) -> Result<(Kind, Vec<u8>), MpcError> {
+        let peer = self.peer.clone();
+        let read = &mut self.read;
+        let fut = async move { read_frame(read, &peer).await };
+        let t = self.timeout;
+        let body = self
+            .rt
+            .block_on(async { tokio::time::timeout(t, fut).await })
+            .map_err(|_| {
+                transport_err(
+                    &self.peer,
+                    format!("timed out after {t:?} waiting for {kind:?}"),
+                )
+            })??;
+        self.stats.bytes_received += 4 + body.len() as u64;
+        let got_step = u32::from_le_bytes([body[1], body[2], body[3], body[4]]);
+        let unexpected = |m: String| MpcError::Protocol {
+            peer: self.peer.clone(),
+            step: format!("{kind:?} {step}"),
+            message: m,
+        };
+        if done_ok && body[0] == Kind::Done as u8 {
+            return Ok((Kind::Done, Vec::new()));
+        }
+        if body[0] != kind as u8 {
+            return Err(unexpected(format!(
+                "unexpected {} message",
+                Kind::name(body[0])
+            )));
+        }
+        if got_step != step {
+            return Err(unexpected(format!("message of step {got_step}")));
+        }
+        Ok((kind, body[5..].to_vec()))
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> LinkStats {
+        self.stats
+    }
+}
+
+impl Channel for Conn {
+    fn exchange(&mut self, step: u32, values: &[u64]) -> Result<Vec<u64>, MpcError> {
+        let frame = encode_frame(KIND_OPEN, step, values);
+        self.stats.bytes_sent += frame.len() as u64;
+        let peer = self.peer.clone();
+        let (read, write) = (&mut self.read, &mut self.write);
+        let fut = async move {
+            let send = async {
+                write
+                    .write_all(&frame)
+                    .await
+                    .map_err(|e| transport_err(&peer, format!("sending open {step}: {e}")))?;
+                write
+                    .flush()
+                    .await
+                    .map_err(|e| transport_err(&peer, format!("sending open {step}: {e}")))
+            };
+            let (sent, got) = tokio::join!(send, read_frame(read, &peer));
+            sent?;
+            got
+        };
+        let t = self.timeout;
+        let body = self
+            .rt
+            .block_on(async { tokio::time::timeout(t, fut).await })
+            .map_err(|_| {
+                transport_err(&self.peer, format!("timed out after {t:?} in open {step}"))
+            })??;
+        self.stats.bytes_received += 4 + body.len() as u64;
+        self.stats.rounds += 1;
+        decode_open(&body, step, values.len(), &self.peer)
+    }
+
+    fn stats(&self) -> LinkStats {
+        self.stats
+    }
+}
+
+/// Connects to party `target` at `addr` as `creds`, retrying refused connections until
+/// `timeout` (the other process may still be starting).
+pub fn connect(
+    rt: &Arc<Runtime>,
+    addr: SocketAddr,
+    creds: &Credentials,
+    target: &str,
+    timeout: Duration,
+) -> Result<Conn, MpcError> {
+    let connector = TlsConnector::from(creds.client_config().map_err(tls_err)?);
+    let name = veil_tls::server_name(target).map_err(tls_err)?;
+    let start = Instant::now();
+    let tcp = loop {
+        match rt.block_on(TcpStream::connect(addr)) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() < timeout => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(transport_err(target, format!("connecting to {addr}: {e}"))),
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let tls = rt
+        .block_on(async { tokio::time::timeout(timeout, connector.connect(name, tcp)).await })
+        .map_err(|_| transport_err(target, "TLS handshake timed out"))?
+        .map_err(|e| transport_err(target, format!("TLS handshake with {addr}: {e}")))?;
+    let (read, write) = tokio::io::split(TlsStream::Client(tls));
+    Ok(Conn {
+        rt: rt.clone(),
+        read,
+        write,
+        peer: target.to_string(),
+        timeout,
+        stats: LinkStats::default(),
+    })
+}
+
+/// Binds a listener.
+pub fn listen(rt: &Arc<Runtime>, addr: SocketAddr) -> Result<TcpListener, MpcError> {
+    rt.block_on(TcpListener::bind(addr))
+        .map_err(|e| transport_err("-", format!("listening on {addr}: {e}")))
+}
+
+/// Accepts one connection from any of `accepted` (checked by certificate). A client without
+/// a certificate from the CA, or with one for another party, is dropped and reported.
+pub fn accept(
+    rt: &Arc<Runtime>,
+    listener: &TcpListener,
+    creds: &Credentials,
+    accepted: &[&str],
+    timeout: Duration,
+) -> Result<Conn, MpcError> {
+    let acceptor = TlsAcceptor::from(creds.server_config().map_err(tls_err)?);
+    let (tcp, from) = rt
+        .block_on(async { tokio::time::timeout(timeout, listener.accept()).await })
+        .map_err(|_| transport_err("-", format!("no connection within {timeout:?}")))?
+        .map_err(|e| transport_err("-", format!("accepting: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let tls = rt
+        .block_on(async { tokio::time::timeout(timeout, acceptor.accept(tcp)).await })
+        .map_err(|_| transport_err(&from.to_string(), "TLS handshake timed out"))?
+        .map_err(|e| transport_err(&from.to_string(), format!("TLS handshake refused: {e}")))?;
+    let peer = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| veil_tls::peer_party(c, accepted))
+        .ok_or_else(|| {
+            transport_err(
+                &from.to_string(),
+                format!("certificate is not one of {accepted:?}"),
+            )
+        })?
+        .to_string();
+    let (read, write) = tokio::io::split(TlsStream::Server(tls));
+    Ok(Conn {
+        rt: rt.clone(),
+        read,
+        write,
+        peer,
+        timeout,
+        stats: LinkStats::default(),
+    })
+}
+
+/// Loads `name`'s credentials from `dir`.
+pub fn credentials(dir: &Path, name: &str) -> Result<Credentials, MpcError> {
+    Credentials::load(dir, name).map_err(tls_err)
+}

@@ -1,0 +1,350 @@
+//! The four parties as processes: [`run_server`] (E1 or E2), [`run_dealer`] (the healthcare
+//! center: dealer and result receiver) and [`run_sensor`] (the client that shares its
+//! readings). Each connects over mutual TLS with its own certificate ([`crate::net`]).
+//!
+//! Session: E2 connects to E1 (the server-to-server link); the dealer and the sensor connect
+//! to both. The dealer sends the public spec and each server's model shares, then per batch
+//! `k` the material of batch `k`; the sensor sends the input shares of batch `k`; the servers
+//! evaluate, exchanging only masked values, and return their output shares of batch `k` to
+//! the dealer with their counters; the dealer reveals the logits. Any malformed, truncated or
+//! unexpected message ends the session with an error naming the peer and the step.
+//!
+//! Key items: [`ServerConfig`], [`run_server`], [`DealerConfig`], [`run_dealer`],
+//! [`DealerReport`], [`BatchReport`], [`SensorConfig`], [`run_sensor`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::Serialize;
+use veil_spec::ModelSpec;
+
+use crate::MpcError;
+use crate::dealer::Dealer;
+use crate::engine::Server;
+use crate::local::share_input;
+use crate::model::{architecture, compile, read_weight_file};
+use crate::net::{Conn, Kind, accept, connect, credentials, listen, runtime};
+use crate::ring::decode;
+use crate::share::{Party, Shares, reveal};
+use crate::transport::Channel;
+use crate::wire::{Reader, Writer, decode_material, decode_model, encode_material, encode_model};
+
+/// Party names (certificate names).
+pub const E1: &str = "e1";
+/// Party names (certificate names).
+pub const E2: &str = "e2";
+/// Party names (certificate names).
+pub const DEALER: &str = "dealer";
+/// Party names (certificate names).
+pub const SENSOR: &str = "sensor";
+
+/// Every party of a session, as `veil mpc keygen` names them.
+pub const PARTIES: [&str; 4] = [E1, E2, DEALER, SENSOR];
+
+fn wire_err(peer: &str, step: &str, e: impl std::fmt::Display) -> MpcError {
+    MpcError::Protocol {
+        peer: peer.to_string(),
+        step: step.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// A server's settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// E1 (party 0) or E2 (party 1).
+    pub party: Party,
+    /// Address to listen on (dealer, sensor, and for E1 also E2).
+    pub listen: SocketAddr,
+    /// E1's address (E2 only).
+    pub peer: Option<SocketAddr>,
+    /// Key directory of `veil mpc keygen`.
+    pub keys: PathBuf,
+    /// Timeout of every read, write and connection.
+    pub timeout: Duration,
+}
+
+/// What a server did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerReport {
+    /// Batches evaluated.
+    pub batches: usize,
+    /// Samples evaluated.
+    pub samples: usize,
+}
+
+/// Runs one server until the dealer says done.
+pub fn run_server(cfg: &ServerConfig) -> Result<ServerReport, MpcError> {
+    let name = if cfg.party == Party::Zero { E1 } else { E2 };
+    let creds = credentials(&cfg.keys, name)?;
+    let rt = runtime()?;
+    let listener = listen(&rt, cfg.listen)?;
+    let mut peer: Option<Conn> = None;
+    if cfg.party == Party::One {
+        let addr = cfg
+            .peer
+            .ok_or_else(|| MpcError::Input("E2 needs E1's address (--peer)".into()))?;
+        peer = Some(connect(&rt, addr, &creds, E1, cfg.timeout)?);
+    }
+    let (mut dealer, mut sensor): (Option<Conn>, Option<Conn>) = (None, None);
+    let accepted: &[&str] = if cfg.party == Party::Zero {
+        &[E2, DEALER, SENSOR]
+    } else {
+        &[DEALER, SENSOR]
+    };
+    while dealer.is_none() || sensor.is_none() || peer.is_none() {
+        let conn = match accept(&rt, &listener, &creds, accepted, cfg.timeout) {
+            Ok(c) => c,
+            // A refused handshake (no or a foreign certificate) does not end the server.
+            Err(MpcError::Transport { peer, message })
+                if message.contains("certificate") || message.contains("handshake refused") =>
+            {
+                eprintln!("veil mpc server {name}: refused {peer}: {message}");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let slot = match conn.peer.as_str() {
+            E2 => &mut peer,
+            DEALER => &mut dealer,
+            _ => &mut sensor,
+        };
+        if slot.is_some() {
+            return Err(wire_err(&conn.peer, "connect", "connected twice"));
+        }
+        *slot = Some(conn);
+    }
+    let (Some(mut dealer), Some(mut sensor), Some(mut peer)) = (dealer, sensor, peer) else {
+        return Err(MpcError::Input("connections missing".into()));
+    };
+    let (_, spec_json) = dealer.recv(Kind::Spec, 0, false)?;
+    let spec_text = std::str::from_utf8(&spec_json).map_err(|e| wire_err(DEALER, "spec", e))?;
+    let spec = ModelSpec::from_json_str(spec_text).map_err(|e| wire_err(DEALER, "spec", e))?;
+    let arch = architecture(&spec)?;
+    let (_, model) = dealer.recv(Kind::Model, 0, false)?;
+    let model = decode_model(&model).map_err(|e| wire_err(DEALER, "model", e))?;
+    let server = Server::new(cfg.party, arch.clone(), model)?;
+    let mut report = ServerReport::default();
+    for k in 0u32.. {
+        let (kind, payload) = dealer.recv(Kind::Material, k, true)?;
+        if kind == Kind::Done {
+            break;
+        }
+        let mut r = Reader::new(&payload, "material frame");
+        let batch = r.u32().map_err(|e| wire_err(DEALER, "material", e))? as usize;
+        let material = decode_material(r.bytes().map_err(|e| wire_err(DEALER, "material", e))?)
+            .map_err(|e| wire_err(DEALER, "material", e))?;
+        let (_, input) = sensor.recv(Kind::Input, k, false)?;
+        let mut r = Reader::new(&input, "input frame");
+        let in_batch = r.u32().map_err(|e| wire_err(SENSOR, "input", e))? as usize;
+        let words = r.words().map_err(|e| wire_err(SENSOR, "input", e))?;
+        if in_batch != batch || words.len() != batch * arch.input_len {
+            return Err(wire_err(
+                SENSOR,
+                &format!("input {k}"),
+                format!(
+                    "{in_batch} samples / {} words, the dealer announced {batch} samples",
+                    words.len()
+                ),
+            ));
+        }
+        let before = peer.stats();
+        let start = Instant::now();
+        let out = server.infer(&mut peer, Shares(words), material, batch)?;
+        let online_ns = start.elapsed().as_nanos() as u64;
+        let after = peer.stats();
+        let mut w = Writer::default();
+        w.u64(online_ns);
+        w.u64(after.bytes_sent - before.bytes_sent);
+        w.u64(after.bytes_received - before.bytes_received);
+        w.u64(after.rounds - before.rounds);
+        w.words(&out.0);
+        dealer.send(Kind::Output, k, &w.buf)?;
+        report.batches += 1;
+        report.samples += batch;
+    }
+    Ok(report)
+}
+
+/// The dealer's settings.
+#[derive(Clone, Debug)]
+pub struct DealerConfig {
+    /// The model's weight file.
+    pub weights: PathBuf,
+    /// E1's and E2's addresses.
+    pub servers: [SocketAddr; 2],
+    /// Key directory.
+    pub keys: PathBuf,
+    /// Batch sizes, in order (their sum is the number of samples the sensor sends).
+    pub batches: Vec<usize>,
+    /// Seed of the dealer's randomness (`None`: fresh OS entropy).
+    pub seed: Option<u64>,
+    /// Timeout of every read, write and connection.
+    pub timeout: Duration,
+}
+
+/// One batch as the dealer saw it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchReport {
+    /// Samples in the batch.
+    pub samples: usize,
+    /// Online time of E1 and E2 (ms), from having input and material to output ready.
+    pub online_ms: [f64; 2],
+    /// Bytes E1 sent to E2 and E2 sent to E1 (frames).
+    pub online_bytes_sent: [u64; 2],
+    /// Rounds.
+    pub rounds: u64,
+    /// Material bytes sent to both servers (frames).
+    pub offline_bytes: u64,
+    /// Time the dealer spent generating the material (ms).
+    pub dealer_ms: f64,
+}
+
+/// The dealer's result: revealed logits and per-batch counters.
+#[derive(Clone, Debug, Serialize)]
+pub struct DealerReport {
+    /// Model name.
+    pub model: String,
+    /// Logits per sample.
+    pub logits: Vec<Vec<f64>>,
+    /// Per batch.
+    pub batches: Vec<BatchReport>,
+    /// Bytes of the model shares sent to both servers, once (frames).
+    pub model_bytes: u64,
+}
+
+/// Runs the dealer and result receiver.
+pub fn run_dealer(cfg: &DealerConfig) -> Result<DealerReport, MpcError> {
+    let (spec, tensors) = read_weight_file(&cfg.weights)?;
+    let (arch, weights) = compile(&spec, &tensors)?;
+    let creds = credentials(&cfg.keys, DEALER)?;
+    let rt = runtime()?;
+    let mut conns = [
+        connect(&rt, cfg.servers[0], &creds, E1, cfg.timeout)?,
+        connect(&rt, cfg.servers[1], &creds, E2, cfg.timeout)?,
+    ];
+    let seed = cfg.seed.unwrap_or_else(rand::random);
+    let mut dealer = Dealer::new(&arch, &weights, seed);
+    let spec_json = spec.to_json();
+    for (p, c) in conns.iter_mut().enumerate() {
+        c.send(Kind::Spec, 0, spec_json.as_bytes())?;
+        c.send(Kind::Model, 0, &encode_model(dealer.model_shares(p)))?;
+    }
+    let model_bytes = conns.iter().map(|c| c.counters().bytes_sent).sum();
+    let mut logits = Vec::new();
+    let mut batches = Vec::new();
+    for (k, &batch) in cfg.batches.iter().enumerate() {
+        let k32 = k as u32;
+        let start = Instant::now();
+        let materials = dealer.material(batch);
+        let dealer_ms = start.elapsed().as_secs_f64() * 1e3;
+        let before: u64 = conns.iter().map(|c| c.counters().bytes_sent).sum();
+        for (c, m) in conns.iter_mut().zip(&materials) {
+            let mut w = Writer::default();
+            w.u32(batch as u32);
+            w.bytes(&encode_material(m));
+            c.send(Kind::Material, k32, &w.buf)?;
+        }
+        let offline_bytes = conns.iter().map(|c| c.counters().bytes_sent).sum::<u64>() - before;
+        let mut shares = Vec::new();
+        let mut online_ms = [0.0; 2];
+        let mut sent = [0u64; 2];
+        let mut rounds = 0;
+        for (p, c) in conns.iter_mut().enumerate() {
+            let (_, payload) = c.recv(Kind::Output, k32, false)?;
+            let peer = c.peer.clone();
+            let mut r = Reader::new(&payload, "output frame");
+            let mut field = || r.u64().map_err(|e| wire_err(&peer, "output", e));
+            online_ms[p] = field()? as f64 / 1e6;
+            sent[p] = field()?;
+            let _received = field()?;
+            rounds = field()?;
+            let words = r.words().map_err(|e| wire_err(&peer, "output", e))?;
+            r.finish().map_err(|e| wire_err(&peer, "output", e))?;
+            if words.len() != batch * arch.output_len {
+                return Err(wire_err(
+                    &peer,
+                    "output",
+                    format!("{} words for {batch} samples", words.len()),
+                ));
+            }
+            shares.push(Shares(words));
+        }
+        let revealed = reveal(&shares[0], &shares[1]);
+        for s in revealed.chunks_exact(arch.output_len.max(1)) {
+            logits.push(s.iter().map(|&v| decode(v)).collect());
+        }
+        batches.push(BatchReport {
+            samples: batch,
+            online_ms,
+            online_bytes_sent: sent,
+            rounds,
+            offline_bytes,
+            dealer_ms,
+        });
+    }
+    for c in &mut conns {
+        c.send(Kind::Done, cfg.batches.len() as u32, &[])?;
+    }
+    Ok(DealerReport {
+        model: arch.name,
+        logits,
+        batches,
+        model_bytes,
+    })
+}
+
+/// The sensor's settings.
+#[derive(Clone, Debug)]
+pub struct SensorConfig {
+    /// E1's and E2's addresses.
+    pub servers: [SocketAddr; 2],
+    /// Key directory.
+    pub keys: PathBuf,
+    /// Inputs, `input_len` values per sample, in batch order.
+    pub inputs: Vec<f32>,
+    /// Values per sample.
+    pub input_len: usize,
+    /// Batch sizes (must match the dealer's).
+    pub batches: Vec<usize>,
+    /// Timeout of every read, write and connection.
+    pub timeout: Duration,
+}
+
+/// Runs the sensor: shares and sends every batch, then says done.
+pub fn run_sensor(cfg: &SensorConfig) -> Result<(), MpcError> {
+    let total: usize = cfg.batches.iter().sum();
+    if cfg.inputs.len() != total * cfg.input_len {
+        return Err(MpcError::Input(format!(
+            "{} values for {total} samples of {}",
+            cfg.inputs.len(),
+            cfg.input_len
+        )));
+    }
+    let creds = credentials(&cfg.keys, SENSOR)?;
+    let rt = runtime()?;
+    let mut conns = [
+        connect(&rt, cfg.servers[0], &creds, E1, cfg.timeout)?,
+        connect(&rt, cfg.servers[1], &creds, E2, cfg.timeout)?,
+    ];
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let mut at = 0;
+    for (k, &batch) in cfg.batches.iter().enumerate() {
+        let x = &cfg.inputs[at * cfg.input_len..(at + batch) * cfg.input_len];
+        at += batch;
+        let (s0, s1) = share_input(x, &mut rng);
+        for (c, s) in conns.iter_mut().zip([s0, s1]) {
+            let mut w = Writer::default();
+            w.u32(batch as u32);
+            w.words(&s.0);
+            c.send(Kind::Input, k as u32, &w.buf)?;
+        }
+    }
+    for c in &mut conns {
+        c.send(Kind::Done, cfg.batches.len() as u32, &[])?;
+    }
+    Ok(())
+}

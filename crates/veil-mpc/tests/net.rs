@@ -1,0 +1,164 @@
+//! A whole session over loopback TCP with mutual TLS: two servers, the dealer and the sensor
+//! on four threads, each with its own certificate, compared with the f64 reference; and a
+//! sensor whose certificate comes from another CA is refused.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use veil_mpc::model::{compile, eval_with_bound, read_weight_file};
+use veil_mpc::roles::{
+    DealerConfig, PARTIES, SensorConfig, ServerConfig, run_dealer, run_sensor, run_server,
+};
+use veil_mpc::share::Party;
+
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// Writes a veil weight file for zoo model `name` with He-scaled random weights.
+fn weight_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    let spec = veil_spec::zoo::model(name).expect("zoo");
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let entries = veil_spec::weights::layout(&spec).expect("layout");
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = entries
+        .into_iter()
+        .map(|e| {
+            let n: usize = e.shape.iter().product();
+            let fan_in: usize = e.shape[1..].iter().product::<usize>().max(1);
+            let scale = (2.0 / fan_in as f32).sqrt();
+            let bytes = (0..n)
+                .flat_map(|_| (rng.random_range(-1.0f32..1.0) * scale).to_le_bytes())
+                .collect();
+            (e.name, e.shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .expect("view"),
+            )
+        })
+        .collect();
+    let meta: HashMap<String, String> = [(
+        veil_spec::weights::SPEC_METADATA_KEY.to_string(),
+        spec.to_json(),
+    )]
+    .into();
+    let path = dir.join(format!("{name}.safetensors"));
+    safetensors::serialize_to_file(views, Some(meta), &path).expect("write");
+    path
+}
+
+#[test]
+fn a_tls_session_over_loopback_matches_plaintext() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys = dir.path().join("keys");
+    veil_tls::write_dir(&keys, &veil_tls::generate(&PARTIES).expect("pki")).expect("keys");
+    let weights = weight_file(dir.path(), "minionn");
+    let (a0, a1) = (free_addr(), free_addr());
+    let timeout = Duration::from_secs(30);
+    let batches = vec![1, 3];
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let inputs: Vec<f32> = (0..4 * 784).map(|_| rng.random_range(0.0..1.0)).collect();
+    let server = |party, listen, peer| ServerConfig {
+        party,
+        listen,
+        peer,
+        keys: keys.clone(),
+        timeout,
+    };
+    let (c0, c1) = (
+        server(Party::Zero, a0, None),
+        server(Party::One, a1, Some(a0)),
+    );
+    let dealer = DealerConfig {
+        weights: weights.clone(),
+        servers: [a0, a1],
+        keys: keys.clone(),
+        batches: batches.clone(),
+        seed: Some(1),
+        timeout,
+    };
+    let sensor = SensorConfig {
+        servers: [a0, a1],
+        keys: keys.clone(),
+        inputs: inputs.clone(),
+        input_len: 784,
+        batches,
+        timeout,
+    };
+    let report = std::thread::scope(|s| {
+        let h0 = s.spawn(|| run_server(&c0));
+        let h1 = s.spawn(|| run_server(&c1));
+        let hs = s.spawn(|| run_sensor(&sensor));
+        let report = run_dealer(&dealer);
+        let r0 = h0.join().expect("e1 thread");
+        let r1 = h1.join().expect("e2 thread");
+        hs.join().expect("sensor thread").expect("sensor");
+        assert_eq!(r0.expect("e1").samples, 4);
+        assert_eq!(r1.expect("e2").samples, 4);
+        report.expect("dealer")
+    });
+    let (spec, tensors) = read_weight_file(&weights).expect("read");
+    let (arch, w) = compile(&spec, &tensors).expect("compile");
+    assert_eq!(report.logits.len(), 4);
+    for (i, got) in report.logits.iter().enumerate() {
+        let (want, bound) = eval_with_bound(&arch, &w, &inputs[i * 784..(i + 1) * 784]);
+        for ((g, w), b) in got.iter().zip(&want).zip(&bound) {
+            assert!((g - w).abs() <= *b, "sample {i}: {g} vs {w} (bound {b})");
+            assert!((g - w).abs() < 0.05, "sample {i}: {g} vs {w}");
+        }
+    }
+    // Both batches took the same rounds; E1 and E2 sent the same bytes (symmetric opens).
+    assert_eq!(report.batches[0].rounds, report.batches[1].rounds);
+    assert_eq!(
+        report.batches[1].online_bytes_sent[0],
+        report.batches[1].online_bytes_sent[1]
+    );
+    assert!(report.batches[1].offline_bytes > 3 * report.batches[0].offline_bytes / 2);
+}
+
+#[test]
+fn a_sensor_from_another_ca_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys = dir.path().join("keys");
+    let rogue = dir.path().join("rogue");
+    veil_tls::write_dir(&keys, &veil_tls::generate(&PARTIES).expect("pki")).expect("keys");
+    veil_tls::write_dir(&rogue, &veil_tls::generate(&PARTIES).expect("pki")).expect("keys");
+    let a0 = free_addr();
+    let cfg = ServerConfig {
+        party: Party::Zero,
+        listen: a0,
+        peer: None,
+        keys,
+        timeout: Duration::from_secs(3),
+    };
+    let sensor = SensorConfig {
+        servers: [a0, a0],
+        keys: rogue,
+        inputs: vec![0.0; 784],
+        input_len: 784,
+        batches: vec![1],
+        timeout: Duration::from_secs(3),
+    };
+    std::thread::scope(|s| {
+        let h = s.spawn(|| run_server(&cfg));
+        let e = run_sensor(&sensor).expect_err("rogue sensor");
+        assert!(
+            e.to_string().contains("TLS") || e.to_string().contains("transport"),
+            "{e}"
+        );
+        // The server keeps waiting for real parties and gives up at its timeout, having
+        // accepted nothing.
+        let r = h.join().expect("server thread");
+        assert!(r.is_err());
+    });
+}
