@@ -47,6 +47,8 @@ pub enum Command {
     Plan(cmd::plan::Args),
     /// Simulate fleets: Poisson workloads, latency, shared data, rejections; Fig. 3 panels.
     Simulate(cmd::simulate::Args),
+    /// Secure two-server inference: keys, the four parties, and a loopback benchmark.
+    Mpc(cmd::mpc::Args),
 }
 
 /// Options shared by commands that read datasets.
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Defend(a) => cmd::defend::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
+        Command::Mpc(a) => cmd::mpc::run(a),
     }
 }
 

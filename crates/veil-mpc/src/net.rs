@@ -189,6 +189,21 @@ impl Conn {
         Ok((kind, body[5..].to_vec()))
     }
 
+    /// Waits until the peer closes the connection (or `timeout`), discarding anything it
+    /// sends: a party that only sends calls this last, so that its exit cannot reset the
+    /// connection before the peer has read everything.
+    pub fn wait_closed(&mut self) {
+        let read = &mut self.read;
+        let t = self.timeout;
+        let _ = self.rt.block_on(async {
+            tokio::time::timeout(t, async {
+                let mut buf = [0u8; 4096];
+                while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+            })
+            .await
+        });
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> LinkStats {
         self.stats

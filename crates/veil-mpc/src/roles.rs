@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use veil_spec::ModelSpec;
 
 use crate::MpcError;
@@ -131,6 +131,15 @@ pub fn run_server(cfg: &ServerConfig) -> Result<ServerReport, MpcError> {
     for k in 0u32.. {
         let (kind, payload) = dealer.recv(Kind::Material, k, true)?;
         if kind == Kind::Done {
+            // The sensor must be done too: anything else means the two disagree on batches.
+            let (kind, _) = sensor.recv(Kind::Input, k, true)?;
+            if kind != Kind::Done {
+                return Err(wire_err(
+                    SENSOR,
+                    "done",
+                    "the sensor sent more batches than the dealer",
+                ));
+            }
             break;
         }
         let mut r = Reader::new(&payload, "material frame");
@@ -187,7 +196,7 @@ pub struct DealerConfig {
 }
 
 /// One batch as the dealer saw it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BatchReport {
     /// Samples in the batch.
     pub samples: usize,
@@ -204,7 +213,7 @@ pub struct BatchReport {
 }
 
 /// The dealer's result: revealed logits and per-batch counters.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DealerReport {
     /// Model name.
     pub model: String,
@@ -345,6 +354,9 @@ pub fn run_sensor(cfg: &SensorConfig) -> Result<(), MpcError> {
     }
     for c in &mut conns {
         c.send(Kind::Done, cfg.batches.len() as u32, &[])?;
+    }
+    for c in &mut conns {
+        c.wait_closed();
     }
     Ok(())
 }

@@ -207,12 +207,15 @@ impl Credentials {
         let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, provider())
             .build()
             .map_err(|e| self.config_err(e))?;
-        let cfg = ServerConfig::builder_with_provider(provider())
+        let mut cfg = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| self.config_err(e))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| self.config_err(e))?;
+        // No session resumption: sessions are long-lived, and unsolicited tickets would sit
+        // unread in a client that only sends (its close would then reset the connection).
+        cfg.send_tls13_tickets = 0;
         Ok(Arc::new(cfg))
     }
 

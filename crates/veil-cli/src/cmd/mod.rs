@@ -7,6 +7,7 @@ pub mod defend;
 pub mod eval;
 pub mod game;
 pub mod models;
+pub mod mpc;
 pub mod plan;
 pub mod profile;
 pub mod simulate;
