@@ -283,8 +283,8 @@ fn open_sum(ch: &mut impl Channel, step: &mut u32, mine: &[u64]) -> Result<Vec<u
 }
 
 /// Shares of `relu(x)` from shares of `x`: opens `x + r`, evaluates the DCF keys on its low
-/// 63 bits to get shares of the sign bit `d = [x >= 0]`, opens `d - b` and finishes the Beaver
-/// product `d * x`. Two rounds; 16 bytes sent per element.
+/// [`COMPARE_BITS`] bits to get shares of the sign bit `d = [x >= 0]`, opens `d - b` and
+/// finishes the Beaver product `d * x`. Two rounds; 16 bytes sent per element.
 pub fn relu(
     ch: &mut impl Channel,
     step: &mut u32,
@@ -302,12 +302,14 @@ pub fn relu(
         .collect();
     let xhat = open_sum(ch, step, &masked)?;
     let low = (1u64 << COMPARE_BITS) - 1;
+    let lows: Vec<u64> = xhat.iter().map(|&xh| xh & low).collect();
+    let below = DcfKey::eval_many(prg, p, &m.keys, &lows);
     let d: Vec<u64> = xhat
         .iter()
-        .zip(m.keys.iter().zip(&m.msb.0))
-        .map(|(&xh, (key, &q)): (&u64, (&DcfKey, &u64))| {
-            let w = q.wrapping_add(key.eval(prg, p, xh & low));
-            let msb = if xh >> COMPARE_BITS == 0 {
+        .zip(below.iter().zip(&m.msb.0))
+        .map(|(&xh, (&u, &q))| {
+            let w = q.wrapping_add(u);
+            let msb = if (xh >> COMPARE_BITS) & 1 == 0 {
                 w
             } else {
                 one.wrapping_sub(w)
@@ -330,4 +332,56 @@ pub fn relu(
                 .wrapping_add(m.c.0[i])
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Architecture, Op};
+    use crate::share::{reveal, share};
+    use crate::transport::MemoryChannel;
+    use rand::SeedableRng;
+
+    /// Includes values of magnitude 10^6, far beyond any activation yet inside the exact range
+    /// of the 39-bit comparison (`2^27`).
+    #[test]
+    fn relu_of_known_values() {
+        let arch = Architecture {
+            name: "relu".into(),
+            input_len: 8,
+            output_len: 8,
+            ops: vec![Op::Relu {
+                layer: "r".into(),
+                len: 8,
+            }],
+        };
+        let mut dealer = crate::dealer::Dealer::new(&arch, &[], 1);
+        let [m0, m1] = dealer.material(1);
+        let xs: Vec<u64> = [0.5, -0.5, 3.0, -7.25, 0.0, 100.0, 1.0e6, -1.0e6]
+            .iter()
+            .map(|&v| crate::ring::encode(v))
+            .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let (x0, x1) = share(&xs, &mut rng);
+        let (mut c0, mut c1) = MemoryChannel::pair();
+        let prg = Prg::default();
+        let (y0, y1) = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                let Item::Relu(m) = m1.items[0].clone() else {
+                    panic!("relu material")
+                };
+                relu(&mut c1, &mut 0, Party::One, &prg, &x1.0, m)
+            });
+            let Item::Relu(m) = m0.items[0].clone() else {
+                panic!("relu material")
+            };
+            let y0 = relu(&mut c0, &mut 0, Party::Zero, &prg, &x0.0, m);
+            (y0.expect("y0"), h.join().expect("join").expect("y1"))
+        });
+        let y: Vec<f64> = reveal(&Shares(y0), &Shares(y1))
+            .into_iter()
+            .map(crate::ring::decode)
+            .collect();
+        assert_eq!(y, vec![0.5, 0.0, 3.0, 0.0, 0.0, 100.0, 1.0e6, 0.0]);
+    }
 }
