@@ -1,0 +1,55 @@
+//! Times the online phase of one zoo model in memory (random He-scaled weights), for
+//! profiling: `cargo run --release -p veil-mpc --example profile_online -- minionn 20`.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use veil_mpc::dealer::Dealer;
+use veil_mpc::engine::Server;
+use veil_mpc::local::share_input;
+use veil_mpc::model::{Tensors, compile};
+use veil_mpc::share::Party;
+use veil_mpc::transport::MemoryChannel;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).map_or("minionn", String::as_str);
+    let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let spec = veil_spec::zoo::model(name).expect("zoo model");
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut tensors = Tensors::new();
+    for e in veil_spec::weights::layout(&spec).expect("layout") {
+        let n: usize = e.shape.iter().product();
+        let fan: usize = e.shape[1..].iter().product::<usize>().max(1);
+        let s = (2.0 / fan as f32).sqrt();
+        tensors.insert(
+            e.name,
+            (e.shape, (0..n).map(|_| rng.random_range(-s..s)).collect()),
+        );
+    }
+    let (arch, w) = compile(&spec, &tensors).expect("compile");
+    let mut dealer = Dealer::new(&arch, &w, 2);
+    let s0 = Server::new(Party::Zero, arch.clone(), dealer.model_shares(0).clone()).expect("s0");
+    let s1 = Server::new(Party::One, arch.clone(), dealer.model_shares(1).clone()).expect("s1");
+    let mut total = 0.0;
+    for _ in 0..reps {
+        let [m0, m1] = dealer.material(1);
+        let x: Vec<f32> = (0..arch.input_len)
+            .map(|_| rng.random_range(0.0..1.0))
+            .collect();
+        let (x0, x1) = share_input(&x, &mut rng);
+        let (mut c0, mut c1) = MemoryChannel::pair();
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            let h = s.spawn(|| s1.infer(&mut c1, x1, m1, 1).expect("s1"));
+            s0.infer(&mut c0, x0, m0, 1).expect("s0");
+            h.join().expect("join");
+        });
+        total += t.elapsed().as_secs_f64();
+    }
+    println!(
+        "{name}: {:.2} ms per inference (online, in memory, both servers on this machine)",
+        total / reps as f64 * 1e3
+    );
+}
