@@ -338,7 +338,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
             "mnist".into()
         }
     });
-    let (id, split) = super::load_dataset(&dataset, b.data.as_deref())?;
+    let id: veil_data::DatasetId = dataset.parse()?;
     let weights = b.weights.clone().unwrap_or_else(|| {
         PathBuf::from(format!("runs/{}-{}/model.safetensors", b.model, id.name()))
     });
@@ -350,6 +350,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
             id.name()
         );
     }
+    let (_, split) = super::load_dataset(&dataset, b.data.as_deref())?;
     let sizes = b.batches.sizes()?;
     let n: usize = sizes.iter().sum();
     if n > split.test.len() {
@@ -366,8 +367,8 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     let images = b.batches.images.to_string();
     let batch = b.batches.batch.to_string();
     let data_dir = veil_data::data_dir(b.data.as_deref())
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+        .ok()
+        .map(|p| p.display().to_string());
     let start = Instant::now();
     let mut children = Children(Vec::new());
     children.0.push(spawn(
@@ -398,25 +399,25 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         ]),
         &dir.join("e2.log"),
     )?);
-    children.0.push(spawn(
-        "sensor",
-        &common(&[
-            "client",
-            "--dataset",
-            &dataset,
-            "--data",
-            &data_dir,
-            "--images",
-            &images,
-            "--batch",
-            &batch,
-            "--servers",
-            &servers,
-            "--keys",
-            &keys_s,
-        ]),
-        &dir.join("sensor.log"),
-    )?);
+    let mut sensor_args = common(&[
+        "client",
+        "--dataset",
+        &dataset,
+        "--images",
+        &images,
+        "--batch",
+        &batch,
+        "--servers",
+        &servers,
+        "--keys",
+        &keys_s,
+    ]);
+    if let Some(d) = &data_dir {
+        sensor_args.extend(["--data".to_string(), d.clone()]);
+    }
+    children
+        .0
+        .push(spawn("sensor", &sensor_args, &dir.join("sensor.log"))?);
     let weights_s = weights.display().to_string();
     let report_s = report_path.display().to_string();
     let mut dealer_args = common(&[

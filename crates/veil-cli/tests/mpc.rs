@@ -1,0 +1,128 @@
+//! `veil mpc`: a real four-process run on loopback against plaintext inference, and bad input.
+
+mod common;
+
+use common::{assert_bad_input, json, veil};
+
+#[test]
+fn bench_runs_four_processes_and_agrees_with_plaintext() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = dir.path().join("run");
+    let t = json(&veil(&[
+        "train",
+        "--model",
+        "secureml_a",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        run.to_str().expect("utf-8"),
+        "--json",
+    ]));
+    let weights = t["weights"].as_str().expect("weights").to_string();
+    let v = json(&veil(&[
+        "mpc",
+        "bench",
+        "--model",
+        "secureml_a",
+        "--weights",
+        &weights,
+        "--dataset",
+        "synthetic",
+        "--images",
+        "10",
+        "--batch",
+        "4",
+        "--json",
+    ]));
+    for key in [
+        "latency_ms_median",
+        "online_bytes",
+        "offline_bytes",
+        "rounds",
+        "agreement",
+        "max_abs_logit_error",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["images"], 10);
+    // secureml_a: fc1 (1 round) + relu (2) + fc2 (1) + relu (2) + fc3 (1).
+    assert_eq!(v["rounds"], 7);
+    // Per sample both servers open 784 + 4 x 128 + 128 words (plus frame headers).
+    let online = v["online_bytes"].as_f64().expect("bytes");
+    assert!(online >= 2.0 * 8.0 * (784.0 + 5.0 * 128.0), "{online}");
+    assert_eq!(v["agreement"].as_f64(), Some(1.0));
+    assert!(v["max_abs_logit_error"].as_f64().expect("err") < 0.05);
+    assert!(v["min_bound_slack"].as_f64().expect("slack") > 0.0);
+    assert_eq!(v["accuracy_secure"], v["accuracy_plain"]);
+}
+
+#[test]
+fn keygen_writes_the_four_parties_and_bad_input_exits_2() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys = dir.path().join("keys");
+    let k = keys.to_str().expect("utf-8");
+    let out = veil(&["mpc", "keygen", "--out", k]);
+    assert!(out.status.success());
+    for f in [
+        "ca.pem",
+        "e1.pem",
+        "e1.key",
+        "e2.pem",
+        "dealer.pem",
+        "sensor.key",
+    ] {
+        assert!(keys.join(f).is_file(), "{f}");
+    }
+    assert_bad_input(
+        &veil(&[
+            "mpc",
+            "server",
+            "--party",
+            "3",
+            "--listen",
+            "127.0.0.1:0",
+            "--keys",
+            k,
+        ]),
+        "--party",
+    );
+    assert_bad_input(
+        &veil(&[
+            "mpc",
+            "dealer",
+            "--weights",
+            "nope.safetensors",
+            "--servers",
+            "127.0.0.1:1",
+            "--keys",
+            k,
+        ]),
+        "--servers",
+    );
+    assert_bad_input(
+        &veil(&[
+            "mpc",
+            "dealer",
+            "--weights",
+            "nope.safetensors",
+            "--servers",
+            "127.0.0.1:1,127.0.0.1:2",
+            "--keys",
+            k,
+        ]),
+        "nope.safetensors",
+    );
+    assert_bad_input(
+        &veil(&[
+            "mpc",
+            "bench",
+            "--model",
+            "minionn",
+            "--weights",
+            "nope.safetensors",
+        ]),
+        "train it first",
+    );
+}
