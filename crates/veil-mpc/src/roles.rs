@@ -225,8 +225,11 @@ pub struct DealerReport {
     pub model_bytes: u64,
 }
 
-/// Runs the dealer and result receiver.
-pub fn run_dealer(cfg: &DealerConfig) -> Result<DealerReport, MpcError> {
+/// Runs the dealer and result receiver; `progress(done, total)` is called after each batch.
+pub fn run_dealer(
+    cfg: &DealerConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<DealerReport, MpcError> {
     let (spec, tensors) = read_weight_file(&cfg.weights)?;
     let (arch, weights) = compile(&spec, &tensors)?;
     let creds = credentials(&cfg.keys, DEALER)?;
@@ -286,6 +289,7 @@ pub fn run_dealer(cfg: &DealerConfig) -> Result<DealerReport, MpcError> {
         for s in revealed.chunks_exact(arch.output_len.max(1)) {
             logits.push(s.iter().map(|&v| decode(v)).collect());
         }
+        progress(k + 1, cfg.batches.len());
         batches.push(BatchReport {
             samples: batch,
             online_ms,

@@ -99,7 +99,7 @@ fn a_tls_session_over_loopback_matches_plaintext() {
         let h0 = s.spawn(|| run_server(&c0));
         let h1 = s.spawn(|| run_server(&c1));
         let hs = s.spawn(|| run_sensor(&sensor));
-        let report = run_dealer(&dealer);
+        let report = run_dealer(&dealer, &mut |_, _| {});
         let r0 = h0.join().expect("e1 thread");
         let r1 = h1.join().expect("e2 thread");
         hs.join().expect("sensor thread").expect("sensor");

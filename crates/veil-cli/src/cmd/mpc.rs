@@ -210,14 +210,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out,
             net,
         } => {
-            let report = run_dealer(&DealerConfig {
-                weights,
-                servers: two_servers(&net)?,
-                keys: net.keys.clone(),
-                batches: batches.sizes()?,
-                seed,
-                timeout: timeout(&net),
-            })?;
+            let sizes = batches.sizes()?;
+            let step = (sizes.len() / 100).max(1);
+            let report = run_dealer(
+                &DealerConfig {
+                    weights,
+                    servers: two_servers(&net)?,
+                    keys: net.keys.clone(),
+                    batches: sizes,
+                    seed,
+                    timeout: timeout(&net),
+                },
+                &mut |done, total| {
+                    if done % step == 0 || done == total {
+                        eprintln!("batches {done}/{total}");
+                    }
+                },
+            )?;
             let text = serde_json::to_string(&report)?;
             match out {
                 Some(path) => std::fs::write(&path, text)
@@ -441,9 +450,25 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     children
         .0
         .push(spawn("dealer", &dealer_args, &dir.join("dealer.log"))?);
-    // Wait for every process; the first failure ends the run with its log line.
+    // Wait for every process; the first failure ends the run with its log line. The dealer's
+    // log carries its progress ("batches k/n").
+    let bar = indicatif::ProgressBar::new(sizes.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "mpc bench [{elapsed_precise}] {bar:30} {pos}/{len} batches (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let dealer_log = dir.join("dealer.log");
     let mut pending: Vec<usize> = (0..children.0.len()).collect();
     while !pending.is_empty() {
+        if let Some(done) = std::fs::read_to_string(&dealer_log).ok().and_then(|t| {
+            t.lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("batches ")?.split('/').next()?.parse().ok())
+        }) {
+            bar.set_position(done);
+        }
         let mut still = Vec::new();
         for i in pending {
             let (name, child) = &mut children.0[i];
@@ -464,6 +489,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         pending = still;
         std::thread::sleep(Duration::from_millis(20));
     }
+    bar.finish_and_clear();
     let wall_s = start.elapsed().as_secs_f64();
     let report: DealerReport = serde_json::from_str(
         &std::fs::read_to_string(&report_path)
