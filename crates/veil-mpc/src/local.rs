@@ -73,3 +73,78 @@ pub fn run_in_memory(
         offline_bytes,
     })
 }
+
+/// The whole session of [`crate::roles`] in one process over the in-memory link: per batch the
+/// dealer's material, the sensor's shares, both servers on two threads (timed from having
+/// input and material to output, as the processes time themselves) and the reveal. Byte and
+/// round counts equal the TCP session's (frame bytes); `offline_bytes` counts the encoded
+/// material without frame headers. For checking agreement over a whole test set quickly.
+pub fn run_batches_in_memory(
+    arch: &Architecture,
+    weights: &[LayerWeights],
+    inputs: &[f32],
+    batches: &[usize],
+    seed: u64,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<crate::roles::DealerReport, MpcError> {
+    let total: usize = batches.iter().sum();
+    if inputs.len() != total * arch.input_len {
+        return Err(MpcError::Input(format!(
+            "{} values for {total} samples of {}",
+            inputs.len(),
+            arch.input_len
+        )));
+    }
+    let mut dealer = Dealer::new(arch, weights, seed);
+    let model_bytes =
+        (dealer.model_shares(0).encoded_len() + dealer.model_shares(1).encoded_len()) as u64;
+    let s0 = Server::new(Party::Zero, arch.clone(), dealer.model_shares(0).clone())?;
+    let s1 = Server::new(Party::One, arch.clone(), dealer.model_shares(1).clone())?;
+    let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x5e45);
+    let mut logits = Vec::with_capacity(total);
+    let mut reports = Vec::with_capacity(batches.len());
+    let mut at = 0;
+    for (k, &batch) in batches.iter().enumerate() {
+        let t = std::time::Instant::now();
+        let [m0, m1] = dealer.material(batch);
+        let dealer_ms = t.elapsed().as_secs_f64() * 1e3;
+        let offline_bytes = (m0.encoded_len() + m1.encoded_len()) as u64;
+        let x = &inputs[at * arch.input_len..(at + batch) * arch.input_len];
+        at += batch;
+        let (x0, x1) = share_input(x, &mut rng);
+        let (mut c0, mut c1) = MemoryChannel::pair();
+        let timed = |s: &Server, c: &mut MemoryChannel, x: Shares, m| {
+            let t = std::time::Instant::now();
+            let y = s.infer(c, x, m, batch);
+            (y, t.elapsed().as_secs_f64() * 1e3, c.stats())
+        };
+        let (r0, r1) = std::thread::scope(|scope| {
+            let h = scope.spawn(|| timed(&s1, &mut c1, x1, m1));
+            let r0 = timed(&s0, &mut c0, x0, m0);
+            (r0, h.join())
+        });
+        let r1 = r1.map_err(|_| MpcError::Transport {
+            peer: "E2".into(),
+            message: "server thread panicked".into(),
+        })?;
+        let (y0, y1) = (r0.0?, r1.0?);
+        for s in reveal(&y0, &y1).chunks_exact(arch.output_len.max(1)) {
+            logits.push(s.iter().map(|&v| decode(v)).collect());
+        }
+        reports.push(crate::roles::BatchReport {
+            samples: batch,
+            online_ms: [r0.1, r1.1],
+            online_bytes_sent: [r0.2.bytes_sent, r1.2.bytes_sent],
+            rounds: r0.2.rounds,
+            offline_bytes,
+            dealer_ms,
+        });
+        progress(k + 1, batches.len());
+    }
+    Ok(crate::roles::DealerReport {
+        model: arch.name.clone(),
+        logits,
+        batches: reports,
+        model_bytes,
+    })
+}

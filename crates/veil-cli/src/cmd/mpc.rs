@@ -147,6 +147,11 @@ pub struct BenchArgs {
     /// Dealer seed (default: fresh entropy).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// `tls`: four processes over mutual TLS on loopback; `memory`: the same protocol in this
+    /// process over the in-memory link (same engine, material and byte counts; no TLS, no
+    /// serialisation), for agreement over whole test sets.
+    #[arg(long, default_value = "tls")]
+    pub transport: String,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -265,6 +270,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 #[derive(Serialize)]
 struct BenchOutput {
     model: String,
+    transport: String,
     dataset: String,
     images: usize,
     batch: usize,
@@ -365,6 +371,138 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     if n > split.test.len() {
         bail!("--images {n}: the test split has {}", split.test.len());
     }
+    let start = Instant::now();
+    let report = match b.transport.as_str() {
+        "tls" => bench_processes(b, &dataset, &weights, &sizes)?,
+        "memory" => {
+            let (spec, tensors) = veil_mpc::model::read_weight_file(&weights)?;
+            let (arch, lw) = veil_mpc::model::compile(&spec, &tensors)?;
+            let per = split.test.sample_len();
+            let bar = indicatif::ProgressBar::new(sizes.len() as u64);
+            let r = veil_mpc::local::run_batches_in_memory(
+                &arch,
+                &lw,
+                &split.test.samples[..n * per],
+                &sizes,
+                b.seed.unwrap_or_else(rand_seed),
+                &mut |done, _| bar.set_position(done as u64),
+            )?;
+            bar.finish_and_clear();
+            r
+        }
+        other => bail!("--transport must be tls or memory, got `{other}`"),
+    };
+    let wall_s = start.elapsed().as_secs_f64();
+    // Plaintext reference: the burn engine on the same samples.
+    let model = Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
+    let per = split.test.sample_len();
+    let plain = model
+        .forward(model.input(split.test.samples[..n * per].to_vec())?)?
+        .into_values()?;
+    let (spec, tensors) = veil_mpc::model::read_weight_file(&weights)?;
+    let (arch, lw) = veil_mpc::model::compile(&spec, &tensors)?;
+    let classes = arch.output_len;
+    let argmax = |v: &[f64]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i)
+    };
+    let (mut agree, mut correct_s, mut correct_p) = (0usize, 0usize, 0usize);
+    let (mut max_err, mut min_slack, mut max_bound) = (0.0f64, f64::INFINITY, 0.0f64);
+    for (i, got) in report.logits.iter().enumerate() {
+        let want: Vec<f64> = plain[i * classes..(i + 1) * classes]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let (reference, bound) = veil_mpc::model::eval_with_bound(&arch, &lw, split.test.sample(i));
+        let (s, p) = (argmax(got), argmax(&want));
+        agree += usize::from(s == p);
+        let label = split.test.labels[i] as usize;
+        correct_s += usize::from(s == label);
+        correct_p += usize::from(p == label);
+        for k in 0..classes {
+            max_err = max_err.max((got[k] - want[k]).abs());
+            min_slack = min_slack.min(bound[k] - (got[k] - reference[k]).abs());
+            max_bound = max_bound.max(bound[k]);
+        }
+    }
+    let mut batch_ms: Vec<f64> = report
+        .batches
+        .iter()
+        .filter(|x| x.samples == b.batches.batch)
+        .map(|x| x.online_ms[0].max(x.online_ms[1]))
+        .collect();
+    let batch_med = median(&mut batch_ms);
+    let online: u64 = report
+        .batches
+        .iter()
+        .map(|x| x.online_bytes_sent[0] + x.online_bytes_sent[1])
+        .sum();
+    let offline: u64 = report.batches.iter().map(|x| x.offline_bytes).sum();
+    let dealer_ms: f64 = report.batches.iter().map(|x| x.dealer_ms).sum();
+    let out = BenchOutput {
+        model: report.model.clone(),
+        transport: b.transport.clone(),
+        dataset: id.name(),
+        images: n,
+        batch: b.batches.batch,
+        latency_ms_median: batch_med / b.batches.batch as f64,
+        batch_latency_ms_median: batch_med,
+        throughput_images_per_s: b.batches.batch as f64 / (batch_med / 1e3),
+        online_bytes: online as f64 / n as f64,
+        offline_bytes: offline as f64 / n as f64,
+        model_bytes: report.model_bytes,
+        dealer_ms_per_image: dealer_ms / n as f64,
+        rounds: report.batches.first().map_or(0, |x| x.rounds),
+        agreement: agree as f64 / n as f64,
+        max_abs_logit_error: max_err,
+        min_bound_slack: min_slack,
+        max_error_bound: max_bound,
+        accuracy_secure: correct_s as f64 / n as f64,
+        accuracy_plain: correct_p as f64 / n as f64,
+        wall_s,
+    };
+    if b.json {
+        return crate::print_json(&out);
+    }
+    crate::out(&format!(
+        "{} on {} ({} samples, batch {}): online {:.2} ms/sample (batch {:.2} ms, {:.1} samples/s), online {:.1} KB/sample, offline {:.1} KB/sample, {} rounds; agreement {:.4}, max |logit error| {:.2e} (bound up to {:.2e}); accuracy secure {:.4} / plain {:.4}",
+        out.model,
+        out.dataset,
+        out.images,
+        out.batch,
+        out.latency_ms_median,
+        out.batch_latency_ms_median,
+        out.throughput_images_per_s,
+        out.online_bytes / 1e3,
+        out.offline_bytes / 1e3,
+        out.rounds,
+        out.agreement,
+        out.max_abs_logit_error,
+        out.max_error_bound,
+        out.accuracy_secure,
+        out.accuracy_plain
+    ))
+}
+
+/// A fresh dealer seed from the clock and the process id (the dealer process itself draws OS
+/// entropy when no seed is given).
+fn rand_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Runs E1, E2, the sensor and the dealer as child processes on loopback and returns the
+/// dealer's report.
+fn bench_processes(
+    b: &BenchArgs,
+    dataset: &str,
+    weights: &Path,
+    sizes: &[usize],
+) -> anyhow::Result<DealerReport> {
     let dir = std::env::temp_dir().join(format!("veil-mpc-bench-{}", std::process::id()));
     let keys = dir.join("keys");
     veil_tls::write_dir(&keys, &veil_tls::generate(&PARTIES)?)?;
@@ -378,7 +516,6 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     let data_dir = veil_data::data_dir(b.data.as_deref())
         .ok()
         .map(|p| p.display().to_string());
-    let start = Instant::now();
     let mut children = Children(Vec::new());
     children.0.push(spawn(
         "E1",
@@ -411,7 +548,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     let mut sensor_args = common(&[
         "client",
         "--dataset",
-        &dataset,
+        dataset,
         "--images",
         &images,
         "--batch",
@@ -490,101 +627,11 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     bar.finish_and_clear();
-    let wall_s = start.elapsed().as_secs_f64();
     let report: DealerReport = serde_json::from_str(
         &std::fs::read_to_string(&report_path)
             .with_context(|| format!("reading {}", report_path.display()))?,
     )
     .context("dealer report")?;
     let _ = std::fs::remove_dir_all(&dir);
-    // Plaintext reference: the burn engine on the same samples.
-    let model = Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
-    let per = split.test.sample_len();
-    let plain = model
-        .forward(model.input(split.test.samples[..n * per].to_vec())?)?
-        .into_values()?;
-    let (spec, tensors) = veil_mpc::model::read_weight_file(&weights)?;
-    let (arch, lw) = veil_mpc::model::compile(&spec, &tensors)?;
-    let classes = arch.output_len;
-    let argmax = |v: &[f64]| {
-        v.iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i)
-    };
-    let (mut agree, mut correct_s, mut correct_p) = (0usize, 0usize, 0usize);
-    let (mut max_err, mut min_slack, mut max_bound) = (0.0f64, f64::INFINITY, 0.0f64);
-    for (i, got) in report.logits.iter().enumerate() {
-        let want: Vec<f64> = plain[i * classes..(i + 1) * classes]
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect();
-        let (reference, bound) = veil_mpc::model::eval_with_bound(&arch, &lw, split.test.sample(i));
-        let (s, p) = (argmax(got), argmax(&want));
-        agree += usize::from(s == p);
-        let label = split.test.labels[i] as usize;
-        correct_s += usize::from(s == label);
-        correct_p += usize::from(p == label);
-        for k in 0..classes {
-            max_err = max_err.max((got[k] - want[k]).abs());
-            min_slack = min_slack.min(bound[k] - (got[k] - reference[k]).abs());
-            max_bound = max_bound.max(bound[k]);
-        }
-    }
-    let mut batch_ms: Vec<f64> = report
-        .batches
-        .iter()
-        .filter(|x| x.samples == b.batches.batch)
-        .map(|x| x.online_ms[0].max(x.online_ms[1]))
-        .collect();
-    let batch_med = median(&mut batch_ms);
-    let online: u64 = report
-        .batches
-        .iter()
-        .map(|x| x.online_bytes_sent[0] + x.online_bytes_sent[1])
-        .sum();
-    let offline: u64 = report.batches.iter().map(|x| x.offline_bytes).sum();
-    let dealer_ms: f64 = report.batches.iter().map(|x| x.dealer_ms).sum();
-    let out = BenchOutput {
-        model: report.model.clone(),
-        dataset: id.name(),
-        images: n,
-        batch: b.batches.batch,
-        latency_ms_median: batch_med / b.batches.batch as f64,
-        batch_latency_ms_median: batch_med,
-        throughput_images_per_s: b.batches.batch as f64 / (batch_med / 1e3),
-        online_bytes: online as f64 / n as f64,
-        offline_bytes: offline as f64 / n as f64,
-        model_bytes: report.model_bytes,
-        dealer_ms_per_image: dealer_ms / n as f64,
-        rounds: report.batches.first().map_or(0, |x| x.rounds),
-        agreement: agree as f64 / n as f64,
-        max_abs_logit_error: max_err,
-        min_bound_slack: min_slack,
-        max_error_bound: max_bound,
-        accuracy_secure: correct_s as f64 / n as f64,
-        accuracy_plain: correct_p as f64 / n as f64,
-        wall_s,
-    };
-    if b.json {
-        return crate::print_json(&out);
-    }
-    crate::out(&format!(
-        "{} on {} ({} samples, batch {}): online {:.2} ms/sample (batch {:.2} ms, {:.1} samples/s), online {:.1} KB/sample, offline {:.1} KB/sample, {} rounds; agreement {:.4}, max |logit error| {:.2e} (bound up to {:.2e}); accuracy secure {:.4} / plain {:.4}",
-        out.model,
-        out.dataset,
-        out.images,
-        out.batch,
-        out.latency_ms_median,
-        out.batch_latency_ms_median,
-        out.throughput_images_per_s,
-        out.online_bytes / 1e3,
-        out.offline_bytes / 1e3,
-        out.rounds,
-        out.agreement,
-        out.max_abs_logit_error,
-        out.max_error_bound,
-        out.accuracy_secure,
-        out.accuracy_plain
-    ))
+    Ok(report)
 }
