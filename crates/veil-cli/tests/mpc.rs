@@ -56,6 +56,30 @@ fn bench_runs_four_processes_and_agrees_with_plaintext() {
     assert!(v["max_abs_logit_error"].as_f64().expect("err") < 0.05);
     assert!(v["min_bound_slack"].as_f64().expect("slack") > 0.0);
     assert_eq!(v["accuracy_secure"], v["accuracy_plain"]);
+    // The in-memory session counts the same rounds and online bytes as the TLS one.
+    let m = json(&veil(&[
+        "mpc",
+        "bench",
+        "--model",
+        "secureml_a",
+        "--weights",
+        &weights,
+        "--dataset",
+        "synthetic",
+        "--images",
+        "10",
+        "--batch",
+        "4",
+        "--transport",
+        "memory",
+        "--json",
+    ]));
+    assert_eq!(m["transport"], "memory");
+    assert_eq!(
+        (&m["rounds"], &m["online_bytes"]),
+        (&v["rounds"], &v["online_bytes"])
+    );
+    assert_eq!(m["agreement"].as_f64(), Some(1.0));
 }
 
 #[test]
