@@ -7,6 +7,7 @@
 //! - [`Shape`]: an activation shape without the batch dimension (`[c, h, w]` or `[n]`).
 //! - [`cost`]: parameters, multiplications and activation bytes per layer and per
 //!   input-channel segment (DistPrivacy eqs. 2-4, SYSTEM.md section 4).
+//! - [`kernels`]: conv, dense and pooling on plain numbers for the interpreters without burn.
 //! - [`zoo`]: every network of SYSTEM.md section 2, by name.
 //! - [`weights`]: the tensor names and shapes a weight file must hold for a spec.
 //!
@@ -16,6 +17,7 @@
 
 pub mod cost;
 mod error;
+pub mod kernels;
 mod layer;
 mod shape;
 mod spec;

@@ -1,0 +1,247 @@
+//! Reference kernels on plain numbers, shared by the interpreters that do not use burn: the
+//! secure engine computes them in the ring `Z_2^64` (`Wrapping<u64>`), the distributed
+//! runtime in `f32` on weight slices, tests in `f64`.
+//!
+//! A convolution restricted to a subset of its input channels, with the matching slice of
+//! the weight (`[out, subset, kh, kw]`), yields exactly the partial sums of SYSTEM.md section
+//! 4: [`Linear::Conv`] with `input[0]` set to the subset size is that computation.
+//!
+//! Key items: [`Linear`], [`Linear::apply`], [`pool_windows`].
+
+use std::ops::{Add, Mul};
+
+/// A bilinear layer `y = W x` (the bias is added separately).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Linear {
+    /// 2-D convolution, weight `[out, in, kh, kw]`.
+    Conv {
+        /// Input `[c, h, w]`.
+        input: [usize; 3],
+        /// Output `[c, h, w]`.
+        output: [usize; 3],
+        /// Kernel `[kh, kw]`.
+        kernel: [usize; 2],
+        /// Stride `[sh, sw]`.
+        stride: [usize; 2],
+        /// Zero padding `[ph, pw]`.
+        padding: [usize; 2],
+    },
+    /// Fully connected, weight `[out, in]`.
+    Dense {
+        /// Input features.
+        input: usize,
+        /// Output features.
+        output: usize,
+    },
+}
+
+impl Linear {
+    /// Input elements per sample.
+    pub fn input_len(&self) -> usize {
+        match self {
+            Linear::Conv { input, .. } => input.iter().product(),
+            Linear::Dense { input, .. } => *input,
+        }
+    }
+
+    /// Output elements per sample.
+    pub fn output_len(&self) -> usize {
+        match self {
+            Linear::Conv { output, .. } => output.iter().product(),
+            Linear::Dense { output, .. } => *output,
+        }
+    }
+
+    /// Weight elements.
+    pub fn weight_len(&self) -> usize {
+        match self {
+            Linear::Conv {
+                input,
+                output,
+                kernel,
+                ..
+            } => output[0] * input[0] * kernel[0] * kernel[1],
+            Linear::Dense { input, output } => input * output,
+        }
+    }
+
+    /// Multiplications per sample.
+    pub fn macs(&self) -> usize {
+        match self {
+            Linear::Conv { output, .. } => {
+                self.weight_len() / output[0] * output.iter().product::<usize>()
+            }
+            Linear::Dense { input, output } => input * output,
+        }
+    }
+
+    /// `W x` for one sample, in any ring (`Wrapping<u64>` for shares, `f64` for the
+    /// reference). `w` and `x` must have [`Linear::weight_len`] and [`Linear::input_len`]
+    /// elements; the result has [`Linear::output_len`].
+    pub fn apply<T>(&self, w: &[T], x: &[T]) -> Vec<T>
+    where
+        T: Copy + Default + Add<Output = T> + Mul<Output = T>,
+    {
+        match *self {
+            Linear::Dense { input, output } => (0..output)
+                .map(|o| {
+                    let row = &w[o * input..(o + 1) * input];
+                    row.iter()
+                        .zip(x)
+                        .fold(T::default(), |acc, (&a, &b)| acc + a * b)
+                })
+                .collect(),
+            Linear::Conv {
+                input: [c, h, wd],
+                output: [oc, oh, ow],
+                kernel: [kh, kw],
+                stride: [sh, sw],
+                padding: [ph, pw],
+            } => {
+                let mut out = vec![T::default(); oc * oh * ow];
+                for o in 0..oc {
+                    for ci in 0..c {
+                        let plane = &x[ci * h * wd..(ci + 1) * h * wd];
+                        let filt = &w[(o * c + ci) * kh * kw..(o * c + ci + 1) * kh * kw];
+                        for y in 0..oh {
+                            for i in 0..kh {
+                                let iy = (y * sh + i) as isize - ph as isize;
+                                if iy < 0 || iy >= h as isize {
+                                    continue;
+                                }
+                                let row = &plane[iy as usize * wd..(iy as usize + 1) * wd];
+                                let dst = &mut out[(o * oh + y) * ow..(o * oh + y + 1) * ow];
+                                for j in 0..kw {
+                                    let f = filt[i * kw + j];
+                                    for (xo, d) in dst.iter_mut().enumerate() {
+                                        let ix = (xo * sw + j) as isize - pw as isize;
+                                        if ix >= 0 && ix < wd as isize {
+                                            *d = *d + f * row[ix as usize];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// For each output element of a `kernel`/`stride` pooling over a `[c, h, w]` input (no
+/// padding), the row-major input indices of its window, output-major.
+pub fn pool_windows(input: [usize; 3], kernel: [usize; 2], stride: [usize; 2]) -> Vec<Vec<usize>> {
+    let [c, h, w] = input;
+    if kernel[0] == 0 || kernel[1] == 0 || kernel[0] > h || kernel[1] > w {
+        return Vec::new();
+    }
+    let oh = (h - kernel[0]) / stride[0].max(1) + 1;
+    let ow = (w - kernel[1]) / stride[1].max(1) + 1;
+    let mut out = Vec::with_capacity(c * oh * ow);
+    for ci in 0..c {
+        for y in 0..oh {
+            for x in 0..ow {
+                let mut win = Vec::with_capacity(kernel[0] * kernel[1]);
+                for i in 0..kernel[0] {
+                    for j in 0..kernel[1] {
+                        win.push((ci * h + y * stride[0] + i) * w + x * stride[1] + j);
+                    }
+                }
+                out.push(win);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::Wrapping;
+
+    #[test]
+    fn conv_matches_a_direct_sum_in_both_rings() {
+        // 2 input channels 4x5, 3 filters 3x3, stride 2, padding 1: out 3 x 2 x 3.
+        let lin = Linear::Conv {
+            input: [2, 4, 5],
+            output: [3, 2, 3],
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [1, 1],
+        };
+        let x: Vec<i64> = (0..40).map(|v| (v * 7 % 11) - 5).collect();
+        let w: Vec<i64> = (0..54).map(|v| (v * 5 % 13) - 6).collect();
+        let mut want = vec![0i64; 18];
+        for o in 0..3 {
+            for y in 0..2 {
+                for xo in 0..3 {
+                    for c in 0..2 {
+                        for i in 0..3 {
+                            for j in 0..3 {
+                                let (iy, ix) = (y * 2 + i, xo * 2 + j);
+                                if iy < 1 || ix < 1 || iy > 4 || ix > 5 {
+                                    continue;
+                                }
+                                want[(o * 2 + y) * 3 + xo] += w[((o * 2 + c) * 3 + i) * 3 + j]
+                                    * x[(c * 4 + iy - 1) * 5 + ix - 1];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let f: Vec<f64> = lin.apply(
+            &w.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        );
+        assert_eq!(f, want.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        let r = lin.apply(
+            &w.iter().map(|&v| Wrapping(v as u64)).collect::<Vec<_>>(),
+            &x.iter().map(|&v| Wrapping(v as u64)).collect::<Vec<_>>(),
+        );
+        assert_eq!(r.iter().map(|v| v.0 as i64).collect::<Vec<_>>(), want);
+        assert_eq!(lin.macs(), 18 * 18);
+    }
+
+    #[test]
+    fn channel_subsets_sum_to_the_whole_convolution() {
+        // 3 input channels split {0}, {1, 2}: the partial sums of the two slices add up to the
+        // full convolution (SYSTEM.md section 4).
+        let full = Linear::Conv {
+            input: [3, 5, 5],
+            output: [2, 3, 3],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [0, 0],
+        };
+        let x: Vec<f64> = (0..75)
+            .map(|v| f64::from((v * 13 % 7) as u8) - 3.0)
+            .collect();
+        let w: Vec<f64> = (0..54)
+            .map(|v| f64::from((v * 5 % 11) as u8) - 5.0)
+            .collect();
+        let want = full.apply(&w, &x);
+        let part = |lo: usize, n: usize| {
+            let lin = Linear::Conv {
+                input: [n, 5, 5],
+                output: [2, 3, 3],
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [0, 0],
+            };
+            let ws: Vec<f64> = (0..2)
+                .flat_map(|o| w[(o * 3 + lo) * 9..(o * 3 + lo + n) * 9].to_vec())
+                .collect();
+            lin.apply(&ws, &x[lo * 25..(lo + n) * 25])
+        };
+        let (a, b) = (part(0, 1), part(1, 2));
+        let got: Vec<f64> = a.iter().zip(&b).map(|(p, q)| p + q).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            pool_windows([1, 4, 4], [2, 2], [2, 2])[3],
+            vec![10, 11, 14, 15]
+        );
+    }
+}
