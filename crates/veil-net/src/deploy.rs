@@ -1,0 +1,414 @@
+//! From a placement to per-device work (SYSTEM.md section 4).
+//!
+//! A model's compute layers (conv and linear) are its *stages*; the channel-wise layers after
+//! a stage (ReLU, pooling, dropout, flatten) belong to it as its *post ops*. A conv stage has
+//! one segment per input map; a linear stage one segment. `owners[s][p]` is the device of
+//! segment `p` of stage `s` (the planner's `Placement::devices`).
+//!
+//! Data flow of stage `s`: each device holding segments of `s` convolves its input maps with
+//! the matching weight slice, giving partial sums for **all** output maps. If one device holds
+//! every segment of `s` (*whole*), it finishes the output itself (bias and post ops) and sends
+//! each finished map to the owner of the next stage's segment with that index (all maps to
+//! the one owner of a linear next stage). Otherwise (*shared*) each device sends its partial
+//! sums of map `q` to that owner, the *reducer* of `q`, which adds the contributions of every
+//! device, the bias, and applies the post ops. A linear stage always runs whole. This is the
+//! transfer rule of `veil_plan::stages`, so the runtime moves the bytes the cost model counts.
+//!
+//! Key items: [`Deployment`], [`Stage`], [`Kernel`], [`DeviceWork`], [`Deployment::work_of`].
+
+use serde::Serialize;
+use veil_spec::kernels::Linear;
+use veil_spec::{LayerKind, ModelSpec};
+
+use crate::NetError;
+
+/// The compute of a stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Kernel {
+    /// A convolution over `[c, h, w]` inputs.
+    Conv {
+        /// Input `[c, h, w]`.
+        input: [usize; 3],
+        /// Output before post ops `[c, h, w]`.
+        output: [usize; 3],
+        /// Kernel `[kh, kw]`.
+        kernel: [usize; 2],
+        /// Stride.
+        stride: [usize; 2],
+        /// Padding.
+        padding: [usize; 2],
+    },
+    /// A dense layer.
+    Dense {
+        /// Input features.
+        input: usize,
+        /// Output features.
+        output: usize,
+    },
+}
+
+/// A channel-wise op after a stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum PostOp {
+    /// `max(0, x)`.
+    Relu,
+    /// Max pooling of each `[h, w]` map.
+    MaxPool {
+        /// Map size before.
+        size: [usize; 2],
+        /// Window.
+        kernel: [usize; 2],
+        /// Stride.
+        stride: [usize; 2],
+    },
+    /// Average pooling of each `[h, w]` map.
+    AvgPool {
+        /// Map size before.
+        size: [usize; 2],
+        /// Window.
+        kernel: [usize; 2],
+        /// Stride.
+        stride: [usize; 2],
+    },
+}
+
+/// One stage of a deployed model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stage {
+    /// Layer name.
+    pub layer: String,
+    /// Its compute.
+    pub kernel: Kernel,
+    /// Channel-wise ops until the next stage.
+    pub post: Vec<PostOp>,
+    /// Output channels (maps of a conv, 1 for a dense layer's vector).
+    pub channels: usize,
+    /// Elements of one finished output channel (after post ops).
+    pub finished_len: usize,
+    /// Device of each segment.
+    pub owners: Vec<usize>,
+}
+
+impl Stage {
+    /// Segments (input maps of a conv, 1 for a dense layer).
+    pub fn segments(&self) -> usize {
+        match self.kernel {
+            Kernel::Conv { input, .. } => input[0],
+            Kernel::Dense { .. } => 1,
+        }
+    }
+
+    /// Distinct devices of this stage, ascending.
+    pub fn devices(&self) -> Vec<usize> {
+        let mut d = self.owners.clone();
+        d.sort_unstable();
+        d.dedup();
+        d
+    }
+
+    /// Whether one device runs the whole stage.
+    pub fn whole(&self) -> bool {
+        self.devices().len() == 1
+    }
+
+    /// Elements of one output channel before post ops.
+    pub fn raw_len(&self) -> usize {
+        match self.kernel {
+            Kernel::Conv { output, .. } => output[1] * output[2],
+            Kernel::Dense { output, .. } => output,
+        }
+    }
+}
+
+/// A model placed on devices.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Deployment {
+    /// Model name.
+    pub model: String,
+    /// The source device (camera): runs the first and last stage, receives the result.
+    pub source: usize,
+    /// Stages in order.
+    pub stages: Vec<Stage>,
+    /// Input elements.
+    pub input_len: usize,
+}
+
+/// What one device holds for one stage: its segments and the weight slice for them, and the
+/// biases of the output channels it finishes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageWork {
+    /// Stage index.
+    pub stage: usize,
+    /// Its segments (input channels), ascending.
+    pub segments: Vec<usize>,
+    /// Weight slice `[out, segments, kh, kw]` (conv) or the whole `[out, in]` (dense).
+    pub weight: Vec<f32>,
+    /// Bias of each output channel this device finishes (channel index, bias values: one
+    /// per conv map, `out` values for a dense layer).
+    pub bias: Vec<(usize, Vec<f32>)>,
+}
+
+/// Everything one device receives from the coordinator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceWork {
+    /// Device id.
+    pub device: usize,
+    /// Per stage where the device computes or finishes something.
+    pub stages: Vec<StageWork>,
+}
+
+impl DeviceWork {
+    /// Weight and bias values held (what the device must store).
+    pub fn parameters(&self) -> usize {
+        self.stages
+            .iter()
+            .map(|s| s.weight.len() + s.bias.iter().map(|(_, b)| b.len()).sum::<usize>())
+            .sum()
+    }
+}
+
+impl Deployment {
+    /// Stages of `spec` with segment owners `owners[s][p]` and source `source`.
+    pub fn new(spec: &ModelSpec, owners: &[Vec<usize>], source: usize) -> Result<Self, NetError> {
+        let shapes = spec
+            .validate()
+            .map_err(|e| NetError::Deploy(e.to_string()))?;
+        let mut stages: Vec<Stage> = Vec::new();
+        for (i, layer) in spec.layers.iter().enumerate() {
+            let (input, output) = (&shapes[i], &shapes[i + 1]);
+            let bad =
+                |m: &str| NetError::Deploy(format!("{} layer {}: {m}", spec.name, layer.name));
+            match &layer.kind {
+                LayerKind::Conv2d {
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                } => {
+                    let (c, h, w) = input.as_chw().ok_or_else(|| bad("conv needs [c, h, w]"))?;
+                    let (oc, oh, ow) = output.as_chw().ok_or_else(|| bad("conv output"))?;
+                    if stages
+                        .last()
+                        .is_some_and(|s| matches!(s.kernel, Kernel::Dense { .. }))
+                    {
+                        return Err(bad("a conv after a dense layer is not supported"));
+                    }
+                    stages.push(Stage {
+                        layer: layer.name.clone(),
+                        kernel: Kernel::Conv {
+                            input: [c, h, w],
+                            output: [oc, oh, ow],
+                            kernel: *kernel,
+                            stride: *stride,
+                            padding: *padding,
+                        },
+                        post: Vec::new(),
+                        channels: oc,
+                        finished_len: oh * ow,
+                        owners: Vec::new(),
+                    });
+                }
+                LayerKind::Linear { out_features } => stages.push(Stage {
+                    layer: layer.name.clone(),
+                    kernel: Kernel::Dense {
+                        input: input.numel(),
+                        output: *out_features,
+                    },
+                    post: Vec::new(),
+                    channels: 1,
+                    finished_len: *out_features,
+                    owners: Vec::new(),
+                }),
+                LayerKind::Relu => {
+                    if let Some(s) = stages.last_mut() {
+                        s.post.push(PostOp::Relu);
+                    } else {
+                        return Err(bad("a ReLU before the first compute layer"));
+                    }
+                }
+                LayerKind::MaxPool2d { kernel, stride }
+                | LayerKind::AvgPool2d { kernel, stride } => {
+                    let s = stages
+                        .last_mut()
+                        .ok_or_else(|| bad("pooling before the first compute layer"))?;
+                    let (_, h, w) = input
+                        .as_chw()
+                        .ok_or_else(|| bad("pooling needs [c, h, w]"))?;
+                    let (_, oh, ow) = output.as_chw().ok_or_else(|| bad("pooling output"))?;
+                    let stride = stride.unwrap_or(*kernel);
+                    s.post
+                        .push(if matches!(layer.kind, LayerKind::MaxPool2d { .. }) {
+                            PostOp::MaxPool {
+                                size: [h, w],
+                                kernel: *kernel,
+                                stride,
+                            }
+                        } else {
+                            PostOp::AvgPool {
+                                size: [h, w],
+                                kernel: *kernel,
+                                stride,
+                            }
+                        });
+                    s.finished_len = oh * ow;
+                }
+                LayerKind::Dropout { .. } | LayerKind::Flatten => {}
+                LayerKind::Reshape { .. } | LayerKind::ConvTranspose2d { .. } => {
+                    return Err(bad(
+                        "reshape and transposed convolutions are not deployable",
+                    ));
+                }
+            }
+        }
+        if stages.len() != owners.len() {
+            return Err(NetError::Deploy(format!(
+                "{} has {} compute layers, the placement {}",
+                spec.name,
+                stages.len(),
+                owners.len()
+            )));
+        }
+        for (s, o) in stages.iter_mut().zip(owners) {
+            if o.len() != s.segments() {
+                return Err(NetError::Deploy(format!(
+                    "{}: {} segments, the placement assigns {}",
+                    s.layer,
+                    s.segments(),
+                    o.len()
+                )));
+            }
+            s.owners = o.clone();
+        }
+        let (first, last) = (&stages[0], &stages[stages.len() - 1]);
+        if first.devices() != [source] || last.devices() != [source] {
+            return Err(NetError::Deploy(format!(
+                "the source device {source} must run the first and the last stage"
+            )));
+        }
+        Ok(Deployment {
+            model: spec.name.clone(),
+            source,
+            stages,
+            input_len: spec.input_shape.numel(),
+        })
+    }
+
+    /// The device that finishes output channel `q` of stage `s`: the owner of segment `q` of
+    /// the next stage (conv), its one owner (dense), or the source after the last stage. In a
+    /// whole stage, its one device.
+    pub fn finisher(&self, s: usize, q: usize) -> usize {
+        let stage = &self.stages[s];
+        if stage.whole() {
+            return stage.owners[0];
+        }
+        match self.stages.get(s + 1) {
+            Some(next) if matches!(next.kernel, Kernel::Conv { .. }) => next.owners[q],
+            Some(next) => next.owners[0],
+            None => self.source,
+        }
+    }
+
+    /// Where finished channel `q` of stage `s` goes: the device that needs it as input.
+    pub fn consumer(&self, s: usize, q: usize) -> usize {
+        match self.stages.get(s + 1) {
+            Some(next) if matches!(next.kernel, Kernel::Conv { .. }) => next.owners[q],
+            Some(next) => next.owners[0],
+            None => self.source,
+        }
+    }
+
+    /// The slices device `device` needs, cut from the full parameters `params` (per stage:
+    /// weight in the spec's layout, bias).
+    pub fn work_of(&self, device: usize, params: &[(Vec<f32>, Vec<f32>)]) -> DeviceWork {
+        let mut stages = Vec::new();
+        for (s, stage) in self.stages.iter().enumerate() {
+            let segments: Vec<usize> = (0..stage.segments())
+                .filter(|&p| stage.owners[p] == device)
+                .collect();
+            let (w, b) = &params[s];
+            let weight = match stage.kernel {
+                Kernel::Conv {
+                    input,
+                    output,
+                    kernel,
+                    ..
+                } if !segments.is_empty() => {
+                    let k = kernel[0] * kernel[1];
+                    let mut slice = Vec::with_capacity(output[0] * segments.len() * k);
+                    for o in 0..output[0] {
+                        for &p in &segments {
+                            let at = (o * input[0] + p) * k;
+                            slice.extend_from_slice(&w[at..at + k]);
+                        }
+                    }
+                    slice
+                }
+                Kernel::Dense { .. } if !segments.is_empty() => w.clone(),
+                _ => Vec::new(),
+            };
+            let bias: Vec<(usize, Vec<f32>)> = match stage.kernel {
+                Kernel::Conv { .. } => (0..stage.channels)
+                    .filter(|&q| self.finisher(s, q) == device)
+                    .map(|q| (q, vec![b[q]]))
+                    .collect(),
+                Kernel::Dense { .. } if !segments.is_empty() => vec![(0, b.clone())],
+                Kernel::Dense { .. } => Vec::new(),
+            };
+            if !segments.is_empty() || !bias.is_empty() {
+                stages.push(StageWork {
+                    stage: s,
+                    segments,
+                    weight,
+                    bias,
+                });
+            }
+        }
+        DeviceWork { device, stages }
+    }
+
+    /// The kernel of stage `s` restricted to `n` input channels (a conv) or whole (dense).
+    pub fn linear_for(&self, s: usize, n: usize) -> Linear {
+        match self.stages[s].kernel {
+            Kernel::Conv {
+                input,
+                output,
+                kernel,
+                stride,
+                padding,
+            } => Linear::Conv {
+                input: [n, input[1], input[2]],
+                output,
+                kernel,
+                stride,
+                padding,
+            },
+            Kernel::Dense { input, output } => Linear::Dense { input, output },
+        }
+    }
+}
+
+/// Applies `post` to one channel's values.
+pub fn apply_post(post: &[PostOp], mut x: Vec<f32>) -> Vec<f32> {
+    for op in post {
+        x = match op {
+            PostOp::Relu => x.into_iter().map(|v| v.max(0.0)).collect(),
+            PostOp::MaxPool {
+                size,
+                kernel,
+                stride,
+            } => veil_spec::kernels::pool_windows([1, size[0], size[1]], *kernel, *stride)
+                .iter()
+                .map(|w| w.iter().map(|&i| x[i]).fold(f32::NEG_INFINITY, f32::max))
+                .collect(),
+            PostOp::AvgPool {
+                size,
+                kernel,
+                stride,
+            } => veil_spec::kernels::pool_windows([1, size[0], size[1]], *kernel, *stride)
+                .iter()
+                .map(|w| w.iter().map(|&i| x[i]).sum::<f32>() / w.len() as f32)
+                .collect(),
+        };
+    }
+    x
+}

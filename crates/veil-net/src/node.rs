@@ -1,0 +1,335 @@
+//! One device executing requests of a [`Deployment`] as messages arrive. Transport-free: a
+//! node consumes a [`Message`] and returns the messages it sends ([`Outbox`]); a harness or a
+//! network layer delivers them.
+//!
+//! Per request a node keeps the finished input channels it has received and the partial sums
+//! it is reducing; as soon as every input of one of its stages is present it computes that
+//! stage (partial sums of its channels, or the whole stage) and routes the result as
+//! `veil_net::deploy` describes. Each stage runs once per request; a message for a stage or
+//! channel the node does not hold is an error, never a panic.
+//!
+//! Key items: [`Node`], [`Message`], [`Payload`], [`Node::start`], [`Node::handle`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::NetError;
+use crate::deploy::{Deployment, DeviceWork, Kernel, StageWork, apply_post};
+
+/// What a message carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Payload {
+    /// Finished output channels of `stage` (bias and post ops applied): inputs of the next
+    /// stage, or the logits after the last stage.
+    Finished,
+    /// Partial sums of output channels of `stage` for their finisher to reduce.
+    Partial,
+}
+
+/// One message between devices.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Message {
+    /// Request id.
+    pub request: u64,
+    /// Stage whose output the channels are.
+    pub stage: usize,
+    /// Finished or partial.
+    pub payload: Payload,
+    /// Sender.
+    pub from: usize,
+    /// `(channel, values)`.
+    pub channels: Vec<(usize, Vec<f32>)>,
+}
+
+impl Message {
+    /// Bytes of the values (4 per scalar), the quantity the cost model counts.
+    pub fn value_bytes(&self) -> usize {
+        self.channels.iter().map(|(_, v)| 4 * v.len()).sum()
+    }
+}
+
+/// Messages to send: `(destination device, message)`.
+pub type Outbox = Vec<(usize, Message)>;
+
+#[derive(Default)]
+struct RequestState {
+    /// Finished inputs of stage `t`: `(t, channel) -> values`.
+    inputs: HashMap<(usize, usize), Vec<f32>>,
+    /// Partial sums being reduced: `(stage, channel) -> (contributions, sum)`.
+    partials: HashMap<(usize, usize), (HashSet<usize>, Vec<f32>)>,
+    /// Stages already computed.
+    done: HashSet<usize>,
+}
+
+/// One device.
+pub struct Node {
+    /// Device id.
+    pub device: usize,
+    deployment: Deployment,
+    work: BTreeMap<usize, StageWork>,
+    requests: HashMap<u64, RequestState>,
+    /// Multiply-accumulates done so far.
+    pub macs: u64,
+}
+
+impl Node {
+    /// A node with its slices.
+    pub fn new(deployment: Deployment, work: DeviceWork) -> Self {
+        Node {
+            device: work.device,
+            work: work.stages.into_iter().map(|s| (s.stage, s)).collect(),
+            deployment,
+            requests: HashMap::new(),
+            macs: 0,
+        }
+    }
+
+    fn bad(&self, request: u64, message: String) -> NetError {
+        NetError::Message {
+            device: self.device,
+            request,
+            message,
+        }
+    }
+
+    /// The source starts request `request` on `input` (one sample).
+    pub fn start(&mut self, request: u64, input: &[f32]) -> Result<Outbox, NetError> {
+        if self.device != self.deployment.source {
+            return Err(self.bad(request, "only the source starts requests".into()));
+        }
+        if input.len() != self.deployment.input_len {
+            return Err(self.bad(
+                request,
+                format!(
+                    "input of {} values, expected {}",
+                    input.len(),
+                    self.deployment.input_len
+                ),
+            ));
+        }
+        let stage0 = &self.deployment.stages[0];
+        let per = input.len() / stage0.segments();
+        let st = self.requests.entry(request).or_default();
+        for p in 0..stage0.segments() {
+            st.inputs
+                .insert((0, p), input[p * per..(p + 1) * per].to_vec());
+        }
+        self.progress(request)
+    }
+
+    /// Handles one message; returns what to send, and the logits when this node is the source
+    /// and the request is complete.
+    pub fn handle(&mut self, msg: Message) -> Result<(Outbox, Option<Vec<f32>>), NetError> {
+        let r = msg.request;
+        let stages = self.deployment.stages.len();
+        if msg.stage >= stages {
+            return Err(self.bad(r, format!("stage {} of {stages}", msg.stage)));
+        }
+        let stage = self.deployment.stages[msg.stage].clone();
+        for (q, v) in &msg.channels {
+            let want = match msg.payload {
+                Payload::Finished => stage.finished_len,
+                Payload::Partial => stage.raw_len(),
+            };
+            if *q >= stage.channels || v.len() != want {
+                return Err(self.bad(
+                    r,
+                    format!(
+                        "{} channel {q} with {} values (stage {} has {} channels of {want})",
+                        stage.layer,
+                        v.len(),
+                        msg.stage,
+                        stage.channels
+                    ),
+                ));
+            }
+        }
+        match msg.payload {
+            Payload::Finished => {
+                for (q, _) in &msg.channels {
+                    if self.deployment.consumer(msg.stage, *q) != self.device {
+                        return Err(self.bad(
+                            r,
+                            format!("{} channel {q} is not an input of this device", stage.layer),
+                        ));
+                    }
+                }
+                if msg.stage + 1 == stages {
+                    let mut out = Vec::new();
+                    for (_, v) in msg.channels {
+                        out.extend(v);
+                    }
+                    self.requests.remove(&r);
+                    return Ok((Vec::new(), Some(out)));
+                }
+                let st = self.requests.entry(r).or_default();
+                for (q, v) in msg.channels {
+                    st.inputs.insert((msg.stage + 1, q), v);
+                }
+            }
+            Payload::Partial => {
+                let senders = stage.devices().len();
+                let mut finished = Vec::new();
+                for (q, v) in msg.channels {
+                    if self.deployment.finisher(msg.stage, q) != self.device {
+                        return Err(self.bad(
+                            r,
+                            format!("{} channel {q} is not finished here", stage.layer),
+                        ));
+                    }
+                    let st = self.requests.entry(r).or_default();
+                    let entry = st
+                        .partials
+                        .entry((msg.stage, q))
+                        .or_insert_with(|| (HashSet::new(), vec![0.0; v.len()]));
+                    if !entry.0.insert(msg.from) {
+                        return Err(self.bad(
+                            r,
+                            format!(
+                                "second partial sum of {} channel {q} from {}",
+                                stage.layer, msg.from
+                            ),
+                        ));
+                    }
+                    for (a, b) in entry.1.iter_mut().zip(&v) {
+                        *a += b;
+                    }
+                    if entry.0.len() == senders {
+                        let (_, sum) = st.partials.remove(&(msg.stage, q)).unwrap_or_default();
+                        finished.push((q, sum));
+                    }
+                }
+                for (q, sum) in finished {
+                    let v = self.finish(msg.stage, q, sum, r)?;
+                    let st = self.requests.entry(r).or_default();
+                    st.inputs.insert((msg.stage + 1, q), v);
+                }
+            }
+        }
+        Ok((self.progress(r)?, None))
+    }
+
+    /// Bias and post ops of channel `q` of stage `s`.
+    fn finish(&self, s: usize, q: usize, mut sum: Vec<f32>, r: u64) -> Result<Vec<f32>, NetError> {
+        let bias = self
+            .work
+            .get(&s)
+            .and_then(|w| w.bias.iter().find(|(c, _)| *c == q))
+            .ok_or_else(|| self.bad(r, format!("no bias for stage {s} channel {q}")))?;
+        match bias.1.as_slice() {
+            [b] => sum.iter_mut().for_each(|v| *v += b),
+            bs => sum.iter_mut().zip(bs).for_each(|(v, b)| *v += b),
+        }
+        Ok(apply_post(&self.deployment.stages[s].post, sum))
+    }
+
+    /// Runs every stage of request `r` whose inputs are complete.
+    fn progress(&mut self, r: u64) -> Result<Outbox, NetError> {
+        let mut out = Outbox::new();
+        loop {
+            let ready: Option<usize> = {
+                let Some(st) = self.requests.get(&r) else {
+                    return Ok(out);
+                };
+                self.work.values().find_map(|w| {
+                    if w.segments.is_empty() || st.done.contains(&w.stage) {
+                        return None;
+                    }
+                    let needed: Vec<usize> = match self.deployment.stages[w.stage].kernel {
+                        Kernel::Conv { .. } => w.segments.clone(),
+                        Kernel::Dense { .. } if w.stage == 0 => vec![0],
+                        Kernel::Dense { .. } => {
+                            (0..self.deployment.stages[w.stage - 1].channels).collect()
+                        }
+                    };
+                    needed
+                        .iter()
+                        .all(|q| st.inputs.contains_key(&(w.stage, *q)))
+                        .then_some(w.stage)
+                })
+            };
+            let Some(s) = ready else {
+                return Ok(out);
+            };
+            out.extend(self.compute(r, s)?);
+        }
+    }
+
+    fn compute(&mut self, r: u64, s: usize) -> Result<Outbox, NetError> {
+        let w = self
+            .work
+            .get(&s)
+            .cloned()
+            .ok_or_else(|| self.bad(r, format!("no work at stage {s}")))?;
+        let stage = self.deployment.stages[s].clone();
+        let st = self.requests.entry(r).or_default();
+        st.done.insert(s);
+        let x: Vec<f32> = match stage.kernel {
+            Kernel::Conv { .. } => w
+                .segments
+                .iter()
+                .flat_map(|q| st.inputs.remove(&(s, *q)).unwrap_or_default())
+                .collect(),
+            Kernel::Dense { .. } => {
+                let n = if s == 0 {
+                    1
+                } else {
+                    self.deployment.stages[s - 1].channels
+                };
+                (0..n)
+                    .flat_map(|q| st.inputs.remove(&(s, q)).unwrap_or_default())
+                    .collect()
+            }
+        };
+        let lin = self.deployment.linear_for(s, w.segments.len());
+        if x.len() != lin.input_len() || w.weight.len() != lin.weight_len() {
+            return Err(self.bad(
+                r,
+                format!(
+                    "{}: {} inputs / {} weights for the kernel",
+                    stage.layer,
+                    x.len(),
+                    w.weight.len()
+                ),
+            ));
+        }
+        self.macs += lin.macs() as u64;
+        let y = lin.apply(&w.weight, &x);
+        let raw = stage.raw_len();
+        let mut out = Outbox::new();
+        let whole = stage.whole();
+        let mut groups: BTreeMap<usize, Vec<(usize, Vec<f32>)>> = BTreeMap::new();
+        for (q, chunk) in y.chunks_exact(raw).enumerate() {
+            if whole {
+                let v = self.finish(s, q, chunk.to_vec(), r)?;
+                groups
+                    .entry(self.deployment.consumer(s, q))
+                    .or_default()
+                    .push((q, v));
+            } else {
+                groups
+                    .entry(self.deployment.finisher(s, q))
+                    .or_default()
+                    .push((q, chunk.to_vec()));
+            }
+        }
+        for (to, channels) in groups {
+            out.push((
+                to,
+                Message {
+                    request: r,
+                    stage: s,
+                    payload: if whole {
+                        Payload::Finished
+                    } else {
+                        Payload::Partial
+                    },
+                    from: self.device,
+                    channels,
+                },
+            ));
+        }
+        Ok(out)
+    }
+}

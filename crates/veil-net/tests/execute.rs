@@ -1,0 +1,159 @@
+//! Distributed execution equals single-process inference: lenet5 (random initialisation)
+//! placed on a source and four helpers in many random ways, every request run by nodes that
+//! hold only their slices and exchange messages, compared with the burn engine.
+
+use std::collections::{HashMap, VecDeque};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use veil_model::Model;
+use veil_net::deploy::Deployment;
+use veil_net::node::{Message, Node};
+
+/// Runs requests through `nodes`; returns logits per request and the bytes sent between
+/// different devices.
+fn run(
+    nodes: &mut HashMap<usize, Node>,
+    source: usize,
+    inputs: &[Vec<f32>],
+) -> (Vec<Vec<f32>>, usize) {
+    let mut queue: VecDeque<(usize, Message)> = VecDeque::new();
+    let mut results = vec![Vec::new(); inputs.len()];
+    let mut bytes = 0;
+    for (r, x) in inputs.iter().enumerate() {
+        let out = nodes
+            .get_mut(&source)
+            .expect("source")
+            .start(r as u64, x)
+            .expect("start");
+        queue.extend(out);
+    }
+    while let Some((to, msg)) = queue.pop_front() {
+        if to != msg.from {
+            bytes += msg.value_bytes();
+        }
+        let r = msg.request as usize;
+        let (out, result) = nodes
+            .get_mut(&to)
+            .expect("node")
+            .handle(msg)
+            .expect("handle");
+        if let Some(logits) = result {
+            results[r] = logits;
+        }
+        // Deliver out of order across requests: interleave by pushing to the back.
+        queue.extend(out);
+    }
+    (results, bytes)
+}
+
+#[test]
+fn random_placements_of_lenet5_match_single_process_inference() {
+    let spec = veil_spec::zoo::lenet5();
+    let model = Model::init(spec.clone(), 3).expect("model");
+    let tensors = model.named_tensors().expect("tensors");
+    let find = |n: String| {
+        tensors
+            .iter()
+            .find(|t| t.name == n)
+            .expect("tensor")
+            .values
+            .clone()
+    };
+    let compute: Vec<String> = ["conv1", "conv2", "fc1", "fc2", "fc3"]
+        .map(String::from)
+        .to_vec();
+    let params: Vec<(Vec<f32>, Vec<f32>)> = compute
+        .iter()
+        .map(|l| (find(format!("{l}.weight")), find(format!("{l}.bias"))))
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let inputs: Vec<Vec<f32>> = (0..6)
+        .map(|_| (0..784).map(|_| rng.random_range(0.0..1.0)).collect())
+        .collect();
+    let flat: Vec<f32> = inputs.concat();
+    let want = model
+        .forward(model.input(flat).expect("input"))
+        .expect("forward")
+        .into_values()
+        .expect("values");
+    for trial in 0..12 {
+        // Source 0; helpers 1..=4. conv2's 6 segments and fc1, fc2 spread at random; in
+        // some trials conv2 runs whole on one helper.
+        let helpers = 1 + trial % 4;
+        let conv2: Vec<usize> = (0..6).map(|_| 1 + rng.random_range(0..helpers)).collect();
+        let owners = vec![
+            vec![0],
+            conv2,
+            vec![1 + rng.random_range(0..4)],
+            vec![1 + rng.random_range(0..4)],
+            vec![0],
+        ];
+        let dep = Deployment::new(&spec, &owners, 0).expect("deploy");
+        let mut nodes: HashMap<usize, Node> = (0..5)
+            .map(|d| (d, Node::new(dep.clone(), dep.work_of(d, &params))))
+            .collect();
+        // A helper holds only its slices: conv2 weights for its maps, not the whole layer.
+        for d in 1..5 {
+            let work = dep.work_of(d, &params);
+            let held: usize = owners[1].iter().filter(|&&o| o == d).count();
+            let conv2_weights = work
+                .stages
+                .iter()
+                .find(|s| s.stage == 1)
+                .map_or(0, |s| s.weight.len());
+            assert_eq!(conv2_weights, held * 16 * 25, "trial {trial} device {d}");
+        }
+        let (got, bytes) = run(&mut nodes, 0, &inputs);
+        for (r, logits) in got.iter().enumerate() {
+            assert_eq!(logits.len(), 10, "trial {trial} request {r}");
+            for (g, w) in logits.iter().zip(&want[r * 10..(r + 1) * 10]) {
+                assert!(
+                    (g - w).abs() < 1e-4,
+                    "trial {trial} request {r}: {g} vs {w}"
+                );
+            }
+        }
+        assert!(bytes > 0);
+    }
+}
+
+#[test]
+fn bad_messages_are_errors() {
+    let spec = veil_spec::zoo::lenet5();
+    let owners = vec![vec![0], vec![1, 1, 2, 2, 1, 2], vec![1], vec![2], vec![0]];
+    let dep = Deployment::new(&spec, &owners, 0).expect("deploy");
+    let params: Vec<(Vec<f32>, Vec<f32>)> =
+        [(150, 6), (2400, 16), (48000, 120), (10080, 84), (840, 10)]
+            .iter()
+            .map(|&(w, b)| (vec![0.01; w], vec![0.0; b]))
+            .collect();
+    let mut helper = Node::new(dep.clone(), dep.work_of(1, &params));
+    let msg = |stage, channels| Message {
+        request: 7,
+        stage,
+        payload: veil_net::node::Payload::Finished,
+        from: 0,
+        channels,
+    };
+    assert!(helper.handle(msg(9, vec![])).is_err());
+    assert!(
+        helper.handle(msg(0, vec![(0, vec![0.0; 3])])).is_err(),
+        "wrong size"
+    );
+    assert!(
+        helper.handle(msg(0, vec![(2, vec![0.0; 196])])).is_err(),
+        "channel of device 2"
+    );
+    assert!(
+        helper.start(1, &[0.0; 784]).is_err(),
+        "only the source starts"
+    );
+    assert!(Deployment::new(&spec, &owners[..4], 0).is_err());
+    let mut wrong = owners.clone();
+    wrong[0] = vec![3];
+    assert!(
+        Deployment::new(&spec, &wrong, 0).is_err(),
+        "source must run the first stage"
+    );
+}
