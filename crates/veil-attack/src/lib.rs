@@ -26,5 +26,5 @@ pub use profile::{
 };
 pub use run::{
     AttackConfig, AttackError, AttackReport, LayerFeatures, MapSelection, attack, attack_features,
-    map_order, select_maps,
+    map_order, score_with_decoder, select_maps, train_decoder,
 };

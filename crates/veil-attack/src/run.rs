@@ -307,6 +307,48 @@ pub fn attack_features(
     )
 }
 
+/// A decoder trained on all maps of `feats` with `cfg.train`: the inversion an attacker holds
+/// after querying the device as it was then. Score later features with
+/// [`score_with_decoder`] (a *stale* attacker, who does not retrain when the device changes).
+pub fn train_decoder(feats: &LayerFeatures, cfg: &AttackConfig) -> Result<Model, AttackError> {
+    let spec = decoder_spec(&feats.shape, feats.aux.shape)?;
+    let decoder = Model::init(spec, cfg.train.seed)?;
+    let (decoder, _) = fit_regression(
+        decoder,
+        &feats.aux_feats,
+        &feats.aux.samples,
+        &cfg.train,
+        &mut |_| {},
+    )?;
+    Ok(decoder)
+}
+
+/// Scores `decoder` (from [`train_decoder`]) on `victim_feats`, the features of `victims`
+/// as the device now sends them (all maps of `layer`, shape `shape`).
+pub fn score_with_decoder(
+    decoder: &Model,
+    layer: &str,
+    shape: &Shape,
+    victims: &Dataset,
+    victim_feats: &[f32],
+) -> Result<AttackReport, AttackError> {
+    let started = std::time::Instant::now();
+    let p = shape.as_chw().map_or(1, |(c, _, _)| c);
+    let recon = reconstruct(decoder, victim_feats)?;
+    let mut scores = Scores::default();
+    scores.add(victims, &recon)?;
+    scores.report(
+        layer,
+        shape,
+        (p, p),
+        MapSelection::Contiguous,
+        1,
+        0,
+        f64::NAN,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
 /// Runs `decoder` over sample-major inputs in batches of 500 and clamps the output to the
 /// image range `[0, 1]`.
 pub(crate) fn reconstruct(decoder: &Model, inputs: &[f32]) -> Result<Vec<f32>, AttackError> {

@@ -169,6 +169,64 @@ impl Judge<'_> {
         })
     }
 
+    /// A decoder trained on the *plain* device part (what an attacker holds if it never
+    /// re-queries the device after the perturbed model is deployed); use with
+    /// [`Judge::perturbation_stale`].
+    pub fn stale_decoder(&self) -> Result<veil_model::Model, DefenseError> {
+        let cfg = self.attack();
+        let feats = self.collect(self.model, &cfg)?;
+        veil_attack::train_decoder(&feats, &cfg).map_err(|e| DefenseError::Invalid(e.to_string()))
+    }
+
+    /// Model perturbation judged by a *stale* attacker: `decoder` (from
+    /// [`Judge::stale_decoder`]) was trained on the plain device part and is applied to what
+    /// the perturbed device sends. Weaker than [`Judge::perturbation`], whose attacker
+    /// queries the deployed device; Spears and Shields' numbers follow this setting.
+    pub fn perturbation_stale(
+        &self,
+        eps: f64,
+        clip: Option<f64>,
+        draw: usize,
+        decoder: &veil_model::Model,
+    ) -> Result<Row, DefenseError> {
+        let p = Perturbation {
+            clip,
+            eps,
+            seed: draw as u64,
+        };
+        let (deployed, _) = perturb_device_part(self.model, &self.split, &p)?;
+        let accuracy = deployed.evaluate(&self.data.test)?;
+        let cfg = self.attack();
+        let feats = LayerFeatures::extract(
+            &deployed,
+            &self.data.test,
+            &self.data.test,
+            &self.split,
+            1,
+            cfg.victims,
+        )
+        .map_err(|e| DefenseError::Invalid(e.to_string()))?;
+        let r = veil_attack::score_with_decoder(
+            decoder,
+            &feats.layer,
+            &feats.shape,
+            &feats.victims,
+            &feats.victim_feats,
+        )
+        .map_err(|e| DefenseError::Invalid(e.to_string()))?;
+        Ok(Row {
+            defence: "dp-stale".into(),
+            param: eps,
+            label: format!("eps={eps}"),
+            draw,
+            accuracy,
+            ssim_mean: r.ssim_mean,
+            psnr_mean: r.psnr_mean,
+            mse_mean: r.mse_mean,
+            examples: r.examples,
+        })
+    }
+
     /// No shield: the attack on the plain model at this judge's split, with the plain
     /// accuracy (`accuracy_plain`, computed once by the caller). Comparing judges at
     /// deeper splits gives the "deeper split point" baseline. `draw` seeds the decoder.

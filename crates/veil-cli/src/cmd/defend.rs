@@ -70,6 +70,11 @@ pub enum Shield {
         /// Clip bound G (default: the device part's largest absolute parameter, so no scaling).
         #[arg(long)]
         clip: Option<f64>,
+        /// `deployed`: the attacker queries the perturbed device and trains on that (the
+        /// stronger attack); `stale`: it trained once on the plain device and applies that
+        /// decoder to the perturbed device's features (the setting of Spears and Shields).
+        #[arg(long, default_value = "deployed")]
+        attacker: String,
     },
     /// Additive noise on the transmitted features.
     Noise {
@@ -195,9 +200,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 *json,
             );
         }
-        Shield::Dp { common, eps, clip } => {
+        Shield::Dp {
+            common,
+            eps,
+            clip,
+            attacker,
+        } => {
             if let Some(e) = eps.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
                 anyhow::bail!("--eps values must be positive, got {e}");
+            }
+            if !matches!(attacker.as_str(), "deployed" | "stale") {
+                anyhow::bail!("--attacker must be deployed or stale, got `{attacker}`");
             }
             (common, eps.iter().map(|&e| Setting::Dp(e, *clip)).collect())
         }
@@ -275,7 +288,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.enable_steady_tick(std::time::Duration::from_millis(500));
     let mut rows = Vec::with_capacity(total);
     let mut grids = Vec::new();
+    let stale = matches!(&args.shield, Shield::Dp { attacker, .. } if attacker == "stale");
+    let stale_decoder = if stale {
+        bar.set_message("training the stale attacker's decoder on the plain device");
+        Some(judge.stale_decoder()?)
+    } else {
+        None
+    };
     let name = match &args.shield {
+        Shield::Dp { .. } if stale => "dp-stale".to_string(),
         Shield::Dp { .. } => "dp".to_string(),
         Shield::Noise { kind, .. } => kind.clone(),
         Shield::Dropout { .. } => "dropout".into(),
@@ -291,7 +312,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for setting in &settings {
         for draw in 0..common.draws {
             let mut row = match setting {
-                Setting::Dp(eps, clip) => judge.perturbation(*eps, *clip, draw)?,
+                Setting::Dp(eps, clip) => match &stale_decoder {
+                    Some(d) => judge.perturbation_stale(*eps, *clip, draw, d)?,
+                    None => judge.perturbation(*eps, *clip, draw)?,
+                },
                 Setting::Feature(f) => judge.feature_shield(*f, draw)?,
                 Setting::Split(layer) => {
                     judge.split = layer.clone();
@@ -363,11 +387,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     write_rows_csv(&csv, &rows)?;
     let png = common.out.join(format!("{stem}.png"));
     let x = |s: &SettingSummary| match name.as_str() {
-        "dp" => s.param.log10(),
+        "dp" | "dp-stale" => s.param.log10(),
         _ => s.param,
     };
     let x_label = match name.as_str() {
-        "dp" => "log10 eps",
+        "dp" | "dp-stale" => "log10 eps",
         "split" => "split layer index",
         _ => "parameter",
     };
