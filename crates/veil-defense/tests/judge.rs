@@ -77,13 +77,17 @@ fn perturbation_and_feature_noise_trade_accuracy_for_privacy() {
     // The stale attacker's decoder, trained on the plain device, does as well as the fresh
     // one when nothing changed, and is lost when the device part is swamped with noise.
     let decoder = judge.stale_decoder().expect("decoder");
-    let stale_mild = judge.perturbation_stale(1e9, None, 0, &decoder).expect("stale");
+    let stale_mild = judge
+        .perturbation_stale(1e9, None, 0, &decoder)
+        .expect("stale");
     assert!((stale_mild.accuracy - mild.accuracy).abs() < 1e-9);
     assert!(
         (stale_mild.ssim_mean - mild.ssim_mean).abs() < 0.05,
         "{stale_mild:?} vs {mild:?}"
     );
-    let stale_harsh = judge.perturbation_stale(0.01, None, 0, &decoder).expect("stale");
+    let stale_harsh = judge
+        .perturbation_stale(0.01, None, 0, &decoder)
+        .expect("stale");
     assert!(
         stale_harsh.ssim_mean < stale_mild.ssim_mean - 0.1,
         "{stale_harsh:?} vs {stale_mild:?}"

@@ -157,3 +157,64 @@ fn bad_messages_are_errors() {
         "source must run the first stage"
     );
 }
+
+#[test]
+fn the_planner_s_greedy_placement_runs_and_matches() {
+    use veil_plan::{Budgets, DeviceClass, Fleet, ModelPlan, Strategy};
+    let spec = veil_spec::zoo::lenet5();
+    let profile = veil_plan::privacy::builtin("lenet5").expect("profile");
+    // At tau 0.8 the measured profile lets a helper hold one conv2 input map (Nf(conv1) = 1), so
+    // conv2 needs six helpers; fewer are rejected by the planner.
+    for helpers in [6, 7, 8] {
+        let fleet = Fleet::mixed(
+            helpers,
+            &[DeviceClass::rpi3(), DeviceClass::nexus5()],
+            Budgets::default(),
+        );
+        let plan = ModelPlan::new(&spec, &profile, 0.8).expect("plan");
+        let report = veil_plan::single::plan_one(&fleet, plan, Strategy::DISTPRIVACY, None)
+            .expect("plan_one")
+            .expect("a placement");
+        let dep = Deployment::new(&spec, &report.owners, report.source).expect("deploy");
+        // The privacy cap holds in the deployment: no helper owns more conv2 maps than allowed.
+        let cap = report.stages[1].cap.expect("conv2 is capped");
+        for d in 0..helpers {
+            assert!(dep.stages[1].owners.iter().filter(|&&o| o == d).count() <= cap);
+        }
+        let model = Model::init(spec.clone(), 5).expect("model");
+        let tensors = model.named_tensors().expect("tensors");
+        let find = |n: String| {
+            tensors
+                .iter()
+                .find(|t| t.name == n)
+                .expect("tensor")
+                .values
+                .clone()
+        };
+        let params: Vec<(Vec<f32>, Vec<f32>)> = ["conv1", "conv2", "fc1", "fc2", "fc3"]
+            .iter()
+            .map(|l| (find(format!("{l}.weight")), find(format!("{l}.bias"))))
+            .collect();
+        let mut nodes: HashMap<usize, Node> = (0..=report.source)
+            .map(|d| (d, Node::new(dep.clone(), dep.work_of(d, &params))))
+            .collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(helpers as u64);
+        let inputs: Vec<Vec<f32>> = (0..4)
+            .map(|_| (0..784).map(|_| rng.random_range(0.0..1.0)).collect())
+            .collect();
+        let want = model
+            .forward(model.input(inputs.concat()).expect("input"))
+            .expect("forward")
+            .into_values()
+            .expect("values");
+        let (got, _) = run(&mut nodes, report.source, &inputs);
+        for (r, logits) in got.iter().enumerate() {
+            for (g, w) in logits.iter().zip(&want[r * 10..(r + 1) * 10]) {
+                assert!(
+                    (g - w).abs() < 1e-4,
+                    "{helpers} helpers, request {r}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}

@@ -63,6 +63,11 @@ pub struct PlanReport {
     pub slack: Vec<Slack>,
     /// With the exact solver: how it went, and the greedy's latency for comparison.
     pub exact: Option<ExactSummary>,
+    /// `owners[s][p]`: global device index of segment `p` of stage `s` (helpers are
+    /// `0..helpers`, camera `c` is `helpers + c`), what a runtime deploys.
+    pub owners: Vec<Vec<usize>>,
+    /// Global device index of the request's camera.
+    pub source: usize,
 }
 
 /// The exact solve behind a [`PlanReport`].
@@ -213,5 +218,7 @@ pub fn plan_one(
         stages,
         slack,
         exact: exact_summary,
+        owners: placement.devices.clone(),
+        source: placement.source,
     }))
 }
