@@ -7,12 +7,15 @@
 //!   channels for all output maps, reduced at the owners of the next layer's maps, which add
 //!   the bias and apply the channel-wise layers.
 //!
-//! Transport (gRPC with mutual TLS), the coordinator, faults and the test bed come next; the
-//! node logic is transport-independent and tested over an in-process message queue.
+//! - [`grpc`]: one unary gRPC method over mutual TLS carrying veil's frames.
+//!
+//! The coordinator, faults and the test bed come next; the node logic is
+//! transport-independent and tested over an in-process message queue.
 
 #![forbid(unsafe_code)]
 
 pub mod deploy;
+pub mod grpc;
 pub mod node;
 
 /// Errors of the runtime (named with the request, stage, layer or device).
