@@ -25,8 +25,9 @@ pub const FRAME_HEADER: usize = 9;
 /// Frame kind of an opening share.
 pub const KIND_OPEN: u8 = 1;
 
-/// Largest frame accepted (256 MiB): a peer claiming more is refused before allocating.
-pub const MAX_FRAME: usize = 256 << 20;
+/// Largest frame accepted (2 GiB, enough for a batch of 64 `lenet_large` samples' material,
+/// about 1 GB per server): a peer claiming more is refused before allocating.
+pub const MAX_FRAME: usize = 1 << 31;
 
 /// Bytes and rounds one server saw on its link to the other.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
