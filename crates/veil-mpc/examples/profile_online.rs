@@ -1,5 +1,5 @@
 //! Times the online phase of one zoo model in memory (random He-scaled weights), for
-//! profiling: `cargo run --release -p veil-mpc --example profile_online -- minionn 20`.
+//! profiling: `cargo run --release -p veil-mpc --example profile_online -- minionn 20 [BATCH]`.
 
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let name = args.get(1).map_or("minionn", String::as_str);
     let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let batch: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let spec = veil_spec::zoo::model(name).expect("zoo model");
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut tensors = Tensors::new();
@@ -34,16 +35,16 @@ fn main() {
     let s1 = Server::new(Party::One, arch.clone(), dealer.model_shares(1).clone()).expect("s1");
     let mut total = 0.0;
     for _ in 0..reps {
-        let [m0, m1] = dealer.material(1);
-        let x: Vec<f32> = (0..arch.input_len)
+        let [m0, m1] = dealer.material(batch);
+        let x: Vec<f32> = (0..batch * arch.input_len)
             .map(|_| rng.random_range(0.0..1.0))
             .collect();
         let (x0, x1) = share_input(&x, &mut rng);
         let (mut c0, mut c1) = MemoryChannel::pair();
         let t = Instant::now();
         std::thread::scope(|s| {
-            let h = s.spawn(|| s1.infer(&mut c1, x1, m1, 1).expect("s1"));
-            s0.infer(&mut c0, x0, m0, 1).expect("s0");
+            let h = s.spawn(|| s1.infer(&mut c1, x1, m1, batch).expect("s1"));
+            s0.infer(&mut c0, x0, m0, batch).expect("s0");
             h.join().expect("join");
         });
         total += t.elapsed().as_secs_f64();
