@@ -16,14 +16,14 @@
 //!
 //! Key items: [`Deployment`], [`Stage`], [`Kernel`], [`DeviceWork`], [`Deployment::work_of`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use veil_spec::kernels::Linear;
 use veil_spec::{LayerKind, ModelSpec};
 
 use crate::NetError;
 
 /// The compute of a stage.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kernel {
     /// A convolution over `[c, h, w]` inputs.
     Conv {
@@ -48,7 +48,7 @@ pub enum Kernel {
 }
 
 /// A channel-wise op after a stage.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PostOp {
     /// `max(0, x)`.
     Relu,
@@ -73,7 +73,7 @@ pub enum PostOp {
 }
 
 /// One stage of a deployed model.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
     /// Layer name.
     pub layer: String,
@@ -121,7 +121,7 @@ impl Stage {
 }
 
 /// A model placed on devices.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     /// Model name.
     pub model: String,
@@ -135,7 +135,7 @@ pub struct Deployment {
 
 /// What one device holds for one stage: its segments and the weight slice for them, and the
 /// biases of the output channels it finishes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StageWork {
     /// Stage index.
     pub stage: usize,
@@ -149,7 +149,7 @@ pub struct StageWork {
 }
 
 /// Everything one device receives from the coordinator.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeviceWork {
     /// Device id.
     pub device: usize,

@@ -7,6 +7,9 @@
 //!   channels for all output maps, reduced at the owners of the next layer's maps, which add
 //!   the bias and apply the channel-wise layers.
 //!
+//! - [`wire`]: the frames of the runtime, decoded defensively.
+//! - [`cluster`]: nodes and the coordinator over gRPC (registration, planning, assignment,
+//!   execution).
 //! - [`grpc`]: one unary gRPC method over mutual TLS carrying veil's frames.
 //!
 //! The coordinator, faults and the test bed come next; the node logic is
@@ -14,9 +17,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod deploy;
 pub mod grpc;
 pub mod node;
+pub mod wire;
 
 /// Errors of the runtime (named with the request, stage, layer or device).
 #[derive(Debug, thiserror::Error)]

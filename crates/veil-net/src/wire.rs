@@ -1,0 +1,263 @@
+//! Frames of the runtime's one gRPC method: a kind byte, then the kind's fields. Node
+//! messages (the hot path) are binary; the one-off assignment is JSON. Decoding checks every
+//! length against the bytes left and rejects trailing bytes: a malformed frame is an error
+//! naming what was being read, never a panic.
+//!
+//! Key items: [`Envelope`], [`Envelope::encode`], [`Envelope::decode`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::deploy::{Deployment, DeviceWork};
+use crate::node::{Message, Payload};
+
+/// What a node receives from the coordinator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The node's device id.
+    pub device: usize,
+    /// The deployment (public structure: stages, owners).
+    pub deployment: Deployment,
+    /// The node's slices.
+    pub work: DeviceWork,
+    /// `(device id, party name, address)` of every node.
+    pub peers: Vec<(usize, String, String)>,
+}
+
+/// Every frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Envelope {
+    /// Node to coordinator: its name is in its certificate; `role` is `source` or `helper`,
+    /// `device` a device class name, `addr` where it listens.
+    Register {
+        /// `source` or `helper`.
+        role: String,
+        /// Device class (`rpi3`, `nexus5`, `stm32h7`, ...).
+        device: String,
+        /// Listen address.
+        addr: String,
+    },
+    /// Coordinator to node.
+    Assign(Box<Assignment>),
+    /// Node to node.
+    Deliver(Message),
+    /// Client to source: run one sample.
+    Infer {
+        /// Request id.
+        request: u64,
+        /// Input values.
+        input: Vec<f32>,
+    },
+    /// Source to client: the logits.
+    Result(Vec<f32>),
+    /// Acknowledgement.
+    Ack,
+}
+
+/// A decoding failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed frame: {0}")]
+pub struct WireError(pub String);
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.buf.len() - self.at < n {
+            return Err(WireError(format!(
+                "truncated at byte {} (need {n})",
+                self.at
+            )));
+        }
+        let s = &self.buf[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, WireError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn f32s(&mut self) -> Result<Vec<f32>, WireError> {
+        let n = self.u32()? as usize;
+        let b = self.take(
+            n.checked_mul(4)
+                .ok_or_else(|| WireError("length overflow".into()))?,
+        )?;
+        Ok(b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+    fn string(&mut self) -> Result<String, WireError> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.take(n)?.to_vec())
+            .map_err(|_| WireError("string is not UTF-8".into()))
+    }
+}
+
+fn put_f32s(out: &mut Vec<u8>, v: &[f32]) {
+    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl Envelope {
+    /// Encodes the frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Envelope::Register { role, device, addr } => {
+                out.push(1);
+                put_str(&mut out, role);
+                put_str(&mut out, device);
+                put_str(&mut out, addr);
+            }
+            Envelope::Assign(a) => {
+                out.push(2);
+                out.extend(serde_json::to_vec(a).unwrap_or_default());
+            }
+            Envelope::Deliver(m) => {
+                out.push(3);
+                out.extend_from_slice(&m.request.to_le_bytes());
+                out.extend_from_slice(&(m.stage as u32).to_le_bytes());
+                out.push(u8::from(m.payload == Payload::Partial));
+                out.extend_from_slice(&(m.from as u32).to_le_bytes());
+                out.extend_from_slice(&(m.channels.len() as u32).to_le_bytes());
+                for (q, v) in &m.channels {
+                    out.extend_from_slice(&(*q as u32).to_le_bytes());
+                    put_f32s(&mut out, v);
+                }
+            }
+            Envelope::Infer { request, input } => {
+                out.push(4);
+                out.extend_from_slice(&request.to_le_bytes());
+                put_f32s(&mut out, input);
+            }
+            Envelope::Result(v) => {
+                out.push(5);
+                put_f32s(&mut out, v);
+            }
+            Envelope::Ack => out.push(6),
+        }
+        out
+    }
+
+    /// Decodes a frame.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader { buf, at: 0 };
+        let e = match r.u8()? {
+            1 => Envelope::Register {
+                role: r.string()?,
+                device: r.string()?,
+                addr: r.string()?,
+            },
+            2 => {
+                let a: Assignment = serde_json::from_slice(&buf[1..])
+                    .map_err(|e| WireError(format!("assignment: {e}")))?;
+                return Ok(Envelope::Assign(Box::new(a)));
+            }
+            3 => {
+                let request = r.u64()?;
+                let stage = r.u32()? as usize;
+                let payload = match r.u8()? {
+                    0 => Payload::Finished,
+                    1 => Payload::Partial,
+                    b => return Err(WireError(format!("payload kind {b}"))),
+                };
+                let from = r.u32()? as usize;
+                let n = r.u32()? as usize;
+                if n > buf.len() / 8 {
+                    return Err(WireError(format!("{n} channels cannot fit")));
+                }
+                let mut channels = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let q = r.u32()? as usize;
+                    channels.push((q, r.f32s()?));
+                }
+                Envelope::Deliver(Message {
+                    request,
+                    stage,
+                    payload,
+                    from,
+                    channels,
+                })
+            }
+            4 => Envelope::Infer {
+                request: r.u64()?,
+                input: r.f32s()?,
+            },
+            5 => Envelope::Result(r.f32s()?),
+            6 => Envelope::Ack,
+            k => return Err(WireError(format!("unknown kind {k}"))),
+        };
+        if r.at != buf.len() {
+            return Err(WireError(format!("{} trailing bytes", buf.len() - r.at)));
+        }
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_garbage_is_refused() {
+        let m = Message {
+            request: 9,
+            stage: 1,
+            payload: Payload::Partial,
+            from: 3,
+            channels: vec![(0, vec![1.5, -2.0]), (5, vec![])],
+        };
+        for e in [
+            Envelope::Deliver(m),
+            Envelope::Infer {
+                request: 1,
+                input: vec![0.25; 7],
+            },
+            Envelope::Result(vec![1.0, 2.0]),
+            Envelope::Register {
+                role: "helper".into(),
+                device: "rpi3".into(),
+                addr: "127.0.0.1:1".into(),
+            },
+            Envelope::Ack,
+        ] {
+            let bytes = e.encode();
+            assert_eq!(Envelope::decode(&bytes).expect("round trip"), e);
+            for cut in 0..bytes.len() {
+                assert!(
+                    Envelope::decode(&bytes[..cut]).is_err(),
+                    "{e:?} cut at {cut}"
+                );
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(Envelope::decode(&long).is_err());
+        }
+        assert!(
+            Envelope::decode(&[
+                3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255
+            ])
+            .is_err()
+        );
+        assert!(Envelope::decode(&[2, b'{']).is_err());
+    }
+}
