@@ -49,6 +49,12 @@ pub enum Command {
     Simulate(cmd::simulate::Args),
     /// Secure two-server inference: keys, the four parties, and a loopback benchmark.
     Mpc(cmd::mpc::Args),
+    /// Distributed runtime tools: certificates, loopback benchmark.
+    Net(cmd::net::NetArgs),
+    /// Run a distributed-runtime node (source or helper).
+    Node(cmd::net::NodeArgs),
+    /// Run the distributed runtime's coordinator.
+    Coordinator(cmd::net::CoordinatorArgs),
 }
 
 /// Options shared by commands that read datasets.
@@ -74,6 +80,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(a) => cmd::plan::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Mpc(a) => cmd::mpc::run(a),
+        Command::Net(a) => cmd::net::run(a),
+        Command::Node(a) => cmd::net::node(a),
+        Command::Coordinator(a) => cmd::net::coordinator(a),
     }
 }
 

@@ -273,23 +273,31 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
         )
         .serve(cfg.listen);
     let serving = tokio::spawn(server);
-    let mut c = client(
-        &cfg.keys,
-        &cfg.name,
-        COORDINATOR,
-        &cfg.coordinator,
-        cfg.timeout,
-    )
-    .await?;
-    let reply = call(
-        &mut c,
-        &Envelope::Register {
-            role: cfg.role.clone(),
-            device: cfg.device.clone(),
-            addr: cfg.listen.to_string(),
-        },
-    )
-    .await?;
+    // The coordinator may still be starting: retry registration until the timeout.
+    let deadline = tokio::time::Instant::now() + cfg.timeout;
+    let register = Envelope::Register {
+        role: cfg.role.clone(),
+        device: cfg.device.clone(),
+        addr: cfg.listen.to_string(),
+    };
+    let reply = loop {
+        let attempt = async {
+            let mut c = client(
+                &cfg.keys,
+                &cfg.name,
+                COORDINATOR,
+                &cfg.coordinator,
+                cfg.timeout,
+            )
+            .await?;
+            call(&mut c, &register).await
+        };
+        match attempt.await {
+            Ok(r) => break r,
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
     if reply != Envelope::Ack {
         return Err(NetError::Deploy(format!("registration answered {reply:?}")));
     }

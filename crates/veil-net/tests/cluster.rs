@@ -43,7 +43,11 @@ fn a_tls_cluster_runs_lenet5_like_one_process() {
                 helpers: 6,
                 timeout,
             },
-            names.iter().filter(|n| **n != "client").map(|n| n.to_string()).collect(),
+            names
+                .iter()
+                .filter(|n| **n != "client")
+                .map(|n| n.to_string())
+                .collect(),
         )
         .expect("coordinator");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -66,8 +70,16 @@ fn a_tls_cluster_runs_lenet5_like_one_process() {
             });
         }
         let registered = coord.wait_for_fleet().await.expect("fleet");
-        let hs: Vec<_> = registered.iter().filter(|r| r.role == "helper").cloned().collect();
-        let src = registered.iter().find(|r| r.role == "source").cloned().expect("source");
+        let hs: Vec<_> = registered
+            .iter()
+            .filter(|r| r.role == "helper")
+            .cloned()
+            .collect();
+        let src = registered
+            .iter()
+            .find(|r| r.role == "source")
+            .cloned()
+            .expect("source");
         let fleet = Fleet {
             helpers: hs
                 .iter()
@@ -91,8 +103,14 @@ fn a_tls_cluster_runs_lenet5_like_one_process() {
         nodes.push((report.source, src.clone()));
         let model = Model::init(spec.clone(), 11).expect("model");
         let tensors = model.named_tensors().expect("tensors");
-        let find =
-            |n: String| tensors.iter().find(|t| t.name == n).expect("tensor").values.clone();
+        let find = |n: String| {
+            tensors
+                .iter()
+                .find(|t| t.name == n)
+                .expect("tensor")
+                .values
+                .clone()
+        };
         let params: Vec<(Vec<f32>, Vec<f32>)> = ["conv1", "conv2", "fc1", "fc2", "fc3"]
             .iter()
             .map(|l| (find(format!("{l}.weight")), find(format!("{l}.bias"))))
@@ -108,9 +126,17 @@ fn a_tls_cluster_runs_lenet5_like_one_process() {
             .into_values()
             .expect("values");
         for (r, x) in inputs.iter().enumerate() {
-            let got = infer(&keys, "client", "cam0", &src.addr, r as u64, x.clone(), timeout)
-                .await
-                .expect("infer");
+            let got = infer(
+                &keys,
+                "client",
+                "cam0",
+                &src.addr,
+                r as u64,
+                x.clone(),
+                timeout,
+            )
+            .await
+            .expect("infer");
             for (g, w) in got.iter().zip(&want[r * 10..(r + 1) * 10]) {
                 assert!((g - w).abs() < 1e-4, "request {r}: {g} vs {w}");
             }

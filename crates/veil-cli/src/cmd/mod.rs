@@ -8,6 +8,7 @@ pub mod eval;
 pub mod game;
 pub mod models;
 pub mod mpc;
+pub mod net;
 pub mod plan;
 pub mod profile;
 pub mod simulate;
