@@ -31,6 +31,9 @@ use crate::wire::{Assignment, Envelope};
 /// The coordinator's party name.
 pub const COORDINATOR: &str = "coordinator";
 
+/// The party name of clients that may start requests at a source.
+pub const CLIENT: &str = "client";
+
 fn status(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
 }
@@ -190,12 +193,27 @@ impl Veil for NodeService {
                     .collect();
                 st.accepted = std::iter::once(COORDINATOR.to_string())
                     .chain(a.peers.iter().map(|(_, n, _)| n.clone()))
-                    .chain(std::iter::once("client".to_string()))
+                    .chain(std::iter::once(CLIENT.to_string()))
                     .collect();
                 st.node = Some(Node::new(a.deployment.clone(), a.work.clone()));
                 Ok(Response::new(Frame(Envelope::Ack.encode())))
             }
             Envelope::Deliver(m) => {
+                // Only the device that owns the sender id may deliver as it: a node cannot
+                // inject another device's partial sums, and clients cannot deliver at all.
+                {
+                    let st = self
+                        .state
+                        .lock()
+                        .map_err(|_| Status::internal("poisoned"))?;
+                    let sender = st.peers.get(&m.from).map(|(n, _)| n.as_str());
+                    if sender != Some(caller.as_str()) {
+                        return Err(Status::permission_denied(format!(
+                            "{caller} may not deliver as device {}",
+                            m.from
+                        )));
+                    }
+                }
                 let (out, result) = {
                     let mut st = self
                         .state
@@ -222,12 +240,22 @@ impl Veil for NodeService {
                 Ok(Response::new(Frame(Envelope::Ack.encode())))
             }
             Envelope::Infer { request, input } => {
+                if caller != CLIENT {
+                    return Err(Status::permission_denied(format!(
+                        "{caller} may not start requests"
+                    )));
+                }
                 let (tx, rx) = oneshot::channel();
                 let out = {
                     let mut st = self
                         .state
                         .lock()
                         .map_err(|_| Status::internal("poisoned"))?;
+                    if st.waiting.contains_key(&request) {
+                        return Err(Status::already_exists(format!(
+                            "request {request} is running"
+                        )));
+                    }
                     st.waiting.insert(request, tx);
                     let node = st
                         .node

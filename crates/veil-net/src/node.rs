@@ -108,6 +108,9 @@ impl Node {
                 ),
             ));
         }
+        if self.requests.contains_key(&request) {
+            return Err(self.bad(request, "request id already in use".into()));
+        }
         let stage0 = &self.deployment.stages[0];
         let per = input.len() / stage0.segments();
         let st = self.requests.entry(request).or_default();
