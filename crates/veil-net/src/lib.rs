@@ -6,14 +6,14 @@
 //! - [`node`]: one device's execution of requests as messages arrive: partial sums of its
 //!   channels for all output maps, reduced at the owners of the next layer's maps, which add
 //!   the bias and apply the channel-wise layers.
-//!
 //! - [`wire`]: the frames of the runtime, decoded defensively.
 //! - [`cluster`]: nodes and the coordinator over gRPC (registration, planning, assignment,
 //!   execution).
 //! - [`grpc`]: one unary gRPC method over mutual TLS carrying veil's frames.
 //!
-//! The coordinator, faults and the test bed come next; the node logic is
-//! transport-independent and tested over an in-process message queue.
+//! Not yet here: heartbeats and re-planning around a failed helper, back-pressure, shaped
+//! links and the load generator, per-request traces. The node logic is transport-independent
+//! and also tested over an in-process message queue.
 
 #![forbid(unsafe_code)]
 
