@@ -14,38 +14,13 @@
 //! device, the bias, and applies the post ops. A linear stage always runs whole. This is the
 //! transfer rule of `veil_plan::stages`, so the runtime moves the bytes the cost model counts.
 //!
-//! Key items: [`Deployment`], [`Stage`], [`Kernel`], [`DeviceWork`], [`Deployment::work_of`].
+//! Key items: [`Deployment`], [`Stage`], [`DeviceWork`], [`Deployment::work_of`].
 
 use serde::{Deserialize, Serialize};
 use veil_spec::kernels::Linear;
 use veil_spec::{LayerKind, ModelSpec};
 
 use crate::NetError;
-
-/// The compute of a stage.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Kernel {
-    /// A convolution over `[c, h, w]` inputs.
-    Conv {
-        /// Input `[c, h, w]`.
-        input: [usize; 3],
-        /// Output before post ops `[c, h, w]`.
-        output: [usize; 3],
-        /// Kernel `[kh, kw]`.
-        kernel: [usize; 2],
-        /// Stride.
-        stride: [usize; 2],
-        /// Padding.
-        padding: [usize; 2],
-    },
-    /// A dense layer.
-    Dense {
-        /// Input features.
-        input: usize,
-        /// Output features.
-        output: usize,
-    },
-}
 
 /// A channel-wise op after a stage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +52,8 @@ pub enum PostOp {
 pub struct Stage {
     /// Layer name.
     pub layer: String,
-    /// Its compute.
-    pub kernel: Kernel,
+    /// Its compute (a conv over all input maps, or a dense layer).
+    pub kernel: Linear,
     /// Channel-wise ops until the next stage.
     pub post: Vec<PostOp>,
     /// Output channels (maps of a conv, 1 for a dense layer's vector).
@@ -93,8 +68,8 @@ impl Stage {
     /// Segments (input maps of a conv, 1 for a dense layer).
     pub fn segments(&self) -> usize {
         match self.kernel {
-            Kernel::Conv { input, .. } => input[0],
-            Kernel::Dense { .. } => 1,
+            Linear::Conv { input, .. } => input[0],
+            Linear::Dense { .. } => 1,
         }
     }
 
@@ -114,8 +89,8 @@ impl Stage {
     /// Elements of one output channel before post ops.
     pub fn raw_len(&self) -> usize {
         match self.kernel {
-            Kernel::Conv { output, .. } => output[1] * output[2],
-            Kernel::Dense { output, .. } => output,
+            Linear::Conv { output, .. } => output[1] * output[2],
+            Linear::Dense { output, .. } => output,
         }
     }
 }
@@ -189,13 +164,13 @@ impl Deployment {
                     let (oc, oh, ow) = output.as_chw().ok_or_else(|| bad("conv output"))?;
                     if stages
                         .last()
-                        .is_some_and(|s| matches!(s.kernel, Kernel::Dense { .. }))
+                        .is_some_and(|s| matches!(s.kernel, Linear::Dense { .. }))
                     {
                         return Err(bad("a conv after a dense layer is not supported"));
                     }
                     stages.push(Stage {
                         layer: layer.name.clone(),
-                        kernel: Kernel::Conv {
+                        kernel: Linear::Conv {
                             input: [c, h, w],
                             output: [oc, oh, ow],
                             kernel: *kernel,
@@ -210,7 +185,7 @@ impl Deployment {
                 }
                 LayerKind::Linear { out_features } => stages.push(Stage {
                     layer: layer.name.clone(),
-                    kernel: Kernel::Dense {
+                    kernel: Linear::Dense {
                         input: input.numel(),
                         output: *out_features,
                     },
@@ -302,7 +277,7 @@ impl Deployment {
             return stage.owners[0];
         }
         match self.stages.get(s + 1) {
-            Some(next) if matches!(next.kernel, Kernel::Conv { .. }) => next.owners[q],
+            Some(next) if matches!(next.kernel, Linear::Conv { .. }) => next.owners[q],
             Some(next) => next.owners[0],
             None => self.source,
         }
@@ -311,7 +286,7 @@ impl Deployment {
     /// Where finished channel `q` of stage `s` goes: the device that needs it as input.
     pub fn consumer(&self, s: usize, q: usize) -> usize {
         match self.stages.get(s + 1) {
-            Some(next) if matches!(next.kernel, Kernel::Conv { .. }) => next.owners[q],
+            Some(next) if matches!(next.kernel, Linear::Conv { .. }) => next.owners[q],
             Some(next) => next.owners[0],
             None => self.source,
         }
@@ -327,7 +302,7 @@ impl Deployment {
                 .collect();
             let (w, b) = &params[s];
             let weight = match stage.kernel {
-                Kernel::Conv {
+                Linear::Conv {
                     input,
                     output,
                     kernel,
@@ -343,16 +318,16 @@ impl Deployment {
                     }
                     slice
                 }
-                Kernel::Dense { .. } if !segments.is_empty() => w.clone(),
+                Linear::Dense { .. } if !segments.is_empty() => w.clone(),
                 _ => Vec::new(),
             };
             let bias: Vec<(usize, Vec<f32>)> = match stage.kernel {
-                Kernel::Conv { .. } => (0..stage.channels)
+                Linear::Conv { .. } => (0..stage.channels)
                     .filter(|&q| self.finisher(s, q) == device)
                     .map(|q| (q, vec![b[q]]))
                     .collect(),
-                Kernel::Dense { .. } if !segments.is_empty() => vec![(0, b.clone())],
-                Kernel::Dense { .. } => Vec::new(),
+                Linear::Dense { .. } if !segments.is_empty() => vec![(0, b.clone())],
+                Linear::Dense { .. } => Vec::new(),
             };
             if !segments.is_empty() || !bias.is_empty() {
                 stages.push(StageWork {
@@ -369,7 +344,7 @@ impl Deployment {
     /// The kernel of stage `s` restricted to `n` input channels (a conv) or whole (dense).
     pub fn linear_for(&self, s: usize, n: usize) -> Linear {
         match self.stages[s].kernel {
-            Kernel::Conv {
+            Linear::Conv {
                 input,
                 output,
                 kernel,
@@ -382,7 +357,7 @@ impl Deployment {
                 stride,
                 padding,
             },
-            Kernel::Dense { input, output } => Linear::Dense { input, output },
+            Linear::Dense { input, output } => Linear::Dense { input, output },
         }
     }
 }

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::NetError;
-use crate::deploy::{Deployment, DeviceWork, Kernel, StageWork, apply_post};
+use crate::deploy::{Deployment, DeviceWork, StageWork, apply_post};
+use veil_spec::kernels::Linear;
 
 /// What a message carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -240,9 +241,9 @@ impl Node {
                         return None;
                     }
                     let needed: Vec<usize> = match self.deployment.stages[w.stage].kernel {
-                        Kernel::Conv { .. } => w.segments.clone(),
-                        Kernel::Dense { .. } if w.stage == 0 => vec![0],
-                        Kernel::Dense { .. } => {
+                        Linear::Conv { .. } => w.segments.clone(),
+                        Linear::Dense { .. } if w.stage == 0 => vec![0],
+                        Linear::Dense { .. } => {
                             (0..self.deployment.stages[w.stage - 1].channels).collect()
                         }
                     };
@@ -269,12 +270,12 @@ impl Node {
         let st = self.requests.entry(r).or_default();
         st.done.insert(s);
         let x: Vec<f32> = match stage.kernel {
-            Kernel::Conv { .. } => w
+            Linear::Conv { .. } => w
                 .segments
                 .iter()
                 .flat_map(|q| st.inputs.remove(&(s, *q)).unwrap_or_default())
                 .collect(),
-            Kernel::Dense { .. } => {
+            Linear::Dense { .. } => {
                 let n = if s == 0 {
                     1
                 } else {

@@ -122,7 +122,10 @@ pub fn line_charts(
             // A series of one point (one setting, e.g. ObfNet) gets a marker that stays visible.
             let radius = if pts.len() == 1 { 8 } else { 3 };
             chart
-                .draw_series(pts.into_iter().map(|p| Circle::new(p, radius, color.filled())))
+                .draw_series(
+                    pts.into_iter()
+                        .map(|p| Circle::new(p, radius, color.filled())),
+                )
                 .map_err(|e| err(&e))?;
         }
         chart

@@ -11,7 +11,7 @@
 use std::ops::{Add, Mul};
 
 /// A bilinear layer `y = W x` (the bias is added separately).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Linear {
     /// 2-D convolution, weight `[out, in, kh, kw]`.
     Conv {
