@@ -67,6 +67,34 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// The plot corner with the fewest data points within a third of the axes' span of it, so
+/// the legend hides as little as possible (ties: upper right, upper left, lower right, lower
+/// left).
+fn emptiest_corner(
+    points: impl Iterator<Item = (f64, f64)>,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let mut counts = [0usize; 4];
+    for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        let u = (x - x0) / (x1 - x0).max(f64::MIN_POSITIVE);
+        let v = (y - y0) / (y1 - y0).max(f64::MIN_POSITIVE);
+        let (right, left, top, bottom) = (u > 0.6, u < 0.4, v > 0.6, v < 0.4);
+        counts[0] += usize::from(right && top);
+        counts[1] += usize::from(left && top);
+        counts[2] += usize::from(right && bottom);
+        counts[3] += usize::from(left && bottom);
+    }
+    let best = (0..4).min_by_key(|&i| (counts[i], i)).unwrap_or(0);
+    [
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::LowerRight,
+        SeriesLabelPosition::LowerLeft,
+    ][best]
+        .clone()
+}
+
 /// Draws `panels` side by side into a `width x height` PNG at `path`.
 pub fn line_charts(
     path: &Path,
@@ -128,8 +156,10 @@ pub fn line_charts(
                 )
                 .map_err(|e| err(&e))?;
         }
+        let corner = emptiest_corner(points().copied(), (x0, x1), (y0, y1));
         chart
             .configure_series_labels()
+            .position(corner)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
