@@ -114,7 +114,7 @@ impl NodeService {
             let e = Envelope::Deliver(msg);
             tokio::spawn(async move {
                 if let Err(err) = call(&mut c, &e).await {
-                    eprintln!("veil node: delivery to device {to} failed: {err}");
+                    tracing::warn!(device = to, error = %err, "delivery failed");
                 }
             });
         }
@@ -176,12 +176,19 @@ impl Veil for NodeService {
             st.accepted.clone()
         };
         let names: Vec<&str> = accepted.iter().map(String::as_str).collect();
-        let caller = caller_name(&req, &names)
-            .ok_or_else(|| Status::permission_denied("certificate not accepted"))?
-            .to_string();
+        let Some(caller) = caller_name(&req, &names).map(str::to_string) else {
+            tracing::warn!(peer = ?req.remote_addr(), "refused a caller whose certificate is not accepted");
+            return Err(Status::permission_denied("certificate not accepted"));
+        };
         let env = Envelope::decode(&req.into_inner().0).map_err(status)?;
         match env {
             Envelope::Assign(a) if caller == COORDINATOR => {
+                tracing::info!(
+                    device = a.device,
+                    stages = a.work.stages.len(),
+                    parameters = a.work.parameters(),
+                    "assigned"
+                );
                 let mut st = self
                     .state
                     .lock()

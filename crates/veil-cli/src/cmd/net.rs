@@ -126,6 +126,15 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// Logs of `veil node` and `veil coordinator` (tracing, to stderr; `RUST_LOG`-style filtering
+/// is not enabled: info and above).
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+        .try_init();
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -163,6 +172,7 @@ pub fn node(a: NodeArgs) -> anyhow::Result<()> {
         bail!("--role must be source or helper, got `{}`", a.role);
     }
     DeviceClass::by_name(&a.device)?;
+    init_logs();
     let cfg = NodeConfig {
         name: a.name,
         role: a.role,
@@ -203,6 +213,7 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         .with_context(|| format!("no built-in privacy profile for {}", spec.name))?;
     let plan = ModelPlan::new(&spec, &profile, a.tau)?;
     let timeout = Duration::from_secs(a.timeout.max(1));
+    init_logs();
     let mut accepted = party_names(expected);
     accepted.retain(|n| n != "client");
     runtime()?.block_on(async move {
