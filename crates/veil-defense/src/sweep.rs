@@ -42,6 +42,30 @@ pub struct Row {
     pub examples: Vec<Vec<f32>>,
 }
 
+impl Row {
+    /// A row from an attack's scores on the defended device.
+    fn scored(
+        defence: &str,
+        param: f64,
+        label: String,
+        draw: usize,
+        accuracy: f64,
+        r: veil_attack::AttackReport,
+    ) -> Self {
+        Row {
+            defence: defence.into(),
+            param,
+            label,
+            draw,
+            accuracy,
+            ssim_mean: r.ssim_mean,
+            psnr_mean: r.psnr_mean,
+            mse_mean: r.mse_mean,
+            examples: r.examples,
+        }
+    }
+}
+
 /// Mean and spread over the draws of one setting.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SettingSummary {
@@ -156,17 +180,14 @@ impl Judge<'_> {
         let feats = self.collect(&deployed, &cfg)?;
         let r = attack_features(&feats, &cfg, &mut |_| {})
             .map_err(|e| DefenseError::Invalid(e.to_string()))?;
-        Ok(Row {
-            defence: "dp".into(),
-            param: eps,
-            label: format!("eps={eps}"),
+        Ok(Row::scored(
+            "dp",
+            eps,
+            format!("eps={eps}"),
             draw,
             accuracy,
-            ssim_mean: r.ssim_mean,
-            psnr_mean: r.psnr_mean,
-            mse_mean: r.mse_mean,
-            examples: r.examples,
-        })
+            r,
+        ))
     }
 
     /// A decoder trained on the *plain* device part (what an attacker holds if it never
@@ -214,17 +235,14 @@ impl Judge<'_> {
             &feats.victim_feats,
         )
         .map_err(|e| DefenseError::Invalid(e.to_string()))?;
-        Ok(Row {
-            defence: "dp-stale".into(),
-            param: eps,
-            label: format!("eps={eps}"),
+        Ok(Row::scored(
+            "dp-stale",
+            eps,
+            format!("eps={eps}"),
             draw,
             accuracy,
-            ssim_mean: r.ssim_mean,
-            psnr_mean: r.psnr_mean,
-            mse_mean: r.mse_mean,
-            examples: r.examples,
-        })
+            r,
+        ))
     }
 
     /// No shield: the attack on the plain model at this judge's split, with the plain
@@ -236,17 +254,14 @@ impl Judge<'_> {
         let feats = self.collect(self.model, &cfg)?;
         let r = attack_features(&feats, &cfg, &mut |_| {})
             .map_err(|e| DefenseError::Invalid(e.to_string()))?;
-        Ok(Row {
-            defence: "split".into(),
-            param: self.model.spec().layer_index(&self.split)? as f64,
-            label: self.split.clone(),
+        Ok(Row::scored(
+            "split",
+            self.model.spec().layer_index(&self.split)? as f64,
+            self.split.clone(),
             draw,
-            accuracy: accuracy_plain,
-            ssim_mean: r.ssim_mean,
-            psnr_mean: r.psnr_mean,
-            mse_mean: r.mse_mean,
-            examples: r.examples,
-        })
+            accuracy_plain,
+            r,
+        ))
     }
 
     /// A feature shield applied by the device to everything it sends (noise draw `draw`).
@@ -264,17 +279,14 @@ impl Judge<'_> {
             FeatureShield::Laplace { scale } => ("laplace", scale, "b"),
             FeatureShield::Dropout { p } => ("dropout", p, "p"),
         };
-        Ok(Row {
-            defence: defence.into(),
+        Ok(Row::scored(
+            defence,
             param,
-            label: format!("{name}={param}"),
+            format!("{name}={param}"),
             draw,
             accuracy,
-            ssim_mean: r.ssim_mean,
-            psnr_mean: r.psnr_mean,
-            mse_mean: r.mse_mean,
-            examples: r.examples,
-        })
+            r,
+        ))
     }
 
     /// Test accuracy when the device part's output passes through `shield` before the server

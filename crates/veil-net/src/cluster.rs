@@ -80,24 +80,25 @@ struct NodeService {
 }
 
 impl NodeService {
+    /// The node's state (a poisoned lock, after a panic elsewhere, is an internal error).
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, NodeState>, Status> {
+        self.state
+            .lock()
+            .map_err(|_| Status::internal("node state poisoned"))
+    }
+
     /// Runs `msgs` through the node, sending what leaves it; local messages loop back here.
     async fn dispatch(&self, msgs: Vec<(usize, Message)>) -> Result<(), Status> {
         let mut queue = msgs;
         while let Some((to, msg)) = queue.pop() {
             let me = {
-                let st = self
-                    .state
-                    .lock()
-                    .map_err(|_| Status::internal("poisoned"))?;
+                let st = self.lock()?;
                 st.node.as_ref().map(|n| n.device)
             };
             if Some(to) == me {
                 let request = msg.request;
                 let (out, result) = {
-                    let mut st = self
-                        .state
-                        .lock()
-                        .map_err(|_| Status::internal("poisoned"))?;
+                    let mut st = self.lock()?;
                     let node = st
                         .node
                         .as_mut()
@@ -123,10 +124,7 @@ impl NodeService {
 
     /// Hands request `request`'s logits to the `Infer` call waiting for them.
     fn notify(&self, request: u64, logits: Vec<f32>) -> Result<(), Status> {
-        let mut st = self
-            .state
-            .lock()
-            .map_err(|_| Status::internal("poisoned"))?;
+        let mut st = self.lock()?;
         if let Some(tx) = st.waiting.remove(&request) {
             let _ = tx.send(logits);
         }
@@ -135,10 +133,7 @@ impl NodeService {
 
     async fn client_for(&self, device: usize) -> Result<VeilClient<Channel>, Status> {
         let (name, addr) = {
-            let st = self
-                .state
-                .lock()
-                .map_err(|_| Status::internal("poisoned"))?;
+            let st = self.lock()?;
             if let Some(c) = st.clients.get(&device) {
                 return Ok(c.clone());
             }
@@ -156,10 +151,7 @@ impl NodeService {
         )
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
-        let mut st = self
-            .state
-            .lock()
-            .map_err(|_| Status::internal("poisoned"))?;
+        let mut st = self.lock()?;
         st.clients.insert(device, c.clone());
         Ok(c)
     }
@@ -169,10 +161,7 @@ impl NodeService {
 impl Veil for NodeService {
     async fn call(&self, req: Request<Frame>) -> Result<Response<Frame>, Status> {
         let accepted: Vec<String> = {
-            let st = self
-                .state
-                .lock()
-                .map_err(|_| Status::internal("poisoned"))?;
+            let st = self.lock()?;
             st.accepted.clone()
         };
         let names: Vec<&str> = accepted.iter().map(String::as_str).collect();
@@ -189,10 +178,7 @@ impl Veil for NodeService {
                     parameters = a.work.parameters(),
                     "assigned"
                 );
-                let mut st = self
-                    .state
-                    .lock()
-                    .map_err(|_| Status::internal("poisoned"))?;
+                let mut st = self.lock()?;
                 st.peers = a
                     .peers
                     .iter()
@@ -209,10 +195,7 @@ impl Veil for NodeService {
                 // Only the device that owns the sender id may deliver as it: a node cannot
                 // inject another device's partial sums, and clients cannot deliver at all.
                 {
-                    let st = self
-                        .state
-                        .lock()
-                        .map_err(|_| Status::internal("poisoned"))?;
+                    let st = self.lock()?;
                     let sender = st.peers.get(&m.from).map(|(n, _)| n.as_str());
                     if sender != Some(caller.as_str()) {
                         return Err(Status::permission_denied(format!(
@@ -222,10 +205,7 @@ impl Veil for NodeService {
                     }
                 }
                 let (out, result) = {
-                    let mut st = self
-                        .state
-                        .lock()
-                        .map_err(|_| Status::internal("poisoned"))?;
+                    let mut st = self.lock()?;
                     let node = st
                         .node
                         .as_mut()
@@ -235,10 +215,7 @@ impl Veil for NodeService {
                     (out, result.map(|r| (request, r)))
                 };
                 if let Some((request, logits)) = result {
-                    let mut st = self
-                        .state
-                        .lock()
-                        .map_err(|_| Status::internal("poisoned"))?;
+                    let mut st = self.lock()?;
                     if let Some(tx) = st.waiting.remove(&request) {
                         let _ = tx.send(logits);
                     }
@@ -254,10 +231,7 @@ impl Veil for NodeService {
                 }
                 let (tx, rx) = oneshot::channel();
                 let out = {
-                    let mut st = self
-                        .state
-                        .lock()
-                        .map_err(|_| Status::internal("poisoned"))?;
+                    let mut st = self.lock()?;
                     if st.waiting.contains_key(&request) {
                         return Err(Status::already_exists(format!(
                             "request {request} is running"

@@ -357,7 +357,7 @@ impl Deployment {
                 stride,
                 padding,
             },
-            Linear::Dense { input, output } => Linear::Dense { input, output },
+            ref dense @ Linear::Dense { .. } => dense.clone(),
         }
     }
 }
