@@ -7,20 +7,23 @@
 //!   channels for all output maps, reduced at the owners of the next layer's maps, which add
 //!   the bias and apply the channel-wise layers.
 //! - [`wire`]: the frames of the runtime, decoded defensively.
-//! - [`cluster`]: nodes and the coordinator over gRPC (registration, planning, assignment,
-//!   execution).
+//! - [`cluster`]: nodes and the coordinator over gRPC (registration, heartbeats, planning,
+//!   assignment under plan epochs, re-planning around dead helpers, retries, rejections with
+//!   reasons, admission limits).
+//! - [`planner`]: the live fleet placed with the planner's greedy.
+//! - [`load`]: a Poisson load generator with latency percentiles, per-link bytes and traces.
 //! - [`grpc`]: one unary gRPC method over mutual TLS carrying veil's frames.
 //!
-//! Not yet here: heartbeats and re-planning around a failed helper, back-pressure, shaped
-//! links and the load generator, per-request traces. The node logic is transport-independent
-//! and also tested over an in-process message queue.
+//! The node logic is transport-independent and also tested over an in-process message queue.
 
 #![forbid(unsafe_code)]
 
 pub mod cluster;
 pub mod deploy;
 pub mod grpc;
+pub mod load;
 pub mod node;
+pub mod planner;
 pub mod wire;
 
 /// Errors of the runtime (named with the request, stage, layer or device).

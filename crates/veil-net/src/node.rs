@@ -8,9 +8,19 @@
 //! `veil_net::deploy` describes. Each stage runs once per request; a message for a stage or
 //! channel the node does not hold is an error, never a panic.
 //!
-//! Key items: [`Node`], [`Message`], [`Payload`], [`Node::start`], [`Node::handle`].
+//! Every stage a node computes leaves a [`TraceRecord`] (device, stage, multiplications, wait
+//! and compute time, bytes sent). Records ride on the node's next outgoing message of the
+//! request; since every path of a request ends at the source's last stage, the source holds
+//! the whole trace when the logits are complete ([`Completed`]).
+//!
+//! A node holds at most [`MAX_LIVE_REQUESTS`] requests; [`Node::expire`] drops those older
+//! than an age (an attempt the source gave up on, or state a misbehaving peer opened).
+//!
+//! Key items: [`Node`], [`Message`], [`Payload`], [`TraceRecord`], [`Node::start`],
+//! [`Node::handle`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -41,7 +51,42 @@ pub struct Message {
     pub from: usize,
     /// `(channel, values)`.
     pub channels: Vec<(usize, Vec<f32>)>,
+    /// Trace records of upstream computations of this request.
+    pub trace: Vec<TraceRecord>,
 }
+
+/// One stage computed by one device for one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TraceRecord {
+    /// Device.
+    pub device: usize,
+    /// Stage.
+    pub stage: usize,
+    /// Multiplications (multiply-accumulates) of the computation.
+    pub macs: u64,
+    /// Microseconds from the device's first message of the request to the start of the stage
+    /// (waiting for inputs).
+    pub wait_us: u64,
+    /// Microseconds of computing (the emulated device time when the node emulates a slower
+    /// device, see [`Node::emulate_speed`]).
+    pub compute_us: u64,
+    /// Value bytes the stage's outputs sent to other devices.
+    pub sent_bytes: u64,
+    /// Messages the stage's outputs sent to other devices.
+    pub messages: u64,
+}
+
+/// A request finished at the source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completed {
+    /// The logits.
+    pub logits: Vec<f32>,
+    /// Every stage's record.
+    pub trace: Vec<TraceRecord>,
+}
+
+/// Most requests a node keeps state for at once; a message opening one more is refused.
+pub const MAX_LIVE_REQUESTS: usize = 4096;
 
 impl Message {
     /// Bytes of the values (4 per scalar), the quantity the cost model counts.
@@ -53,8 +98,11 @@ impl Message {
 /// Messages to send: `(destination device, message)`.
 pub type Outbox = Vec<(usize, Message)>;
 
-#[derive(Default)]
 struct RequestState {
+    /// When the node first heard of the request.
+    opened: Instant,
+    /// Records to forward with the next outgoing message.
+    trace: Vec<TraceRecord>,
     /// Finished inputs of stage `t`: `(t, channel) -> values`.
     inputs: HashMap<(usize, usize), Vec<f32>>,
     /// Partial sums being reduced: `(stage, channel) -> (contributions, sum)`.
@@ -63,15 +111,31 @@ struct RequestState {
     done: HashSet<usize>,
 }
 
+impl RequestState {
+    fn new() -> Self {
+        RequestState {
+            opened: Instant::now(),
+            trace: Vec::new(),
+            inputs: HashMap::new(),
+            partials: HashMap::new(),
+            done: HashSet::new(),
+        }
+    }
+}
+
 /// One device.
 pub struct Node {
     /// Device id.
     pub device: usize,
     deployment: Deployment,
-    work: BTreeMap<usize, StageWork>,
+    work: BTreeMap<usize, std::sync::Arc<StageWork>>,
     requests: HashMap<u64, RequestState>,
     /// Multiply-accumulates done so far.
     pub macs: u64,
+    /// Emulated device speed (multiplications per second), if any.
+    speed: Option<f64>,
+    /// Emulated compute time owed (the caller sleeps it off, see [`Node::take_delay`]).
+    delay: Duration,
 }
 
 impl Node {
@@ -79,11 +143,53 @@ impl Node {
     pub fn new(deployment: Deployment, work: DeviceWork) -> Self {
         Node {
             device: work.device,
-            work: work.stages.into_iter().map(|s| (s.stage, s)).collect(),
+            work: work
+                .stages
+                .into_iter()
+                .map(|s| (s.stage, std::sync::Arc::new(s)))
+                .collect(),
             deployment,
             requests: HashMap::new(),
             macs: 0,
+            speed: None,
+            delay: Duration::ZERO,
         }
+    }
+
+    /// Makes every computation take at least `macs / macs_per_s` (a device slower than this
+    /// machine): the difference accumulates in [`Node::take_delay`] for the caller to wait.
+    pub fn emulate_speed(&mut self, macs_per_s: f64) {
+        self.speed = (macs_per_s.is_finite() && macs_per_s > 0.0).then_some(macs_per_s);
+    }
+
+    /// The emulated compute time owed since the last call (zero without emulation).
+    pub fn take_delay(&mut self) -> Duration {
+        std::mem::take(&mut self.delay)
+    }
+
+    /// Requests with state here.
+    pub fn live_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Drops request `request`'s state (the source gave up on the attempt).
+    pub fn forget(&mut self, request: u64) {
+        self.requests.remove(&request);
+    }
+
+    /// Drops the state of requests opened more than `max_age` ago; returns how many.
+    pub fn expire(&mut self, max_age: Duration) -> usize {
+        let before = self.requests.len();
+        self.requests.retain(|_, st| st.opened.elapsed() <= max_age);
+        before - self.requests.len()
+    }
+
+    /// The state of request `r`, opened if new (refused beyond [`MAX_LIVE_REQUESTS`]).
+    fn state(&mut self, r: u64) -> Result<&mut RequestState, NetError> {
+        if !self.requests.contains_key(&r) && self.requests.len() >= MAX_LIVE_REQUESTS {
+            return Err(self.bad(r, format!("{MAX_LIVE_REQUESTS} requests already open here")));
+        }
+        Ok(self.requests.entry(r).or_insert_with(RequestState::new))
     }
 
     fn bad(&self, request: u64, message: String) -> NetError {
@@ -114,17 +220,18 @@ impl Node {
         }
         let stage0 = &self.deployment.stages[0];
         let per = input.len() / stage0.segments();
-        let st = self.requests.entry(request).or_default();
-        for p in 0..stage0.segments() {
+        let segments = stage0.segments();
+        let st = self.state(request)?;
+        for p in 0..segments {
             st.inputs
                 .insert((0, p), input[p * per..(p + 1) * per].to_vec());
         }
         self.progress(request)
     }
 
-    /// Handles one message; returns what to send, and the logits when this node is the source
-    /// and the request is complete.
-    pub fn handle(&mut self, msg: Message) -> Result<(Outbox, Option<Vec<f32>>), NetError> {
+    /// Handles one message; returns what to send, and the logits with the trace when this
+    /// node is the source and the request is complete.
+    pub fn handle(&mut self, msg: Message) -> Result<(Outbox, Option<Completed>), NetError> {
         let r = msg.request;
         let stages = self.deployment.stages.len();
         if msg.stage >= stages {
@@ -160,14 +267,20 @@ impl Node {
                     }
                 }
                 if msg.stage + 1 == stages {
-                    let mut out = Vec::new();
+                    let mut logits = Vec::new();
                     for (_, v) in msg.channels {
-                        out.extend(v);
+                        logits.extend(v);
                     }
-                    self.requests.remove(&r);
-                    return Ok((Vec::new(), Some(out)));
+                    let mut trace = self
+                        .requests
+                        .remove(&r)
+                        .map(|st| st.trace)
+                        .unwrap_or_default();
+                    trace.extend(msg.trace);
+                    return Ok((Vec::new(), Some(Completed { logits, trace })));
                 }
-                let st = self.requests.entry(r).or_default();
+                let st = self.state(r)?;
+                st.trace.extend(msg.trace);
                 for (q, v) in msg.channels {
                     st.inputs.insert((msg.stage + 1, q), v);
                 }
@@ -175,6 +288,7 @@ impl Node {
             Payload::Partial => {
                 let senders = stage.devices().len();
                 let mut finished = Vec::new();
+                self.state(r)?.trace.extend(msg.trace);
                 for (q, v) in msg.channels {
                     if self.deployment.finisher(msg.stage, q) != self.device {
                         return Err(self.bad(
@@ -182,7 +296,7 @@ impl Node {
                             format!("{} channel {q} is not finished here", stage.layer),
                         ));
                     }
-                    let st = self.requests.entry(r).or_default();
+                    let st = self.state(r)?;
                     let entry = st
                         .partials
                         .entry((msg.stage, q))
@@ -206,7 +320,7 @@ impl Node {
                 }
                 for (q, sum) in finished {
                     let v = self.finish(msg.stage, q, sum, r)?;
-                    let st = self.requests.entry(r).or_default();
+                    let st = self.state(r)?;
                     st.inputs.insert((msg.stage + 1, q), v);
                 }
             }
@@ -267,8 +381,13 @@ impl Node {
             .cloned()
             .ok_or_else(|| self.bad(r, format!("no work at stage {s}")))?;
         let stage = self.deployment.stages[s].clone();
-        let st = self.requests.entry(r).or_default();
+        let device = self.device;
+        let Some(st) = self.requests.get_mut(&r) else {
+            return Err(self.bad(r, format!("no state for stage {s}")));
+        };
         st.done.insert(s);
+        let wait_us = st.opened.elapsed().as_micros() as u64;
+        let mut trace = std::mem::take(&mut st.trace);
         let x: Vec<f32> = match stage.kernel {
             Linear::Conv { .. } => w
                 .segments
@@ -298,7 +417,9 @@ impl Node {
                 ),
             ));
         }
-        self.macs += lin.macs() as u64;
+        let macs = lin.macs() as u64;
+        self.macs += macs;
+        let began = Instant::now();
         let y = lin.apply(&w.weight, &x);
         let raw = stage.raw_len();
         let mut out = Outbox::new();
@@ -318,21 +439,55 @@ impl Node {
                     .push((q, chunk.to_vec()));
             }
         }
+        let mut compute = began.elapsed();
+        if let Some(speed) = self.speed {
+            let emulated = Duration::from_secs_f64(macs as f64 / speed);
+            self.delay += emulated.saturating_sub(compute);
+            compute = compute.max(emulated);
+        }
+        let (mut sent_bytes, mut messages) = (0u64, 0u64);
         for (to, channels) in groups {
-            out.push((
-                to,
-                Message {
-                    request: r,
-                    stage: s,
-                    payload: if whole {
-                        Payload::Finished
-                    } else {
-                        Payload::Partial
-                    },
-                    from: self.device,
-                    channels,
+            let m = Message {
+                request: r,
+                stage: s,
+                payload: if whole {
+                    Payload::Finished
+                } else {
+                    Payload::Partial
                 },
-            ));
+                from: device,
+                channels,
+                trace: Vec::new(),
+            };
+            if to != device {
+                sent_bytes += m.value_bytes() as u64;
+                messages += 1;
+            }
+            out.push((to, m));
+        }
+        trace.push(TraceRecord {
+            device,
+            stage: s,
+            macs,
+            wait_us,
+            compute_us: compute.as_micros() as u64,
+            sent_bytes,
+            messages,
+        });
+        match out.first_mut() {
+            Some((_, m)) => m.trace = trace,
+            None => return Err(self.bad(r, format!("{} produced no output", stage.layer))),
+        }
+        // Every message a node receives is an input of one of its computations, so once all
+        // are done nothing more arrives for the request here: drop its state.
+        let finished = self.requests.get(&r).is_some_and(|st| {
+            self.work
+                .values()
+                .filter(|w| !w.segments.is_empty())
+                .all(|w| st.done.contains(&w.stage))
+        });
+        if finished {
+            self.requests.remove(&r);
         }
         Ok(out)
     }

@@ -8,11 +8,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::deploy::{Deployment, DeviceWork};
-use crate::node::{Message, Payload};
+use crate::node::{Message, Payload, TraceRecord};
 
 /// What a node receives from the coordinator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
+    /// The plan's epoch: it grows with every re-plan, and nodes refuse deliveries of another.
+    pub epoch: u64,
     /// The node's device id.
     pub device: usize,
     /// The deployment (public structure: stages, owners).
@@ -38,20 +40,53 @@ pub enum Envelope {
     },
     /// Coordinator to node.
     Assign(Box<Assignment>),
-    /// Node to node.
-    Deliver(Message),
+    /// Node to node, under plan `epoch`.
+    Deliver {
+        /// The sender's plan epoch.
+        epoch: u64,
+        /// The message.
+        msg: Message,
+    },
     /// Client to source: run one sample.
     Infer {
-        /// Request id.
+        /// Request id (the client's; unique among its running requests).
         request: u64,
         /// Input values.
         input: Vec<f32>,
     },
-    /// Source to client: the logits.
-    Result(Vec<f32>),
+    /// Source to client: the answer.
+    Result {
+        /// The logits.
+        logits: Vec<f32>,
+        /// Attempts it took (1 without a retry).
+        attempts: u32,
+        /// What every device computed, in the order the records reached the source.
+        trace: Vec<TraceRecord>,
+    },
     /// Acknowledgement.
     Ack,
+    /// Source to client: the request was not run, and why.
+    Rejected(String),
+    /// Node to coordinator: alive, running plan `epoch`.
+    Heartbeat {
+        /// The node's plan epoch (0 before its first assignment).
+        epoch: u64,
+    },
+    /// Coordinator to nodes: no placement exists for the live fleet; reject requests.
+    Suspend {
+        /// The new epoch.
+        epoch: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Client or coordinator to node: report counters.
+    Stats,
+    /// Node to client: counters as JSON (see `cluster::NodeStats`).
+    StatsReply(String),
 }
+
+/// Bytes of one encoded [`TraceRecord`].
+const TRACE_RECORD_BYTES: usize = 48;
 
 /// A decoding failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +133,25 @@ impl<'a> Reader<'a> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
     }
+    fn trace(&mut self) -> Result<Vec<TraceRecord>, WireError> {
+        let n = self.u32()? as usize;
+        if n > (self.buf.len() - self.at) / TRACE_RECORD_BYTES {
+            return Err(WireError(format!("{n} trace records cannot fit")));
+        }
+        (0..n)
+            .map(|_| {
+                Ok(TraceRecord {
+                    device: self.u32()? as usize,
+                    stage: self.u32()? as usize,
+                    macs: self.u64()?,
+                    wait_us: self.u64()?,
+                    compute_us: self.u64()?,
+                    sent_bytes: self.u64()?,
+                    messages: self.u64()?,
+                })
+            })
+            .collect()
+    }
     fn string(&mut self) -> Result<String, WireError> {
         let n = self.u32()? as usize;
         String::from_utf8(self.take(n)?.to_vec())
@@ -109,6 +163,17 @@ fn put_f32s(out: &mut Vec<u8>, v: &[f32]) {
     out.extend_from_slice(&(v.len() as u32).to_le_bytes());
     for x in v {
         out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn put_trace(out: &mut Vec<u8>, trace: &[TraceRecord]) {
+    out.extend_from_slice(&(trace.len() as u32).to_le_bytes());
+    for t in trace {
+        out.extend_from_slice(&(t.device as u32).to_le_bytes());
+        out.extend_from_slice(&(t.stage as u32).to_le_bytes());
+        for v in [t.macs, t.wait_us, t.compute_us, t.sent_bytes, t.messages] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
     }
 }
 
@@ -132,8 +197,9 @@ impl Envelope {
                 out.push(2);
                 out.extend(serde_json::to_vec(a).unwrap_or_default());
             }
-            Envelope::Deliver(m) => {
+            Envelope::Deliver { epoch, msg: m } => {
                 out.push(3);
+                out.extend_from_slice(&epoch.to_le_bytes());
                 out.extend_from_slice(&m.request.to_le_bytes());
                 out.extend_from_slice(&(m.stage as u32).to_le_bytes());
                 out.push(u8::from(m.payload == Payload::Partial));
@@ -143,17 +209,42 @@ impl Envelope {
                     out.extend_from_slice(&(*q as u32).to_le_bytes());
                     put_f32s(&mut out, v);
                 }
+                put_trace(&mut out, &m.trace);
             }
             Envelope::Infer { request, input } => {
                 out.push(4);
                 out.extend_from_slice(&request.to_le_bytes());
                 put_f32s(&mut out, input);
             }
-            Envelope::Result(v) => {
+            Envelope::Result {
+                logits,
+                attempts,
+                trace,
+            } => {
                 out.push(5);
-                put_f32s(&mut out, v);
+                put_f32s(&mut out, logits);
+                out.extend_from_slice(&attempts.to_le_bytes());
+                put_trace(&mut out, trace);
             }
             Envelope::Ack => out.push(6),
+            Envelope::Rejected(why) => {
+                out.push(7);
+                put_str(&mut out, why);
+            }
+            Envelope::Heartbeat { epoch } => {
+                out.push(8);
+                out.extend_from_slice(&epoch.to_le_bytes());
+            }
+            Envelope::Suspend { epoch, reason } => {
+                out.push(9);
+                out.extend_from_slice(&epoch.to_le_bytes());
+                put_str(&mut out, reason);
+            }
+            Envelope::Stats => out.push(10),
+            Envelope::StatsReply(json) => {
+                out.push(11);
+                put_str(&mut out, json);
+            }
         }
         out
     }
@@ -173,6 +264,7 @@ impl Envelope {
                 return Ok(Envelope::Assign(Box::new(a)));
             }
             3 => {
+                let epoch = r.u64()?;
                 let request = r.u64()?;
                 let stage = r.u32()? as usize;
                 let payload = match r.u8()? {
@@ -190,20 +282,37 @@ impl Envelope {
                     let q = r.u32()? as usize;
                     channels.push((q, r.f32s()?));
                 }
-                Envelope::Deliver(Message {
-                    request,
-                    stage,
-                    payload,
-                    from,
-                    channels,
-                })
+                let trace = r.trace()?;
+                Envelope::Deliver {
+                    epoch,
+                    msg: Message {
+                        request,
+                        stage,
+                        payload,
+                        from,
+                        channels,
+                        trace,
+                    },
+                }
             }
             4 => Envelope::Infer {
                 request: r.u64()?,
                 input: r.f32s()?,
             },
-            5 => Envelope::Result(r.f32s()?),
+            5 => Envelope::Result {
+                logits: r.f32s()?,
+                attempts: r.u32()?,
+                trace: r.trace()?,
+            },
             6 => Envelope::Ack,
+            7 => Envelope::Rejected(r.string()?),
+            8 => Envelope::Heartbeat { epoch: r.u64()? },
+            9 => Envelope::Suspend {
+                epoch: r.u64()?,
+                reason: r.string()?,
+            },
+            10 => Envelope::Stats,
+            11 => Envelope::StatsReply(r.string()?),
             k => return Err(WireError(format!("unknown kind {k}"))),
         };
         if r.at != buf.len() {
@@ -219,20 +328,42 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {
+        let record = TraceRecord {
+            device: 2,
+            stage: 1,
+            macs: 117_600,
+            wait_us: 12,
+            compute_us: 340,
+            sent_bytes: 4704,
+            messages: 3,
+        };
         let m = Message {
             request: 9,
             stage: 1,
             payload: Payload::Partial,
             from: 3,
             channels: vec![(0, vec![1.5, -2.0]), (5, vec![])],
+            trace: vec![record.clone()],
         };
         for e in [
-            Envelope::Deliver(m),
+            Envelope::Deliver { epoch: 4, msg: m },
             Envelope::Infer {
                 request: 1,
                 input: vec![0.25; 7],
             },
-            Envelope::Result(vec![1.0, 2.0]),
+            Envelope::Result {
+                logits: vec![1.0, 2.0],
+                attempts: 2,
+                trace: vec![record.clone(), record],
+            },
+            Envelope::Rejected("no placement".into()),
+            Envelope::Heartbeat { epoch: 7 },
+            Envelope::Suspend {
+                epoch: 8,
+                reason: "5 helpers".into(),
+            },
+            Envelope::Stats,
+            Envelope::StatsReply("{}".into()),
             Envelope::Register {
                 role: "helper".into(),
                 device: "rpi3".into(),

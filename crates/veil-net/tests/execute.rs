@@ -20,6 +20,8 @@ fn run(
     let mut queue: VecDeque<(usize, Message)> = VecDeque::new();
     let mut results = vec![Vec::new(); inputs.len()];
     let mut bytes = 0;
+    let (mut traced_bytes, mut traced_macs) = (0usize, 0u64);
+    let macs_before: u64 = nodes.values().map(|n| n.macs).sum();
     for (r, x) in inputs.iter().enumerate() {
         let out = nodes
             .get_mut(&source)
@@ -38,12 +40,28 @@ fn run(
             .expect("node")
             .handle(msg)
             .expect("handle");
-        if let Some(logits) = result {
-            results[r] = logits;
+        if let Some(done) = result {
+            // The trace that reached the source accounts for every byte and multiplication
+            // of its request.
+            traced_bytes += done
+                .trace
+                .iter()
+                .map(|t| t.sent_bytes as usize)
+                .sum::<usize>();
+            traced_macs += done.trace.iter().map(|t| t.macs).sum::<u64>();
+            results[r] = done.logits;
         }
         // Deliver out of order across requests: interleave by pushing to the back.
         queue.extend(out);
     }
+    assert_eq!(traced_bytes, bytes, "trace bytes");
+    // No node keeps state of a finished request.
+    assert!(nodes.values().all(|n| n.live_requests() == 0));
+    assert_eq!(
+        traced_macs,
+        nodes.values().map(|n| n.macs).sum::<u64>() - macs_before,
+        "trace multiplications"
+    );
     (results, bytes)
 }
 
@@ -135,6 +153,7 @@ fn bad_messages_are_errors() {
         payload: veil_net::node::Payload::Finished,
         from: 0,
         channels,
+        trace: Vec::new(),
     };
     assert!(helper.handle(msg(9, vec![])).is_err());
     assert!(

@@ -1,0 +1,394 @@
+//! The coordinator: registrations and heartbeats, planning, assignment, re-planning.
+//!
+//! Nodes register (party name from the certificate) and then heartbeat. [`Coordinator::run`]
+//! waits for the fleet, places the model on the live helpers, and sends every live node its
+//! assignment under a new epoch (helpers first, the source last, so that the source's restarted
+//! attempts meet helpers that already run the new plan). A node silent for
+//! [`CoordinatorConfig::dead_after`] is dead; a dead node that heartbeats again is live; either
+//! change, or a failed assignment, starts a new plan. When no placement exists, every live node
+//! is suspended with the reason (the source rejects requests with it) until the fleet changes.
+//!
+//! Key items: [`Coordinator`], [`CoordinatorConfig`], [`Registered`], [`PlanEvent`].
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status};
+
+use super::{COORDINATOR, call, status};
+use crate::NetError;
+use crate::grpc::service::veil_server::{Veil, VeilServer};
+use crate::grpc::{Frame, caller_name, client, server_tls};
+use crate::planner::Planner;
+use crate::wire::{Assignment, Envelope};
+
+/// The coordinator's settings.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Key directory.
+    pub keys: std::path::PathBuf,
+    /// Helpers to wait for before the first plan.
+    pub helpers: usize,
+    /// Timeout of connections and calls, and of waiting for the fleet.
+    pub timeout: Duration,
+    /// How often liveness is checked.
+    pub heartbeat: Duration,
+    /// Silence after which a node is dead.
+    pub dead_after: Duration,
+}
+
+impl CoordinatorConfig {
+    /// Settings with the defaults: 30 s timeout, checks every 250 ms, dead after 1 s.
+    pub fn new(listen: std::net::SocketAddr, keys: &std::path::Path, helpers: usize) -> Self {
+        CoordinatorConfig {
+            listen,
+            keys: keys.to_path_buf(),
+            helpers,
+            timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_millis(250),
+            dead_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A registered node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Registered {
+    /// Party name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Device class.
+    pub device: String,
+    /// Address.
+    pub addr: String,
+}
+
+struct Member {
+    reg: Registered,
+    last_seen: Instant,
+    alive: bool,
+}
+
+#[derive(Default)]
+struct Members {
+    list: Vec<Member>,
+    /// Set when a node joined, died or came back since the last plan.
+    changed: bool,
+}
+
+impl Members {
+    fn live(&self, role: &str) -> Vec<Registered> {
+        self.list
+            .iter()
+            .filter(|m| m.alive && m.reg.role == role)
+            .map(|m| m.reg.clone())
+            .collect()
+    }
+
+    fn dead(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .filter(|m| !m.alive)
+            .map(|m| m.reg.name.clone())
+            .collect()
+    }
+
+    fn mark_dead(&mut self, name: &str) {
+        for m in self.list.iter_mut().filter(|m| m.reg.name == name) {
+            m.alive = false;
+            self.changed = true;
+        }
+    }
+}
+
+#[derive(Clone)]
+struct CoordinatorService {
+    members: Arc<Mutex<Members>>,
+    accepted: Arc<Vec<String>>,
+}
+
+#[tonic::async_trait]
+impl Veil for CoordinatorService {
+    async fn call(&self, req: Request<Frame>) -> Result<Response<Frame>, Status> {
+        let names: Vec<&str> = self.accepted.iter().map(String::as_str).collect();
+        let Some(caller) = caller_name(&req, &names).map(str::to_string) else {
+            tracing::warn!(peer = ?req.remote_addr(), "refused a caller whose certificate is not accepted");
+            return Err(Status::permission_denied("certificate not accepted"));
+        };
+        let env = Envelope::decode(&req.into_inner().0).map_err(status)?;
+        let mut members = self
+            .members
+            .lock()
+            .map_err(|_| Status::internal("poisoned"))?;
+        match env {
+            Envelope::Register { role, device, addr } => {
+                if !matches!(role.as_str(), "source" | "helper") {
+                    return Err(status(format!("role `{role}`")));
+                }
+                tracing::info!(name = %caller, role = %role, device = %device, addr = %addr, "registered");
+                let reg = Registered {
+                    name: caller.clone(),
+                    role,
+                    device,
+                    addr,
+                };
+                members.list.retain(|m| m.reg.name != caller);
+                members.list.push(Member {
+                    reg,
+                    last_seen: Instant::now(),
+                    alive: true,
+                });
+                members.changed = true;
+            }
+            Envelope::Heartbeat { .. } => {
+                let Some(m) = members.list.iter_mut().find(|m| m.reg.name == caller) else {
+                    return Err(Status::failed_precondition("heartbeat before registration"));
+                };
+                m.last_seen = Instant::now();
+                if !m.alive {
+                    m.alive = true;
+                    members.changed = true;
+                    tracing::info!(name = %caller, "node is back");
+                }
+            }
+            other => return Err(status(format!("unexpected {other:?}"))),
+        }
+        Ok(Response::new(Frame(Envelope::Ack.encode())))
+    }
+}
+
+/// A plan the coordinator put in place (or could not).
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanEvent {
+    /// The plan's epoch.
+    pub epoch: u64,
+    /// Whether a placement was found and assigned.
+    pub planned: bool,
+    /// Why not, when not.
+    pub reason: Option<String>,
+    /// Live helpers (planner devices `0..`).
+    pub helpers: Vec<String>,
+    /// Nodes considered dead.
+    pub dead: Vec<String>,
+    /// The source's party name and address.
+    pub source: String,
+    /// The source's address (where clients send requests).
+    pub source_addr: String,
+    /// Latency the cost model predicts for one request (seconds; eqs. 5, 7).
+    pub latency_s_planned: Option<f64>,
+    /// Bytes between devices the cost model predicts.
+    pub shared_bytes_planned: Option<f64>,
+    /// `owners[s][p]`: device of segment `p` of stage `s`.
+    pub owners: Vec<Vec<usize>>,
+}
+
+/// The coordinator.
+pub struct Coordinator {
+    members: Arc<Mutex<Members>>,
+    cfg: CoordinatorConfig,
+}
+
+impl Coordinator {
+    /// Starts serving registrations and heartbeats from the parties named `accepted`.
+    pub fn start(cfg: CoordinatorConfig, accepted: Vec<String>) -> Result<Self, NetError> {
+        let members = Arc::new(Mutex::new(Members::default()));
+        let svc = CoordinatorService {
+            members: members.clone(),
+            accepted: Arc::new(accepted),
+        };
+        let tls = server_tls(&cfg.keys, COORDINATOR)?;
+        let server = Server::builder()
+            .tls_config(tls)
+            .map_err(|e| NetError::Deploy(format!("TLS: {e}")))?
+            .timeout(cfg.timeout)
+            .add_service(VeilServer::new(svc))
+            .serve(cfg.listen);
+        tokio::spawn(server);
+        Ok(Coordinator { members, cfg })
+    }
+
+    fn members(&self) -> Result<std::sync::MutexGuard<'_, Members>, NetError> {
+        self.members
+            .lock()
+            .map_err(|_| NetError::Deploy("coordinator state poisoned".into()))
+    }
+
+    /// Nodes registered so far (live or not).
+    pub fn registered(&self) -> Result<Vec<Registered>, NetError> {
+        Ok(self.members()?.list.iter().map(|m| m.reg.clone()).collect())
+    }
+
+    /// Waits until a source and [`CoordinatorConfig::helpers`] helpers registered (or the
+    /// timeout).
+    pub async fn wait_for_fleet(&self) -> Result<Vec<Registered>, NetError> {
+        let deadline = Instant::now() + self.cfg.timeout;
+        loop {
+            let (sources, helpers) = {
+                let m = self.members()?;
+                (m.live("source").len(), m.live("helper").len())
+            };
+            if sources >= 1 && helpers >= self.cfg.helpers {
+                return self.registered();
+            }
+            if Instant::now() > deadline {
+                return Err(NetError::Deploy(format!(
+                    "{helpers} helpers and {sources} sources registered within {:?}",
+                    self.cfg.timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the fleet, then plans and re-plans for as long as the process runs; every
+    /// plan is reported to `on_plan`. Returns only on an error that planning cannot survive
+    /// (the model does not fit the planner at all).
+    pub async fn run(
+        &self,
+        planner: &Planner,
+        mut on_plan: impl FnMut(&PlanEvent),
+    ) -> Result<(), NetError> {
+        self.wait_for_fleet().await?;
+        let mut epoch = 0u64;
+        loop {
+            let (helpers, sources, dead) = {
+                let mut m = self.members()?;
+                m.changed = false;
+                (m.live("helper"), m.live("source"), m.dead())
+            };
+            if let Some(source) = sources.first() {
+                epoch += 1;
+                let event = self
+                    .plan_once(planner, epoch, &helpers, source, dead)
+                    .await?;
+                on_plan(&event);
+            } else {
+                tracing::warn!("no live source: waiting");
+            }
+            self.watch().await?;
+        }
+    }
+
+    /// Waits until the fleet changes: a node joins, comes back, or stays silent too long.
+    async fn watch(&self) -> Result<(), NetError> {
+        loop {
+            {
+                let mut m = self.members()?;
+                let dead_after = self.cfg.dead_after;
+                let mut died = Vec::new();
+                for x in m.list.iter_mut() {
+                    if x.alive && x.last_seen.elapsed() > dead_after {
+                        x.alive = false;
+                        died.push(x.reg.name.clone());
+                    }
+                }
+                for name in died {
+                    tracing::warn!(name = %name, "no heartbeat: node is dead");
+                    m.changed = true;
+                }
+                if m.changed {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(self.cfg.heartbeat).await;
+        }
+    }
+
+    /// Places the model on `helpers` and assigns it, or suspends the nodes when nothing fits.
+    async fn plan_once(
+        &self,
+        planner: &Planner,
+        epoch: u64,
+        helpers: &[Registered],
+        source: &Registered,
+        dead: Vec<String>,
+    ) -> Result<PlanEvent, NetError> {
+        let mut event = PlanEvent {
+            epoch,
+            planned: false,
+            reason: None,
+            helpers: helpers.iter().map(|h| h.name.clone()).collect(),
+            dead,
+            source: source.name.clone(),
+            source_addr: source.addr.clone(),
+            latency_s_planned: None,
+            shared_bytes_planned: None,
+            owners: Vec::new(),
+        };
+        let mut nodes: Vec<(usize, Registered)> = helpers.iter().cloned().enumerate().collect();
+        match planner.place(helpers)? {
+            Some((deployment, report)) => {
+                nodes.push((report.source, source.clone()));
+                tracing::info!(
+                    epoch,
+                    helpers = helpers.len(),
+                    latency_ms = report.latency_s * 1e3,
+                    "planned"
+                );
+                let peers: Vec<(usize, String, String)> = nodes
+                    .iter()
+                    .map(|(d, r)| (*d, r.name.clone(), r.addr.clone()))
+                    .collect();
+                for (d, r) in &nodes {
+                    let a = Assignment {
+                        epoch,
+                        device: *d,
+                        deployment: deployment.clone(),
+                        work: deployment.work_of(*d, planner.params()),
+                        peers: peers.clone(),
+                    };
+                    if let Err(e) = self.send(r, &Envelope::Assign(Box::new(a))).await {
+                        tracing::warn!(name = %r.name, error = %e, "assignment failed: re-planning");
+                        self.members()?.mark_dead(&r.name);
+                        event.reason = Some(format!("assigning {} failed: {e}", r.name));
+                        return Ok(event);
+                    }
+                }
+                event.planned = true;
+                event.latency_s_planned = Some(report.latency_s);
+                event.shared_bytes_planned = Some(report.shared_bytes);
+                event.owners = report.owners;
+            }
+            None => {
+                let reason = format!(
+                    "no placement of {} satisfies the constraints on {} live helpers",
+                    planner.spec().name,
+                    helpers.len()
+                );
+                tracing::warn!(epoch, reason = %reason, "suspending the fleet");
+                nodes.push((helpers.len(), source.clone()));
+                for (_, r) in &nodes {
+                    let s = Envelope::Suspend {
+                        epoch,
+                        reason: reason.clone(),
+                    };
+                    if let Err(e) = self.send(r, &s).await {
+                        tracing::warn!(name = %r.name, error = %e, "suspending failed");
+                    }
+                }
+                event.reason = Some(reason);
+            }
+        }
+        Ok(event)
+    }
+
+    async fn send(&self, r: &Registered, e: &Envelope) -> Result<(), NetError> {
+        let mut c = client(
+            &self.cfg.keys,
+            COORDINATOR,
+            &r.name,
+            &r.addr,
+            self.cfg.timeout.min(self.cfg.dead_after * 4),
+        )
+        .await?;
+        match call(&mut c, e).await? {
+            Envelope::Ack => Ok(()),
+            other => Err(NetError::Deploy(format!("{} answered {other:?}", r.name))),
+        }
+    }
+}

@@ -1,0 +1,688 @@
+//! A node of the runtime as a gRPC server: registration and heartbeats, assignments under a
+//! plan epoch, deliveries between nodes, and (at the source) requests from clients.
+//!
+//! Requests at the source: a client's request is admitted while fewer than
+//! [`NodeConfig::max_inflight`] are pending (otherwise it is rejected at once: the runtime's
+//! back-pressure, so the work inside the fleet stays bounded), and runs as an *attempt* with an
+//! id of the source's own. An attempt that brings no answer within
+//! [`NodeConfig::attempt_timeout`] is restarted under a fresh id; a new assignment restarts
+//! every pending request under the new plan; after [`NodeConfig::max_attempts`] attempts, or
+//! when the coordinator suspends the fleet, the request is rejected with the reason. The
+//! answer of an attempt that is no longer current is dropped, so each request ends exactly once.
+//! Deliveries carry the epoch of their plan: a node refuses those of another epoch, so an
+//! old attempt's partial sums never mix with a new plan's.
+//!
+//! Key items: [`NodeConfig`], [`run_node`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Server};
+use tonic::{Request, Response, Status};
+
+use super::{CLIENT, COORDINATOR, LinkStats, NodeStats, Outcome, call, rss_kib, status};
+use crate::NetError;
+use crate::grpc::service::veil_client::VeilClient;
+use crate::grpc::service::veil_server::{Veil, VeilServer};
+use crate::grpc::{Frame, MAX_FRAME, caller_name, client, server_tls};
+use crate::node::{Completed, Message, Node, Outbox};
+use crate::wire::{Assignment, Envelope};
+
+/// A node's settings.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Party name (as in its certificate).
+    pub name: String,
+    /// `source` or `helper`.
+    pub role: String,
+    /// Device class name.
+    pub device: String,
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Coordinator address.
+    pub coordinator: String,
+    /// Key directory.
+    pub keys: std::path::PathBuf,
+    /// Timeout of connections and calls.
+    pub timeout: Duration,
+    /// Interval of heartbeats to the coordinator.
+    pub heartbeat: Duration,
+    /// Source: time an attempt may take before it is restarted.
+    pub attempt_timeout: Duration,
+    /// Source: attempts per request before it is rejected.
+    pub max_attempts: u32,
+    /// Source: requests admitted at once; more are rejected (back-pressure).
+    pub max_inflight: usize,
+    /// Make every computation take as long as on the device class (`macs / e`).
+    pub emulate_device: bool,
+}
+
+impl NodeConfig {
+    /// Settings with the defaults: heartbeat 250 ms, attempts of 3 s, 3 attempts, 256
+    /// requests in flight, no emulation.
+    pub fn new(
+        name: &str,
+        role: &str,
+        device: &str,
+        listen: std::net::SocketAddr,
+        coordinator: &str,
+        keys: &std::path::Path,
+    ) -> Self {
+        NodeConfig {
+            name: name.into(),
+            role: role.into(),
+            device: device.into(),
+            listen,
+            coordinator: coordinator.into(),
+            keys: keys.to_path_buf(),
+            timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_millis(250),
+            attempt_timeout: Duration::from_secs(3),
+            max_attempts: 3,
+            max_inflight: 256,
+            emulate_device: false,
+        }
+    }
+}
+
+/// A request admitted at the source.
+struct Pending {
+    tx: oneshot::Sender<Outcome>,
+    input: Vec<f32>,
+    attempts: u32,
+    /// Id of the current attempt.
+    current: u64,
+    /// When the current attempt started.
+    started: Instant,
+}
+
+struct NodeState {
+    node: Option<Node>,
+    epoch: u64,
+    suspended: Option<String>,
+    /// Device id -> (party name, address), of the current plan.
+    peers: HashMap<usize, (String, String)>,
+    /// Connections by party name.
+    clients: HashMap<String, VeilClient<Channel>>,
+    accepted: Vec<String>,
+    pending: HashMap<u64, Pending>,
+    /// Attempt id -> client request id.
+    attempt_of: HashMap<u64, u64>,
+    next_attempt: u64,
+    links: BTreeMap<String, LinkStats>,
+    answered: u64,
+    rejected: u64,
+    retries: u64,
+    refused: u64,
+}
+
+impl NodeState {
+    /// Starts a new attempt of pending request `request`; what the node sends.
+    fn launch(&mut self, request: u64) -> Result<Outbox, String> {
+        self.next_attempt += 1;
+        let id = self.next_attempt;
+        let node = self.node.as_mut().ok_or("no plan assigned")?;
+        let p = self.pending.get_mut(&request).ok_or("not pending")?;
+        node.forget(p.current);
+        self.attempt_of.remove(&p.current);
+        p.attempts += 1;
+        p.current = id;
+        p.started = Instant::now();
+        self.attempt_of.insert(id, request);
+        node.start(id, &p.input).map_err(|e| e.to_string())
+    }
+
+    /// Ends pending request `request` with `outcome` (once: it leaves `pending`).
+    fn conclude(&mut self, request: u64, outcome: Outcome) {
+        if let Some(p) = self.pending.remove(&request) {
+            self.attempt_of.remove(&p.current);
+            if let Some(node) = self.node.as_mut() {
+                node.forget(p.current);
+            }
+            match &outcome {
+                Outcome::Answered { .. } => self.answered += 1,
+                Outcome::Rejected(why) => {
+                    self.rejected += 1;
+                    tracing::warn!(request, reason = %why, "rejected");
+                }
+            }
+            let _ = p.tx.send(outcome);
+        }
+    }
+
+    /// Attempt `attempt` completed: answers its request if it is still the current attempt.
+    fn complete(&mut self, attempt: u64, done: Completed) {
+        let Some(request) = self.attempt_of.remove(&attempt) else {
+            return;
+        };
+        let attempts = match self.pending.get(&request) {
+            Some(p) if p.current == attempt => p.attempts,
+            _ => return,
+        };
+        self.conclude(
+            request,
+            Outcome::Answered {
+                logits: done.logits,
+                attempts,
+                trace: done.trace,
+            },
+        );
+    }
+
+    /// Restarts every pending request (after a new assignment), or rejects those out of
+    /// attempts.
+    fn restart_all(&mut self, max_attempts: u32) -> Outbox {
+        let mut out = Outbox::new();
+        let requests: Vec<u64> = self.pending.keys().copied().collect();
+        for r in requests {
+            let attempts = self.pending.get(&r).map_or(0, |p| p.attempts);
+            if attempts >= max_attempts {
+                self.conclude(
+                    r,
+                    Outcome::Rejected(format!(
+                        "re-planned after {attempts} attempts (limit {max_attempts})"
+                    )),
+                );
+                continue;
+            }
+            self.retries += 1;
+            match self.launch(r) {
+                Ok(o) => out.extend(o),
+                Err(e) => self.conclude(r, Outcome::Rejected(e)),
+            }
+        }
+        out
+    }
+
+    fn counters(&self, cfg: &NodeConfig) -> NodeStats {
+        NodeStats {
+            name: cfg.name.clone(),
+            role: cfg.role.clone(),
+            device: cfg.device.clone(),
+            epoch: self.epoch,
+            suspended: self.suspended.clone(),
+            live_requests: self.node.as_ref().map_or(0, Node::live_requests),
+            pending: self.pending.len(),
+            answered: self.answered,
+            rejected: self.rejected,
+            retries: self.retries,
+            refused: self.refused,
+            links: self.links.values().cloned().collect(),
+            rss_kib: rss_kib(),
+            peers: self.peers.values().cloned().collect(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct NodeService {
+    cfg: Arc<NodeConfig>,
+    state: Arc<Mutex<NodeState>>,
+    /// Held while computing, so emulated device time is spent one computation at a time.
+    cpu: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl NodeService {
+    /// The node's state (a poisoned lock, after a panic elsewhere, is an internal error).
+    fn lock(&self) -> Result<MutexGuard<'_, NodeState>, Status> {
+        self.state
+            .lock()
+            .map_err(|_| Status::internal("node state poisoned"))
+    }
+
+    /// Runs `f` on the node as one computation: with device emulation, waits off the
+    /// emulated time before the outputs leave. Returns `f`'s result and the epoch.
+    async fn compute<T>(
+        &self,
+        f: impl FnOnce(&mut NodeState) -> Result<T, Status>,
+    ) -> Result<(T, u64), Status> {
+        let _cpu = self.cpu.lock().await;
+        let (v, epoch, delay) = {
+            let mut st = self.lock()?;
+            let v = f(&mut st)?;
+            let delay = st.node.as_mut().map_or(Duration::ZERO, Node::take_delay);
+            (v, st.epoch, delay)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok((v, epoch))
+    }
+
+    /// Sends `msgs` produced under plan `epoch`; messages to this node loop back here.
+    async fn dispatch(&self, msgs: Outbox, epoch: u64) -> Result<(), Status> {
+        let mut queue = msgs;
+        while let Some((to, msg)) = queue.pop() {
+            let (me, peer) = {
+                let st = self.lock()?;
+                if st.epoch != epoch {
+                    return Ok(()); // re-planned meanwhile: the attempt restarts
+                }
+                (
+                    st.node.as_ref().map(|n| n.device),
+                    st.peers.get(&to).cloned(),
+                )
+            };
+            if Some(to) == me {
+                let attempt = msg.request;
+                let (out, _) = self
+                    .compute(|st| {
+                        let node = st
+                            .node
+                            .as_mut()
+                            .ok_or_else(|| Status::failed_precondition("not assigned"))?;
+                        let (out, done) = node.handle(msg).map_err(status)?;
+                        if let Some(done) = done {
+                            st.complete(attempt, done);
+                        }
+                        Ok(out)
+                    })
+                    .await?;
+                queue.extend(out);
+                continue;
+            }
+            let Some((name, addr)) = peer else {
+                return Err(Status::not_found(format!("no peer {to}")));
+            };
+            let mut c = self.client_for(&name, &addr).await?;
+            let value_bytes = msg.value_bytes() as u64;
+            let frame = Envelope::Deliver { epoch, msg }.encode();
+            let svc = self.clone();
+            tokio::spawn(async move {
+                let len = frame.len() as u64;
+                let ok = match c.call(Frame(frame)).await {
+                    Ok(_) => true,
+                    Err(err) => {
+                        tracing::warn!(to = %name, error = %err.message(), "delivery failed");
+                        false
+                    }
+                };
+                if let Ok(mut st) = svc.state.lock() {
+                    let l = st.links.entry(name.clone()).or_default();
+                    l.to = name;
+                    l.messages += 1;
+                    l.value_bytes += value_bytes;
+                    l.frame_bytes += len;
+                    l.failed += u64::from(!ok);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn client_for(&self, name: &str, addr: &str) -> Result<VeilClient<Channel>, Status> {
+        if let Some(c) = self.lock()?.clients.get(name) {
+            return Ok(c.clone());
+        }
+        let c = client(&self.cfg.keys, &self.cfg.name, name, addr, self.cfg.timeout)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        self.lock()?.clients.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    fn assign(&self, a: Assignment) -> Result<Outbox, Status> {
+        tracing::info!(
+            epoch = a.epoch,
+            device = a.device,
+            stages = a.work.stages.len(),
+            parameters = a.work.parameters(),
+            "assigned"
+        );
+        let mut st = self.lock()?;
+        if a.epoch <= st.epoch {
+            return Err(Status::failed_precondition(format!(
+                "epoch {} is not newer than {}",
+                a.epoch, st.epoch
+            )));
+        }
+        st.peers = a
+            .peers
+            .iter()
+            .map(|(d, n, ad)| (*d, (n.clone(), ad.clone())))
+            .collect();
+        st.accepted = std::iter::once(COORDINATOR.to_string())
+            .chain(a.peers.iter().map(|(_, n, _)| n.clone()))
+            .chain(std::iter::once(CLIENT.to_string()))
+            .collect();
+        let mut node = Node::new(a.deployment, a.work);
+        if self.cfg.emulate_device {
+            if let Ok(class) = veil_plan::DeviceClass::by_name(&self.cfg.device) {
+                node.emulate_speed(class.macs_per_s);
+            }
+        }
+        st.node = Some(node);
+        st.epoch = a.epoch;
+        st.suspended = None;
+        Ok(st.restart_all(self.cfg.max_attempts))
+    }
+
+    fn suspend(&self, epoch: u64, reason: String) -> Result<(), Status> {
+        tracing::warn!(epoch, reason = %reason, "suspended by the coordinator");
+        let mut st = self.lock()?;
+        st.epoch = st.epoch.max(epoch);
+        st.node = None;
+        st.suspended = Some(reason.clone());
+        let requests: Vec<u64> = st.pending.keys().copied().collect();
+        for r in requests {
+            st.conclude(r, Outcome::Rejected(reason.clone()));
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, caller: &str, epoch: u64, m: Message) -> Result<(), Status> {
+        {
+            let mut st = self.lock()?;
+            // Only the device that owns the sender id may deliver as it: a node cannot inject
+            // another device's partial sums, and clients cannot deliver at all.
+            let sender = st.peers.get(&m.from).map(|(n, _)| n.as_str());
+            if sender != Some(caller) {
+                st.refused += 1;
+                return Err(Status::permission_denied(format!(
+                    "{caller} may not deliver as device {}",
+                    m.from
+                )));
+            }
+            if epoch != st.epoch {
+                st.refused += 1;
+                return Err(Status::failed_precondition(format!(
+                    "delivery of plan {epoch}, running plan {}",
+                    st.epoch
+                )));
+            }
+        }
+        let attempt = m.request;
+        let (out, epoch) = self
+            .compute(|st| {
+                let node = st
+                    .node
+                    .as_mut()
+                    .ok_or_else(|| Status::failed_precondition("not assigned"))?;
+                let (out, done) = match node.handle(m) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        st.refused += 1;
+                        return Err(status(e));
+                    }
+                };
+                if let Some(done) = done {
+                    st.complete(attempt, done);
+                }
+                Ok(out)
+            })
+            .await?;
+        self.dispatch(out, epoch).await
+    }
+
+    async fn infer(&self, request: u64, input: Vec<f32>) -> Result<Envelope, Status> {
+        let (tx, mut rx) = oneshot::channel();
+        let admitted = self.compute(|st| {
+            if let Some(why) = &st.suspended {
+                return Ok(Err(why.clone()));
+            }
+            if st.node.is_none() {
+                return Ok(Err("no plan assigned yet".to_string()));
+            }
+            if st.pending.contains_key(&request) {
+                return Err(Status::already_exists(format!(
+                    "request {request} is running"
+                )));
+            }
+            if st.pending.len() >= self.cfg.max_inflight {
+                return Ok(Err(format!(
+                    "overloaded: {} requests in flight (limit {})",
+                    st.pending.len(),
+                    self.cfg.max_inflight
+                )));
+            }
+            st.pending.insert(
+                request,
+                Pending {
+                    tx,
+                    input,
+                    attempts: 0,
+                    current: 0,
+                    started: Instant::now(),
+                },
+            );
+            match st.launch(request) {
+                Ok(out) => Ok(Ok(out)),
+                Err(e) => {
+                    st.pending.remove(&request);
+                    Ok(Err(e))
+                }
+            }
+        });
+        let (out, epoch) = match admitted.await? {
+            (Ok(out), epoch) => (out, epoch),
+            (Err(why), _) => {
+                self.lock()?.rejected += 1;
+                return Ok(Envelope::Rejected(why));
+            }
+        };
+        self.dispatch(out, epoch).await?;
+        loop {
+            let deadline = {
+                let st = self.lock()?;
+                st.pending
+                    .get(&request)
+                    .map(|p| p.started + self.cfg.attempt_timeout)
+            };
+            let deadline = deadline.unwrap_or_else(|| Instant::now() + self.cfg.timeout);
+            match tokio::time::timeout_at(deadline, &mut rx).await {
+                Ok(Ok(Outcome::Answered {
+                    logits,
+                    attempts,
+                    trace,
+                })) => {
+                    return Ok(Envelope::Result {
+                        logits,
+                        attempts,
+                        trace,
+                    });
+                }
+                Ok(Ok(Outcome::Rejected(why))) => return Ok(Envelope::Rejected(why)),
+                Ok(Err(_)) => return Err(Status::aborted("request dropped")),
+                Err(_) => {}
+            }
+            // The attempt timed out (unless a re-plan restarted it meanwhile).
+            let max = self.cfg.max_attempts;
+            let timeout = self.cfg.attempt_timeout;
+            let (out, epoch) = self
+                .compute(|st| {
+                    let Some(p) = st.pending.get(&request) else {
+                        return Ok(Outbox::new());
+                    };
+                    if p.started.elapsed() < timeout {
+                        return Ok(Outbox::new());
+                    }
+                    if p.attempts >= max {
+                        let why = format!(
+                            "no answer after {} attempts of {} ms",
+                            p.attempts,
+                            timeout.as_millis()
+                        );
+                        st.conclude(request, Outcome::Rejected(why));
+                        return Ok(Outbox::new());
+                    }
+                    st.retries += 1;
+                    tracing::warn!(
+                        request,
+                        attempt = p.attempts + 1,
+                        "attempt timed out; retrying"
+                    );
+                    match st.launch(request) {
+                        Ok(out) => Ok(out),
+                        Err(e) => {
+                            st.conclude(request, Outcome::Rejected(e));
+                            Ok(Outbox::new())
+                        }
+                    }
+                })
+                .await?;
+            self.dispatch(out, epoch).await?;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Veil for NodeService {
+    async fn call(&self, req: Request<Frame>) -> Result<Response<Frame>, Status> {
+        let accepted: Vec<String> = self.lock()?.accepted.clone();
+        let names: Vec<&str> = accepted.iter().map(String::as_str).collect();
+        let Some(caller) = caller_name(&req, &names).map(str::to_string) else {
+            tracing::warn!(peer = ?req.remote_addr(), "refused a caller whose certificate is not accepted");
+            return Err(Status::permission_denied("certificate not accepted"));
+        };
+        let env = Envelope::decode(&req.into_inner().0).map_err(status)?;
+        let reply = match env {
+            Envelope::Assign(a) if caller == COORDINATOR => {
+                let out = self.assign(*a)?;
+                let epoch = self.lock()?.epoch;
+                self.dispatch(out, epoch).await?;
+                Envelope::Ack
+            }
+            Envelope::Suspend { epoch, reason } if caller == COORDINATOR => {
+                self.suspend(epoch, reason)?;
+                Envelope::Ack
+            }
+            Envelope::Deliver { epoch, msg } => {
+                self.deliver(&caller, epoch, msg).await?;
+                Envelope::Ack
+            }
+            Envelope::Infer { request, input } => {
+                if caller != CLIENT {
+                    return Err(Status::permission_denied(format!(
+                        "{caller} may not start requests"
+                    )));
+                }
+                self.infer(request, input).await?
+            }
+            Envelope::Stats if caller == CLIENT || caller == COORDINATOR => {
+                let stats = self.lock()?.counters(&self.cfg);
+                Envelope::StatsReply(serde_json::to_string(&stats).map_err(status)?)
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unexpected {other:?} from {caller}"
+                )));
+            }
+        };
+        Ok(Response::new(Frame(reply.encode())))
+    }
+}
+
+/// Runs a node until the process ends: serves, registers with the coordinator (retrying
+/// until the timeout while it starts), then heartbeats and expires stale request state.
+pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
+    let state = Arc::new(Mutex::new(NodeState {
+        node: None,
+        epoch: 0,
+        suspended: None,
+        peers: HashMap::new(),
+        clients: HashMap::new(),
+        accepted: vec![COORDINATOR.to_string()],
+        pending: HashMap::new(),
+        attempt_of: HashMap::new(),
+        next_attempt: 0,
+        links: BTreeMap::new(),
+        answered: 0,
+        rejected: 0,
+        retries: 0,
+        refused: 0,
+    }));
+    let svc = NodeService {
+        cfg: Arc::new(cfg.clone()),
+        state: state.clone(),
+        cpu: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    let tls = server_tls(&cfg.keys, &cfg.name)?;
+    let server = Server::builder()
+        .tls_config(tls)
+        .map_err(|e| NetError::Deploy(format!("TLS: {e}")))?
+        .timeout(cfg.timeout)
+        .add_service(
+            VeilServer::new(svc)
+                .max_decoding_message_size(MAX_FRAME)
+                .max_encoding_message_size(MAX_FRAME),
+        )
+        .serve(cfg.listen);
+    let serving = tokio::spawn(server);
+    let deadline = tokio::time::Instant::now() + cfg.timeout;
+    let register = Envelope::Register {
+        role: cfg.role.clone(),
+        device: cfg.device.clone(),
+        addr: cfg.listen.to_string(),
+    };
+    let mut coordinator = loop {
+        let attempt = async {
+            let mut c = client(
+                &cfg.keys,
+                &cfg.name,
+                COORDINATOR,
+                &cfg.coordinator,
+                cfg.timeout,
+            )
+            .await?;
+            let reply = call(&mut c, &register).await?;
+            if reply != Envelope::Ack {
+                return Err(NetError::Deploy(format!("registration answered {reply:?}")));
+            }
+            Ok(c)
+        };
+        match attempt.await {
+            Ok(c) => break c,
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    tracing::info!(name = %cfg.name, role = %cfg.role, device = %cfg.device, "registered");
+    // State older than every attempt the source may still be waiting for is dead.
+    let max_age = cfg.attempt_timeout * (cfg.max_attempts + 1);
+    let beats = async move {
+        let mut tick = tokio::time::interval(cfg.heartbeat);
+        let mut down = false;
+        loop {
+            tick.tick().await;
+            let epoch = {
+                let Ok(mut st) = state.lock() else { return };
+                if let Some(node) = st.node.as_mut() {
+                    let n = node.expire(max_age);
+                    if n > 0 {
+                        tracing::info!(expired = n, "dropped stale request state");
+                    }
+                }
+                st.epoch
+            };
+            let beat = tokio::time::timeout(
+                cfg.heartbeat * 4,
+                call(&mut coordinator, &Envelope::Heartbeat { epoch }),
+            )
+            .await;
+            match beat {
+                Ok(Ok(_)) if down => {
+                    tracing::info!("coordinator reachable again");
+                    down = false;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if !down => {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                    down = true;
+                }
+                Err(_) if !down => {
+                    tracing::warn!("heartbeat timed out");
+                    down = true;
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::spawn(beats);
+    serving
+        .await
+        .map_err(|e| NetError::Deploy(e.to_string()))?
+        .map_err(|e| NetError::Deploy(format!("serving: {e}")))
+}

@@ -1,0 +1,88 @@
+//! The coordinator's planning step: the live helpers become a [`veil_plan::Fleet`], the
+//! planner's online greedy (DistPrivacy scoring, privacy profile and `tau` given) places one
+//! request of the model, and the placement becomes a [`Deployment`] whose slices are cut from
+//! the model's parameters.
+//!
+//! Key items: [`Planner`], [`Planner::place`].
+
+use veil_plan::single::PlanReport;
+use veil_plan::{Budgets, Device, DeviceClass, Fleet, ModelPlan, Strategy};
+use veil_spec::ModelSpec;
+
+use crate::NetError;
+use crate::cluster::Registered;
+use crate::deploy::Deployment;
+
+/// Everything needed to place the model again whenever the live fleet changes.
+#[derive(Clone, Debug)]
+pub struct Planner {
+    spec: ModelSpec,
+    plan: ModelPlan,
+    budgets: Budgets,
+    params: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Planner {
+    /// A planner for `spec` at tolerated SSIM `tau` (the model's built-in privacy profile),
+    /// with per-period `budgets`; `params` are the full weight and bias of every conv and
+    /// linear layer, in order.
+    pub fn new(
+        spec: ModelSpec,
+        tau: f64,
+        budgets: Budgets,
+        params: Vec<(Vec<f32>, Vec<f32>)>,
+    ) -> Result<Self, NetError> {
+        let profile = veil_plan::privacy::builtin(&spec.name).ok_or_else(|| {
+            NetError::Deploy(format!("no built-in privacy profile for {}", spec.name))
+        })?;
+        let plan = ModelPlan::new(&spec, &profile, tau)
+            .map_err(|e| NetError::Deploy(format!("{}: {e}", spec.name)))?;
+        Ok(Planner {
+            spec,
+            plan,
+            budgets,
+            params,
+        })
+    }
+
+    /// The model.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The full parameters per stage.
+    pub fn params(&self) -> &[(Vec<f32>, Vec<f32>)] {
+        &self.params
+    }
+
+    /// Places one request on `helpers` (planner device `i` is `helpers[i]`, the source comes
+    /// after them). `Ok(None)` when no placement satisfies the constraints (too few helpers
+    /// for the privacy constraint, budgets, memory).
+    pub fn place(
+        &self,
+        helpers: &[Registered],
+    ) -> Result<Option<(Deployment, PlanReport)>, NetError> {
+        let fleet = Fleet {
+            helpers: helpers
+                .iter()
+                .map(|r| {
+                    Ok(Device {
+                        name: r.name.clone(),
+                        class: DeviceClass::by_name(&r.device)
+                            .map_err(|e| NetError::Deploy(format!("{}: {e}", r.name)))?,
+                    })
+                })
+                .collect::<Result<_, NetError>>()?,
+            sources: Vec::new(),
+            budgets: self.budgets.clone(),
+        };
+        let report =
+            veil_plan::single::plan_one(&fleet, self.plan.clone(), Strategy::DISTPRIVACY, None)
+                .map_err(|e| NetError::Deploy(format!("planning: {e}")))?;
+        let Some(report) = report else {
+            return Ok(None);
+        };
+        let deployment = Deployment::new(&self.spec, &report.owners, report.source)?;
+        Ok(Some((deployment, report)))
+    }
+}
