@@ -349,10 +349,10 @@ impl NodeService {
             .chain(std::iter::once(CLIENT.to_string()))
             .collect();
         let mut node = Node::new(a.deployment, a.work);
-        if self.cfg.emulate_device {
-            if let Ok(class) = veil_plan::DeviceClass::by_name(&self.cfg.device) {
-                node.emulate_speed(class.macs_per_s);
-            }
+        if self.cfg.emulate_device
+            && let Ok(class) = veil_plan::DeviceClass::by_name(&self.cfg.device)
+        {
+            node.emulate_speed(class.macs_per_s);
         }
         st.node = Some(node);
         st.epoch = a.epoch;
