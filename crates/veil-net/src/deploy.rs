@@ -108,6 +108,17 @@ pub struct Deployment {
     pub input_len: usize,
 }
 
+impl Deployment {
+    /// Stage boundaries where data crosses devices (a message hop on the request's critical
+    /// path): every boundary except a whole stage followed by a whole stage on the same device.
+    pub fn hops(&self) -> usize {
+        self.stages
+            .windows(2)
+            .filter(|w| !(w[0].whole() && w[1].whole() && w[0].owners[0] == w[1].owners[0]))
+            .count()
+    }
+}
+
 /// What one device holds for one stage: its segments and the weight slice for them, and the
 /// biases of the output channels it finishes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

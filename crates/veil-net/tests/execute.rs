@@ -141,6 +141,11 @@ fn bad_messages_are_errors() {
     let spec = veil_spec::zoo::lenet5();
     let owners = vec![vec![0], vec![1, 1, 2, 2, 1, 2], vec![1], vec![2], vec![0]];
     let dep = Deployment::new(&spec, &owners, 0).expect("deploy");
+    // Every boundary crosses devices here; a whole stage followed by one on the same device
+    // is no hop.
+    assert_eq!(dep.hops(), 4);
+    let local = vec![vec![0], vec![0; 6], vec![0], vec![2], vec![0]];
+    assert_eq!(Deployment::new(&spec, &local, 0).expect("deploy").hops(), 2);
     let params: Vec<(Vec<f32>, Vec<f32>)> =
         [(150, 6), (2400, 16), (48000, 120), (10080, 84), (840, 10)]
             .iter()

@@ -121,6 +121,10 @@ pub struct CoordinatorArgs {
     /// Silence after which a node is dead and the model is re-planned (milliseconds).
     #[arg(long, default_value_t = 1000)]
     pub dead_after_ms: u64,
+    /// Per-hop overhead added to the cost model's latency in the plan lines (milliseconds;
+    /// default measured on the reference test bed, see docs/BENCHMARKS.md).
+    #[arg(long, default_value_t = veil_net::cluster::coordinator::DEFAULT_HOP_S * 1e3)]
+    pub hop_ms: f64,
 }
 
 /// Logs of `veil node` and `veil coordinator` (tracing, to stderr; info and above).
@@ -225,6 +229,10 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);
     cfg.dead_after = millis(a.dead_after_ms);
+    if !(a.hop_ms.is_finite() && a.hop_ms >= 0.0) {
+        bail!("--hop-ms must be a non-negative number, got {}", a.hop_ms);
+    }
+    cfg.hop_s = a.hop_ms * 1e-3;
     init_logs();
     let mut accepted = party_names(expected);
     accepted.retain(|n| n != "client");

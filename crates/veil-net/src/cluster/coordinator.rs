@@ -39,6 +39,9 @@ pub struct CoordinatorConfig {
     pub heartbeat: Duration,
     /// Silence after which a node is dead.
     pub dead_after: Duration,
+    /// Fixed cost of one message hop that the paper's cost model leaves out (TLS, HTTP/2,
+    /// decoding, scheduling), used for [`PlanEvent::latency_s_calibrated`].
+    pub hop_s: f64,
 }
 
 impl CoordinatorConfig {
@@ -51,9 +54,15 @@ impl CoordinatorConfig {
             timeout: Duration::from_secs(30),
             heartbeat: Duration::from_millis(250),
             dead_after: Duration::from_secs(1),
+            hop_s: DEFAULT_HOP_S,
         }
     }
 }
+
+/// Per-hop overhead measured on the reference test bed (docs/BENCHMARKS.md, "Distributed
+/// runtime": 2-core VM, one network namespace per node, tc tbf at 72.2 Mb/s, gRPC with mutual
+/// TLS, lenet5 on 6 emulated RPi3 helpers: (4.03 ms measured - 1.27 ms modelled) / 4 hops).
+pub const DEFAULT_HOP_S: f64 = 0.69e-3;
 
 /// A registered node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -183,6 +192,11 @@ pub struct PlanEvent {
     pub latency_s_planned: Option<f64>,
     /// Bytes between devices the cost model predicts.
     pub shared_bytes_planned: Option<f64>,
+    /// Message hops on the request's critical path ([`crate::deploy::Deployment::hops`]).
+    pub hops: Option<usize>,
+    /// The cost model with the measured per-hop overhead of the runtime added
+    /// (`latency_s_planned + hops * hop_s`, see [`CoordinatorConfig::hop_s`]).
+    pub latency_s_calibrated: Option<f64>,
     /// `owners[s][p]`: device of segment `p` of stage `s`.
     pub owners: Vec<Vec<usize>>,
 }
@@ -318,6 +332,8 @@ impl Coordinator {
             source_addr: source.addr.clone(),
             latency_s_planned: None,
             shared_bytes_planned: None,
+            hops: None,
+            latency_s_calibrated: None,
             owners: Vec::new(),
         };
         let mut nodes: Vec<(usize, Registered)> = helpers.iter().cloned().enumerate().collect();
@@ -352,6 +368,9 @@ impl Coordinator {
                 event.planned = true;
                 event.latency_s_planned = Some(report.latency_s);
                 event.shared_bytes_planned = Some(report.shared_bytes);
+                event.hops = Some(deployment.hops());
+                event.latency_s_calibrated =
+                    Some(report.latency_s + deployment.hops() as f64 * self.cfg.hop_s);
                 event.owners = report.owners;
             }
             None => {

@@ -247,7 +247,11 @@ impl NodeService {
             (v, st.epoch, delay)
         };
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            // tokio's timer has millisecond resolution; emulated computations last tens of
+            // microseconds, so a blocking thread sleeps them off (~0.1 ms precision).
+            tokio::task::spawn_blocking(move || std::thread::sleep(delay))
+                .await
+                .map_err(|e| Status::internal(format!("emulated compute: {e}")))?;
         }
         Ok((v, epoch))
     }
