@@ -118,6 +118,24 @@ fn a_process_cluster_matches_one_process() {
     );
     assert_bad_input(
         &veil(&[
+            "node",
+            "--name",
+            "h0",
+            "--role",
+            "helper",
+            "--device",
+            "custom",
+            "--e",
+            "100",
+            "--listen",
+            "127.0.0.1:1",
+            "--coordinator",
+            "127.0.0.1:2",
+        ]),
+        "--device custom needs",
+    );
+    assert_bad_input(
+        &veil(&[
             "coordinator",
             "--listen",
             "127.0.0.1:1",

@@ -6,7 +6,7 @@
 //! Key items: [`Planner`], [`Planner::place`].
 
 use veil_plan::single::PlanReport;
-use veil_plan::{Budgets, Device, DeviceClass, Fleet, ModelPlan, Strategy};
+use veil_plan::{Budgets, Device, Fleet, ModelPlan, Strategy};
 use veil_spec::ModelSpec;
 
 use crate::NetError;
@@ -65,14 +65,11 @@ impl Planner {
         let fleet = Fleet {
             helpers: helpers
                 .iter()
-                .map(|r| {
-                    Ok(Device {
-                        name: r.name.clone(),
-                        class: DeviceClass::by_name(&r.device)
-                            .map_err(|e| NetError::Deploy(format!("{}: {e}", r.name)))?,
-                    })
+                .map(|r| Device {
+                    name: r.name.clone(),
+                    class: r.class.clone(),
                 })
-                .collect::<Result<_, NetError>>()?,
+                .collect(),
             sources: Vec::new(),
             budgets: self.budgets.clone(),
         };

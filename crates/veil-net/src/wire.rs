@@ -29,12 +29,12 @@ pub struct Assignment {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Envelope {
     /// Node to coordinator: its name is in its certificate; `role` is `source` or `helper`,
-    /// `device` a device class name, `addr` where it listens.
+    /// `class` its device profile, `addr` where it listens.
     Register {
         /// `source` or `helper`.
         role: String,
-        /// Device class (`rpi3`, `nexus5`, `stm32h7`, ...).
-        device: String,
+        /// Device profile (a catalog class or a custom one).
+        class: veil_plan::DeviceClass,
         /// Listen address.
         addr: String,
     },
@@ -187,10 +187,13 @@ impl Envelope {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
-            Envelope::Register { role, device, addr } => {
+            Envelope::Register { role, class, addr } => {
                 out.push(1);
                 put_str(&mut out, role);
-                put_str(&mut out, device);
+                put_str(&mut out, &class.name);
+                out.extend_from_slice(&class.macs_per_s.to_le_bytes());
+                out.extend_from_slice(&class.memory_bytes.to_le_bytes());
+                out.extend_from_slice(&class.rate_bps.to_le_bytes());
                 put_str(&mut out, addr);
             }
             Envelope::Assign(a) => {
@@ -255,7 +258,12 @@ impl Envelope {
         let e = match r.u8()? {
             1 => Envelope::Register {
                 role: r.string()?,
-                device: r.string()?,
+                class: veil_plan::DeviceClass {
+                    name: r.string()?,
+                    macs_per_s: f64::from_bits(r.u64()?),
+                    memory_bytes: r.u64()?,
+                    rate_bps: f64::from_bits(r.u64()?),
+                },
                 addr: r.string()?,
             },
             2 => {
@@ -366,7 +374,7 @@ mod tests {
             Envelope::StatsReply("{}".into()),
             Envelope::Register {
                 role: "helper".into(),
-                device: "rpi3".into(),
+                class: veil_plan::DeviceClass::new("custom", 123.5, 64, 20.0),
                 addr: "127.0.0.1:1".into(),
             },
             Envelope::Ack,

@@ -110,7 +110,14 @@ fn start_node(
     role: &str,
     coordinator: SocketAddr,
 ) {
-    let cfg = NodeConfig::new(name, role, "rpi3", free(), &coordinator.to_string(), keys);
+    let cfg = NodeConfig::new(
+        name,
+        role,
+        veil_plan::DeviceClass::rpi3(),
+        free(),
+        &coordinator.to_string(),
+        keys,
+    );
     rt.spawn(async move {
         if let Err(e) = run_node(cfg).await {
             eprintln!("node: {e}");
@@ -227,7 +234,14 @@ fn parties_without_the_fleets_certificate_cannot_register_receive_weights_or_inj
         let plan = planned(&f, 1).await;
         let caddr = f.coordinator.to_string();
         // 1. A node with another CA's certificate cannot register.
-        let mut cfg = NodeConfig::new("h6", "helper", "rpi3", free(), &caddr, &f.rogue);
+        let mut cfg = NodeConfig::new(
+            "h6",
+            "helper",
+            veil_plan::DeviceClass::rpi3(),
+            free(),
+            &caddr,
+            &f.rogue,
+        );
         cfg.timeout = Duration::from_secs(2);
         assert!(run_node(cfg).await.is_err(), "a rogue node registered");
         // 2. h6 registers legitimately but its address serves a rogue certificate: the
@@ -249,7 +263,7 @@ fn parties_without_the_fleets_certificate_cannot_register_receive_weights_or_inj
             .expect("client");
         let reg = Envelope::Register {
             role: "helper".into(),
-            device: "rpi3".into(),
+            class: veil_plan::DeviceClass::rpi3(),
             addr: bind.to_string(),
         };
         c.call(Frame(reg.encode())).await.expect("registration");

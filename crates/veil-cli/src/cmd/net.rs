@@ -58,9 +58,19 @@ pub struct NodeArgs {
     /// Listen address.
     #[arg(long)]
     pub listen: SocketAddr,
-    /// Device class: rpi3, nexus5 or stm32h7.
+    /// Device class: rpi3, nexus5, stm32h7, or custom (then give --e, --memory-mb and
+    /// --rate-mbps).
     #[arg(long, default_value = "rpi3")]
     pub device: String,
+    /// Custom device: 10^6 multiplications per second.
+    #[arg(long)]
+    pub e: Option<f64>,
+    /// Custom device: memory in MiB.
+    #[arg(long)]
+    pub memory_mb: Option<u64>,
+    /// Custom device: link rate in Mb/s.
+    #[arg(long)]
+    pub rate_mbps: Option<f64>,
     /// Coordinator address.
     #[arg(long)]
     pub coordinator: String,
@@ -181,16 +191,23 @@ pub fn node(a: NodeArgs) -> anyhow::Result<()> {
     if a.max_attempts == 0 || a.max_inflight == 0 {
         bail!("--max-attempts and --max-inflight must be at least 1");
     }
-    DeviceClass::by_name(&a.device)?;
+    let class = if a.device == "custom" {
+        let (Some(e), Some(memory_mb), Some(rate)) = (a.e, a.memory_mb, a.rate_mbps) else {
+            bail!("--device custom needs --e, --memory-mb and --rate-mbps");
+        };
+        let sane = |v: f64| v.is_finite() && v > 0.0;
+        if !sane(e) || !sane(rate) || memory_mb == 0 {
+            bail!("--e, --memory-mb and --rate-mbps must be positive");
+        }
+        DeviceClass::new("custom", e, memory_mb, rate)
+    } else {
+        if a.e.is_some() || a.memory_mb.is_some() || a.rate_mbps.is_some() {
+            bail!("--e, --memory-mb and --rate-mbps go with --device custom");
+        }
+        DeviceClass::by_name(&a.device)?
+    };
     init_logs();
-    let mut cfg = NodeConfig::new(
-        &a.name,
-        &a.role,
-        &a.device,
-        a.listen,
-        &a.coordinator,
-        &a.keys,
-    );
+    let mut cfg = NodeConfig::new(&a.name, &a.role, class, a.listen, &a.coordinator, &a.keys);
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);
     cfg.attempt_timeout = millis(a.attempt_timeout_ms);

@@ -65,14 +65,14 @@ impl CoordinatorConfig {
 pub const DEFAULT_HOP_S: f64 = 0.69e-3;
 
 /// A registered node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Registered {
     /// Party name.
     pub name: String,
     /// Role.
     pub role: String,
-    /// Device class.
-    pub device: String,
+    /// Device profile it advertised.
+    pub class: veil_plan::DeviceClass,
     /// Address.
     pub addr: String,
 }
@@ -135,15 +135,19 @@ impl Veil for CoordinatorService {
             .lock()
             .map_err(|_| Status::internal("poisoned"))?;
         match env {
-            Envelope::Register { role, device, addr } => {
+            Envelope::Register { role, class, addr } => {
                 if !matches!(role.as_str(), "source" | "helper") {
                     return Err(status(format!("role `{role}`")));
                 }
-                tracing::info!(name = %caller, role = %role, device = %device, addr = %addr, "registered");
+                let sane = |v: f64| v.is_finite() && v > 0.0;
+                if !sane(class.macs_per_s) || !sane(class.rate_bps) || class.memory_bytes == 0 {
+                    return Err(status(format!("device profile {class:?}")));
+                }
+                tracing::info!(name = %caller, role = %role, device = %class.name, addr = %addr, "registered");
                 let reg = Registered {
                     name: caller.clone(),
                     role,
-                    device,
+                    class,
                     addr,
                 };
                 members.list.retain(|m| m.reg.name != caller);

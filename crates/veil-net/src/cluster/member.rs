@@ -38,8 +38,8 @@ pub struct NodeConfig {
     pub name: String,
     /// `source` or `helper`.
     pub role: String,
-    /// Device class name.
-    pub device: String,
+    /// Device profile (advertised at registration; the speed `--emulate` uses).
+    pub class: veil_plan::DeviceClass,
     /// Listen address.
     pub listen: std::net::SocketAddr,
     /// Coordinator address.
@@ -66,7 +66,7 @@ impl NodeConfig {
     pub fn new(
         name: &str,
         role: &str,
-        device: &str,
+        class: veil_plan::DeviceClass,
         listen: std::net::SocketAddr,
         coordinator: &str,
         keys: &std::path::Path,
@@ -74,7 +74,7 @@ impl NodeConfig {
         NodeConfig {
             name: name.into(),
             role: role.into(),
-            device: device.into(),
+            class,
             listen,
             coordinator: coordinator.into(),
             keys: keys.to_path_buf(),
@@ -201,7 +201,7 @@ impl NodeState {
         NodeStats {
             name: cfg.name.clone(),
             role: cfg.role.clone(),
-            device: cfg.device.clone(),
+            device: cfg.class.name.clone(),
             epoch: self.epoch,
             suspended: self.suspended.clone(),
             live_requests: self.node.as_ref().map_or(0, Node::live_requests),
@@ -353,10 +353,8 @@ impl NodeService {
             .chain(std::iter::once(CLIENT.to_string()))
             .collect();
         let mut node = Node::new(a.deployment, a.work);
-        if self.cfg.emulate_device
-            && let Ok(class) = veil_plan::DeviceClass::by_name(&self.cfg.device)
-        {
-            node.emulate_speed(class.macs_per_s);
+        if self.cfg.emulate_device {
+            node.emulate_speed(self.cfg.class.macs_per_s);
         }
         st.node = Some(node);
         st.epoch = a.epoch;
@@ -618,7 +616,7 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
     let deadline = tokio::time::Instant::now() + cfg.timeout;
     let register = Envelope::Register {
         role: cfg.role.clone(),
-        device: cfg.device.clone(),
+        class: cfg.class.clone(),
         addr: cfg.listen.to_string(),
     };
     let mut coordinator = loop {
@@ -643,7 +641,7 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    tracing::info!(name = %cfg.name, role = %cfg.role, device = %cfg.device, "registered");
+    tracing::info!(name = %cfg.name, role = %cfg.role, device = %cfg.class.name, "registered");
     // State older than every attempt the source may still be waiting for is dead.
     let max_age = cfg.attempt_timeout * (cfg.max_attempts + 1);
     let beats = async move {
