@@ -29,7 +29,7 @@ pub use error::ModelError;
 pub use model::{Activation, Model};
 pub use regress::{RegressionReport, fit_regression, fit_regression_with};
 pub use train::{Augment, EpochReport, StepInfo, TrainConfig, TrainReport, train};
-pub use weights_io::NamedTensor;
+pub use weights_io::{LayerParams, NamedTensor};
 
 /// The device veil computes on: burn-flex on the CPU by default.
 ///

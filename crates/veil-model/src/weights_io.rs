@@ -40,7 +40,42 @@ fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, ModelError> {
         .map_err(|e| ModelError::Invalid(format!("cannot read parameter values: {e:?}")))
 }
 
+/// `(weight, bias)` values of one layer.
+pub type LayerParams = (Vec<f32>, Vec<f32>);
+
 impl Model {
+    /// `(weight, bias)` of each conv and linear layer, in layer order, in the file layout
+    /// (conv `[out, in, kh, kw]`, linear `[out, in]`): the parameters a runtime slices per
+    /// device.
+    pub fn compute_layer_params(&self) -> Result<Vec<LayerParams>, ModelError> {
+        let mut tensors: HashMap<String, Vec<f32>> = self
+            .named_tensors()?
+            .into_iter()
+            .map(|t| (t.name, t.values))
+            .collect();
+        let mut take = |name: String| {
+            tensors
+                .remove(&name)
+                .ok_or_else(|| ModelError::Invalid(format!("missing tensor {name}")))
+        };
+        self.spec()
+            .layers
+            .iter()
+            .filter(|l| {
+                matches!(
+                    l.kind,
+                    veil_spec::LayerKind::Conv2d { .. } | veil_spec::LayerKind::Linear { .. }
+                )
+            })
+            .map(|l| {
+                Ok((
+                    take(format!("{}.weight", l.name))?,
+                    take(format!("{}.bias", l.name))?,
+                ))
+            })
+            .collect()
+    }
+
     /// Every parameter tensor in the file layout, in layer order.
     pub fn named_tensors(&self) -> Result<Vec<NamedTensor>, ModelError> {
         let mut out = Vec::new();

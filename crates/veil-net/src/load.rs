@@ -15,7 +15,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::NetError;
-use crate::cluster::{CLIENT, NodeStats, Outcome, connect, infer_on, node_stats};
+use crate::cluster::{CLIENT, NodeStats, Outcome, infer_on, node_stats};
+use crate::grpc::client;
 use crate::node::TraceRecord;
 
 /// What to send, and where.
@@ -73,7 +74,7 @@ pub async fn run_load(
     if inputs.is_empty() {
         return Err(NetError::Deploy("no inputs to send".into()));
     }
-    let client = connect(
+    let source = client(
         &cfg.keys,
         CLIENT,
         &cfg.source,
@@ -94,7 +95,7 @@ pub async fn run_load(
         }
         let input = r % inputs.len();
         let x = inputs[input].clone();
-        let mut c = client.clone();
+        let mut c = source.clone();
         let done = on_done.clone();
         let task = tokio::spawn(async move {
             let sent_at = Instant::now();
@@ -252,7 +253,7 @@ pub async fn fleet_stats(
     source_addr: &str,
     timeout: Duration,
 ) -> Result<Vec<NodeStats>, NetError> {
-    let mut c = connect(keys, CLIENT, source, source_addr, timeout).await?;
+    let mut c = client(keys, CLIENT, source, source_addr, timeout).await?;
     let src = node_stats(&mut c).await?;
     let mut all = vec![src.clone()];
     for (name, addr) in &src.peers {
@@ -260,7 +261,7 @@ pub async fn fleet_stats(
             continue;
         }
         let stats = async {
-            let mut c = connect(keys, CLIENT, name, addr, timeout).await?;
+            let mut c = client(keys, CLIENT, name, addr, timeout).await?;
             node_stats(&mut c).await
         };
         match stats.await {

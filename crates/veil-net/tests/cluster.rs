@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use tonic::{Request, Response, Status};
 use veil_model::Model;
 use veil_net::cluster::{
-    Coordinator, CoordinatorConfig, NodeConfig, Outcome, PlanEvent, connect, infer_on, run_node,
+    Coordinator, CoordinatorConfig, NodeConfig, Outcome, PlanEvent, infer_on, run_node,
 };
 use veil_net::grpc::service::veil_server::{Veil, VeilServer};
 use veil_net::grpc::{Frame, client, server_tls};
@@ -61,19 +61,7 @@ fn fleet(helpers: usize) -> Fleet {
     veil_tls::write_dir(&rogue, &veil_tls::generate(&names).expect("pki")).expect("keys");
     let spec = veil_spec::zoo::lenet5();
     let model = Model::init(spec.clone(), 11).expect("model");
-    let tensors = model.named_tensors().expect("tensors");
-    let find = |n: String| {
-        tensors
-            .iter()
-            .find(|t| t.name == n)
-            .expect("tensor")
-            .values
-            .clone()
-    };
-    let params: Vec<(Vec<f32>, Vec<f32>)> = ["conv1", "conv2", "fc1", "fc2", "fc3"]
-        .iter()
-        .map(|l| (find(format!("{l}.weight")), find(format!("{l}.bias"))))
-        .collect();
+    let params = model.compute_layer_params().expect("parameters");
     let planner = Planner::new(spec, 0.8, Budgets::default(), params).expect("planner");
     let coordinator = free();
     let plans = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -165,7 +153,7 @@ fn a_tls_cluster_runs_lenet5_like_one_process_and_traces_it() {
             .into_values()
             .expect("values");
         let t = Duration::from_secs(20);
-        let mut c = connect(&f.keys, "client", "cam0", &plan.source_addr, t)
+        let mut c = client(&f.keys, "client", "cam0", &plan.source_addr, t)
             .await
             .expect("client");
         for (r, x) in inputs.iter().enumerate() {
@@ -363,7 +351,7 @@ fn parties_without_the_fleets_certificate_cannot_register_receive_weights_or_inj
         let e = as_h0.call(Frame(stale.encode())).await.expect_err("stale");
         assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
         // The honest path still works afterwards.
-        let mut c = connect(&f.keys, "client", "cam0", &src, t)
+        let mut c = client(&f.keys, "client", "cam0", &src, t)
             .await
             .expect("client");
         let out = infer_on(&mut c, 5, vec![0.5; 784]).await.expect("infer");

@@ -69,22 +69,7 @@ fn run(
 fn random_placements_of_lenet5_match_single_process_inference() {
     let spec = veil_spec::zoo::lenet5();
     let model = Model::init(spec.clone(), 3).expect("model");
-    let tensors = model.named_tensors().expect("tensors");
-    let find = |n: String| {
-        tensors
-            .iter()
-            .find(|t| t.name == n)
-            .expect("tensor")
-            .values
-            .clone()
-    };
-    let compute: Vec<String> = ["conv1", "conv2", "fc1", "fc2", "fc3"]
-        .map(String::from)
-        .to_vec();
-    let params: Vec<(Vec<f32>, Vec<f32>)> = compute
-        .iter()
-        .map(|l| (find(format!("{l}.weight")), find(format!("{l}.bias"))))
-        .collect();
+    let params = model.compute_layer_params().expect("parameters");
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let inputs: Vec<Vec<f32>> = (0..6)
         .map(|_| (0..784).map(|_| rng.random_range(0.0..1.0)).collect())
@@ -206,19 +191,7 @@ fn the_planner_s_greedy_placement_runs_and_matches() {
             assert!(dep.stages[1].owners.iter().filter(|&&o| o == d).count() <= cap);
         }
         let model = Model::init(spec.clone(), 5).expect("model");
-        let tensors = model.named_tensors().expect("tensors");
-        let find = |n: String| {
-            tensors
-                .iter()
-                .find(|t| t.name == n)
-                .expect("tensor")
-                .values
-                .clone()
-        };
-        let params: Vec<(Vec<f32>, Vec<f32>)> = ["conv1", "conv2", "fc1", "fc2", "fc3"]
-            .iter()
-            .map(|l| (find(format!("{l}.weight")), find(format!("{l}.bias"))))
-            .collect();
+        let params = model.compute_layer_params().expect("parameters");
         let mut nodes: HashMap<usize, Node> = (0..=report.source)
             .map(|d| (d, Node::new(dep.clone(), dep.work_of(d, &params))))
             .collect();

@@ -241,7 +241,7 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
             spec.name
         );
     }
-    let planner = Planner::new(spec, a.tau, budgets, stage_params(&model)?)?;
+    let planner = Planner::new(spec, a.tau, budgets, model.compute_layer_params()?)?;
     let mut cfg = CoordinatorConfig::new(a.listen, &a.keys, expected);
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);
@@ -266,33 +266,4 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
             .await?;
         Ok(())
     })
-}
-
-/// Weight and bias of each conv or linear layer, in order.
-pub(crate) fn stage_params(model: &Model) -> anyhow::Result<Vec<(Vec<f32>, Vec<f32>)>> {
-    let tensors = model.named_tensors()?;
-    let find = |n: &str| {
-        tensors
-            .iter()
-            .find(|t| t.name == n)
-            .map(|t| t.values.clone())
-            .with_context(|| format!("missing tensor {n}"))
-    };
-    model
-        .spec()
-        .layers
-        .iter()
-        .filter(|l| {
-            matches!(
-                l.kind,
-                veil_spec::LayerKind::Conv2d { .. } | veil_spec::LayerKind::Linear { .. }
-            )
-        })
-        .map(|l| {
-            Ok((
-                find(&format!("{}.weight", l.name))?,
-                find(&format!("{}.bias", l.name))?,
-            ))
-        })
-        .collect()
 }

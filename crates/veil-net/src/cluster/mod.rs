@@ -125,18 +125,6 @@ pub fn rss_kib() -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// A connected client of party `name` (a certificate the source accepts: [`CLIENT`]) for the
-/// node `target` at `addr`; reuse it for many calls (HTTP/2 multiplexes them).
-pub async fn connect(
-    keys: &std::path::Path,
-    name: &str,
-    target: &str,
-    addr: &str,
-    timeout: std::time::Duration,
-) -> Result<VeilClient<Channel>, NetError> {
-    client(keys, name, target, addr, timeout).await
-}
-
 /// Runs one sample through a source over a connected client.
 pub async fn infer_on(
     c: &mut VeilClient<Channel>,
