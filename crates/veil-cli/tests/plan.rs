@@ -128,3 +128,30 @@ models = ["lenet5", "cifar_cnn"]
     );
     assert_bad_input(&veil(&["simulate", "--figure", "9z"]), "9z");
 }
+
+/// `--exact --solver S`: every solver this build has solves the request to optimality and is
+/// named in the output; a solver the build lacks is one line saying how to get it (exit 2).
+#[test]
+fn plan_exact_names_its_solver_and_explains_a_missing_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(&fleet, FLEET).expect("write");
+    let f = fleet.to_str().expect("p");
+    for (solver, built) in [("microlp", true), ("highs", cfg!(feature = "highs"))] {
+        let args = [
+            "plan", "--fleet", f, "--model", "lenet5", "--tau", "0.8", "--exact", "--solver",
+            solver, "--json",
+        ];
+        if built {
+            let v = json(&veil(&args));
+            assert_eq!(v["exact"]["solver"], solver);
+            assert_eq!(v["exact"]["optimal"], true);
+        } else {
+            assert_bad_input(&veil(&args), "--features highs");
+        }
+    }
+    assert_bad_input(
+        &veil(&["plan", "--fleet", f, "--exact", "--solver", "cplex"]),
+        "cplex",
+    );
+}

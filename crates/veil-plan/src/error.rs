@@ -22,6 +22,22 @@ pub enum PlanError {
         /// What is missing.
         message: String,
     },
+    /// The exact solver failed (not for infeasibility, which is an answer).
+    #[error("exact solver {solver}: {message}")]
+    Solver {
+        /// Which solver.
+        solver: crate::milp::ExactSolver,
+        /// What it said.
+        message: String,
+    },
+    /// The requested exact solver is not compiled into this build.
+    #[error("the {solver} solver is not compiled into this build: {how}")]
+    SolverUnavailable {
+        /// Which solver.
+        solver: crate::milp::ExactSolver,
+        /// How to get it.
+        how: &'static str,
+    },
     /// Reading a file failed.
     #[error("cannot read {path}: {message}")]
     Read {
@@ -38,6 +54,14 @@ impl PlanError {
         PlanError::Config {
             what: what.into(),
             message: message.into(),
+        }
+    }
+
+    /// A failure of `solver`.
+    pub fn solver(solver: crate::milp::ExactSolver, message: impl ToString) -> Self {
+        PlanError::Solver {
+            solver,
+            message: message.to_string(),
         }
     }
 }

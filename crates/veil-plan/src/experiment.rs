@@ -481,13 +481,15 @@ pub struct GapRow {
     pub greedy_s: Option<f64>,
     /// Sum of latencies of the ILP's incumbent.
     pub exact_s: Option<f64>,
-    /// Whether HiGHS proved optimality.
+    /// The MILP solver used.
+    pub solver: crate::milp::ExactSolver,
+    /// Whether the solver proved optimality.
     pub optimal: bool,
-    /// HiGHS's relative gap.
+    /// The solver's relative gap.
     pub mip_gap: f64,
     /// `(greedy - exact) / exact`.
     pub greedy_gap: Option<f64>,
-    /// Seconds HiGHS took.
+    /// Seconds the solver took.
     pub exact_seconds: f64,
 }
 
@@ -556,6 +558,7 @@ pub fn exact_vs_greedy(
         integer_columns: exact.as_ref().map_or(0, |e| e.integer_columns),
         greedy_s,
         exact_s,
+        solver: cfg.solver,
         optimal: exact.as_ref().is_some_and(|e| e.optimal),
         mip_gap: exact.as_ref().map_or(f64::NAN, |e| e.gap),
         greedy_gap: match (greedy_s, exact_s) {

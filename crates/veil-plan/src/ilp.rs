@@ -1,5 +1,6 @@
 //! The exact placement: DistPrivacy's ILP (8a-8i) for the requests of one period, built with
-//! good_lp and solved by HiGHS, with a time limit, a warm start and the achieved gap.
+//! good_lp and solved by microlp (pure Rust) or HiGHS (the `highs` feature; see
+//! [`crate::milp`]), with a time limit, a warm start and the achieved gap.
 //!
 //! **Count form.** All segments of a stage cost the same (multiplications, weights, bytes), so
 //! a placement is fully described by `n[r][s][d]`, the number of segments of stage `s` of
@@ -22,14 +23,13 @@
 //! The objective is the sum over requests and stages of `L`, which equals the sum of
 //! [`crate::request_cost`] latencies of the returned placements (a test checks it).
 
-use std::time::Instant;
-
 use good_lp::{
-    Expression, ProblemVariables, SolverModel, Variable, VariableDefinition,
-    constraint::Constraint, variable,
+    Expression, ProblemVariables, Variable, VariableDefinition, constraint::Constraint, variable,
 };
-use highs::{HighsModelStatus, HighsSolutionStatus};
 use serde::Serialize;
+
+pub use crate::milp::ExactSolver;
+use crate::milp::{self, Model};
 
 use crate::placement::{Placement, budgets, counts, rates, stage_latencies};
 use crate::privacy::StageCap;
@@ -38,39 +38,45 @@ use crate::{Fleet, ModelPlan, PlanError};
 /// Settings of an exact solve.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ExactConfig {
-    /// Wall-clock limit for HiGHS, seconds.
+    /// Which MILP solver (default: [`ExactSolver::preferred`]).
+    pub solver: ExactSolver,
+    /// Wall-clock limit for the solver, seconds.
     pub time_limit_s: f64,
-    /// Solver threads (1 keeps results reproducible).
+    /// Solver threads for HiGHS (1 keeps results reproducible; microlp uses one).
     pub threads: u32,
 }
 
 impl Default for ExactConfig {
     fn default() -> Self {
         ExactConfig {
+            solver: ExactSolver::preferred(),
             time_limit_s: 60.0,
             threads: 1,
         }
     }
 }
 
-/// What HiGHS returned.
+/// What the solver returned.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ExactPlan {
     /// One placement per request, in request order.
     pub placements: Vec<Placement>,
     /// Sum of request latencies of the incumbent, seconds.
     pub objective_s: f64,
-    /// Relative MIP gap reported by HiGHS (0 when optimality is proven).
+    /// Relative MIP gap reported by the solver (0 when optimality is proven; NaN when the
+    /// solver reports none).
     pub gap: f64,
-    /// Whether optimality was proven (within HiGHS's default tolerance).
+    /// Whether optimality was proven (within the solver's default tolerance).
     pub optimal: bool,
-    /// HiGHS's model status.
+    /// The solver that found it.
+    pub solver: ExactSolver,
+    /// The solver's status.
     pub status: String,
     /// Integer and binary columns of the count form solved.
     pub integer_columns: usize,
     /// Binaries of the paper's form (one per segment, helper and request).
     pub paper_binaries: usize,
-    /// Seconds HiGHS took.
+    /// Seconds the solver took.
     pub seconds: f64,
 }
 
@@ -83,8 +89,7 @@ pub struct Request {
     pub source: usize,
 }
 
-/// A variable and its HiGHS column (good_lp creates columns in the order variables are
-/// added).
+/// A variable and its column (good_lp creates columns in the order variables are added).
 #[derive(Clone, Copy, Debug)]
 struct Var {
     var: Variable,
@@ -100,16 +105,16 @@ impl From<Var> for Expression {
 /// The problem's variables, numbering columns as they are added.
 struct Columns {
     vars: ProblemVariables,
-    count: usize,
+    list: Vec<Variable>,
 }
 
 impl Columns {
     fn add(&mut self, def: VariableDefinition) -> Var {
         let var = self.vars.add(def);
-        self.count += 1;
+        self.list.push(var);
         Var {
             var,
-            col: self.count - 1,
+            col: self.list.len() - 1,
         }
     }
 }
@@ -154,7 +159,7 @@ pub fn solve_exact(
     let rates = rates(fleet);
     let mut vars = Columns {
         vars: ProblemVariables::new(),
-        count: 0,
+        list: Vec::new(),
     };
     let mut cons: Vec<Constraint> = Vec::new();
     let mut objective = Expression::default();
@@ -319,45 +324,28 @@ pub fn solve_exact(
         add(&mut cons, memory[d].clone().leq(m));
         add(&mut cons, sent[d].clone().leq(b));
     }
-    let columns = vars.count;
-    let mut problem = vars.vars.minimise(objective).using(good_lp::highs);
-    for c in cons {
-        problem.add_constraint(c);
-    }
-    let mut model = problem
-        .try_into_inner()
-        .map_err(|e| PlanError::config("exact", format!("HiGHS rejected the model: {e}")))?;
-    for (name, result) in [
-        ("output_flag", model.try_set_option("output_flag", false)),
-        (
-            "time_limit",
-            model.try_set_option("time_limit", cfg.time_limit_s),
-        ),
-        (
-            "threads",
-            model.try_set_option("threads", cfg.threads.max(1) as i32),
-        ),
-    ] {
-        result.map_err(|e| PlanError::config("exact", format!("HiGHS option {name}: {e}")))?;
-    }
-    if let Some(start) = start {
-        let values = warm_start(plans, requests, start, &all, &rates, helpers, columns)?;
-        model
-            .try_set_solution(Some(&values), None, None, None)
-            .map_err(|e| {
-                PlanError::config("exact", format!("HiGHS refused the warm start: {e:?}"))
-            })?;
-    }
-    let started = Instant::now();
-    let solved = model
-        .try_solve()
-        .map_err(|e| PlanError::config("exact", format!("HiGHS failed: {e:?}")))?;
-    let seconds = started.elapsed().as_secs_f64();
-    let status = solved.status();
-    if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
+    let warm_start = match start {
+        Some(start) => Some(warm_start(
+            plans,
+            requests,
+            start,
+            &all,
+            &rates,
+            helpers,
+            vars.list.len(),
+        )?),
+        None => None,
+    };
+    let model = Model {
+        problem: vars.vars.minimise(objective),
+        constraints: cons,
+        columns: vars.list,
+        warm_start,
+    };
+    let Some(solved) = milp::solve(model, cfg)? else {
         return Ok(None);
-    }
-    let cols = solved.get_solution().columns().to_vec();
+    };
+    let cols = &solved.values;
     let value = |v: Var| cols[v.col];
     let placements = requests
         .iter()
@@ -381,16 +369,16 @@ pub fn solve_exact(
                 .collect(),
         })
         .collect();
-    let gap = solved.mip_gap();
     Ok(Some(ExactPlan {
         placements,
-        objective_s: solved.objective_value(),
-        gap: if gap.is_finite() { gap } else { 0.0 },
-        optimal: status == HighsModelStatus::Optimal,
-        status: format!("{status:?}"),
+        objective_s: solved.objective,
+        gap: solved.gap,
+        optimal: solved.optimal,
+        solver: cfg.solver,
+        status: solved.status,
         integer_columns,
         paper_binaries,
-        seconds,
+        seconds: solved.seconds,
     }))
 }
 

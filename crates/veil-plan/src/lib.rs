@@ -1,5 +1,6 @@
 //! veil-plan: which device computes what (DistPrivacy §II-B to §III, SYSTEM.md sections 4
-//! and 5). Pure math: no burn, no tensors (HiGHS, a C++ MIP solver, is linked for the ILP).
+//! and 5). Pure math: no burn, no tensors. The exact ILP is solved by microlp (pure Rust), or by
+//! HiGHS (a C++ MIP solver) with the `highs` feature.
 //!
 //! - [`fleet`]: device catalog (RPi3, Nexus 5, STM32H7, custom), helpers, cameras, per-period
 //!   budgets; fleet TOML files.
@@ -8,7 +9,8 @@
 //!   [`ModelPlan`].
 //! - [`placement`]: [`Placement`], latency and shared data (eqs. 5-7), constraint check.
 //! - [`greedy`]: Algorithm 1 and the baselines against a [`greedy::Ledger`].
-//! - [`ilp`]: the exact ILP (8a-8i) with good_lp and HiGHS: time limit, warm start, gap.
+//! - [`ilp`]: the exact ILP (8a-8i) built with good_lp: time limit, warm start, gap.
+//! - [`milp`]: its solvers, [`milp::ExactSolver`]: microlp (always) and HiGHS (feature).
 //! - [`sim`]: Poisson workloads over periods, Fig. 3 figures.
 //!
 //! Errors: [`PlanError`].
@@ -20,6 +22,7 @@ pub mod experiment;
 pub mod fleet;
 pub mod greedy;
 pub mod ilp;
+pub mod milp;
 pub mod placement;
 pub mod privacy;
 pub mod sim;

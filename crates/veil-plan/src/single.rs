@@ -73,13 +73,15 @@ pub struct PlanReport {
 /// The exact solve behind a [`PlanReport`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ExactSummary {
-    /// Whether HiGHS proved optimality.
+    /// The MILP solver used.
+    pub solver: crate::milp::ExactSolver,
+    /// Whether the solver proved optimality.
     pub optimal: bool,
-    /// HiGHS's relative MIP gap.
+    /// The solver's relative MIP gap.
     pub mip_gap: f64,
-    /// HiGHS's model status.
+    /// The solver's status.
     pub status: String,
-    /// Seconds HiGHS took.
+    /// Seconds the solver took.
     pub seconds: f64,
     /// Latency of the greedy's placement (the warm start), if it found one.
     pub greedy_latency_s: Option<f64>,
@@ -136,6 +138,7 @@ pub fn plan_one(
                 return Ok(None);
             };
             let summary = ExactSummary {
+                solver: solved.solver,
                 optimal: solved.optimal,
                 mip_gap: solved.gap,
                 status: solved.status.clone(),

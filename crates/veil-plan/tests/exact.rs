@@ -1,14 +1,14 @@
-//! The exact ILP (HiGHS): on small instances it proves optimality, its objective equals the
-//! evaluated latency of the placements it returns, those placements pass the checker, it is
-//! never worse than the greedy it starts from, and on a tiny instance it matches exhaustive
-//! search.
+//! The exact ILP, with every solver this build has (microlp always; HiGHS with the `highs`
+//! feature): on small instances it proves optimality, its objective equals the evaluated
+//! latency of the placements it returns, those placements pass the checker, it is never worse
+//! than the greedy it starts from, and on a tiny instance it matches exhaustive search.
 
 use std::collections::BTreeMap;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use veil_plan::greedy::{Ledger, Placer};
-use veil_plan::ilp::{ExactConfig, Request, solve_exact};
+use veil_plan::ilp::{ExactConfig, ExactSolver, Request, solve_exact};
 use veil_plan::placement::rates;
 use veil_plan::privacy::{Profile, Thresholds, builtin};
 use veil_plan::sim::with_cameras;
@@ -24,6 +24,17 @@ fn fleet(classes: &[DeviceClass]) -> Fleet {
         1,
         &["lenet5".into()],
     )
+}
+
+/// One configuration per solver compiled into this build.
+fn configs() -> Vec<ExactConfig> {
+    ExactSolver::available()
+        .into_iter()
+        .map(|solver| ExactConfig {
+            solver,
+            ..ExactConfig::default()
+        })
+        .collect()
 }
 
 fn total(plans: &[ModelPlan], ps: &[Placement], rates: &[(f64, f64)]) -> f64 {
@@ -65,29 +76,25 @@ fn the_ilp_is_optimal_consistent_and_no_worse_than_the_greedy() {
         };
         3
     ];
-    let exact = solve_exact(
-        &fleet,
-        &plans,
-        &requests,
-        Some(&greedy),
-        &ExactConfig::default(),
-    )
-    .expect("solve")
-    .expect("feasible");
-    assert!(exact.optimal, "status {}", exact.status);
-    assert_eq!(check(&fleet, &plans, &exact.placements, true), Ok(()));
-    let evaluated = total(&plans, &exact.placements, &rates);
-    assert!(
-        (exact.objective_s - evaluated).abs() <= 1e-6 * evaluated,
-        "{} vs {evaluated}",
-        exact.objective_s
-    );
-    assert!(evaluated <= total(&plans, &greedy, &rates) * (1.0 + 1e-9));
-    // Without a warm start the optimum is the same.
-    let cold = solve_exact(&fleet, &plans, &requests, None, &ExactConfig::default())
-        .expect("solve")
-        .expect("feasible");
-    assert!((cold.objective_s - exact.objective_s).abs() <= 1e-6 * evaluated);
+    for cfg in &configs() {
+        let exact = solve_exact(&fleet, &plans, &requests, Some(&greedy), cfg)
+            .expect("solve")
+            .expect("feasible");
+        assert!(exact.optimal, "status {}", exact.status);
+        assert_eq!(check(&fleet, &plans, &exact.placements, true), Ok(()));
+        let evaluated = total(&plans, &exact.placements, &rates);
+        assert!(
+            (exact.objective_s - evaluated).abs() <= 1e-6 * evaluated,
+            "{} vs {evaluated}",
+            exact.objective_s
+        );
+        assert!(evaluated <= total(&plans, &greedy, &rates) * (1.0 + 1e-9));
+        // Without a warm start the optimum is the same.
+        let cold = solve_exact(&fleet, &plans, &requests, None, cfg)
+            .expect("solve")
+            .expect("feasible");
+        assert!((cold.objective_s - exact.objective_s).abs() <= 1e-6 * evaluated);
+    }
 }
 
 /// Every placement of one LeNet-5 request on three helpers (conv2: 6 segments, at most 3 per
@@ -145,24 +152,26 @@ fn the_ilp_matches_exhaustive_search_on_a_tiny_instance() {
             }
         }
     }
-    let exact = solve_exact(
-        &fleet,
-        &plans,
-        &[Request {
-            model: 0,
-            source: cam,
-        }],
-        None,
-        &ExactConfig::default(),
-    )
-    .expect("solve")
-    .expect("feasible");
-    assert!(exact.optimal);
-    assert!(
-        (exact.objective_s - best).abs() <= 1e-9 + 1e-6 * best,
-        "{} vs {best}",
-        exact.objective_s
-    );
+    for cfg in &configs() {
+        let exact = solve_exact(
+            &fleet,
+            &plans,
+            &[Request {
+                model: 0,
+                source: cam,
+            }],
+            None,
+            cfg,
+        )
+        .expect("solve")
+        .expect("feasible");
+        assert!(exact.optimal);
+        assert!(
+            (exact.objective_s - best).abs() <= 1e-9 + 1e-6 * best,
+            "{} vs {best}",
+            exact.objective_s
+        );
+    }
 }
 
 #[test]
@@ -170,31 +179,33 @@ fn an_impossible_period_is_reported_as_none() {
     // Nf = 0 for conv2 at tau 0.4 with veil's measured profile: LeNet-5 cannot be placed.
     let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.4)];
     let fleet = fleet(&[DeviceClass::rpi3(), DeviceClass::nexus5()]);
-    let exact = solve_exact(
-        &fleet,
-        &plans,
-        &[Request {
-            model: 0,
-            source: 2,
-        }],
-        None,
-        &ExactConfig::default(),
-    )
-    .expect("solve");
-    assert!(exact.is_none());
-    assert!(
-        solve_exact(
+    for cfg in &configs() {
+        let exact = solve_exact(
             &fleet,
             &plans,
             &[Request {
                 model: 0,
-                source: 0
+                source: 2,
             }],
             None,
-            &ExactConfig::default()
+            cfg,
         )
-        .is_err()
-    );
+        .expect("solve");
+        assert!(exact.is_none());
+        assert!(
+            solve_exact(
+                &fleet,
+                &plans,
+                &[Request {
+                    model: 0,
+                    source: 0
+                }],
+                None,
+                cfg
+            )
+            .is_err()
+        );
+    }
 }
 
 proptest::proptest! {
@@ -220,15 +231,46 @@ proptest::proptest! {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let greedy: Option<Vec<Placement>> = (0..requests).map(|_| placer.place(0, helpers, &mut ledger, &mut rng)).collect();
         let reqs = vec![Request { model: 0, source: helpers }; requests];
-        let exact = solve_exact(&fleet, &plans, &reqs, greedy.as_deref(), &ExactConfig::default()).expect("solve");
-        if let Some(e) = &exact {
-            proptest::prop_assert_eq!(check(&fleet, &plans, &e.placements, true), Ok(()));
-            if let Some(g) = &greedy {
-                proptest::prop_assert!(total(&plans, &e.placements, &rates) <= total(&plans, g, &rates) * (1.0 + 1e-9));
+        for cfg in &configs() {
+            let exact = solve_exact(&fleet, &plans, &reqs, greedy.as_deref(), cfg).expect("solve");
+            if let Some(e) = &exact {
+                proptest::prop_assert_eq!(check(&fleet, &plans, &e.placements, true), Ok(()));
+                if let Some(g) = &greedy {
+                    proptest::prop_assert!(total(&plans, &e.placements, &rates) <= total(&plans, g, &rates) * (1.0 + 1e-9));
+                }
+            } else {
+                // If the solver finds nothing, the greedy cannot have found anything either.
+                proptest::prop_assert!(greedy.is_none());
             }
+        }
+    }
+}
+
+/// Asking for a solver this build lacks is an error that says how to get it, never a panic.
+#[test]
+fn a_missing_solver_is_a_clear_error() {
+    let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.8)];
+    let fleet = fleet(&vec![DeviceClass::rpi3(); 6]);
+    for solver in ExactSolver::ALL {
+        let cfg = ExactConfig {
+            solver,
+            ..ExactConfig::default()
+        };
+        let out = solve_exact(
+            &fleet,
+            &plans,
+            &[Request {
+                model: 0,
+                source: 6,
+            }],
+            None,
+            &cfg,
+        );
+        if solver.is_available() {
+            assert!(out.expect("solve").is_some());
         } else {
-            // If HiGHS finds nothing, the greedy cannot have found anything either.
-            proptest::prop_assert!(greedy.is_none());
+            let message = out.expect_err("unavailable").to_string();
+            assert!(message.contains("--features highs"), "{message}");
         }
     }
 }

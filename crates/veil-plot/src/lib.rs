@@ -1,4 +1,5 @@
-//! veil-plot: the PNG figures veil writes (plotters, bitmap backend, system TrueType fonts).
+//! veil-plot: the PNG figures veil writes (plotters, bitmap backend, DejaVu Sans embedded and
+//! rendered by ab_glyph, so no system font library is needed).
 //!
 //! Key items: [`Series`] (a named polyline), [`Panel`] (one chart: title, axis labels,
 //! series) and [`line_charts`] (panels side by side in one PNG). Errors are [`PlotError`]s that
@@ -10,6 +11,23 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+
+/// Registers the embedded DejaVu Sans as plotters' "sans-serif" (once per process).
+fn register_fonts(path: &Path) -> Result<(), PlotError> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(PlotError {
+            path: path.display().to_string(),
+            message: "the embedded font could not be loaded".into(),
+        })
+    }
+}
 
 /// A failure to draw or write a figure.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +127,7 @@ pub fn line_charts(
     if panels.is_empty() {
         return Err(err(&"no panels to draw"));
     }
+    register_fonts(path)?;
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let areas = root.split_evenly((1, panels.len()));
@@ -191,6 +210,7 @@ pub fn heat_map(
         (160 + 48 * cols.len()) as u32,
         (100 + 36 * rows.len()) as u32,
     );
+    register_fonts(path)?;
     let root = BitMapBackend::new(path, (w.max(480), h)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (nr, nc) = (rows.len() as i32, cols.len() as i32);

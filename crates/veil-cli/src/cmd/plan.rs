@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use veil_plan::experiment::{profile_for, read_profile, strategy};
-use veil_plan::ilp::ExactConfig;
+use veil_plan::ilp::{ExactConfig, ExactSolver};
 use veil_plan::single::plan_one;
 use veil_plan::{Fleet, ModelPlan};
 
@@ -28,10 +28,14 @@ pub struct Args {
     /// Placement: distprivacy (the greedy), no-privacy, single or random.
     #[arg(long, default_value = "distprivacy")]
     pub strategy: String,
-    /// Solve the placement exactly (ILP, HiGHS), warm-started from --strategy's placement.
+    /// Solve the placement exactly (ILP), warm-started from --strategy's placement.
     #[arg(long)]
     pub exact: bool,
-    /// With --exact: HiGHS time limit in seconds (the incumbent and its gap are reported).
+    /// With --exact: the MILP solver (default: highs in builds with the `highs` feature,
+    /// microlp otherwise).
+    #[arg(long, value_enum, requires = "exact")]
+    pub solver: Option<super::SolverArg>,
+    /// With --exact: solver time limit in seconds (the incumbent and its gap are reported).
     #[arg(long, default_value_t = 60.0, requires = "exact")]
     pub time_limit: f64,
     /// Print one JSON object on stdout.
@@ -59,6 +63,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let exact = args.exact.then(|| ExactConfig {
         time_limit_s: args.time_limit,
+        solver: args
+            .solver
+            .map_or_else(ExactSolver::preferred, ExactSolver::from),
         ..ExactConfig::default()
     });
     let Some(out) = plan_one(&fleet, plan, strategy(&args.strategy)?, exact.as_ref())? else {
@@ -93,7 +100,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(e) = &out.exact {
         text.push_str(&format!(
-            "exact: {} (gap {:.2e}) in {:.2} s; the greedy's latency was {}\n",
+            "exact ({}): {} (gap {:.2e}) in {:.2} s; the greedy's latency was {}\n",
+            e.solver,
             if e.optimal {
                 "optimal"
             } else {
