@@ -21,7 +21,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use veil_tls::Credentials;
 
 use crate::MpcError;
-use crate::transport::{Channel, KIND_OPEN, LinkStats, MAX_FRAME, decode_open, encode_frame};
+use crate::transport::{
+    Channel, FRAME_HEADER, KIND_OPEN, LinkStats, MAX_FRAME, decode_open, encode_frame,
+    encode_frame_bytes, split_body,
+};
 
 /// Message kinds on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,12 +102,15 @@ async fn read_frame(read: &mut ReadHalf<Stream>, peer: &str) -> Result<Vec<u8>, 
     read.read_exact(&mut len)
         .await
         .map_err(|e| transport_err(peer, format!("reading a frame: {e}")))?;
-    let len = u32::from_le_bytes(len) as usize;
-    if !(5..=MAX_FRAME).contains(&len) {
+    let len = usize::try_from(u32::from_le_bytes(len)).unwrap_or(usize::MAX);
+    if !(FRAME_HEADER - 4..=MAX_FRAME).contains(&len) {
         return Err(MpcError::Protocol {
             peer: peer.to_string(),
             step: "frame".into(),
-            message: format!("frame length {len} outside 5..={MAX_FRAME}"),
+            message: format!(
+                "frame length {len} outside {}..={MAX_FRAME}",
+                FRAME_HEADER - 4
+            ),
         });
     }
     let mut body = vec![0u8; len];
@@ -114,19 +120,10 @@ async fn read_frame(read: &mut ReadHalf<Stream>, peer: &str) -> Result<Vec<u8>, 
     Ok(body)
 }
 
-fn frame_bytes(kind: Kind, step: u32, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(9 + payload.len());
-    f.extend_from_slice(&((5 + payload.len()) as u32).to_le_bytes());
-    f.push(kind as u8);
-    f.extend_from_slice(&step.to_le_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
 impl Conn {
     /// Sends one frame.
     pub fn send(&mut self, kind: Kind, step: u32, payload: &[u8]) -> Result<(), MpcError> {
-        let f = frame_bytes(kind, step, payload);
+        let f = encode_frame_bytes(kind as u8, step, payload);
         self.stats.bytes_sent += f.len() as u64;
         let peer = self.peer.clone();
         let write = &mut self.write;
@@ -168,25 +165,26 @@ impl Conn {
                 )
             })??;
         self.stats.bytes_received += 4 + body.len() as u64;
-        let got_step = u32::from_le_bytes([body[1], body[2], body[3], body[4]]);
         let unexpected = |m: String| MpcError::Protocol {
             peer: self.peer.clone(),
             step: format!("{kind:?} {step}"),
             message: m,
         };
-        if done_ok && body[0] == Kind::Done as u8 {
+        let (got_kind, got_step, payload) =
+            split_body(&body).map_err(|e| unexpected(e.to_string()))?;
+        if done_ok && got_kind == Kind::Done as u8 {
             return Ok((Kind::Done, Vec::new()));
         }
-        if body[0] != kind as u8 {
+        if got_kind != kind as u8 {
             return Err(unexpected(format!(
                 "unexpected {} message",
-                Kind::name(body[0])
+                Kind::name(got_kind)
             )));
         }
         if got_step != step {
             return Err(unexpected(format!("message of step {got_step}")));
         }
-        Ok((kind, body[5..].to_vec()))
+        Ok((kind, payload.to_vec()))
     }
 
     /// Waits until the peer closes the connection (or `timeout`), discarding anything it

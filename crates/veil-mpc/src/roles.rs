@@ -171,7 +171,7 @@ pub fn run_server(cfg: &ServerConfig) -> Result<ServerReport, MpcError> {
         w.u64(after.bytes_received - before.bytes_received);
         w.u64(after.rounds - before.rounds);
         w.words(&out.0);
-        dealer.send(Kind::Output, k, &w.buf)?;
+        dealer.send(Kind::Output, k, w.as_bytes())?;
         report.batches += 1;
         report.samples += batch;
     }
@@ -258,7 +258,7 @@ pub fn run_dealer(
             let mut w = Writer::default();
             w.u32(batch as u32);
             w.bytes(&encode_material(m));
-            c.send(Kind::Material, k32, &w.buf)?;
+            c.send(Kind::Material, k32, w.as_bytes())?;
         }
         let offline_bytes = conns.iter().map(|c| c.counters().bytes_sent).sum::<u64>() - before;
         let mut shares = Vec::new();
@@ -353,7 +353,7 @@ pub fn run_sensor(cfg: &SensorConfig) -> Result<(), MpcError> {
             let mut w = Writer::default();
             w.u32(batch as u32);
             w.words(&s.0);
-            c.send(Kind::Input, k as u32, &w.buf)?;
+            c.send(Kind::Input, k as u32, w.as_bytes())?;
         }
     }
     for c in &mut conns {

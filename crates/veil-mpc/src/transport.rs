@@ -17,6 +17,8 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
+use veil_codec::{Reader, WireError, Writer};
+
 use crate::MpcError;
 
 /// Bytes of a frame before its payload: length (4), kind (1), step (4).
@@ -50,17 +52,39 @@ pub trait Channel {
     fn stats(&self) -> LinkStats;
 }
 
-/// Encodes a frame.
+/// Writes a frame header: the `u32` length of what follows it (kind, step and a payload of
+/// `payload_len` bytes), the kind byte and the step. The only writer of headers.
+fn write_header(w: &mut Writer, kind: u8, step: u32, payload_len: usize) {
+    w.count(FRAME_HEADER - 4 + payload_len);
+    w.u8(kind);
+    w.u32(step);
+}
+
+/// Encodes a frame of `kind` and `step` around `payload`.
+pub fn encode_frame_bytes(kind: u8, step: u32, payload: &[u8]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(FRAME_HEADER + payload.len());
+    write_header(&mut w, kind, step, payload.len());
+    w.raw(payload);
+    w.into_bytes()
+}
+
+/// Encodes a frame whose payload is `values` (no count: the header's length implies it).
 pub fn encode_frame(kind: u8, step: u32, values: &[u64]) -> Vec<u8> {
-    let body = 1 + 4 + values.len() * 8;
-    let mut out = Vec::with_capacity(4 + body);
-    out.extend_from_slice(&(body as u32).to_le_bytes());
-    out.push(kind);
-    out.extend_from_slice(&step.to_le_bytes());
+    let mut w = Writer::with_capacity(FRAME_HEADER + values.len() * 8);
+    write_header(&mut w, kind, step, values.len() * 8);
     for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
+        w.u64(*v);
     }
-    out
+    w.into_bytes()
+}
+
+/// Splits a frame body (a frame without its 4-byte length) into kind, step and payload.
+pub fn split_body(body: &[u8]) -> Result<(u8, u32, &[u8]), WireError> {
+    let mut r = Reader::new(body, "frame");
+    let kind = r.u8()?;
+    let step = r.u32()?;
+    let payload = r.take(r.remaining())?;
+    Ok((kind, step, payload))
 }
 
 /// Decodes an open frame (`frame` without its 4-byte length prefix) and checks that it is the
@@ -76,17 +100,13 @@ pub fn decode_open(
         step: format!("open {step}"),
         message,
     };
-    if frame.len() < FRAME_HEADER - 4 {
-        return Err(err(format!("truncated frame of {} bytes", frame.len())));
+    let (kind, got_step, payload) = split_body(frame).map_err(|e| err(e.to_string()))?;
+    if kind != KIND_OPEN {
+        return Err(err(format!("unexpected message kind {kind}")));
     }
-    if frame[0] != KIND_OPEN {
-        return Err(err(format!("unexpected message kind {}", frame[0])));
-    }
-    let got_step = u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]);
     if got_step != step {
         return Err(err(format!("message of step {got_step} arrived")));
     }
-    let payload = &frame[5..];
     if payload.len() != expected * 8 {
         return Err(err(format!(
             "{} payload bytes, expected {} ({} words)",
@@ -95,10 +115,9 @@ pub fn decode_open(
             expected
         )));
     }
-    Ok(payload
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect())
+    Reader::new(payload, "open frame")
+        .words_uncounted(expected)
+        .map_err(|e| err(e.to_string()))
 }
 
 /// In-process link (tests): frames over channels, counted like the TCP transport.
@@ -155,7 +174,8 @@ impl Channel for MemoryChannel {
                 message: format!("truncated frame of {} bytes", got.len()),
             });
         }
-        let len = u32::from_le_bytes([got[0], got[1], got[2], got[3]]) as usize;
+        let len = usize::try_from(u32::from_le_bytes([got[0], got[1], got[2], got[3]]))
+            .unwrap_or(usize::MAX);
         if len != got.len() - 4 {
             return Err(MpcError::Protocol {
                 peer: self.peer.clone(),

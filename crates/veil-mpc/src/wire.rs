@@ -4,177 +4,36 @@
 //! before anything is allocated, and a short, long or inconsistent payload is an error
 //! naming what was being read.
 //!
-//! Key items: [`Writer`], [`Reader`], [`encode_model`], [`decode_model`],
+//! The byte codec itself ([`Writer`], [`Reader`], [`WireError`]) is `veil-codec`'s, shared with
+//! the runtime's frames.
+//!
+//! Key items: [`encode_model`], [`decode_model`],
 //! [`encode_material`], [`decode_material`].
 
 use crate::dcf::{CorrectionWord, DcfKey};
 use crate::dealer::{Item, LinearShares, Material, ModelShares, ReluMaterial};
 use crate::share::Shares;
 
-/// Appends little-endian fields to a byte vector.
-#[derive(Default)]
-pub struct Writer {
-    /// The bytes so far.
-    pub buf: Vec<u8>,
-}
-
-impl Writer {
-    /// A `u8`.
-    pub fn u8(&mut self, v: u8) {
-        self.buf.push(v);
-    }
-
-    /// A `u32`.
-    pub fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
-    }
-
-    /// A `u64`.
-    pub fn u64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
-    }
-
-    /// A `u128`.
-    pub fn u128(&mut self, v: u128) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
-    }
-
-    /// A length-prefixed word vector.
-    pub fn words(&mut self, v: &[u64]) {
-        self.u32(v.len() as u32);
-        self.buf.reserve(v.len() * 8);
-        for w in v {
-            self.u64(*w);
-        }
-    }
-
-    /// Length-prefixed bytes.
-    pub fn bytes(&mut self, v: &[u8]) {
-        self.u32(v.len() as u32);
-        self.buf.extend_from_slice(v);
-    }
-}
-
-/// Reads fields written by [`Writer`], failing on truncation.
-pub struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    what: &'static str,
-}
-
-/// A decoding failure: what was being read and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed {what}: {message}")]
-pub struct WireError {
-    /// What was being decoded.
-    pub what: &'static str,
-    /// Why it failed.
-    pub message: String,
-}
-
-impl<'a> Reader<'a> {
-    /// Reads `buf`, naming it `what` in errors.
-    pub fn new(buf: &'a [u8], what: &'static str) -> Self {
-        Reader { buf, pos: 0, what }
-    }
-
-    fn err(&self, message: String) -> WireError {
-        WireError {
-            what: self.what,
-            message,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        if self.buf.len() - self.pos < n {
-            return Err(self.err(format!(
-                "truncated at byte {} (needed {n} more, {} left)",
-                self.pos,
-                self.buf.len() - self.pos
-            )));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    /// A `u8`.
-    pub fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// A `u32`.
-    pub fn u32(&mut self) -> Result<u32, WireError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// A `u64`.
-    pub fn u64(&mut self) -> Result<u64, WireError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-
-    /// A `u128`.
-    pub fn u128(&mut self) -> Result<u128, WireError> {
-        let b = self.take(16)?;
-        let mut a = [0u8; 16];
-        a.copy_from_slice(b);
-        Ok(u128::from_le_bytes(a))
-    }
-
-    /// A length-prefixed word vector (the length is checked against the bytes left first).
-    pub fn words(&mut self) -> Result<Vec<u64>, WireError> {
-        let n = self.u32()? as usize;
-        let bytes = self.take(
-            n.checked_mul(8)
-                .ok_or_else(|| self.err("length overflow".into()))?,
-        )?;
-        Ok(bytes
-            .chunks_exact(8)
-            .map(|c| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                u64::from_le_bytes(a)
-            })
-            .collect())
-    }
-
-    /// Length-prefixed bytes.
-    pub fn bytes(&mut self) -> Result<&'a [u8], WireError> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-
-    /// Fails unless every byte was read.
-    pub fn finish(&self) -> Result<(), WireError> {
-        if self.pos == self.buf.len() {
-            Ok(())
-        } else {
-            Err(self.err(format!("{} trailing bytes", self.buf.len() - self.pos)))
-        }
-    }
-}
+pub use veil_codec::{Reader, WireError, Writer};
 
 /// Encodes one server's model shares.
 pub fn encode_model(m: &ModelShares) -> Vec<u8> {
     let mut w = Writer::default();
-    w.u32(m.layers.len() as u32);
+    w.count(m.layers.len());
     for l in &m.layers {
         w.words(&l.masked_weight);
         w.words(&l.weight_mask.0);
         w.words(&l.bias.0);
     }
-    w.buf
+    w.into_bytes()
 }
 
 /// Decodes model shares.
 pub fn decode_model(buf: &[u8]) -> Result<ModelShares, WireError> {
     let mut r = Reader::new(buf, "model shares");
-    let n = r.u32()? as usize;
-    let mut layers = Vec::new();
+    // A layer is three counted word vectors: at least 12 bytes.
+    let n = r.count(12)?;
+    let mut layers = Vec::with_capacity(n);
     for _ in 0..n {
         layers.push(LinearShares {
             masked_weight: r.words()?,
@@ -203,7 +62,7 @@ fn encode_key(w: &mut Writer, k: &DcfKey) {
 fn decode_key(r: &mut Reader<'_>) -> Result<DcfKey, WireError> {
     let bits = u32::from(r.u8()?);
     if !(1..=64).contains(&bits) {
-        return Err(r.err(format!("DCF key of {bits} bits")));
+        return Err(r.error(format!("DCF key of {bits} bits")));
     }
     let seed = r.u128()?;
     let mut words = Vec::with_capacity(bits as usize);
@@ -212,7 +71,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<DcfKey, WireError> {
         let value = r.u64()?;
         let t = r.u8()?;
         if t > 3 {
-            return Err(r.err(format!("control bits byte {t}")));
+            return Err(r.error(format!("control bits byte {t}")));
         }
         words.push(CorrectionWord {
             seed,
@@ -232,7 +91,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<DcfKey, WireError> {
 /// Encodes one server's material for one batch.
 pub fn encode_material(m: &Material) -> Vec<u8> {
     let mut w = Writer::default();
-    w.u32(m.items.len() as u32);
+    w.count(m.items.len());
     for it in &m.items {
         match it {
             Item::Linear { a, c } => {
@@ -246,21 +105,22 @@ pub fn encode_material(m: &Material) -> Vec<u8> {
                 w.words(&r.msb.0);
                 w.words(&r.b.0);
                 w.words(&r.c.0);
-                w.u32(r.keys.len() as u32);
+                w.count(r.keys.len());
                 for k in &r.keys {
                     encode_key(&mut w, k);
                 }
             }
         }
     }
-    w.buf
+    w.into_bytes()
 }
 
 /// Decodes material; sizes are checked against the architecture later, by the server.
 pub fn decode_material(buf: &[u8]) -> Result<Material, WireError> {
     let mut r = Reader::new(buf, "material");
-    let n = r.u32()? as usize;
-    let mut items = Vec::new();
+    // An item is a tag and at least two counted word vectors: at least 9 bytes.
+    let n = r.count(9)?;
+    let mut items = Vec::with_capacity(n);
     for _ in 0..n {
         match r.u8()? {
             ITEM_LINEAR => items.push(Item::Linear {
@@ -269,11 +129,8 @@ pub fn decode_material(buf: &[u8]) -> Result<Material, WireError> {
             }),
             ITEM_RELU => {
                 let (rr, msb, b, c) = (r.words()?, r.words()?, r.words()?, r.words()?);
-                let count = r.u32()? as usize;
-                // A key is at least 1 + 16 + 25 + 8 bytes: refuse counts the rest cannot hold.
-                if count > buf.len() / 50 {
-                    return Err(r.err(format!("{count} DCF keys cannot fit")));
-                }
+                // A key is at least 1 + 16 + 25 + 8 bytes: counts the rest cannot hold are refused.
+                let count = r.count(50)?;
                 let mut keys = Vec::with_capacity(count);
                 for _ in 0..count {
                     keys.push(decode_key(&mut r)?);
@@ -286,7 +143,7 @@ pub fn decode_material(buf: &[u8]) -> Result<Material, WireError> {
                     keys,
                 }));
             }
-            t => return Err(r.err(format!("unknown item tag {t}"))),
+            t => return Err(r.error(format!("unknown item tag {t}"))),
         }
     }
     r.finish()?;
@@ -348,7 +205,7 @@ mod tests {
         huge.u32(1);
         huge.u8(ITEM_LINEAR);
         huge.u32(u32::MAX);
-        assert!(decode_material(&huge.buf).is_err());
+        assert!(decode_material(huge.as_bytes()).is_err());
         assert!(decode_model(&[1, 0, 0]).is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! Key items: [`Envelope`], [`Envelope::encode`], [`Envelope::decode`].
 
 use serde::{Deserialize, Serialize};
+use veil_codec::{Reader, Writer};
 
 use crate::deploy::{Deployment, DeviceWork};
 use crate::node::{Message, Payload, TraceRecord};
@@ -88,209 +89,147 @@ pub enum Envelope {
 /// Bytes of one encoded [`TraceRecord`].
 const TRACE_RECORD_BYTES: usize = 48;
 
-/// A decoding failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed frame: {0}")]
-pub struct WireError(pub String);
+pub use veil_codec::WireError;
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
+/// What the runtime's frames are called in decoding errors.
+const FRAME: &str = "frame";
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        if self.buf.len() - self.at < n {
-            return Err(WireError(format!(
-                "truncated at byte {} (need {n})",
-                self.at
-            )));
-        }
-        let s = &self.buf[self.at..self.at + n];
-        self.at += n;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, WireError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, WireError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-    fn f32s(&mut self) -> Result<Vec<f32>, WireError> {
-        let n = self.u32()? as usize;
-        let b = self.take(
-            n.checked_mul(4)
-                .ok_or_else(|| WireError("length overflow".into()))?,
-        )?;
-        Ok(b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-    fn trace(&mut self) -> Result<Vec<TraceRecord>, WireError> {
-        let n = self.u32()? as usize;
-        if n > (self.buf.len() - self.at) / TRACE_RECORD_BYTES {
-            return Err(WireError(format!("{n} trace records cannot fit")));
-        }
-        (0..n)
-            .map(|_| {
-                Ok(TraceRecord {
-                    device: self.u32()? as usize,
-                    stage: self.u32()? as usize,
-                    macs: self.u64()?,
-                    wait_us: self.u64()?,
-                    compute_us: self.u64()?,
-                    sent_bytes: self.u64()?,
-                    messages: self.u64()?,
-                })
+fn read_trace(r: &mut Reader<'_>) -> Result<Vec<TraceRecord>, WireError> {
+    let n = r.count(TRACE_RECORD_BYTES)?;
+    (0..n)
+        .map(|_| {
+            Ok(TraceRecord {
+                device: r.index()?,
+                stage: r.index()?,
+                macs: r.u64()?,
+                wait_us: r.u64()?,
+                compute_us: r.u64()?,
+                sent_bytes: r.u64()?,
+                messages: r.u64()?,
             })
-            .collect()
-    }
-    fn string(&mut self) -> Result<String, WireError> {
-        let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec())
-            .map_err(|_| WireError("string is not UTF-8".into()))
-    }
+        })
+        .collect()
 }
 
-fn put_f32s(out: &mut Vec<u8>, v: &[f32]) {
-    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-}
-
-fn put_trace(out: &mut Vec<u8>, trace: &[TraceRecord]) {
-    out.extend_from_slice(&(trace.len() as u32).to_le_bytes());
+fn write_trace(w: &mut Writer, trace: &[TraceRecord]) {
+    w.count(trace.len());
     for t in trace {
-        out.extend_from_slice(&(t.device as u32).to_le_bytes());
-        out.extend_from_slice(&(t.stage as u32).to_le_bytes());
+        w.count(t.device);
+        w.count(t.stage);
         for v in [t.macs, t.wait_us, t.compute_us, t.sent_bytes, t.messages] {
-            out.extend_from_slice(&v.to_le_bytes());
+            w.u64(v);
         }
     }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
 }
 
 impl Envelope {
     /// Encodes the frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut w = Writer::new();
         match self {
             Envelope::Register { role, class, addr } => {
-                out.push(1);
-                put_str(&mut out, role);
-                put_str(&mut out, &class.name);
-                out.extend_from_slice(&class.macs_per_s.to_le_bytes());
-                out.extend_from_slice(&class.memory_bytes.to_le_bytes());
-                out.extend_from_slice(&class.rate_bps.to_le_bytes());
-                put_str(&mut out, addr);
+                w.u8(1);
+                w.str(role);
+                w.str(&class.name);
+                w.f64(class.macs_per_s);
+                w.u64(class.memory_bytes);
+                w.f64(class.rate_bps);
+                w.str(addr);
             }
             Envelope::Assign(a) => {
-                out.push(2);
-                out.extend(serde_json::to_vec(a).unwrap_or_default());
+                w.u8(2);
+                w.raw(&serde_json::to_vec(a).unwrap_or_default());
             }
             Envelope::Deliver { epoch, msg: m } => {
-                out.push(3);
-                out.extend_from_slice(&epoch.to_le_bytes());
-                out.extend_from_slice(&m.request.to_le_bytes());
-                out.extend_from_slice(&(m.stage as u32).to_le_bytes());
-                out.push(u8::from(m.payload == Payload::Partial));
-                out.extend_from_slice(&(m.from as u32).to_le_bytes());
-                out.extend_from_slice(&(m.channels.len() as u32).to_le_bytes());
+                w.u8(3);
+                w.u64(*epoch);
+                w.u64(m.request);
+                w.count(m.stage);
+                w.u8(u8::from(m.payload == Payload::Partial));
+                w.count(m.from);
+                w.count(m.channels.len());
                 for (q, v) in &m.channels {
-                    out.extend_from_slice(&(*q as u32).to_le_bytes());
-                    put_f32s(&mut out, v);
+                    w.count(*q);
+                    w.f32s(v);
                 }
-                put_trace(&mut out, &m.trace);
+                write_trace(&mut w, &m.trace);
             }
             Envelope::Infer { request, input } => {
-                out.push(4);
-                out.extend_from_slice(&request.to_le_bytes());
-                put_f32s(&mut out, input);
+                w.u8(4);
+                w.u64(*request);
+                w.f32s(input);
             }
             Envelope::Result {
                 logits,
                 attempts,
                 trace,
             } => {
-                out.push(5);
-                put_f32s(&mut out, logits);
-                out.extend_from_slice(&attempts.to_le_bytes());
-                put_trace(&mut out, trace);
+                w.u8(5);
+                w.f32s(logits);
+                w.u32(*attempts);
+                write_trace(&mut w, trace);
             }
-            Envelope::Ack => out.push(6),
+            Envelope::Ack => w.u8(6),
             Envelope::Rejected(why) => {
-                out.push(7);
-                put_str(&mut out, why);
+                w.u8(7);
+                w.str(why);
             }
             Envelope::Heartbeat { epoch } => {
-                out.push(8);
-                out.extend_from_slice(&epoch.to_le_bytes());
+                w.u8(8);
+                w.u64(*epoch);
             }
             Envelope::Suspend { epoch, reason } => {
-                out.push(9);
-                out.extend_from_slice(&epoch.to_le_bytes());
-                put_str(&mut out, reason);
+                w.u8(9);
+                w.u64(*epoch);
+                w.str(reason);
             }
-            Envelope::Stats => out.push(10),
+            Envelope::Stats => w.u8(10),
             Envelope::StatsReply(json) => {
-                out.push(11);
-                put_str(&mut out, json);
+                w.u8(11);
+                w.str(json);
             }
         }
-        out
+        w.into_bytes()
     }
 
     /// Decodes a frame.
     pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
-        let mut r = Reader { buf, at: 0 };
+        let mut r = Reader::new(buf, FRAME);
         let e = match r.u8()? {
             1 => Envelope::Register {
                 role: r.string()?,
                 class: veil_plan::DeviceClass {
                     name: r.string()?,
-                    macs_per_s: f64::from_bits(r.u64()?),
+                    macs_per_s: r.f64()?,
                     memory_bytes: r.u64()?,
-                    rate_bps: f64::from_bits(r.u64()?),
+                    rate_bps: r.f64()?,
                 },
                 addr: r.string()?,
             },
             2 => {
-                let a: Assignment = serde_json::from_slice(&buf[1..])
-                    .map_err(|e| WireError(format!("assignment: {e}")))?;
+                let json = r.take(r.remaining())?;
+                let a: Assignment = serde_json::from_slice(json)
+                    .map_err(|e| r.error(format!("assignment: {e}")))?;
                 return Ok(Envelope::Assign(Box::new(a)));
             }
             3 => {
                 let epoch = r.u64()?;
                 let request = r.u64()?;
-                let stage = r.u32()? as usize;
+                let stage = r.index()?;
                 let payload = match r.u8()? {
                     0 => Payload::Finished,
                     1 => Payload::Partial,
-                    b => return Err(WireError(format!("payload kind {b}"))),
+                    b => return Err(r.error(format!("payload kind {b}"))),
                 };
-                let from = r.u32()? as usize;
-                let n = r.u32()? as usize;
-                if n > buf.len() / 8 {
-                    return Err(WireError(format!("{n} channels cannot fit")));
-                }
+                let from = r.index()?;
+                // A channel is its index and a counted vector: at least 8 bytes.
+                let n = r.count(8)?;
                 let mut channels = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let q = r.u32()? as usize;
+                    let q = r.index()?;
                     channels.push((q, r.f32s()?));
                 }
-                let trace = r.trace()?;
+                let trace = read_trace(&mut r)?;
                 Envelope::Deliver {
                     epoch,
                     msg: Message {
@@ -310,7 +249,7 @@ impl Envelope {
             5 => Envelope::Result {
                 logits: r.f32s()?,
                 attempts: r.u32()?,
-                trace: r.trace()?,
+                trace: read_trace(&mut r)?,
             },
             6 => Envelope::Ack,
             7 => Envelope::Rejected(r.string()?),
@@ -321,11 +260,9 @@ impl Envelope {
             },
             10 => Envelope::Stats,
             11 => Envelope::StatsReply(r.string()?),
-            k => return Err(WireError(format!("unknown kind {k}"))),
+            k => return Err(r.error(format!("unknown kind {k}"))),
         };
-        if r.at != buf.len() {
-            return Err(WireError(format!("{} trailing bytes", buf.len() - r.at)));
-        }
+        r.finish()?;
         Ok(e)
     }
 }
