@@ -22,7 +22,7 @@ mod run;
 
 pub use helper::{HelperView, helper_features};
 pub use profile::{
-    PrivacyProfile, ProfileEntry, ProfileEvent, ProfileMethod, ProfileRequest, profile,
+    PrivacyProfile, ProfileCell, ProfileEvent, ProfileMethod, ProfileRequest, profile,
 };
 pub use run::{
     AttackConfig, AttackError, AttackReport, LayerFeatures, MapSelection, attack, attack_features,

@@ -2,9 +2,8 @@
 //! SSIM `tau`, `Nf_l(tau)` (the largest `k` whose SSIM is `<= tau` at layer `l`, 0 if none)
 //! and `SP(tau)` (the first profiled layer from which every later profiled layer, with all its
 //! maps, gives SSIM `<= tau`). Written as versioned JSON for the planner, CSV, and a Markdown
-//! table shaped like DistPrivacy Table I.
-
-use std::collections::BTreeMap;
+//! table shaped like DistPrivacy Table I. The schema and the threshold rule are
+//! `veil_spec::profile`'s, shared with the planner that reads these files.
 
 use serde::{Deserialize, Serialize};
 use veil_data::Dataset;
@@ -34,57 +33,19 @@ pub enum ProfileEvent<'a> {
     /// A decoder is being trained for this layer (chain method): the root, or chain `n`.
     Training(&'a str, Option<usize>),
     /// A cell has been measured.
-    Cell(&'a ProfileEntry),
+    Cell(&'a ProfileCell),
 }
 
-/// Version of the profile JSON layout.
-pub const PROFILE_VERSION: u32 = 1;
+pub use veil_spec::profile::{PROFILE_VERSION, Profile, ProfileCell, Thresholds};
 
-/// One measured cell of the profile.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProfileEntry {
-    /// Split layer.
-    pub layer: String,
-    /// Maps observed.
-    pub k: usize,
-    /// Maps of the layer.
-    pub total_maps: usize,
-    /// SSIM mean over victims (and draws).
-    pub ssim_mean: f64,
-    /// SSIM standard deviation.
-    pub ssim_std: f64,
-    /// PSNR mean (dB).
-    pub psnr_mean: f64,
-    /// MSE mean.
-    pub mse_mean: f64,
-}
-
-/// Thresholds for one tolerated SSIM.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TauThresholds {
-    /// Tolerated SSIM.
-    pub tau: f64,
-    /// `Nf_l(tau)` per layer.
-    pub nf: BTreeMap<String, usize>,
-    /// `SP(tau)`: first layer from which all maps are safe, if any.
-    pub sp: Option<String>,
-}
-
-/// A complete privacy profile.
+/// A complete privacy profile: the shared table (`veil_spec::profile::Profile`, what the
+/// planner reads) and how it was measured. Serialized flat, so the JSON is the table's
+/// fields followed by these.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PrivacyProfile {
-    /// Layout version ([`PROFILE_VERSION`]).
-    pub version: u32,
-    /// Model name.
-    pub model: String,
-    /// Dataset name.
-    pub dataset: String,
-    /// Profiled layers in model order.
-    pub layers: Vec<String>,
-    /// Every measured cell.
-    pub entries: Vec<ProfileEntry>,
-    /// Thresholds per tau.
-    pub thresholds: Vec<TauThresholds>,
+    /// The table: cells and thresholds.
+    #[serde(flatten)]
+    pub table: Profile,
     /// Attack settings used (auxiliary images, victims, epochs, draws, seed).
     pub attack: AttackConfig,
     /// How the cells were attacked (absent in files written before it existed: per cell).
@@ -112,34 +73,11 @@ pub fn default_layers(model: &Model) -> Vec<String> {
         .collect()
 }
 
-/// Computes `Nf` and `SP` for `taus` from measured `entries` over `layers` (model order).
-pub fn thresholds(layers: &[String], entries: &[ProfileEntry], taus: &[f64]) -> Vec<TauThresholds> {
+/// `Nf` and `SP` for each of `taus` from measured `cells` over `layers` (model order), by the
+/// one rule of `veil_spec::profile::derive_thresholds`.
+pub fn thresholds(layers: &[String], cells: &[ProfileCell], taus: &[f64]) -> Vec<Thresholds> {
     taus.iter()
-        .map(|&tau| {
-            let nf = layers
-                .iter()
-                .map(|l| {
-                    let best = entries
-                        .iter()
-                        .filter(|e| &e.layer == l && e.ssim_mean <= tau)
-                        .map(|e| e.k)
-                        .max()
-                        .unwrap_or(0);
-                    (l.clone(), best)
-                })
-                .collect();
-            let all_maps_safe = |l: &String| {
-                entries
-                    .iter()
-                    .filter(|e| &e.layer == l && e.k == e.total_maps)
-                    .all(|e| e.ssim_mean <= tau)
-                    && entries.iter().any(|e| &e.layer == l && e.k == e.total_maps)
-            };
-            let sp = (0..layers.len())
-                .find(|&i| layers[i..].iter().all(all_maps_safe))
-                .map(|i| layers[i].clone());
-            TauThresholds { tau, nf, sp }
-        })
+        .map(|&tau| veil_spec::profile::derive_thresholds(layers, cells, tau))
         .collect()
 }
 
@@ -199,7 +137,7 @@ pub fn profile(
                 .collect::<Result<_, _>>()?,
         };
         for r in reports {
-            let entry = ProfileEntry {
+            let entry = ProfileCell {
                 layer: layer.clone(),
                 k: r.maps,
                 total_maps: p,
@@ -213,12 +151,15 @@ pub fn profile(
         }
     }
     Ok(PrivacyProfile {
-        version: PROFILE_VERSION,
-        model: model.spec().name.clone(),
-        dataset: dataset.to_string(),
-        layers: layers.clone(),
-        thresholds: thresholds(layers, &entries, taus),
-        entries,
+        table: Profile {
+            version: PROFILE_VERSION,
+            model: model.spec().name.clone(),
+            dataset: dataset.to_string(),
+            layers: layers.clone(),
+            thresholds: thresholds(layers, &entries, taus),
+            entries,
+            source: None,
+        },
         attack: base.clone(),
         method: req.method,
         step_samples: match req.method {
@@ -305,7 +246,7 @@ impl PrivacyProfile {
     /// The cells as CSV.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("layer,k,total_maps,ssim_mean,ssim_std,psnr_mean,mse_mean\n");
-        for e in &self.entries {
+        for e in &self.table.entries {
             out.push_str(&format!(
                 "{},{},{},{:.6},{:.6},{:.4},{:.6}\n",
                 e.layer, e.k, e.total_maps, e.ssim_mean, e.ssim_std, e.psnr_mean, e.mse_mean
@@ -316,12 +257,12 @@ impl PrivacyProfile {
 
     /// SSIM table (rows: layers, columns: k) and the thresholds, in Markdown.
     pub fn to_markdown(&self) -> String {
-        let mut ks: Vec<usize> = self.entries.iter().map(|e| e.k).collect();
+        let mut ks: Vec<usize> = self.table.entries.iter().map(|e| e.k).collect();
         ks.sort_unstable();
         ks.dedup();
         let mut out = format!(
             "SSIM of the black-box attack on {} / {} (rows: split layer, columns: maps seen)\n\n| layer |",
-            self.model, self.dataset
+            self.table.model, self.table.dataset
         );
         for k in &ks {
             out.push_str(&format!(" k={k} |"));
@@ -329,10 +270,15 @@ impl PrivacyProfile {
         out.push_str("\n|---|");
         out.push_str(&"---|".repeat(ks.len()));
         out.push('\n');
-        for l in &self.layers {
+        for l in &self.table.layers {
             out.push_str(&format!("| {l} |"));
             for k in &ks {
-                match self.entries.iter().find(|e| &e.layer == l && e.k == *k) {
+                match self
+                    .table
+                    .entries
+                    .iter()
+                    .find(|e| &e.layer == l && e.k == *k)
+                {
                     Some(e) => out.push_str(&format!(" {:.3} |", e.ssim_mean)),
                     None => out.push_str(" |"),
                 }
@@ -340,19 +286,19 @@ impl PrivacyProfile {
             out.push('\n');
         }
         out.push_str("\n| tau | SP(tau) |");
-        for l in &self.layers {
+        for l in &self.table.layers {
             out.push_str(&format!(" Nf {l} |"));
         }
         out.push_str("\n|---|---|");
-        out.push_str(&"---|".repeat(self.layers.len()));
+        out.push_str(&"---|".repeat(self.table.layers.len()));
         out.push('\n');
-        for t in &self.thresholds {
+        for t in &self.table.thresholds {
             out.push_str(&format!(
                 "| {} | {} |",
                 t.tau,
                 t.sp.as_deref().unwrap_or("none")
             ));
-            for l in &self.layers {
+            for l in &self.table.layers {
                 out.push_str(&format!(" {} |", t.nf.get(l).copied().unwrap_or(0)));
             }
             out.push('\n');
@@ -365,18 +311,6 @@ impl PrivacyProfile {
 mod tests {
     use super::*;
 
-    fn e(layer: &str, k: usize, p: usize, ssim: f64) -> ProfileEntry {
-        ProfileEntry {
-            layer: layer.into(),
-            k,
-            total_maps: p,
-            ssim_mean: ssim,
-            ssim_std: 0.0,
-            psnr_mean: 0.0,
-            mse_mean: 0.0,
-        }
-    }
-
     #[test]
     fn cells_cover_every_k_or_the_valid_requested_ones_and_p() {
         assert_eq!(cells_of(4, &[]), vec![1, 2, 3, 4]);
@@ -384,32 +318,41 @@ mod tests {
         assert_eq!(cells_of(1, &[3]), vec![1]);
     }
 
+    /// The file `veil profile` writes is read by the planner's parser as the same table, and
+    /// reads back whole.
     #[test]
-    fn nf_and_sp_follow_the_definitions() {
-        let layers = vec![
-            "conv1".to_string(),
-            "relu1".to_string(),
-            "pool1".to_string(),
-        ];
-        let entries = vec![
-            e("conv1", 1, 3, 0.5),
-            e("conv1", 2, 3, 0.7),
-            e("conv1", 3, 3, 0.95),
-            e("relu1", 1, 3, 0.3),
-            e("relu1", 2, 3, 0.45),
-            e("relu1", 3, 3, 0.55),
-            e("pool1", 1, 3, 0.2),
-            e("pool1", 2, 3, 0.3),
-            e("pool1", 3, 3, 0.38),
-        ];
-        let t = thresholds(&layers, &entries, &[0.4, 0.6, 0.99, 0.1]);
-        assert_eq!(t[0].nf["conv1"], 0);
-        assert_eq!(t[0].nf["relu1"], 1);
-        assert_eq!(t[0].nf["pool1"], 3);
-        assert_eq!(t[0].sp.as_deref(), Some("pool1"));
-        assert_eq!(t[1].nf["conv1"], 1);
-        assert_eq!(t[1].sp.as_deref(), Some("relu1"));
-        assert_eq!(t[2].sp.as_deref(), Some("conv1"));
-        assert_eq!(t[3].sp, None);
+    fn the_written_json_is_the_shared_schema() {
+        let cell = |k, ssim| ProfileCell {
+            layer: "conv1".into(),
+            k,
+            total_maps: 2,
+            ssim_mean: ssim,
+            ssim_std: 0.01,
+            psnr_mean: 20.0,
+            mse_mean: 0.01,
+        };
+        let cells = vec![cell(1, 0.5), cell(2, 0.9)];
+        let layers = vec!["conv1".to_string()];
+        let prof = PrivacyProfile {
+            table: Profile {
+                version: PROFILE_VERSION,
+                model: "lenet5".into(),
+                dataset: "mnist".into(),
+                thresholds: thresholds(&layers, &cells, &[0.6]),
+                layers,
+                entries: cells,
+                source: None,
+            },
+            attack: AttackConfig::default(),
+            method: ProfileMethod::Chain,
+            step_samples: 100,
+            seconds: 1.5,
+        };
+        let json = serde_json::to_string(&prof).expect("json");
+        let table = Profile::from_json_str(&json).expect("planner reads it");
+        assert_eq!(table, prof.table);
+        assert_eq!(table.thresholds_at(0.6).expect("t").nf["conv1"], 1);
+        let back: PrivacyProfile = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, prof);
     }
 }

@@ -1,10 +1,9 @@
 //! Privacy limits for the planner: `Nf_l(tau)` and `SP(tau)` (SYSTEM.md section 3) read from a
 //! privacy profile, and what they mean for each compute stage of a model.
 //!
-//! [`Profile`] reads the versioned JSON that `veil profile` writes (only the fields the
-//! planner needs; a `source` note is kept when present). When a profile has the measured
-//! cells, thresholds for any `tau` are derived from them; otherwise only its listed
-//! thresholds can be used. [`builtin`] returns the profiles shipped with veil.
+//! The profile schema and the `Nf` / `SP` rule are `veil_spec::profile`'s, the same code that
+//! `veil profile` writes with: [`Profile::thresholds_at`] uses listed thresholds, or derives
+//! them from the measured cells. [`builtin`] returns the profiles shipped with veil.
 //!
 //! Mapping to stages: a helper that holds segments of conv stage `s` sees its input maps,
 //! i.e. the output of every layer from the previous compute layer up to the layer before
@@ -14,58 +13,12 @@
 //! smallest `Nf` over the profiled layers it exposes; a stage whose exposed layers all lie at
 //! or after `SP(tau)` is unconstrained.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use veil_spec::ModelSpec;
 
 use crate::PlanError;
 
-/// One measured cell of a profile.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Cell {
-    /// Layer name.
-    pub layer: String,
-    /// Maps observed.
-    pub k: usize,
-    /// Maps of the layer.
-    pub total_maps: usize,
-    /// Mean SSIM of the attack.
-    pub ssim_mean: f64,
-}
-
-/// Thresholds for one tolerated SSIM.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Thresholds {
-    /// Tolerated SSIM.
-    pub tau: f64,
-    /// `Nf_l(tau)` per layer name.
-    pub nf: BTreeMap<String, usize>,
-    /// `SP(tau)`, the first layer from which every layer is safe with all maps.
-    pub sp: Option<String>,
-}
-
-/// A privacy profile as written by `veil profile` (version 1), or a built-in one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Profile {
-    /// Layout version.
-    pub version: u32,
-    /// Model name.
-    pub model: String,
-    /// Dataset name.
-    pub dataset: String,
-    /// Profiled layers in model order.
-    pub layers: Vec<String>,
-    /// Measured cells (may be empty for thresholds-only profiles).
-    #[serde(default, rename = "entries")]
-    pub cells: Vec<Cell>,
-    /// Listed thresholds.
-    #[serde(default)]
-    pub thresholds: Vec<Thresholds>,
-    /// Where the numbers come from.
-    #[serde(default)]
-    pub source: Option<String>,
-}
+pub use veil_spec::profile::{Profile, ProfileCell, Thresholds};
 
 const LENET5: &str = include_str!("../profiles/lenet5.json");
 const CIFAR_CNN: &str = include_str!("../profiles/cifar_cnn.json");
@@ -83,64 +36,7 @@ pub fn builtin(model: &str) -> Option<Profile> {
         "vgg19" => VGG19,
         _ => return None,
     };
-    serde_json::from_str(text).ok()
-}
-
-impl Profile {
-    /// Parses a profile JSON file's text.
-    pub fn from_json_str(text: &str) -> Result<Self, PlanError> {
-        let p: Profile = serde_json::from_str(text)
-            .map_err(|e| PlanError::config("privacy profile", e.to_string()))?;
-        if p.version != 1 {
-            return Err(PlanError::config(
-                "privacy profile",
-                format!("version {} (this veil reads version 1)", p.version),
-            ));
-        }
-        Ok(p)
-    }
-
-    /// Thresholds for `tau`: listed ones when present (within 1e-9), else derived from the
-    /// cells (`Nf` = largest `k` with SSIM `<= tau`; `SP` = first layer from which every
-    /// profiled layer, with all maps, is `<= tau`).
-    pub fn thresholds(&self, tau: f64) -> Result<Thresholds, PlanError> {
-        if let Some(t) = self.thresholds.iter().find(|t| (t.tau - tau).abs() < 1e-9) {
-            return Ok(t.clone());
-        }
-        if self.cells.is_empty() {
-            let listed: Vec<f64> = self.thresholds.iter().map(|t| t.tau).collect();
-            return Err(PlanError::Profile {
-                model: self.model.clone(),
-                message: format!("no cells and no thresholds for tau {tau} (listed: {listed:?})"),
-            });
-        }
-        let nf = self
-            .layers
-            .iter()
-            .map(|l| {
-                let best = self
-                    .cells
-                    .iter()
-                    .filter(|c| &c.layer == l && c.ssim_mean <= tau)
-                    .map(|c| c.k)
-                    .max()
-                    .unwrap_or(0);
-                (l.clone(), best)
-            })
-            .collect();
-        let safe = |l: &String| {
-            let full: Vec<&Cell> = self
-                .cells
-                .iter()
-                .filter(|c| &c.layer == l && c.k == c.total_maps)
-                .collect();
-            !full.is_empty() && full.iter().all(|c| c.ssim_mean <= tau)
-        };
-        let sp = (0..self.layers.len())
-            .find(|&i| self.layers[i..].iter().all(safe))
-            .map(|i| self.layers[i].clone());
-        Ok(Thresholds { tau, nf, sp })
-    }
+    Profile::from_json_str(text).ok()
 }
 
 /// What the privacy constraint allows at one stage.
@@ -208,7 +104,7 @@ mod tests {
             let p = builtin(model).unwrap_or_else(|| panic!("{model} profile"));
             assert_eq!(p.model, model);
             for tau in [0.4, 0.6, 0.8] {
-                p.thresholds(tau)
+                p.thresholds_at(tau)
                     .unwrap_or_else(|e| panic!("{model} {tau}: {e}"));
             }
         }
@@ -217,18 +113,21 @@ mod tests {
 
     #[test]
     fn thresholds_are_derived_from_cells() {
-        let cell = |layer: &str, k, ssim| Cell {
+        let cell = |layer: &str, k, ssim| ProfileCell {
             layer: layer.into(),
             k,
             total_maps: 2,
             ssim_mean: ssim,
+            ssim_std: 0.0,
+            psnr_mean: 0.0,
+            mse_mean: 0.0,
         };
         let p = Profile {
             version: 1,
             model: "m".into(),
             dataset: "d".into(),
             layers: vec!["a".into(), "b".into()],
-            cells: vec![
+            entries: vec![
                 cell("a", 1, 0.5),
                 cell("a", 2, 0.9),
                 cell("b", 1, 0.2),
@@ -237,12 +136,12 @@ mod tests {
             thresholds: vec![],
             source: None,
         };
-        let t = p.thresholds(0.6).expect("t");
+        let t = p.thresholds_at(0.6).expect("t");
         assert_eq!((t.nf["a"], t.nf["b"]), (1, 2));
         assert_eq!(t.sp.as_deref(), Some("b"));
-        let t = p.thresholds(0.95).expect("t");
+        let t = p.thresholds_at(0.95).expect("t");
         assert_eq!(t.sp.as_deref(), Some("a"));
-        assert_eq!(p.thresholds(0.1).expect("t").sp, None);
+        assert_eq!(p.thresholds_at(0.1).expect("t").sp, None);
         assert!(Profile::from_json_str("{\"version\": 2}").is_err());
     }
 }

@@ -65,7 +65,7 @@ impl ModelPlan {
     /// Splits `spec` into stages with caps from `profile` at `tau`.
     pub fn new(spec: &ModelSpec, profile: &Profile, tau: f64) -> Result<Self, PlanError> {
         let shapes = spec.validate()?;
-        let thresholds = profile.thresholds(tau)?;
+        let thresholds = profile.thresholds_at(tau)?;
         let compute: Vec<usize> = spec
             .layers
             .iter()

@@ -109,7 +109,7 @@ fn the_ilp_matches_exhaustive_search_on_a_tiny_instance() {
         model: "lenet5".into(),
         dataset: "test".into(),
         layers: layers.iter().map(|l| l.to_string()).collect(),
-        cells: vec![],
+        entries: vec![],
         thresholds: vec![Thresholds {
             tau: 0.5,
             nf,

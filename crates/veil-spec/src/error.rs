@@ -59,6 +59,14 @@ pub enum SpecError {
         /// Parser message.
         message: String,
     },
+    /// A privacy profile is unusable (wrong version, bad numbers, nothing for a tau).
+    #[error("privacy profile for {model}: {message}")]
+    Profile {
+        /// Model the profile is for.
+        model: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Reading a spec file failed.
     #[error("cannot read model spec {path}: {source}")]
     Io {

@@ -10,6 +10,8 @@
 //! - [`kernels`]: conv, dense and pooling on plain numbers for the interpreters without burn.
 //! - [`zoo`]: every network of SYSTEM.md section 2, by name.
 //! - [`weights`]: the tensor names and shapes a weight file must hold for a spec.
+//! - [`profile`]: privacy profiles (schema, `Nf(tau)` and `SP(tau)`), shared by the attack
+//!   that writes them and the planner that enforces them.
 //!
 //! This crate never depends on burn: the planner, the game and the secure engine read it.
 
@@ -19,6 +21,7 @@ pub mod cost;
 mod error;
 pub mod kernels;
 mod layer;
+pub mod profile;
 mod shape;
 mod spec;
 pub mod weights;

@@ -164,18 +164,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(args.out.with_extension("csv"), prof.to_csv())?;
     std::fs::write(args.out.with_extension("md"), prof.to_markdown())?;
     let ks: Vec<usize> = {
-        let mut v: Vec<usize> = prof.entries.iter().map(|e| e.k).collect();
+        let mut v: Vec<usize> = prof.table.entries.iter().map(|e| e.k).collect();
         v.sort_unstable();
         v.dedup();
         v
     };
     let cells: Vec<Vec<Option<f64>>> = prof
+        .table
         .layers
         .iter()
         .map(|l| {
             ks.iter()
                 .map(|k| {
-                    prof.entries
+                    prof.table
+                        .entries
                         .iter()
                         .find(|e| &e.layer == l && e.k == *k)
                         .map(|e| e.ssim_mean)
@@ -187,9 +189,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.out.with_extension("png"),
         &format!(
             "SSIM of the inversion attack: {} / {}",
-            prof.model, prof.dataset
+            prof.table.model, prof.table.dataset
         ),
-        &prof.layers,
+        &prof.table.layers,
         &ks.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
         &cells,
     )?;
