@@ -1,21 +1,17 @@
-//! Saving and loading a [`Model`] as a veil safetensors file (layout in
-//! [`veil_spec::weights`]): spec JSON in the metadata, `f32` little-endian tensors named
-//! `<layer>.weight` / `<layer>.bias`, linear weights as `[out, in]`.
+//! Saving and loading a [`Model`] as a veil safetensors file. The format (spec JSON in the
+//! metadata, `f32` little-endian tensors `<layer>.weight` / `<layer>.bias`, linear weights
+//! `[out, in]`) is read and written by [`veil_spec::weights`] only; this module converts
+//! between its host tensors and burn's modules.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use veil_spec::ModelSpec;
-use veil_spec::weights::{SPEC_METADATA_KEY, layout};
+use veil_spec::weights::{Tensors, layout};
 
 use crate::network::{Network, Op};
 use crate::{Model, ModelError};
-
-const FORMAT_KEY: &str = "veil.format";
-const FORMAT: &str = "veil-weights-1";
 
 /// One parameter tensor as stored in a weight file.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,40 +36,26 @@ fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, ModelError> {
         .map_err(|e| ModelError::Invalid(format!("cannot read parameter values: {e:?}")))
 }
 
-/// `(weight, bias)` values of one layer.
-pub type LayerParams = (Vec<f32>, Vec<f32>);
+pub use veil_spec::weights::LayerParams;
 
 impl Model {
     /// `(weight, bias)` of each conv and linear layer, in layer order, in the file layout
     /// (conv `[out, in, kh, kw]`, linear `[out, in]`): the parameters a runtime slices per
     /// device.
     pub fn compute_layer_params(&self) -> Result<Vec<LayerParams>, ModelError> {
-        let mut tensors: HashMap<String, Vec<f32>> = self
+        Ok(veil_spec::weights::compute_layer_params(
+            self.spec(),
+            &self.host_tensors()?,
+        )?)
+    }
+
+    /// Every parameter tensor in the file layout, by name.
+    pub fn host_tensors(&self) -> Result<Tensors, ModelError> {
+        Ok(self
             .named_tensors()?
             .into_iter()
-            .map(|t| (t.name, t.values))
-            .collect();
-        let mut take = |name: String| {
-            tensors
-                .remove(&name)
-                .ok_or_else(|| ModelError::Invalid(format!("missing tensor {name}")))
-        };
-        self.spec()
-            .layers
-            .iter()
-            .filter(|l| {
-                matches!(
-                    l.kind,
-                    veil_spec::LayerKind::Conv2d { .. } | veil_spec::LayerKind::Linear { .. }
-                )
-            })
-            .map(|l| {
-                Ok((
-                    take(format!("{}.weight", l.name))?,
-                    take(format!("{}.bias", l.name))?,
-                ))
-            })
-            .collect()
+            .map(|t| (t.name, (t.shape, t.values)))
+            .collect())
     }
 
     /// Every parameter tensor in the file layout, in layer order.
@@ -132,75 +114,23 @@ impl Model {
 
     /// Writes the weights and the spec to `path` (overwriting it).
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let tensors = self.named_tensors()?;
-        let bytes: Vec<Vec<u8>> = tensors
-            .iter()
-            .map(|t| t.values.iter().flat_map(|x| x.to_le_bytes()).collect())
-            .collect();
-        let mut views = Vec::with_capacity(tensors.len());
-        for (NamedTensor { name, shape, .. }, data) in tensors.iter().zip(&bytes) {
-            let view = TensorView::new(Dtype::F32, shape.clone(), data)
-                .map_err(|e| weights_err(path, format!("tensor {name}: {e}")))?;
-            views.push((name.clone(), view));
-        }
-        let mut meta = HashMap::new();
-        meta.insert(SPEC_METADATA_KEY.to_string(), self.spec().to_json());
-        meta.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| weights_err(path, e.to_string()))?;
-        }
-        safetensors::serialize_to_file(views, Some(meta), path)
-            .map_err(|e| weights_err(path, e.to_string()))
+        Ok(veil_spec::weights::write_file(
+            path,
+            self.spec(),
+            &self.host_tensors()?,
+        )?)
     }
 
     /// Reads a veil weight file: the spec from its metadata, then every tensor, checking names,
     /// dtypes and shapes against the spec's layout.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let bytes = std::fs::read(path).map_err(|e| weights_err(path, e.to_string()))?;
-        Self::from_safetensors(&bytes, path)
+        let (spec, tensors) = veil_spec::weights::read_file(path)?;
+        Self::assemble(spec, tensors, path)
     }
 
     /// Like [`Model::load`] from bytes already in memory; `path` is only used in errors.
     pub fn from_safetensors(bytes: &[u8], path: &Path) -> Result<Self, ModelError> {
-        let (_, metadata) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
-        let spec_json = metadata
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(SPEC_METADATA_KEY))
-            .ok_or_else(|| {
-                weights_err(
-                    path,
-                    format!("no `{SPEC_METADATA_KEY}` metadata: not a veil weight file"),
-                )
-            })?;
-        let spec = ModelSpec::from_json_str(spec_json)?;
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| weights_err(path, format!("corrupt safetensors: {e}")))?;
-        let mut tensors: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
-        for entry in layout(&spec)? {
-            let view = st
-                .tensor(&entry.name)
-                .map_err(|_| weights_err(path, format!("missing tensor {}", entry.name)))?;
-            if view.dtype() != Dtype::F32 || view.shape() != entry.shape.as_slice() {
-                return Err(weights_err(
-                    path,
-                    format!(
-                        "tensor {} is {:?} {:?}, expected F32 {:?}",
-                        entry.name,
-                        view.dtype(),
-                        view.shape(),
-                        entry.shape
-                    ),
-                ));
-            }
-            let vals = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            tensors.insert(entry.name, (entry.shape, vals));
-        }
+        let (spec, tensors) = veil_spec::weights::decode(bytes, path)?;
         Self::assemble(spec, tensors, path)
     }
 
@@ -210,7 +140,7 @@ impl Model {
         let spec = self.spec().clone();
         let expected = layout(&spec)?;
         let path = Path::new("(in memory)");
-        let mut map: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
+        let mut map = Tensors::new();
         for t in tensors {
             let numel: usize = t.shape.iter().product();
             if t.values.len() != numel {
@@ -245,11 +175,7 @@ impl Model {
     }
 
     /// Builds the burn network of `spec` from checked host tensors (file layout).
-    fn assemble(
-        spec: ModelSpec,
-        mut tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-        path: &Path,
-    ) -> Result<Self, ModelError> {
+    fn assemble(spec: ModelSpec, mut tensors: Tensors, path: &Path) -> Result<Self, ModelError> {
         let device = crate::device();
         let mut net = Network::build(&spec, &device)?;
         for (i, layer) in spec.layers.iter().enumerate() {

@@ -8,14 +8,11 @@
 //! comparisons run.
 //!
 //! Key items: [`Architecture`], [`Op`], [`Linear`], [`LayerWeights`], [`compile`],
-//! [`read_weight_file`], [`Linear::apply`].
+//! [`read_weight_file`] (a thin mapping of `veil_spec::weights::read_file`'s errors),
+//! [`Linear::apply`].
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::SafeTensors;
-use safetensors::tensor::Dtype;
-use veil_spec::weights::{SPEC_METADATA_KEY, layout};
 use veil_spec::{LayerKind, ModelSpec};
 
 use crate::MpcError;
@@ -99,53 +96,20 @@ pub struct LayerWeights {
     pub bias: Vec<f32>,
 }
 
-/// A weight file's spec and tensors (name to shape and values).
-pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+pub use veil_spec::weights::Tensors;
 
-/// Reads a veil weight file: the spec from its metadata and every tensor its layout names,
-/// checked for dtype and shape. Any defect is an error naming the file.
+/// Reads a veil weight file with the one reader of the format, `veil_spec::weights`.
 pub fn read_weight_file(path: &Path) -> Result<(ModelSpec, Tensors), MpcError> {
-    let err = |message: String| MpcError::Weights {
-        path: path.display().to_string(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let (_, metadata) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| err(format!("not a safetensors file: {e}")))?;
-    let spec_json = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(SPEC_METADATA_KEY))
-        .ok_or_else(|| {
-            err(format!(
-                "no `{SPEC_METADATA_KEY}` metadata: not a veil weight file"
-            ))
-        })?;
-    let spec = ModelSpec::from_json_str(spec_json).map_err(|e| err(e.to_string()))?;
-    let st =
-        SafeTensors::deserialize(&bytes).map_err(|e| err(format!("corrupt safetensors: {e}")))?;
-    let mut tensors = Tensors::new();
-    for entry in layout(&spec).map_err(|e| err(e.to_string()))? {
-        let view = st
-            .tensor(&entry.name)
-            .map_err(|_| err(format!("missing tensor {}", entry.name)))?;
-        if view.dtype() != Dtype::F32 || view.shape() != entry.shape.as_slice() {
-            return Err(err(format!(
-                "tensor {} is {:?} {:?}, expected F32 {:?}",
-                entry.name,
-                view.dtype(),
-                view.shape(),
-                entry.shape
-            )));
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        tensors.insert(entry.name, (entry.shape, values));
-    }
-    Ok((spec, tensors))
+    veil_spec::weights::read_file(path).map_err(|e| match e {
+        veil_spec::SpecError::Weights { path, reason } => MpcError::Weights {
+            path,
+            message: reason,
+        },
+        other => MpcError::Weights {
+            path: path.display().to_string(),
+            message: other.to_string(),
+        },
+    })
 }
 
 fn chw(shape: &veil_spec::Shape, layer: &str) -> Result<[usize; 3], MpcError> {
@@ -392,6 +356,7 @@ pub fn eval_with_bound(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use veil_spec::weights::layout;
 
     #[test]
     fn relu_then_pool_compiles_to_pool_then_relu() {

@@ -2,7 +2,6 @@
 //! on four threads, each with its own certificate, compared with the f64 reference; and a
 //! sensor whose certificate comes from another CA is refused.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::Duration;
@@ -25,35 +24,20 @@ fn weight_file(dir: &Path, name: &str) -> std::path::PathBuf {
     let spec = veil_spec::zoo::model(name).expect("zoo");
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let entries = veil_spec::weights::layout(&spec).expect("layout");
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = entries
+    let tensors: veil_spec::weights::Tensors = entries
         .into_iter()
         .map(|e| {
             let n: usize = e.shape.iter().product();
             let fan_in: usize = e.shape[1..].iter().product::<usize>().max(1);
             let scale = (2.0 / fan_in as f32).sqrt();
-            let bytes = (0..n)
-                .flat_map(|_| (rng.random_range(-1.0f32..1.0) * scale).to_le_bytes())
+            let values = (0..n)
+                .map(|_| rng.random_range(-1.0f32..1.0) * scale)
                 .collect();
-            (e.name, e.shape, bytes)
+            (e.name, (e.shape, values))
         })
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .expect("view"),
-            )
-        })
-        .collect();
-    let meta: HashMap<String, String> = [(
-        veil_spec::weights::SPEC_METADATA_KEY.to_string(),
-        spec.to_json(),
-    )]
-    .into();
     let path = dir.join(format!("{name}.safetensors"));
-    safetensors::serialize_to_file(views, Some(meta), &path).expect("write");
+    veil_spec::weights::write_file(&path, &spec, &tensors).expect("write");
     path
 }
 

@@ -67,6 +67,14 @@ pub enum SpecError {
         /// What is wrong.
         message: String,
     },
+    /// A weight file could not be read or written, or does not match its spec's layout.
+    #[error("weights {path}: {reason}")]
+    Weights {
+        /// File path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Reading a spec file failed.
     #[error("cannot read model spec {path}: {source}")]
     Io {

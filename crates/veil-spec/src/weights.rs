@@ -10,12 +10,157 @@
 //! | conv_transpose2d | `[in, out, kh, kw]` | `[out]` |
 //! | linear | `[out, in]` (PyTorch order: row `j` holds the weights into output `j`) | `[out]` |
 //!
-//! The secure engine reads these tensors directly, without burn.
+//! This module is the one reader and writer of that format ([`read_file`], [`decode`],
+//! [`write_file`]): the burn engine, the secure engine and the runtime's coordinator all go
+//! through it, so they cannot disagree on names, shapes or byte order.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
 
 use crate::{LayerKind, ModelSpec, SpecError};
 
 /// Metadata key under which the spec JSON is stored.
 pub const SPEC_METADATA_KEY: &str = "veil.spec";
+
+/// Metadata key of the format tag, and the tag veil writes.
+pub const FORMAT_KEY: &str = "veil.format";
+/// The format tag of this layout.
+pub const FORMAT: &str = "veil-weights-1";
+
+/// A weight file's tensors: name to (shape in the file layout, row-major values).
+pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+fn weights_err(path: &Path, reason: impl Into<String>) -> SpecError {
+    SpecError::Weights {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads a veil weight file: the spec from its metadata, then every tensor its layout names,
+/// checked for dtype and shape. Any defect is an error naming the file.
+pub fn read_file(path: &Path) -> Result<(ModelSpec, Tensors), SpecError> {
+    let bytes = std::fs::read(path).map_err(|e| weights_err(path, e.to_string()))?;
+    decode(&bytes, path)
+}
+
+/// Like [`read_file`] on bytes already in memory; `path` only names them in errors.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<(ModelSpec, Tensors), SpecError> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
+    let spec_json = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(SPEC_METADATA_KEY))
+        .ok_or_else(|| {
+            weights_err(
+                path,
+                format!("no `{SPEC_METADATA_KEY}` metadata: not a veil weight file"),
+            )
+        })?;
+    let spec = ModelSpec::from_json_str(spec_json)?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| weights_err(path, format!("corrupt safetensors: {e}")))?;
+    let mut tensors = Tensors::new();
+    for entry in layout(&spec)? {
+        let view = st
+            .tensor(&entry.name)
+            .map_err(|_| weights_err(path, format!("missing tensor {}", entry.name)))?;
+        if view.dtype() != Dtype::F32 || view.shape() != entry.shape.as_slice() {
+            return Err(weights_err(
+                path,
+                format!(
+                    "tensor {} is {:?} {:?}, expected F32 {:?}",
+                    entry.name,
+                    view.dtype(),
+                    view.shape(),
+                    entry.shape
+                ),
+            ));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.insert(entry.name, (entry.shape, values));
+    }
+    Ok((spec, tensors))
+}
+
+/// Writes `spec` and `tensors` (every entry of its [`layout`], shapes as there) to `path`,
+/// creating its directory and overwriting the file.
+pub fn write_file(path: &Path, spec: &ModelSpec, tensors: &Tensors) -> Result<(), SpecError> {
+    let entries = layout(spec)?;
+    let mut bytes = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let (shape, values) = tensors
+            .get(&entry.name)
+            .ok_or_else(|| weights_err(path, format!("missing tensor {}", entry.name)))?;
+        if *shape != entry.shape || values.len() != shape.iter().product::<usize>() {
+            return Err(weights_err(
+                path,
+                format!(
+                    "tensor {} is {shape:?} with {} values, expected {:?}",
+                    entry.name,
+                    values.len(),
+                    entry.shape
+                ),
+            ));
+        }
+        bytes.push(
+            values
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        );
+    }
+    let mut views = Vec::with_capacity(entries.len());
+    for (entry, data) in entries.iter().zip(&bytes) {
+        let view = TensorView::new(Dtype::F32, entry.shape.clone(), data)
+            .map_err(|e| weights_err(path, format!("tensor {}: {e}", entry.name)))?;
+        views.push((entry.name.clone(), view));
+    }
+    let meta = HashMap::from([
+        (SPEC_METADATA_KEY.to_string(), spec.to_json()),
+        (FORMAT_KEY.to_string(), FORMAT.to_string()),
+    ]);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| weights_err(path, e.to_string()))?;
+    }
+    safetensors::serialize_to_file(views, Some(meta), path)
+        .map_err(|e| weights_err(path, e.to_string()))
+}
+
+/// `(weight, bias)` values of one layer, in the file layout.
+pub type LayerParams = (Vec<f32>, Vec<f32>);
+
+/// `(weight, bias)` values of each conv and linear layer of `spec`, in layer order and in
+/// the file layout: the parameters a runtime slices per device.
+pub fn compute_layer_params(
+    spec: &ModelSpec,
+    tensors: &Tensors,
+) -> Result<Vec<LayerParams>, SpecError> {
+    let take = |name: String| {
+        tensors
+            .get(&name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| weights_err(Path::new("(in memory)"), format!("missing tensor {name}")))
+    };
+    spec.layers
+        .iter()
+        .filter(|l| matches!(l.kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. }))
+        .map(|l| {
+            Ok((
+                take(format!("{}.weight", l.name))?,
+                take(format!("{}.bias", l.name))?,
+            ))
+        })
+        .collect()
+}
 
 /// One parameter tensor a weight file must contain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,5 +238,40 @@ mod tests {
             .map(|e| e.shape.iter().product::<usize>())
             .sum();
         assert_eq!(total, 61_706);
+    }
+
+    #[test]
+    fn files_round_trip_and_defects_are_errors_naming_the_file() {
+        let spec = zoo::lenet5();
+        let tensors: Tensors = layout(&spec)
+            .expect("layout")
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let n = e.shape.iter().product();
+                (e.name, (e.shape, vec![i as f32 * 0.5; n]))
+            })
+            .collect();
+        let dir = std::env::temp_dir().join(format!("veil-weights-test-{}", std::process::id()));
+        let path = dir.join("w.safetensors");
+        write_file(&path, &spec, &tensors).expect("write");
+        let (back_spec, back) = read_file(&path).expect("read");
+        assert_eq!(back_spec, spec);
+        assert_eq!(back, tensors);
+        let params = compute_layer_params(&spec, &back).expect("params");
+        assert_eq!(params.len(), 5);
+        assert_eq!(params[1].0.len(), 16 * 6 * 25);
+        let bytes = std::fs::read(&path).expect("bytes");
+        for cut in [0, 7, bytes.len() / 2, bytes.len() - 1] {
+            let err = decode(&bytes[..cut], &path)
+                .expect_err("truncated")
+                .to_string();
+            assert!(err.contains("w.safetensors"), "{err}");
+        }
+        let mut missing = tensors.clone();
+        missing.remove("fc3.bias");
+        assert!(write_file(&path, &spec, &missing).is_err());
+        assert!(read_file(&dir.join("absent")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

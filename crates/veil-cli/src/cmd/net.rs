@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use veil_model::Model;
 use veil_net::cluster::{Coordinator, CoordinatorConfig, NodeConfig, run_node};
 use veil_net::planner::Planner;
 use veil_plan::{Budgets, DeviceClass, Fleet};
@@ -231,17 +230,19 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         None => (a.helpers, Budgets::default()),
     };
     let spec = super::resolve_spec(&a.model)?;
-    let model =
-        Model::load(&a.weights).with_context(|| format!("loading {}", a.weights.display()))?;
-    if model.spec().name != spec.name {
+    // The coordinator only slices parameters: it reads the weight file without burn.
+    let (file_spec, tensors) = veil_spec::weights::read_file(&a.weights)
+        .with_context(|| format!("loading {}", a.weights.display()))?;
+    if file_spec.name != spec.name {
         bail!(
             "{} holds {}, not {}",
             a.weights.display(),
-            model.spec().name,
+            file_spec.name,
             spec.name
         );
     }
-    let planner = Planner::new(spec, a.tau, budgets, model.compute_layer_params()?)?;
+    let params = veil_spec::weights::compute_layer_params(&file_spec, &tensors)?;
+    let planner = Planner::new(spec, a.tau, budgets, params)?;
     let mut cfg = CoordinatorConfig::new(a.listen, &a.keys, expected);
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);
