@@ -13,7 +13,8 @@
 
 use std::path::Path;
 
-use veil_spec::{LayerKind, ModelSpec};
+use veil_spec::ModelSpec;
+use veil_spec::lower::{LoweredOp, lower};
 
 use crate::MpcError;
 
@@ -112,13 +113,6 @@ pub fn read_weight_file(path: &Path) -> Result<(ModelSpec, Tensors), MpcError> {
     })
 }
 
-fn chw(shape: &veil_spec::Shape, layer: &str) -> Result<[usize; 3], MpcError> {
-    shape
-        .as_chw()
-        .map(|(c, h, w)| [c, h, w])
-        .ok_or_else(|| MpcError::Unsupported(format!("{layer}: needs a [c, h, w] input")))
-}
-
 /// Compiles `spec` with `tensors` into the public architecture and the secret weights.
 /// Transposed convolutions are not supported (no zoo classifier has one).
 pub fn compile(
@@ -137,67 +131,40 @@ fn compile_inner(
     spec: &ModelSpec,
     tensors: Option<&Tensors>,
 ) -> Result<(Architecture, Vec<LayerWeights>), MpcError> {
-    let shapes = spec
+    let unsupported = |e: veil_spec::SpecError| MpcError::Unsupported(e.to_string());
+    let output_len = spec
         .validate()
-        .map_err(|e| MpcError::Unsupported(e.to_string()))?;
+        .map_err(unsupported)?
+        .last()
+        .map_or(0, |s| s.numel());
     let mut ops = Vec::new();
     let mut weights = Vec::new();
-    let mut pending_relu: Option<String> = None;
-    for (i, layer) in spec.layers.iter().enumerate() {
-        let (input, output) = (&shapes[i], &shapes[i + 1]);
-        let name = layer.name.clone();
-        // A ReLU waits one layer: if a max pool follows, the pool runs first.
-        if let Some(relu) = pending_relu.take() {
-            if !matches!(layer.kind, LayerKind::MaxPool2d { .. }) {
-                ops.push(Op::Relu {
-                    layer: relu.clone(),
-                    len: input.numel(),
-                });
-            } else {
-                pending_relu = Some(relu);
-            }
+    let mut pending_relu: Option<(String, usize)> = None;
+    for op in lower(spec).map_err(unsupported)? {
+        // A ReLU waits one op: if a max pool follows, the pool runs first.
+        let max_pool_next = matches!(op, LoweredOp::Pool { max: true, .. });
+        if !max_pool_next && let Some((layer, len)) = pending_relu.take() {
+            ops.push(Op::Relu { layer, len });
         }
-        match &layer.kind {
-            LayerKind::Conv2d {
+        match op {
+            LoweredOp::Linear { layer, linear } => {
+                if let Some(t) = tensors {
+                    weights.push(take_weights(t, &layer)?);
+                }
+                ops.push(Op::Linear { layer, linear });
+            }
+            LoweredOp::Relu { layer, len } => pending_relu = Some((layer, len)),
+            LoweredOp::Pool {
+                layer,
+                max,
+                input,
                 kernel,
                 stride,
-                padding,
-                ..
+                output,
             } => {
-                ops.push(Op::Linear {
-                    layer: name.clone(),
-                    linear: Linear::Conv {
-                        input: chw(input, &name)?,
-                        output: chw(output, &name)?,
-                        kernel: *kernel,
-                        stride: *stride,
-                        padding: *padding,
-                    },
-                });
-                if let Some(t) = tensors {
-                    weights.push(take_weights(t, &name)?);
-                }
-            }
-            LayerKind::Linear { out_features } => {
-                ops.push(Op::Linear {
-                    layer: name.clone(),
-                    linear: Linear::Dense {
-                        input: input.numel(),
-                        output: *out_features,
-                    },
-                });
-                if let Some(t) = tensors {
-                    weights.push(take_weights(t, &name)?);
-                }
-            }
-            LayerKind::Relu => pending_relu = Some(name),
-            LayerKind::MaxPool2d { kernel, stride } | LayerKind::AvgPool2d { kernel, stride } => {
-                let stride = stride.unwrap_or(*kernel);
-                let out = chw(output, &name)?;
-                let (input, kernel, output) = (chw(input, &name)?, *kernel, [out[1], out[2]]);
-                ops.push(if matches!(layer.kind, LayerKind::MaxPool2d { .. }) {
+                ops.push(if max {
                     Op::MaxPool {
-                        layer: name,
+                        layer,
                         input,
                         kernel,
                         stride,
@@ -205,40 +172,34 @@ fn compile_inner(
                     }
                 } else {
                     Op::AvgPool {
-                        layer: name,
+                        layer,
                         input,
                         kernel,
                         stride,
                         output,
                     }
                 });
-                if let Some(relu) = pending_relu.take() {
+                if let Some((relu, _)) = pending_relu.take() {
                     ops.push(Op::Relu {
                         layer: relu,
-                        len: out.iter().product(),
+                        len: input[0] * output[0] * output[1],
                     });
                 }
             }
-            LayerKind::Flatten | LayerKind::Reshape { .. } | LayerKind::Dropout { .. } => {}
-            LayerKind::ConvTranspose2d { .. } => {
-                return Err(MpcError::Unsupported(format!(
-                    "{name}: transposed convolutions are not supported by the secure engine"
-                )));
-            }
+            LoweredOp::Reshape { .. } => {}
         }
     }
-    let last = shapes.last().map_or(0, |s| s.numel());
-    if let Some(relu) = pending_relu {
+    if let Some((layer, _)) = pending_relu {
         ops.push(Op::Relu {
-            layer: relu,
-            len: last,
+            layer,
+            len: output_len,
         });
     }
     Ok((
         Architecture {
             name: spec.name.clone(),
             input_len: spec.input_shape.numel(),
-            output_len: last,
+            output_len,
             ops,
         },
         weights,

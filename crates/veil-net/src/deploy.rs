@@ -17,8 +17,9 @@
 //! Key items: [`Deployment`], [`Stage`], [`DeviceWork`], [`Deployment::work_of`].
 
 use serde::{Deserialize, Serialize};
+use veil_spec::ModelSpec;
 use veil_spec::kernels::Linear;
-use veil_spec::{LayerKind, ModelSpec};
+use veil_spec::lower::{LoweredOp, lower};
 
 use crate::NetError;
 
@@ -156,93 +157,72 @@ impl DeviceWork {
 impl Deployment {
     /// Stages of `spec` with segment owners `owners[s][p]` and source `source`.
     pub fn new(spec: &ModelSpec, owners: &[Vec<usize>], source: usize) -> Result<Self, NetError> {
-        let shapes = spec
-            .validate()
-            .map_err(|e| NetError::Deploy(e.to_string()))?;
+        let lowered = lower(spec).map_err(|e| NetError::Deploy(e.to_string()))?;
         let mut stages: Vec<Stage> = Vec::new();
-        for (i, layer) in spec.layers.iter().enumerate() {
-            let (input, output) = (&shapes[i], &shapes[i + 1]);
-            let bad =
-                |m: &str| NetError::Deploy(format!("{} layer {}: {m}", spec.name, layer.name));
-            match &layer.kind {
-                LayerKind::Conv2d {
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let (c, h, w) = input.as_chw().ok_or_else(|| bad("conv needs [c, h, w]"))?;
-                    let (oc, oh, ow) = output.as_chw().ok_or_else(|| bad("conv output"))?;
-                    if stages
-                        .last()
-                        .is_some_and(|s| matches!(s.kernel, Linear::Dense { .. }))
-                    {
-                        return Err(bad("a conv after a dense layer is not supported"));
-                    }
+        for op in lowered {
+            let bad = |layer: &str, m: &str| {
+                NetError::Deploy(format!("{} layer {layer}: {m}", spec.name))
+            };
+            match op {
+                LoweredOp::Linear { layer, linear } => {
+                    let (channels, finished_len) = match linear {
+                        Linear::Conv { output, .. } => {
+                            if stages
+                                .last()
+                                .is_some_and(|s| matches!(s.kernel, Linear::Dense { .. }))
+                            {
+                                return Err(bad(
+                                    &layer,
+                                    "a conv after a dense layer is not supported",
+                                ));
+                            }
+                            (output[0], output[1] * output[2])
+                        }
+                        Linear::Dense { output, .. } => (1, output),
+                    };
                     stages.push(Stage {
-                        layer: layer.name.clone(),
-                        kernel: Linear::Conv {
-                            input: [c, h, w],
-                            output: [oc, oh, ow],
-                            kernel: *kernel,
-                            stride: *stride,
-                            padding: *padding,
-                        },
+                        layer,
+                        kernel: linear,
                         post: Vec::new(),
-                        channels: oc,
-                        finished_len: oh * ow,
+                        channels,
+                        finished_len,
                         owners: Vec::new(),
                     });
                 }
-                LayerKind::Linear { out_features } => stages.push(Stage {
-                    layer: layer.name.clone(),
-                    kernel: Linear::Dense {
-                        input: input.numel(),
-                        output: *out_features,
-                    },
-                    post: Vec::new(),
-                    channels: 1,
-                    finished_len: *out_features,
-                    owners: Vec::new(),
-                }),
-                LayerKind::Relu => {
-                    if let Some(s) = stages.last_mut() {
-                        s.post.push(PostOp::Relu);
-                    } else {
-                        return Err(bad("a ReLU before the first compute layer"));
-                    }
-                }
-                LayerKind::MaxPool2d { kernel, stride }
-                | LayerKind::AvgPool2d { kernel, stride } => {
+                LoweredOp::Relu { layer, .. } => stages
+                    .last_mut()
+                    .ok_or_else(|| bad(&layer, "a ReLU before the first compute layer"))?
+                    .post
+                    .push(PostOp::Relu),
+                LoweredOp::Pool {
+                    layer,
+                    max,
+                    input,
+                    kernel,
+                    stride,
+                    output,
+                } => {
                     let s = stages
                         .last_mut()
-                        .ok_or_else(|| bad("pooling before the first compute layer"))?;
-                    let (_, h, w) = input
-                        .as_chw()
-                        .ok_or_else(|| bad("pooling needs [c, h, w]"))?;
-                    let (_, oh, ow) = output.as_chw().ok_or_else(|| bad("pooling output"))?;
-                    let stride = stride.unwrap_or(*kernel);
-                    s.post
-                        .push(if matches!(layer.kind, LayerKind::MaxPool2d { .. }) {
-                            PostOp::MaxPool {
-                                size: [h, w],
-                                kernel: *kernel,
-                                stride,
-                            }
-                        } else {
-                            PostOp::AvgPool {
-                                size: [h, w],
-                                kernel: *kernel,
-                                stride,
-                            }
-                        });
-                    s.finished_len = oh * ow;
+                        .ok_or_else(|| bad(&layer, "pooling before the first compute layer"))?;
+                    let size = [input[1], input[2]];
+                    s.post.push(if max {
+                        PostOp::MaxPool {
+                            size,
+                            kernel,
+                            stride,
+                        }
+                    } else {
+                        PostOp::AvgPool {
+                            size,
+                            kernel,
+                            stride,
+                        }
+                    });
+                    s.finished_len = output[0] * output[1];
                 }
-                LayerKind::Dropout { .. } | LayerKind::Flatten => {}
-                LayerKind::Reshape { .. } | LayerKind::ConvTranspose2d { .. } => {
-                    return Err(bad(
-                        "reshape and transposed convolutions are not deployable",
-                    ));
+                LoweredOp::Reshape { layer } => {
+                    return Err(bad(&layer, "reshape layers are not deployable"));
                 }
             }
         }

@@ -59,6 +59,16 @@ pub enum SpecError {
         /// Parser message.
         message: String,
     },
+    /// A layer an interpreter cannot evaluate (see `veil_spec::lower`).
+    #[error("model `{model}` layer `{layer}`: {reason}")]
+    Unsupported {
+        /// Model name.
+        model: String,
+        /// Layer name.
+        layer: String,
+        /// Why.
+        reason: String,
+    },
     /// A privacy profile is unusable (wrong version, bad numbers, nothing for a tau).
     #[error("privacy profile for {model}: {message}")]
     Profile {

@@ -10,6 +10,7 @@
 //! - [`kernels`]: conv, dense and pooling on plain numbers for the interpreters without burn.
 //! - [`zoo`]: every network of SYSTEM.md section 2, by name.
 //! - [`weights`]: the tensor names and shapes a weight file must hold for a spec.
+//! - [`lower`]: a spec as linear maps and channel-wise ops, for the interpreters without burn.
 //! - [`profile`]: privacy profiles (schema, `Nf(tau)` and `SP(tau)`), shared by the attack
 //!   that writes them and the planner that enforces them.
 //!
@@ -21,6 +22,7 @@ pub mod cost;
 mod error;
 pub mod kernels;
 mod layer;
+pub mod lower;
 pub mod profile;
 mod shape;
 mod spec;
