@@ -57,6 +57,16 @@ pub enum MpcError {
         /// What was wrong.
         message: String,
     },
+    /// One incoming connection was refused before it became a party's link (TLS handshake
+    /// refused or not finished in time, a certificate of no accepted party). The listener
+    /// goes on serving: a stranger cannot stop a server.
+    #[error("refused a connection from {peer}: {reason}")]
+    Refused {
+        /// The remote address.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
     /// The transport failed (closed connection, timeout, TLS).
     #[error("transport to {peer}: {message}")]
     Transport {

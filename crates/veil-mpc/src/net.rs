@@ -305,22 +305,21 @@ pub fn accept(
         .map_err(|_| transport_err("-", format!("no connection within {timeout:?}")))?
         .map_err(|e| transport_err("-", format!("accepting: {e}")))?;
     let _ = tcp.set_nodelay(true);
+    let refused = |reason: String| MpcError::Refused {
+        peer: from.to_string(),
+        reason,
+    };
     let tls = rt
         .block_on(async { tokio::time::timeout(timeout, acceptor.accept(tcp)).await })
-        .map_err(|_| transport_err(&from.to_string(), "TLS handshake timed out"))?
-        .map_err(|e| transport_err(&from.to_string(), format!("TLS handshake refused: {e}")))?;
+        .map_err(|_| refused(format!("TLS handshake not finished within {timeout:?}")))?
+        .map_err(|e| refused(format!("TLS handshake refused: {e}")))?;
     let peer = tls
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|c| c.first())
         .and_then(|c| veil_tls::peer_party(c, accepted))
-        .ok_or_else(|| {
-            transport_err(
-                &from.to_string(),
-                format!("certificate is not one of {accepted:?}"),
-            )
-        })?
+        .ok_or_else(|| refused(format!("certificate is not one of {accepted:?}")))?
         .to_string();
     let (read, write) = tokio::io::split(TlsStream::Server(tls));
     Ok(Conn {

@@ -98,11 +98,9 @@ pub fn run_server(cfg: &ServerConfig) -> Result<ServerReport, MpcError> {
     while dealer.is_none() || sensor.is_none() || peer.is_none() {
         let conn = match accept(&rt, &listener, &creds, accepted, cfg.timeout) {
             Ok(c) => c,
-            // A refused handshake (no or a foreign certificate) does not end the server.
-            Err(MpcError::Transport { peer, message })
-                if message.contains("certificate") || message.contains("handshake refused") =>
-            {
-                eprintln!("veil mpc server {name}: refused {peer}: {message}");
+            // A refused connection (no, late or foreign certificate) does not end the server.
+            Err(e @ MpcError::Refused { .. }) => {
+                eprintln!("veil mpc server {name}: {e}");
                 continue;
             }
             Err(e) => return Err(e),
@@ -113,7 +111,12 @@ pub fn run_server(cfg: &ServerConfig) -> Result<ServerReport, MpcError> {
             _ => &mut sensor,
         };
         if slot.is_some() {
-            return Err(wire_err(&conn.peer, "connect", "connected twice"));
+            // The first connection of a party stays its link; a second one is dropped.
+            eprintln!(
+                "veil mpc server {name}: refused a second connection of {}",
+                conn.peer
+            );
+            continue;
         }
         *slot = Some(conn);
     }

@@ -146,3 +146,37 @@ fn a_sensor_from_another_ca_is_refused() {
         assert!(r.is_err());
     });
 }
+
+/// A TCP connection that never starts TLS is refused at the handshake deadline and the server
+/// goes on waiting for its parties (before, it exited: a denial of service without any
+/// certificate). It ends only at its own accept timeout.
+#[test]
+fn an_idle_connection_does_not_end_the_server() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys = dir.path().join("keys");
+    veil_tls::write_dir(&keys, &veil_tls::generate(&PARTIES).expect("pki")).expect("keys");
+    let a0 = free_addr();
+    let cfg = ServerConfig {
+        party: Party::Zero,
+        listen: a0,
+        peer: None,
+        keys,
+        timeout: Duration::from_secs(1),
+    };
+    std::thread::scope(|s| {
+        let started = std::time::Instant::now();
+        let h = s.spawn(|| run_server(&cfg));
+        let idle = (0..50)
+            .find_map(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::net::TcpStream::connect(a0).ok()
+            })
+            .expect("connect");
+        let r = h.join().expect("server thread");
+        drop(idle);
+        let err = r.expect_err("no parties came").to_string();
+        assert!(err.contains("no connection within"), "{err}");
+        // Refused at the 1 s handshake deadline, then a full accept timeout of waiting.
+        assert!(started.elapsed() >= Duration::from_millis(1900));
+    });
+}
