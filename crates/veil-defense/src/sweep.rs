@@ -311,11 +311,7 @@ impl Judge<'_> {
                 .into_values()?;
             let classes = logits.len() / (end - start);
             for (i, row) in logits.chunks_exact(classes.max(1)).enumerate() {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or(0, |(c, _)| c);
+                let best = veil_metrics::argmax(row);
                 correct += usize::from(best == test.labels[start + i] as usize);
             }
         }

@@ -3,7 +3,7 @@
 //! Images are planar `f32` buffers in `[c, h, w]` order with values in `[0, 1]` (data range 1).
 //! Key items: [`Image`] (a borrowed view with its shape), [`mse`], [`psnr`], [`ssim`],
 //! [`ImageScores`] (all three at once), [`Summary`] (mean and population std over many images)
-//! and [`accuracy`].
+//! [`accuracy`] and [`argmax`].
 //!
 //! Definitions (SYSTEM.md section 3):
 //! - `MSE = mean((a - b)^2)` over all scalars.
@@ -23,6 +23,19 @@ mod ssim;
 pub use ssim::{SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW, ssim};
 
 use serde::Serialize;
+
+/// The index of the largest score (the predicted class); the first on ties, 0 for an empty
+/// slice. NaN is ordered above every number (`total_cmp`), so a NaN logit is never hidden.
+pub fn argmax<T: Copy + Into<f64>>(scores: &[T]) -> usize {
+    scores
+        .iter()
+        .enumerate()
+        .max_by(|a, b| {
+            let (x, y): (f64, f64) = ((*a.1).into(), (*b.1).into());
+            x.total_cmp(&y).then(b.0.cmp(&a.0))
+        })
+        .map_or(0, |(i, _)| i)
+}
 
 /// Errors from metric computation.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -202,6 +215,13 @@ pub fn accuracy(predicted: &[usize], truth: &[usize]) -> Result<f64, MetricError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_largest_and_sees_nan() {
+        assert_eq!(argmax(&[0.1f32, 3.0, -1.0, 3.0]), 1);
+        assert_eq!(argmax(&[1.0f64, f64::NAN, 2.0]), 1);
+        assert_eq!(argmax::<f32>(&[]), 0);
+    }
 
     #[test]
     fn mse_and_psnr_of_a_constant_offset() {

@@ -157,7 +157,7 @@ impl DeviceWork {
 impl Deployment {
     /// Stages of `spec` with segment owners `owners[s][p]` and source `source`.
     pub fn new(spec: &ModelSpec, owners: &[Vec<usize>], source: usize) -> Result<Self, NetError> {
-        let lowered = lower(spec).map_err(|e| NetError::Deploy(e.to_string()))?;
+        let lowered = lower(spec)?;
         let mut stages: Vec<Stage> = Vec::new();
         for op in lowered {
             let bad = |layer: &str, m: &str| {

@@ -85,7 +85,10 @@ impl Codec for FrameCodec {
 
 fn read(dir: &Path, file: &str) -> Result<Vec<u8>, NetError> {
     let path = dir.join(file);
-    std::fs::read(&path).map_err(|e| NetError::Deploy(format!("{}: {e}", path.display())))
+    std::fs::read(&path).map_err(|source| NetError::Keys {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// TLS for a server run by party `name`: its certificate, and client certificates from the CA
@@ -116,15 +119,24 @@ pub async fn client(
         ))
         .domain_name(veil_tls::dns_name(target));
     let endpoint = Endpoint::from_shared(format!("https://{addr}"))
-        .map_err(|e| NetError::Deploy(format!("address {addr}: {e}")))?
+        .map_err(|source| NetError::Transport {
+            context: format!("address {addr}"),
+            source,
+        })?
         .tls_config(tls)
-        .map_err(|e| NetError::Deploy(format!("TLS for {target}: {e}")))?
+        .map_err(|source| NetError::Transport {
+            context: format!("TLS for {target}"),
+            source,
+        })?
         .connect_timeout(timeout)
         .timeout(timeout);
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| NetError::Deploy(format!("connecting to {target} at {addr}: {e}")))?;
+        .map_err(|source| NetError::Transport {
+            context: format!("connecting to {target} at {addr}"),
+            source,
+        })?;
     Ok(service::veil_client::VeilClient::new(channel)
         .max_decoding_message_size(MAX_FRAME)
         .max_encoding_message_size(MAX_FRAME))

@@ -29,9 +29,21 @@ pub mod wire;
 /// Errors of the runtime (named with the request, stage, layer or device).
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    /// The model cannot be deployed as placed.
+    /// The model cannot be deployed as placed, or the fleet cannot run it.
     #[error("deployment: {0}")]
     Deploy(String),
+    /// The model spec cannot be lowered for the runtime.
+    #[error(transparent)]
+    Spec(#[from] veil_spec::SpecError),
+    /// The planner failed (not: found no placement, which is an answer).
+    #[error("planning {model}")]
+    Plan {
+        /// The model.
+        model: String,
+        /// The planner's error.
+        #[source]
+        source: veil_plan::PlanError,
+    },
     /// A message that does not fit the deployment (unknown stage, map or size).
     #[error("device {device}: bad message for request {request}: {message}")]
     Message {
@@ -42,4 +54,45 @@ pub enum NetError {
         /// What is wrong.
         message: String,
     },
+    /// A key or certificate file could not be read.
+    #[error("reading {path}")]
+    Keys {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listen or peer address, TLS set-up, connection or server failed.
+    #[error("{context}")]
+    Transport {
+        /// What was being done (with the peer or address).
+        context: String,
+        /// The transport's error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A gRPC call failed (the peer's status).
+    #[error("gRPC call failed")]
+    Call(#[source] Box<tonic::Status>),
+    /// A frame could not be decoded.
+    #[error(transparent)]
+    Wire(#[from] veil_codec::WireError),
+    /// A peer answered with a frame that makes no sense at that point.
+    #[error("{peer} answered {answer}")]
+    Unexpected {
+        /// The peer.
+        peer: String,
+        /// What it sent (debug form).
+        answer: String,
+    },
+    /// The source refused the request; the reason is the source's.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Node counters were not valid JSON.
+    #[error("node counters")]
+    Counters(#[source] serde_json::Error),
+    /// A task of the runtime panicked or was cancelled, or shared state was poisoned.
+    #[error("runtime: {0}")]
+    Runtime(String),
 }

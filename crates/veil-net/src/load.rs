@@ -140,7 +140,7 @@ pub async fn run_load(
         } else {
             let rec = task
                 .await
-                .map_err(|e| NetError::Deploy(format!("request task: {e}")))?;
+                .map_err(|e| NetError::Runtime(format!("request task: {e}")))?;
             tasks.push(tokio::spawn(async move { rec }));
         }
     }
@@ -148,7 +148,7 @@ pub async fn run_load(
     for t in tasks {
         records.push(
             t.await
-                .map_err(|e| NetError::Deploy(format!("request task: {e}")))?,
+                .map_err(|e| NetError::Runtime(format!("request task: {e}")))?,
         );
     }
     Ok(records)

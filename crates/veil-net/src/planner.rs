@@ -35,8 +35,10 @@ impl Planner {
         let profile = veil_plan::privacy::builtin(&spec.name).ok_or_else(|| {
             NetError::Deploy(format!("no built-in privacy profile for {}", spec.name))
         })?;
-        let plan = ModelPlan::new(&spec, &profile, tau)
-            .map_err(|e| NetError::Deploy(format!("{}: {e}", spec.name)))?;
+        let plan = ModelPlan::new(&spec, &profile, tau).map_err(|source| NetError::Plan {
+            model: spec.name.clone(),
+            source,
+        })?;
         Ok(Planner {
             spec,
             plan,
@@ -75,7 +77,10 @@ impl Planner {
         };
         let report =
             veil_plan::single::plan_one(&fleet, self.plan.clone(), Strategy::DISTPRIVACY, None)
-                .map_err(|e| NetError::Deploy(format!("planning: {e}")))?;
+                .map_err(|source| NetError::Plan {
+                    model: self.spec.name.clone(),
+                    source,
+                })?;
         let Some(report) = report else {
             return Ok(None);
         };

@@ -25,8 +25,8 @@ pub struct Args {
     #[arg(long)]
     pub maps: Option<usize>,
     /// How the maps are chosen: random (averaged over --draws) or contiguous.
-    #[arg(long, default_value = "random")]
-    pub selection: String,
+    #[arg(long, value_enum, default_value_t = SelectionArg::Random)]
+    pub selection: SelectionArg,
     /// Random map subsets averaged.
     #[arg(long, default_value_t = 1)]
     pub draws: usize,
@@ -108,7 +108,7 @@ pub fn weights_for(
     if let Some(w) = given {
         return Ok(w.clone());
     }
-    let cached = super::train::default_out_dir(model, &id.name()).join("model.safetensors");
+    let cached = super::train::default_weights(model, &id.name());
     if !cached.is_file() {
         eprintln!(
             "no weights given: training {model} on {} first ({})",
@@ -122,12 +122,20 @@ pub fn weights_for(
     Ok(cached)
 }
 
+/// `--selection`: which of a layer's maps the attacker sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SelectionArg {
+    /// Random subsets, averaged over `--draws`.
+    Random,
+    /// The first k maps.
+    Contiguous,
+}
+
 /// Runs `veil attack`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let selection = match args.selection.to_ascii_lowercase().as_str() {
-        "random" => MapSelection::Random,
-        "contiguous" => MapSelection::Contiguous,
-        other => anyhow::bail!("unknown --selection `{other}` (random or contiguous)"),
+    let selection = match args.selection {
+        SelectionArg::Random => MapSelection::Random,
+        SelectionArg::Contiguous => MapSelection::Contiguous,
     };
     let (id, split, model) = args.target.load()?;
     let cfg = AttackConfig {

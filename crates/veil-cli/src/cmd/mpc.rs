@@ -150,8 +150,8 @@ pub struct BenchArgs {
     /// `tls`: four processes over mutual TLS on loopback; `memory`: the same protocol in this
     /// process over the in-memory link (same engine, material and byte counts; no TLS, no
     /// serialisation), for agreement over whole test sets.
-    #[arg(long, default_value = "tls")]
-    pub transport: String,
+    #[arg(long, value_enum, default_value_t = TransportArg::Tls)]
+    pub transport: TransportArg,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -168,6 +168,25 @@ fn two_servers(net: &NetArgs) -> anyhow::Result<[SocketAddr; 2]> {
             "--servers needs E1's and E2's addresses, got {}",
             other.len()
         ),
+    }
+}
+
+/// `--transport` of `veil mpc bench`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    /// Four processes over mutual TLS on loopback.
+    Tls,
+    /// One process, the in-memory link.
+    Memory,
+}
+
+impl TransportArg {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportArg::Tls => "tls",
+            TransportArg::Memory => "memory",
+        }
     }
 }
 
@@ -354,9 +373,10 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         }
     });
     let id: veil_data::DatasetId = dataset.parse()?;
-    let weights = b.weights.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("runs/{}-{}/model.safetensors", b.model, id.name()))
-    });
+    let weights = b
+        .weights
+        .clone()
+        .unwrap_or_else(|| super::train::default_weights(&b.model, &id.name()));
     if !weights.exists() {
         bail!(
             "{} not found: train it first (veil train --model {} --dataset {})",
@@ -372,9 +392,9 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         bail!("--images {n}: the test split has {}", split.test.len());
     }
     let start = Instant::now();
-    let report = match b.transport.as_str() {
-        "tls" => bench_processes(b, &dataset, &weights, &sizes)?,
-        "memory" => {
+    let report = match b.transport {
+        TransportArg::Tls => bench_processes(b, &dataset, &weights, &sizes)?,
+        TransportArg::Memory => {
             let (spec, tensors) = veil_mpc::model::read_weight_file(&weights)?;
             let (arch, lw) = veil_mpc::model::compile(&spec, &tensors)?;
             let per = split.test.sample_len();
@@ -390,7 +410,6 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
             bar.finish_and_clear();
             r
         }
-        other => bail!("--transport must be tls or memory, got `{other}`"),
     };
     let wall_s = start.elapsed().as_secs_f64();
     // Plaintext reference: the burn engine on the same samples.
@@ -402,12 +421,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     let (spec, tensors) = veil_mpc::model::read_weight_file(&weights)?;
     let (arch, lw) = veil_mpc::model::compile(&spec, &tensors)?;
     let classes = arch.output_len;
-    let argmax = |v: &[f64]| {
-        v.iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i)
-    };
+    let argmax = veil_metrics::argmax::<f64>;
     let (mut agree, mut correct_s, mut correct_p) = (0usize, 0usize, 0usize);
     let (mut max_err, mut min_slack, mut max_bound) = (0.0f64, f64::INFINITY, 0.0f64);
     for (i, got) in report.logits.iter().enumerate() {
@@ -443,7 +457,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     let dealer_ms: f64 = report.batches.iter().map(|x| x.dealer_ms).sum();
     let out = BenchOutput {
         model: report.model.clone(),
-        transport: b.transport.clone(),
+        transport: b.transport.name().to_string(),
         dataset: id.name(),
         images: n,
         batch: b.batches.batch,

@@ -223,13 +223,6 @@ fn drive(
     Ok((records, wall_s, samples))
 }
 
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(k, _)| k)
-}
-
 /// Compares the answered records with `want` (logits of the inputs, `classes` each).
 fn check(records: &[RequestRecord], want: &[f32], classes: usize) -> Check {
     let mut c = Check {
@@ -240,7 +233,9 @@ fn check(records: &[RequestRecord], want: &[f32], classes: usize) -> Check {
     for r in records.iter().filter(|r| r.outcome == "answered") {
         let w = &want[r.input * classes..(r.input + 1) * classes];
         c.answered += 1;
-        c.same_argmax += usize::from(argmax(&r.logits) == argmax(w) && r.logits.len() == classes);
+        c.same_argmax += usize::from(
+            veil_metrics::argmax(&r.logits) == veil_metrics::argmax(w) && r.logits.len() == classes,
+        );
         for (g, x) in r.logits.iter().zip(w) {
             c.max_abs_logit_diff = c.max_abs_logit_diff.max(f64::from((g - x).abs()));
         }
@@ -444,7 +439,7 @@ pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     let weights = b
         .weights
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-mnist/model.safetensors", b.model)));
+        .unwrap_or_else(|| super::train::default_weights(&b.model, "mnist"));
     let model = Model::load(&weights)
         .with_context(|| format!("loading {} (train it first)", weights.display()))?;
     let (_, split) = super::load_dataset(&b.dataset, b.data.as_deref())?;

@@ -117,6 +117,15 @@ pub fn default_out_dir(model: &str, dataset: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{model}-{}", dataset.replace([':', '/'], "_")))
 }
 
+/// The one rule for a command's default weights: what `veil train --model M --dataset D`
+/// writes, `runs/<model>-<dataset>/model.safetensors`.
+pub fn default_weights(model: &str, dataset: &str) -> PathBuf {
+    default_out_dir(model, dataset).join(WEIGHTS_FILE)
+}
+
+/// File name of the weights in a training run's directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
 /// Arguments of `veil train` with every default, for `model` on `dataset`.
 pub fn default_args(model: &str, dataset: &str, data: Option<PathBuf>) -> Args {
     Args {
@@ -204,7 +213,7 @@ pub fn execute(args: &Args) -> anyhow::Result<TrainOutput> {
         .out
         .clone()
         .unwrap_or_else(|| default_out_dir(&spec.name, &id.name()));
-    let weights = out_dir.join("model.safetensors");
+    let weights = out_dir.join(WEIGHTS_FILE);
     trained
         .save(&weights)
         .with_context(|| format!("saving weights to {}", weights.display()))?;

@@ -222,7 +222,10 @@ impl Coordinator {
         let tls = server_tls(&cfg.keys, COORDINATOR)?;
         let server = Server::builder()
             .tls_config(tls)
-            .map_err(|e| NetError::Deploy(format!("TLS: {e}")))?
+            .map_err(|source| NetError::Transport {
+                context: "server TLS".into(),
+                source,
+            })?
             .timeout(cfg.timeout)
             .add_service(VeilServer::new(svc))
             .serve(cfg.listen);
@@ -233,7 +236,7 @@ impl Coordinator {
     fn members(&self) -> Result<std::sync::MutexGuard<'_, Members>, NetError> {
         self.members
             .lock()
-            .map_err(|_| NetError::Deploy("coordinator state poisoned".into()))
+            .map_err(|_| NetError::Runtime("coordinator state poisoned".into()))
     }
 
     /// Nodes registered so far (live or not).
@@ -411,7 +414,10 @@ impl Coordinator {
         .await?;
         match call(&mut c, e).await? {
             Envelope::Ack => Ok(()),
-            other => Err(NetError::Deploy(format!("{} answered {other:?}", r.name))),
+            other => Err(NetError::Unexpected {
+                peer: r.name.clone(),
+                answer: format!("{other:?}"),
+            }),
         }
     }
 }

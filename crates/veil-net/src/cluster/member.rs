@@ -604,7 +604,10 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
     let tls = server_tls(&cfg.keys, &cfg.name)?;
     let server = Server::builder()
         .tls_config(tls)
-        .map_err(|e| NetError::Deploy(format!("TLS: {e}")))?
+        .map_err(|source| NetError::Transport {
+            context: "server TLS".into(),
+            source,
+        })?
         .timeout(cfg.timeout)
         .add_service(
             VeilServer::new(svc)
@@ -631,7 +634,10 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
             .await?;
             let reply = call(&mut c, &register).await?;
             if reply != Envelope::Ack {
-                return Err(NetError::Deploy(format!("registration answered {reply:?}")));
+                return Err(NetError::Unexpected {
+                    peer: COORDINATOR.into(),
+                    answer: format!("{reply:?} to a registration"),
+                });
             }
             Ok(c)
         };
@@ -685,6 +691,9 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
     tokio::spawn(beats);
     serving
         .await
-        .map_err(|e| NetError::Deploy(e.to_string()))?
-        .map_err(|e| NetError::Deploy(format!("serving: {e}")))
+        .map_err(|e| NetError::Runtime(format!("the server task ended: {e}")))?
+        .map_err(|source| NetError::Transport {
+            context: "serving".into(),
+            source,
+        })
 }

@@ -48,8 +48,8 @@ async fn call(c: &mut VeilClient<Channel>, e: &Envelope) -> Result<Envelope, Net
     let r = c
         .call(Frame(e.encode()))
         .await
-        .map_err(|s| NetError::Deploy(format!("call failed: {}", s.message())))?;
-    Envelope::decode(&r.into_inner().0).map_err(|e| NetError::Deploy(e.to_string()))
+        .map_err(|status| NetError::Call(Box::new(status)))?;
+    Ok(Envelope::decode(&r.into_inner().0)?)
 }
 
 /// How a request ended.
@@ -142,7 +142,10 @@ pub async fn infer_on(
             trace,
         }),
         Envelope::Rejected(why) => Ok(Outcome::Rejected(why)),
-        other => Err(NetError::Deploy(format!("source answered {other:?}"))),
+        other => Err(NetError::Unexpected {
+            peer: "the source".into(),
+            answer: format!("{other:?}"),
+        }),
     }
 }
 
@@ -160,16 +163,17 @@ pub async fn infer(
     let mut c = client(keys, name, source, addr, timeout).await?;
     match infer_on(&mut c, request, input).await? {
         Outcome::Answered { logits, .. } => Ok(logits),
-        Outcome::Rejected(why) => Err(NetError::Deploy(format!("rejected: {why}"))),
+        Outcome::Rejected(why) => Err(NetError::Rejected(why)),
     }
 }
 
 /// Reads node `target`'s counters over a connected client.
 pub async fn node_stats(c: &mut VeilClient<Channel>) -> Result<NodeStats, NetError> {
     match call(c, &Envelope::Stats).await? {
-        Envelope::StatsReply(json) => {
-            serde_json::from_str(&json).map_err(|e| NetError::Deploy(format!("node counters: {e}")))
-        }
-        other => Err(NetError::Deploy(format!("node answered {other:?}"))),
+        Envelope::StatsReply(json) => serde_json::from_str(&json).map_err(NetError::Counters),
+        other => Err(NetError::Unexpected {
+            peer: "the node".into(),
+            answer: format!("{other:?}"),
+        }),
     }
 }
