@@ -45,15 +45,34 @@ pub enum NetCommand {
     Load(LoadArgs),
 }
 
+/// `--role` of `veil node`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// The camera: runs the first and last stage and answers clients.
+    Source,
+    /// A helper: runs the segments the plan gives it.
+    Helper,
+}
+
+impl RoleArg {
+    /// The role's name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleArg::Source => "source",
+            RoleArg::Helper => "helper",
+        }
+    }
+}
+
 /// `veil node`.
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
     /// Party name (its certificate's name).
     #[arg(long)]
     pub name: String,
-    /// `source` or `helper`.
-    #[arg(long)]
-    pub role: String,
+    /// The node's role (the coordinator checks it against the certificate's name).
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
     /// Listen address.
     #[arg(long)]
     pub listen: SocketAddr,
@@ -184,9 +203,6 @@ fn millis(ms: u64) -> Duration {
 
 /// Runs `veil node`.
 pub fn node(a: NodeArgs) -> anyhow::Result<()> {
-    if !matches!(a.role.as_str(), "source" | "helper") {
-        bail!("--role must be source or helper, got `{}`", a.role);
-    }
     if a.max_attempts == 0 || a.max_inflight == 0 {
         bail!("--max-attempts and --max-inflight must be at least 1");
     }
@@ -206,7 +222,14 @@ pub fn node(a: NodeArgs) -> anyhow::Result<()> {
         DeviceClass::by_name(&a.device)?
     };
     init_logs();
-    let mut cfg = NodeConfig::new(&a.name, &a.role, class, a.listen, &a.coordinator, &a.keys);
+    let mut cfg = NodeConfig::new(
+        &a.name,
+        a.role.name(),
+        class,
+        a.listen,
+        &a.coordinator,
+        &a.keys,
+    );
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);
     cfg.attempt_timeout = millis(a.attempt_timeout_ms);
