@@ -11,15 +11,19 @@
 //! - [`greedy`]: Algorithm 1 and the baselines against a [`greedy::Ledger`].
 //! - [`ilp`]: the exact ILP (8a-8i) built with good_lp: time limit, warm start, gap.
 //! - [`milp`]: its solvers, [`milp::ExactSolver`]: microlp (always) and HiGHS (feature).
+//! - [`chart`]: the lines and labels of a simulation chart (drawn by the CLI).
+//! - [`gap`]: the greedy against the exact ILP on preset instances.
 //! - [`sim`]: Poisson workloads over periods, Fig. 3 figures.
 //!
 //! Errors: [`PlanError`].
 
 #![forbid(unsafe_code)]
 
+pub mod chart;
 mod error;
 pub mod experiment;
 pub mod fleet;
+pub mod gap;
 pub mod greedy;
 pub mod ilp;
 pub mod milp;

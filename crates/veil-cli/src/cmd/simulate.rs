@@ -141,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ))
 }
 
-/// One line per (tau, strategy) along the axis.
+/// Draws `rows` as one line per (tau, strategy) along the axis (`veil_plan::chart`).
 fn plot(
     path: &std::path::Path,
     rows: &[Row],
@@ -149,73 +149,18 @@ fn plot(
     axis: Axis,
     e: &Experiment,
 ) -> anyhow::Result<()> {
-    let labels: Vec<String> = match axis {
-        Axis::Devices => e.devices.iter().map(|d| d.to_string()).collect(),
-        Axis::Mix => e.mixes.iter().map(|m| m.label.clone()).collect(),
-        Axis::Workload => e.workloads.iter().map(|w| w.label.clone()).collect(),
-    };
-    let x_of = |r: &Row| -> Option<f64> {
-        match axis {
-            Axis::Devices => Some(r.result.devices as f64),
-            Axis::Mix => labels
-                .iter()
-                .position(|l| *l == r.mix)
-                .map(|i| i as f64 + 1.0),
-            Axis::Workload => labels
-                .iter()
-                .position(|l| *l == r.workload)
-                .map(|i| i as f64 + 1.0),
-        }
-    };
-    let mut series: Vec<Series> = Vec::new();
-    for tau in &e.taus {
-        for strategy in &e.strategies {
-            let mut points: Vec<(f64, f64)> = rows
-                .iter()
-                .filter(|r| {
-                    r.result.tau == *tau
-                        && r.result.strategy
-                            == veil_plan::experiment::strategy(strategy)
-                                .map(|s| s.name())
-                                .unwrap_or("")
-                })
-                .filter_map(|r| {
-                    let y = match metric {
-                        Metric::Latency => r.result.latency_total_s,
-                        Metric::SharedData => r.result.shared_mb,
-                    };
-                    x_of(r).map(|x| (x, y))
-                })
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let name = if e.strategies.len() > 1 {
-                format!("SSIM {tau} {strategy}")
-            } else {
-                format!("SSIM {tau}")
-            };
-            series.push(Series { name, points });
-        }
-    }
-    let x_label = match axis {
-        Axis::Devices => "helpers".to_string(),
-        Axis::Mix => format!(
-            "fleet mix STM32H7/RPi3 (1..{}: {})",
-            labels.len(),
-            labels.join(", ")
-        ),
-        Axis::Workload => format!("workload (1..{}: {})", labels.len(), labels.join(", ")),
-    };
-    let (title, y_label) = match metric {
-        Metric::Latency => ("Total latency of all requests", "seconds"),
-        Metric::SharedData => ("Data shared between devices", "MB"),
-    };
+    let chart = veil_plan::chart::lines(rows, metric, axis, e);
     line_charts(
         path,
         &[Panel {
-            title: title.to_string(),
-            x_label,
-            y_label: y_label.to_string(),
-            series,
+            title: chart.title,
+            x_label: chart.x_label,
+            y_label: chart.y_label,
+            series: chart
+                .series
+                .into_iter()
+                .map(|(name, points)| Series { name, points })
+                .collect(),
         }],
         900,
         600,
@@ -273,57 +218,16 @@ fn exact_gap(args: &Args) -> anyhow::Result<()> {
         time_limit_s: args.time_limit,
         ..ExactConfig::default()
     };
-    let cases: &[(&str, f64, usize, usize)] = &[
-        ("lenet5", 0.8, 6, 1),
-        ("lenet5", 0.8, 8, 2),
-        ("lenet5", 0.6, 10, 3),
-        ("lenet5", 0.8, 12, 4),
-        ("cifar_cnn", 0.8, 4, 1),
-        ("cifar_cnn", 0.4, 8, 1),
-        ("cifar_cnn", 0.6, 8, 2),
-    ];
-    let mut rows = Vec::new();
-    for &(model, tau, devices, requests) in cases {
-        let row = veil_plan::experiment::exact_vs_greedy(model, tau, devices, requests, &cfg, 0)?;
+    let rows = veil_plan::gap::run_preset(&cfg, &mut |r| {
         if !args.json {
             eprintln!(
-                "{model} tau {tau} {devices} helpers {requests} requests: {:.2} s ({})",
-                row.exact_seconds, cfg.solver
+                "{} tau {} {} helpers {} requests: {:.2} s ({})",
+                r.model, r.tau, r.devices, r.requests, r.exact_seconds, r.solver
             );
         }
-        rows.push(row);
-    }
+    })?;
     if args.json {
         return crate::print_json(&rows);
     }
-    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.5}"));
-    let mut text = String::from(
-        "| model | tau | helpers | requests | paper binaries | count-form integers | greedy s | exact s | optimal | greedy gap | solver s |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for r in &rows {
-        text.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
-            r.model,
-            r.tau,
-            r.devices,
-            r.requests,
-            r.paper_binaries,
-            r.integer_columns,
-            fmt(r.greedy_s),
-            fmt(r.exact_s),
-            if r.optimal {
-                "yes".to_string()
-            } else {
-                format!("no (gap {:.1e})", r.mip_gap)
-            },
-            r.greedy_gap
-                .map_or("-".to_string(), |g| format!("{:.2} %", 100.0 * g)),
-            r.exact_seconds
-        ));
-    }
-    text.push_str(&format!(
-        "solver: {}, time limit {} s per instance",
-        cfg.solver, cfg.time_limit_s
-    ));
-    crate::out(&text)
+    crate::out(&veil_plan::gap::to_markdown(&rows, &cfg))
 }
