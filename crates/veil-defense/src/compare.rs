@@ -64,23 +64,34 @@ pub fn read_rows_csv(path: &Path) -> Result<Vec<Row>, DefenseError> {
         if cells.len() != 8 {
             return Err(at(format!("{} fields, expected 8", cells.len())));
         }
-        let num = |k: usize| -> Result<f64, DefenseError> {
+        // Every number finite and in its range (PSNR may be +inf: a perfect reconstruction).
+        let num = |k: usize, range: std::ops::RangeInclusive<f64>| -> Result<f64, DefenseError> {
             cells[k]
                 .parse::<f64>()
-                .map_err(|_| at(format!("`{}` is not a number", cells[k])))
+                .ok()
+                .filter(|v| !v.is_nan() && range.contains(v))
+                .ok_or_else(|| {
+                    at(format!(
+                        "`{}` is not a number in [{}, {}]",
+                        cells[k],
+                        range.start(),
+                        range.end()
+                    ))
+                })
         };
+        let any = f64::MIN..=f64::MAX;
         let draw = cells[3]
             .parse::<usize>()
             .map_err(|_| at(format!("draw `{}` is not a count", cells[3])))?;
         rows.push(Row {
             defence: cells[0].to_string(),
-            param: num(1)?,
+            param: num(1, any.clone())?,
             label: cells[2].to_string(),
             draw,
-            accuracy: num(4)?,
-            ssim_mean: num(5)?,
-            psnr_mean: num(6)?,
-            mse_mean: num(7)?,
+            accuracy: num(4, 0.0..=1.0)?,
+            ssim_mean: num(5, -1.0..=1.0)?,
+            psnr_mean: num(6, f64::MIN..=f64::INFINITY)?,
+            mse_mean: num(7, 0.0..=f64::MAX)?,
             examples: Vec::new(),
         });
     }
@@ -153,6 +164,23 @@ mod tests {
         std::fs::write(&path, format!("{ROWS_HEADER}\ndp,1,a,0,x,0,0,0\n")).expect("write");
         let e = read_rows_csv(&path).expect_err("bad csv").to_string();
         assert!(e.contains("line 2") && e.contains("`x`"), "{e}");
+        // Hostile numbers: NaN parameters (they broke the grouping) and accuracies far out of
+        // range (they hung the chart's axis) are refused on read.
+        for line in [
+            "dp,NaN,a,0,0.5,0.5,20,0.01",
+            "dp,1,a,0,1e308,0.5,20,0.01",
+            "dp,1,a,0,0.5,-1e308,20,0.01",
+            "dp,inf,a,0,0.5,0.5,20,0.01",
+            "dp,1,a,0,0.5,0.5,NaN,0.01",
+        ] {
+            std::fs::write(&path, format!("{ROWS_HEADER}\n{line}\n")).expect("write");
+            assert!(read_rows_csv(&path).is_err(), "{line}");
+        }
+        std::fs::write(&path, format!("{ROWS_HEADER}\ndp,1,a,0,0.5,0.5,inf,0\n")).expect("write");
+        assert!(
+            read_rows_csv(&path).is_ok(),
+            "a perfect reconstruction has PSNR +inf"
+        );
         std::fs::remove_dir_all(&dir).expect("clean");
     }
 

@@ -230,6 +230,19 @@ impl Experiment {
                 "devices in 1..=100000 and taus in [0, 1]",
             ));
         }
+        e.budgets.check()?;
+        if e.cameras > 100_000 {
+            return Err(PlanError::config(
+                "experiment",
+                "cameras must be in 1..=100000",
+            ));
+        }
+        if let Some(w) = e.workloads.iter().find(|w| w.models.is_empty()) {
+            return Err(PlanError::config(
+                "experiment",
+                format!("workload `{}` runs no model (models = [])", w.label),
+            ));
+        }
         for s in &e.strategies {
             strategy(s)?;
         }

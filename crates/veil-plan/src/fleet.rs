@@ -118,7 +118,7 @@ impl Default for Budgets {
 }
 
 impl Budgets {
-    fn check(&self) -> Result<(), PlanError> {
+    pub(crate) fn check(&self) -> Result<(), PlanError> {
         let ok = |v: f64| v.is_finite() && v > 0.0;
         if ok(self.period_s) && ok(self.compute) && ok(self.bandwidth) && ok(self.memory) {
             Ok(())

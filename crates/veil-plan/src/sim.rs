@@ -142,17 +142,32 @@ pub fn simulate(
     let mut shared = 0.0;
     let mut waiting: Vec<Request> = Vec::new();
     let mut next = 0;
-    let mut k = 0usize;
+    // Period index, as f64: with a tiny arrival rate the arrival times, and so the index, can
+    // exceed any integer.
+    let mut k = 0.0f64;
     while cameras > 0 && (next < arrivals.len() || !waiting.is_empty()) {
+        let idle = waiting.is_empty();
+        if idle {
+            // Nothing waits: skip the empty periods up to the next arrival, so the loop runs
+            // O(requests) times whatever the rate and the period length.
+            k = k.max((arrivals[next].arrival / period).floor());
+        }
         ledger.renew();
         let mut untouched = true;
-        let start = k as f64 * period;
+        let start = k * period;
         let mut still = Vec::new();
         let retry = std::mem::take(&mut waiting);
         let fresh_end = arrivals[next..]
             .iter()
             .position(|r| r.arrival >= start + period)
             .map_or(arrivals.len(), |p| next + p);
+        // At huge times `start + period` can round to `start`: an idle period takes at least
+        // the next arrival, so every iteration makes progress.
+        let fresh_end = if idle {
+            fresh_end.max(next + 1)
+        } else {
+            fresh_end
+        };
         let fresh = arrivals[next..fresh_end].iter();
         for (req, when) in retry
             .into_iter()
@@ -181,7 +196,7 @@ pub fn simulate(
         }
         next = fresh_end;
         waiting = still;
-        k += 1;
+        k += 1.0;
     }
     let placing_seconds = started.elapsed().as_secs_f64();
     let rejected = rejected.iter().filter(|&&r| r).count();

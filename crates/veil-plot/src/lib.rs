@@ -72,9 +72,15 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// Largest magnitude an axis may reach: past it the padded span overflows `f64` and tick
+/// placement never ends.
+const AXIS_LIMIT: f64 = 1e300;
+
+/// The axis range of `values` (finite ones within [`AXIS_LIMIT`]), padded by 5 %; `(0, 1)`
+/// when none is usable. Always finite with `lo < hi`.
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
-        .filter(|v| v.is_finite())
+        .filter(|v| v.is_finite() && v.abs() <= AXIS_LIMIT)
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -280,6 +286,19 @@ pub fn heat_map(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axis_ranges_stay_finite_whatever_the_data() {
+        for values in [
+            vec![1e308, -1e308],
+            vec![f64::NAN, f64::INFINITY],
+            vec![],
+            vec![3.0, 3.0],
+        ] {
+            let (lo, hi) = range(values.into_iter());
+            assert!(lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite());
+        }
+    }
 
     #[test]
     fn draws_a_png_and_survives_odd_data() {
