@@ -67,7 +67,9 @@ impl DeviceClass {
         DeviceClass {
             name: name.to_string(),
             macs_per_s: e * 1e6,
-            memory_bytes: memory_mb * 1024 * 1024,
+            // Saturating: a file's absurd memory_mb is refused by the fleet reader; a caller's
+            // never wraps to a small number.
+            memory_bytes: memory_mb.saturating_mul(1024 * 1024),
             rate_bps: rate_mbps * 1e6,
         }
     }
@@ -194,6 +196,10 @@ struct FleetFile {
 /// files).
 pub const MAX_DEVICES: usize = 1_000_000;
 
+/// Largest `memory_mb` a fleet file may give a device (1 PiB; more is a typo, and
+/// `memory_mb * 2^20` bytes must not wrap).
+pub const MAX_MEMORY_MB: u64 = 1 << 30;
+
 impl GroupFile {
     fn class(&self, what: &str) -> Result<DeviceClass, PlanError> {
         match (&self.class, self.e, self.memory_mb, self.rate_mbps) {
@@ -203,6 +209,12 @@ impl GroupFile {
                     return Err(PlanError::config(
                         what,
                         "e, memory_mb and rate_mbps must be positive",
+                    ));
+                }
+                if m > MAX_MEMORY_MB {
+                    return Err(PlanError::config(
+                        what,
+                        format!("memory_mb {m} is more than {MAX_MEMORY_MB} (1 PiB)"),
                     ));
                 }
                 let name = self.name.clone().unwrap_or_else(|| "custom".into());
@@ -336,6 +348,7 @@ mod tests {
             "[[helpers]]\nclass = \"pdp11\"",
             "[[helpers]]\nclass = \"rpi3\"\ne = 4",
             "[[helpers]]\ne = -1\nmemory_mb = 1\nrate_mbps = 1",
+            "[[helpers]]\ne = 1\nmemory_mb = 17592186044416\nrate_mbps = 1",
             "[[sources]]\nclass = \"rpi3\"",
             "[[helpers]]\nclass = \"rpi3\"\ncount = 2000000",
             "[budgets]\nperiod_s = 0\n[[helpers]]\nclass = \"rpi3\"",

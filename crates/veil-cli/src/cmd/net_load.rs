@@ -434,8 +434,17 @@ fn signal(pid: u32, signal: &str) {
         .status();
 }
 
+/// Most helpers `veil net bench` starts (each is a process on this machine).
+const MAX_BENCH_HELPERS: usize = 64;
+
 /// Runs `veil net bench`.
 pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
+    if !(1..=MAX_BENCH_HELPERS).contains(&b.helpers) {
+        bail!(
+            "--helpers must be in 1..={MAX_BENCH_HELPERS} (one process each), got {}",
+            b.helpers
+        );
+    }
     let weights = b
         .weights
         .clone()
@@ -448,7 +457,10 @@ pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     if let Some(t) = fault_target
         && !(0..b.helpers).any(|i| format!("h{i}") == *t)
     {
-        bail!("--kill/--stall names a helper h0..h{}", b.helpers - 1);
+        bail!(
+            "--kill/--stall names a helper h0..h{}",
+            b.helpers.saturating_sub(1)
+        );
     }
     let dir = std::env::temp_dir().join(format!("veil-net-bench-{}", std::process::id()));
     let keys = dir.join("keys");

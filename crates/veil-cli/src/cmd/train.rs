@@ -114,7 +114,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The default output directory of `veil train` for a model and dataset.
 pub fn default_out_dir(model: &str, dataset: &str) -> PathBuf {
-    PathBuf::from("runs").join(format!("{model}-{}", dataset.replace([':', '/'], "_")))
+    PathBuf::from("runs").join(format!(
+        "{}-{}",
+        path_component(model),
+        path_component(dataset)
+    ))
+}
+
+/// `name` as one safe path component: characters other than ASCII letters, digits, `-`, `_`
+/// and `.` become `_`, and a leading `.` too, so a spec named `../../x` or a dataset
+/// `folder:/data` can never point outside `runs/`.
+fn path_component(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with('.') {
+        out.insert(0, '_');
+    }
+    out
 }
 
 /// The one rule for a command's default weights: what `veil train --model M --dataset D`
@@ -239,4 +263,26 @@ pub fn execute(args: &Args) -> anyhow::Result<TrainOutput> {
     )
     .with_context(|| format!("writing {}", out_dir.join("report.json").display()))?;
     Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_directories_stay_inside_runs() {
+        for (model, dataset) in [("../../../x", "mnist"), ("..", "folder:/etc"), ("", "..")] {
+            let dir = default_out_dir(model, dataset);
+            assert_eq!(dir.components().count(), 2, "{}", dir.display());
+            assert!(!dir.to_string_lossy().contains("/."), "{}", dir.display());
+        }
+        assert_eq!(
+            default_out_dir("lenet5", "mnist"),
+            PathBuf::from("runs/lenet5-mnist")
+        );
+        assert_eq!(
+            default_out_dir("lenet5", "folder:/data/x"),
+            PathBuf::from("runs/lenet5-folder__data_x")
+        );
+    }
 }
