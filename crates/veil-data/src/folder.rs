@@ -10,6 +10,15 @@ use crate::{DataError, Dataset};
 
 const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "ppm"];
 
+/// Largest width or height of an image veil decodes (veil's models take 28 to 224 pixels).
+pub const MAX_IMAGE_SIDE: u32 = 2048;
+
+/// Most `f32` values a folder dataset may hold (1 GiB).
+const MAX_FOLDER_VALUES: usize = 1 << 28;
+
+/// Most memory the decoder may allocate for one image.
+const MAX_DECODE_BYTES: u64 = 128 << 20;
+
 /// A decoded image: `[c, h, w]` (c is 1 or 3) and planar values in `[0, 1]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlanarImage {
@@ -32,12 +41,23 @@ pub fn read_image(path: &Path) -> Result<PlanarImage, DataError> {
             data: resize_to_chw(&rgb, (w, h), 3, (w, h)),
         });
     }
-    let img = image::ImageReader::open(path)
-        .map_err(|e| DataError::io(path, e))?
+    let bytes = crate::ppm::read_bounded(path, crate::ppm::MAX_IMAGE_FILE_BYTES)?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?
-        .decode()
-        .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
+        .map_err(|e| DataError::io(path, e))?;
+    // The dimensions are checked from the header before anything is decoded: a small
+    // compressed file can claim a huge image.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| {
+        DataError::format(
+            path,
+            format!("cannot decode image (at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}): {e}"),
+        )
+    })?;
     let gray = matches!(
         img.color(),
         image::ColorType::L8
@@ -140,7 +160,24 @@ pub fn load_image_folder_with_classes(
         hint: String::new(),
     })?;
     let shape = read_image(first)?.shape;
-    let mut samples = Vec::with_capacity(files.len() * shape.iter().product::<usize>());
+    // Every image is brought to the first one's size: refuse a folder whose samples would
+    // not fit in the budget before decoding the rest.
+    let total = files.len().saturating_mul(shape.iter().product::<usize>());
+    if total > MAX_FOLDER_VALUES {
+        return Err(DataError::format(
+            first,
+            format!(
+                "{} images of {}x{}x{} would take {} MiB (at most {} MiB): use smaller images",
+                files.len(),
+                shape[0],
+                shape[1],
+                shape[2],
+                total.saturating_mul(4) >> 20,
+                (MAX_FOLDER_VALUES * 4) >> 20
+            ),
+        ));
+    }
+    let mut samples = Vec::with_capacity(total);
     let mut labels = Vec::with_capacity(files.len());
     for (path, label) in &files {
         let img = read_image(path)?;
@@ -220,5 +257,24 @@ mod tests {
             .expect_err("corrupt")
             .to_string();
         assert!(err.contains("z.png"), "{err}");
+    }
+
+    /// A 16 KB PNG claiming 4000x4000 pixels is refused from its header (it used to take
+    /// 1.5 GB to decode), and a link to an endless file is read only up to the file limit.
+    #[test]
+    fn huge_images_are_refused_before_decoding() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let big = dir.path().join("big.png");
+        image::GrayImage::new(4000, 4000).save(&big).expect("save");
+        assert!(std::fs::metadata(&big).expect("meta").len() < 1 << 20);
+        let err = read_image(&big).expect_err("too big").to_string();
+        assert!(err.contains("2048"), "{err}");
+        #[cfg(unix)]
+        {
+            let zero = dir.path().join("zero.ppm");
+            std::os::unix::fs::symlink("/dev/zero", &zero).expect("link");
+            let err = read_image(&zero).expect_err("endless").to_string();
+            assert!(err.contains("MiB"), "{err}");
+        }
     }
 }

@@ -7,8 +7,29 @@ use crate::DataError;
 
 /// Reads a P6 file: returns `(width, height, rgb bytes in row-major HWC order)`.
 pub fn read_ppm(path: &Path) -> Result<(usize, usize, Vec<u8>), DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = read_bounded(path, MAX_IMAGE_FILE_BYTES)?;
     parse_ppm(&bytes).map_err(|reason| DataError::format(path, reason))
+}
+
+/// Largest image file veil reads (64 MiB): a link to `/dev/zero` or a huge file is refused
+/// after that many bytes instead of filling memory.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads at most `max` bytes of `path`; more is an error naming the file.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, DataError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DataError::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(DataError::format(
+            path,
+            format!("larger than {} MiB: not read", max >> 20),
+        ));
+    }
+    Ok(bytes)
 }
 
 pub(crate) fn parse_ppm(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
