@@ -30,7 +30,7 @@ fn main() {
         );
     }
     let (arch, w) = compile(&spec, &tensors).expect("compile");
-    let mut dealer = Dealer::new(&arch, &w, 2);
+    let mut dealer = Dealer::new_insecure_seeded(&arch, &w, 2);
     let s0 = Server::new(Party::Zero, arch.clone(), dealer.model_shares(0).clone()).expect("s0");
     let s1 = Server::new(Party::One, arch.clone(), dealer.model_shares(1).clone()).expect("s1");
     let mut total = 0.0;

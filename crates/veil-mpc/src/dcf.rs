@@ -18,8 +18,8 @@ use rand::Rng;
 
 use crate::prg::Prg;
 
-/// One level's correction word.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One level's correction word (`Debug` redacted: key material).
+#[derive(Clone, PartialEq, Eq)]
 pub struct CorrectionWord {
     /// Seed correction.
     pub seed: u128,
@@ -31,8 +31,8 @@ pub struct CorrectionWord {
     pub t_right: bool,
 }
 
-/// One party's DCF key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One party's DCF key (`Debug` prints only its size: key material is never logged).
+#[derive(Clone, PartialEq, Eq)]
 pub struct DcfKey {
     /// Input bits `n` (1..=64).
     pub bits: u32,
@@ -42,6 +42,18 @@ pub struct DcfKey {
     pub words: Vec<CorrectionWord>,
     /// Final correction of the leaf value.
     pub last: u64,
+}
+
+impl std::fmt::Debug for CorrectionWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CorrectionWord(<redacted>)")
+    }
+}
+
+impl std::fmt::Debug for DcfKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DcfKey(<{} bits, redacted>)", self.bits)
+    }
 }
 
 fn sign(negate: bool, v: u64) -> u64 {

@@ -24,6 +24,7 @@ use std::num::Wrapping;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use crate::MpcError;
 use crate::dcf::{self, DcfKey};
 use crate::model::{Architecture, LayerWeights, Linear, Op};
 use crate::prg::Prg;
@@ -141,10 +142,25 @@ pub struct Dealer {
 }
 
 impl Dealer {
-    /// Encodes and shares the model. `seed` drives every mask and share (use fresh entropy in
-    /// deployment; a fixed seed makes tests reproducible).
-    pub fn new(arch: &Architecture, weights: &[LayerWeights], seed: u64) -> Self {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    /// Encodes and shares the model with every mask, share and key drawn from a ChaCha20
+    /// generator seeded with 256 bits from the operating system's CSPRNG: what a deployment
+    /// uses.
+    pub fn from_os_entropy(
+        arch: &Architecture,
+        weights: &[LayerWeights],
+    ) -> Result<Self, MpcError> {
+        let rng = ChaCha20Rng::try_from_os_rng()
+            .map_err(|e| MpcError::Input(format!("the OS random generator failed: {e}")))?;
+        Ok(Self::with_rng(arch, weights, rng))
+    }
+
+    /// **Insecure, for tests and reproducible benchmarks only**: the same dealer with every
+    /// secret derived from a 64-bit `seed`, which anyone can search.
+    pub fn new_insecure_seeded(arch: &Architecture, weights: &[LayerWeights], seed: u64) -> Self {
+        Self::with_rng(arch, weights, ChaCha20Rng::seed_from_u64(seed))
+    }
+
+    fn with_rng(arch: &Architecture, weights: &[LayerWeights], mut rng: ChaCha20Rng) -> Self {
         let mut masks = Vec::new();
         let mut shares = [
             ModelShares { layers: Vec::new() },

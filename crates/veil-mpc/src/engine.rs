@@ -362,7 +362,7 @@ mod tests {
                 len: 8,
             }],
         };
-        let mut dealer = crate::dealer::Dealer::new(&arch, &[], 1);
+        let mut dealer = crate::dealer::Dealer::new_insecure_seeded(&arch, &[], 1);
         let [m0, m1] = dealer.material(1);
         let xs: Vec<u64> = [0.5, -0.5, 3.0, -7.25, 0.0, 100.0, 1.0e6, -1.0e6]
             .iter()

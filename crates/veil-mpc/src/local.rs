@@ -41,7 +41,7 @@ pub fn run_in_memory(
     seed: u64,
     rng: &mut impl Rng,
 ) -> Result<LocalRun, MpcError> {
-    let mut dealer = Dealer::new(arch, weights, seed);
+    let mut dealer = Dealer::new_insecure_seeded(arch, weights, seed);
     let [m0, m1] = dealer.material(batch);
     let offline_bytes = m0.encoded_len() + m1.encoded_len();
     let (x0, x1) = share_input(inputs, rng);
@@ -95,7 +95,7 @@ pub fn run_batches_in_memory(
             arch.input_len
         )));
     }
-    let mut dealer = Dealer::new(arch, weights, seed);
+    let mut dealer = Dealer::new_insecure_seeded(arch, weights, seed);
     let model_bytes =
         (dealer.model_shares(0).encoded_len() + dealer.model_shares(1).encoded_len()) as u64;
     let s0 = Server::new(Party::Zero, arch.clone(), dealer.model_shares(0).clone())?;

@@ -113,10 +113,20 @@ async fn read_frame(read: &mut ReadHalf<Stream>, peer: &str) -> Result<Vec<u8>, 
             ),
         });
     }
-    let mut body = vec![0u8; len];
-    read.read_exact(&mut body)
+    // The buffer grows with the bytes that actually arrive (in steps of at most 1 MiB), so a
+    // header claiming 2 GiB costs nothing until a peer really sends that much.
+    let mut body = Vec::with_capacity(len.min(1 << 20));
+    let got = (&mut *read)
+        .take(len as u64)
+        .read_to_end(&mut body)
         .await
-        .map_err(|e| transport_err(peer, format!("truncated frame: {e}")))?;
+        .map_err(|e| transport_err(peer, format!("reading a frame: {e}")))?;
+    if got != len {
+        return Err(transport_err(
+            peer,
+            format!("truncated frame: {got} of {len} bytes"),
+        ));
+    }
     Ok(body)
 }
 

@@ -192,8 +192,9 @@ pub struct DealerConfig {
     pub keys: PathBuf,
     /// Batch sizes, in order (their sum is the number of samples the sensor sends).
     pub batches: Vec<usize>,
-    /// Seed of the dealer's randomness (`None`: fresh OS entropy).
-    pub seed: Option<u64>,
+    /// **Insecure, tests only**: a 64-bit seed for every secret of the dealer. `None` (what a
+    /// deployment uses): 256 bits from the OS CSPRNG.
+    pub insecure_seed: Option<u64>,
     /// Timeout of every read, write and connection.
     pub timeout: Duration,
 }
@@ -241,8 +242,11 @@ pub fn run_dealer(
         connect(&rt, cfg.servers[0], &creds, E1, cfg.timeout)?,
         connect(&rt, cfg.servers[1], &creds, E2, cfg.timeout)?,
     ];
-    let seed = cfg.seed.unwrap_or_else(rand::random);
-    let mut dealer = Dealer::new(&arch, &weights, seed);
+    // Secrets from the OS CSPRNG (256-bit seed); a fixed seed only when asked for (tests).
+    let mut dealer = match cfg.insecure_seed {
+        Some(seed) => Dealer::new_insecure_seeded(&arch, &weights, seed),
+        None => Dealer::from_os_entropy(&arch, &weights)?,
+    };
     let spec_json = spec.to_json();
     for (p, c) in conns.iter_mut().enumerate() {
         c.send(Kind::Spec, 0, spec_json.as_bytes())?;

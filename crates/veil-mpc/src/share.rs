@@ -48,9 +48,16 @@ impl Party {
     }
 }
 
-/// One party's share vector of a secret tensor (row-major, shape kept by the caller).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// One party's share vector of a secret tensor (row-major, shape kept by the caller). Its
+/// `Debug` prints only the length: a log line never holds share values.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Shares(pub Vec<u64>);
+
+impl std::fmt::Debug for Shares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shares(<{} words, redacted>)", self.0.len())
+    }
+}
 
 impl Shares {
     /// Number of elements.
@@ -89,6 +96,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn debug_output_never_shows_share_values() {
+        let text = format!("{:?}", Shares(vec![123_456_789, 987_654_321]));
+        assert!(
+            !text.contains("123456789") && !text.contains("987654321"),
+            "{text}"
+        );
+        assert!(text.contains("2 words"), "{text}");
+    }
 
     proptest! {
         #[test]

@@ -164,7 +164,7 @@ mod tests {
             t.insert(e.name, (e.shape, vec![0.01; n]));
         }
         let (arch, w) = compile(&spec, &t).expect("compile");
-        Dealer::new(&arch, &w, 4)
+        Dealer::new_insecure_seeded(&arch, &w, 4)
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn a_tls_session_over_loopback_matches_plaintext() {
         servers: [a0, a1],
         keys: keys.clone(),
         batches: batches.clone(),
-        seed: Some(1),
+        insecure_seed: Some(1),
         timeout,
     };
     let sensor = SensorConfig {

@@ -114,7 +114,7 @@ fn a_malformed_peer_frame_aborts_with_a_protocol_error() {
     use veil_mpc::share::Party;
     use veil_mpc::transport::{KIND_OPEN, MemoryChannel, encode_frame};
     let (arch, weights) = random_model("secureml_a", 2);
-    let mut dealer = Dealer::new(&arch, &weights, 1);
+    let mut dealer = Dealer::new_insecure_seeded(&arch, &weights, 1);
     let [m0, _] = dealer.material(1);
     let s0 =
         Server::new(Party::Zero, arch.clone(), dealer.model_shares(0).clone()).expect("server");

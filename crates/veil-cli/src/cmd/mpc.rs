@@ -59,8 +59,9 @@ pub enum Role {
         /// Samples and batching.
         #[command(flatten)]
         batches: BatchArgs,
-        /// Seed of the dealer's randomness (default: fresh entropy).
-        #[arg(long)]
+        /// INSECURE, tests only: derive every dealer secret from this 64-bit seed (default:
+        /// 256 bits from the OS CSPRNG).
+        #[arg(long = "insecure-seed")]
         seed: Option<u64>,
         /// Write the report (logits, per-batch counters) as JSON to this file.
         #[arg(long)]
@@ -144,8 +145,9 @@ pub struct BenchArgs {
     /// Samples and batching.
     #[command(flatten)]
     pub batches: BatchArgs,
-    /// Dealer seed (default: fresh entropy).
-    #[arg(long)]
+    /// INSECURE, tests and reproducible benchmarks only: the dealer's 64-bit seed (default:
+    /// the dealer draws 256 bits from the OS CSPRNG).
+    #[arg(long = "insecure-seed")]
     pub seed: Option<u64>,
     /// `tls`: four processes over mutual TLS on loopback; `memory`: the same protocol in this
     /// process over the in-memory link (same engine, material and byte counts; no TLS, no
@@ -242,7 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     servers: two_servers(&net)?,
                     keys: net.keys.clone(),
                     batches: sizes,
-                    seed,
+                    insecure_seed: seed,
                     timeout: timeout(&net),
                 },
                 &mut |done, total| {
@@ -596,7 +598,7 @@ fn bench_processes(
         &report_s,
     ]);
     if let Some(s) = b.seed {
-        dealer_args.extend(["--seed".to_string(), s.to_string()]);
+        dealer_args.extend(["--insecure-seed".to_string(), s.to_string()]);
     }
     children
         .0
