@@ -89,7 +89,7 @@ pub fn model_cost(spec: &ModelSpec) -> Result<ModelCost, SpecError> {
 
 /// `(params, multiplications)`; products saturate at `u64::MAX` instead of overflowing on
 /// absurd (but valid) specs.
-fn params_and_macs(kind: &LayerKind, input: &Shape, output: &Shape) -> (u64, u64) {
+pub(crate) fn params_and_macs(kind: &LayerKind, input: &Shape, output: &Shape) -> (u64, u64) {
     let in_c = input.dims().first().copied().unwrap_or(0) as u64;
     let out_numel = output.numel() as u64;
     let mul = |xs: &[u64]| xs.iter().fold(1u64, |a, &b| a.saturating_mul(b));

@@ -32,4 +32,4 @@ pub mod zoo;
 pub use error::SpecError;
 pub use layer::{Layer, LayerKind, MAX_DIM};
 pub use shape::{MAX_NUMEL, Shape};
-pub use spec::ModelSpec;
+pub use spec::{MAX_ACTIVATION, MAX_PARAMS, ModelSpec};

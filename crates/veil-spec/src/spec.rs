@@ -6,6 +6,14 @@ use std::path::Path;
 
 use crate::{Layer, LayerKind, Shape, SpecError};
 
+/// Most parameters a spec may have (2^28, 1 GiB as `f32`): checked by
+/// [`ModelSpec::validate`] before any interpreter allocates weights, so a few hostile bytes of
+/// spec cannot ask for terabytes.
+pub const MAX_PARAMS: u64 = 1 << 28;
+
+/// Most values one sample's activation may have at any layer (2^26, 256 MiB as `f32`).
+pub const MAX_ACTIVATION: usize = 1 << 26;
+
 /// A model: input shape plus an ordered list of uniquely named layers.
 ///
 /// Invariant after [`ModelSpec::validate`] succeeds: every layer accepts the shape produced by
@@ -38,7 +46,9 @@ impl ModelSpec {
         Ok(spec)
     }
 
-    /// Runs shape inference over all layers and checks names and hyper-parameters.
+    /// Runs shape inference over all layers and checks names and hyper-parameters, and that
+    /// no activation passes [`MAX_ACTIVATION`] values per sample and the whole model
+    /// [`MAX_PARAMS`] parameters.
     ///
     /// Returns the activation shapes: element 0 is the input, element `i + 1` the output of
     /// layer `i`.
@@ -49,6 +59,7 @@ impl ModelSpec {
         let mut names = HashSet::new();
         let mut shapes = Vec::with_capacity(self.layers.len() + 1);
         shapes.push(self.input_shape.clone());
+        let mut params: u64 = 0;
         for (index, layer) in self.layers.iter().enumerate() {
             if layer.name.trim().is_empty() || !names.insert(layer.name.to_ascii_lowercase()) {
                 return Err(SpecError::Name(layer.name.clone()));
@@ -71,12 +82,25 @@ impl ModelSpec {
                     input: input.clone(),
                     reason,
                 })?;
-            if !out.is_valid() {
+            if !out.is_valid() || out.numel() > MAX_ACTIVATION {
                 return Err(SpecError::Shape {
                     index,
                     layer: layer.name.clone(),
                     input: input.clone(),
-                    reason: format!("output shape {out} is empty or too large"),
+                    reason: format!(
+                        "output shape {out} is empty or above the budget of {MAX_ACTIVATION} values per sample"
+                    ),
+                });
+            }
+            params =
+                params.saturating_add(crate::cost::params_and_macs(&layer.kind, input, &out).0);
+            if params > MAX_PARAMS {
+                return Err(SpecError::Param {
+                    index,
+                    layer: layer.name.clone(),
+                    reason: format!(
+                        "the model reaches {params} parameters here, above the budget of {MAX_PARAMS}"
+                    ),
                 });
             }
             shapes.push(out);
@@ -335,5 +359,24 @@ mod tests {
         );
         let err = spec.layer_index("conv99").expect_err("missing").to_string();
         assert!(err.contains("conv11"), "{err}");
+    }
+
+    #[test]
+    fn specs_beyond_the_budgets_are_refused_before_anything_allocates() {
+        let wide = r#"{"name": "w", "input_shape": [1, 28, 28], "layers": [
+            {"name": "c", "op": "conv2d", "out_channels": 1048576, "kernel": [5, 5]}]}"#;
+        let err = ModelSpec::from_json_str(wide)
+            .expect_err("activation")
+            .to_string();
+        assert!(err.contains("budget"), "{err}");
+        let dense = r#"{"name": "d", "input_shape": [1048576], "layers": [
+            {"name": "fc", "op": "linear", "out_features": 1048576}]}"#;
+        let err = ModelSpec::from_json_str(dense)
+            .expect_err("parameters")
+            .to_string();
+        assert!(err.contains("parameters"), "{err}");
+        for name in crate::zoo::names() {
+            crate::zoo::model(name).expect("every zoo model fits the budgets");
+        }
     }
 }
