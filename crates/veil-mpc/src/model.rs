@@ -140,6 +140,16 @@ fn compile_inner(
     let mut ops = Vec::new();
     let mut weights = Vec::new();
     let mut pending_relu: Option<(String, usize)> = None;
+    // The parameters of the conv and linear layers in spec order: the same order as the
+    // lowered linear ops (one reader of the tensors, `veil_spec::weights`).
+    let mut params = match tensors {
+        Some(t) => Some(
+            veil_spec::weights::compute_layer_params(spec, t)
+                .map_err(unsupported)?
+                .into_iter(),
+        ),
+        None => None,
+    };
     for op in lower(spec).map_err(unsupported)? {
         // A ReLU waits one op: if a max pool follows, the pool runs first.
         let max_pool_next = matches!(op, LoweredOp::Pool { max: true, .. });
@@ -148,8 +158,15 @@ fn compile_inner(
         }
         match op {
             LoweredOp::Linear { layer, linear } => {
-                if let Some(t) = tensors {
-                    weights.push(take_weights(t, &layer)?);
+                if let Some(params) = params.as_mut() {
+                    let (weight, bias) = params.next().ok_or_else(|| {
+                        MpcError::Unsupported(format!("no parameters for {layer}"))
+                    })?;
+                    weights.push(LayerWeights {
+                        layer: layer.clone(),
+                        weight,
+                        bias,
+                    });
                 }
                 ops.push(Op::Linear { layer, linear });
             }
@@ -204,20 +221,6 @@ fn compile_inner(
         },
         weights,
     ))
-}
-
-fn take_weights(tensors: &Tensors, layer: &str) -> Result<LayerWeights, MpcError> {
-    let get = |suffix: &str| {
-        tensors
-            .get(&format!("{layer}.{suffix}"))
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| MpcError::Unsupported(format!("missing tensor {layer}.{suffix}")))
-    };
-    Ok(LayerWeights {
-        layer: layer.to_string(),
-        weight: get("weight")?,
-        bias: get("bias")?,
-    })
 }
 
 /// Plaintext reference in `f64` of what the secure engine computes (same op order), for tests
