@@ -4,6 +4,19 @@ use std::path::Path;
 
 use crate::AttackError;
 
+/// Writes the first victims of `victims` (top row) above their `reconstructions` (an attack
+/// report's `examples`, in victim order) with [`save_grid`].
+pub fn save_victim_grid(
+    path: &Path,
+    victims: &veil_data::Dataset,
+    reconstructions: &[Vec<f32>],
+) -> Result<(), AttackError> {
+    let n = reconstructions.len().min(victims.len());
+    let originals: Vec<&[f32]> = (0..n).map(|i| victims.sample(i)).collect();
+    let recon: Vec<&[f32]> = reconstructions[..n].iter().map(Vec::as_slice).collect();
+    save_grid(path, victims.shape, &originals, &recon)
+}
+
 /// Writes `originals` (top row) and `reconstructions` (bottom row), planar `[c, h, w]` images
 /// with values in `[0, 1]`, side by side with a 2-pixel gap, as a PNG (gray for `c = 1`, RGB
 /// for `c = 3`).

@@ -9,10 +9,12 @@
 //! per victim, summarised as mean and standard deviation.
 //!
 //! Key items: [`AttackConfig`], [`MapSelection`], [`attack`] (returns an [`AttackReport`]),
-//! [`grid::save_grid`] (originals above reconstructions, PNG).
+//! [`grid::save_grid`] (originals above reconstructions, PNG), [`campaign::run`] (one attack
+//! as `veil attack` runs it, with its files).
 
 #![forbid(unsafe_code)]
 
+pub mod campaign;
 pub mod decoder;
 pub mod grid;
 pub mod helper;

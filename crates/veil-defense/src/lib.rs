@@ -4,21 +4,30 @@
 //!   parameters to `G` and add Laplace(0, 2G/eps) noise once per deployment.
 //! - [`obfnet`]: ObfNets trained in front of a frozen classifier, one picked at random per
 //!   sample, judged by accuracy and an attack that knows every ObfNet.
+//! - [`obfnet_campaign`]: ObfNets trained, judged and written as a run's files:
+//!   `veil defend obfnet`.
 //! - [`features`]: baselines on the transmitted features: Gaussian or Laplace noise, dropout.
 //! - [`sweep`]: a defence judged by accuracy kept and by the attack of `veil-attack` on the
 //!   deployed device ([`sweep::Judge`]).
 //! - [`compare`]: the shared CSV schema of all runs and the attack SSIM each defence leaves
 //!   at equal accuracy.
+//! - [`campaign`]: one shield swept over its settings and draws, written as a run's files
+//!   (CSV, chart, grids, accuracy-fit file): `veil defend dp|noise|dropout|split`.
+//! - [`chart`]: the CSVs of several campaigns on one privacy-utility chart, with the table of
+//!   the SSIM each defence leaves at equal accuracy: `veil defend chart`.
 //! - [`fit`]: least-squares fit of the accuracy curve `A(eps) = a ln(b eps + 1)` that the
 //!   incentive game (`veil-game`) takes as its `a`, `b`.
 
 #![forbid(unsafe_code)]
 
+pub mod campaign;
+pub mod chart;
 pub mod compare;
 pub mod dp;
 pub mod features;
 pub mod fit;
 pub mod obfnet;
+pub mod obfnet_campaign;
 pub mod sweep;
 
 /// Errors of the shields.
@@ -33,7 +42,28 @@ pub enum DefenseError {
     /// A parameter out of its domain (named with its value).
     #[error("{0}")]
     Invalid(String),
-    /// A file could not be read, written or parsed.
+    /// A file or directory could not be read or written.
+    #[error("{path}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The attack failed (features, decoder, image grid).
+    #[error(transparent)]
+    Attack(#[from] veil_attack::AttackError),
+    /// A chart could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] veil_plot::PlotError),
+    /// The accuracy-fit file could not be written.
+    #[error(transparent)]
+    Game(#[from] veil_game::GameError),
+    /// A JSON report could not be encoded.
+    #[error("encoding a report")]
+    Json(#[source] serde_json::Error),
+    /// A file could not be parsed.
     #[error("{path}: {message}")]
     File {
         /// File path.
@@ -41,6 +71,16 @@ pub enum DefenseError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl DefenseError {
+    /// An I/O failure on `path`.
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        DefenseError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }
 
 /// One Laplace(0, `scale`) draw by inverting the CDF of a uniform draw in `(-1/2, 1/2)`.

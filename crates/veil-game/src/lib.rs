@@ -22,4 +22,4 @@ mod scenario;
 pub mod sweep;
 
 pub use leader::{Method, Solution, solve};
-pub use scenario::{GameError, Scenario, Vehicle};
+pub use scenario::{AccuracyFit, GameError, Scenario, Vehicle};

@@ -30,6 +30,43 @@ pub struct Vehicle {
     pub privacy_value: f64,
 }
 
+/// The accuracy-fit file: the curve `A = a ln(b eps + 1)` that `veil defend dp` measured,
+/// which `veil game --accuracy-fit` reads. This type is the file's one contract: written by
+/// [`AccuracyFit::to_toml`], read by [`AccuracyFit::from_toml`] (`r2` and `source` are
+/// provenance; the game uses `accuracy_a` and `accuracy_b`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccuracyFit {
+    /// Scale `a` of the curve.
+    pub accuracy_a: f64,
+    /// Rate `b` of the curve.
+    pub accuracy_b: f64,
+    /// Coefficient of determination of the fit, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2: Option<f64>,
+    /// Where the measurements came from (model, dataset, split, budgets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl AccuracyFit {
+    /// The file's text: `comment` (each line prefixed with `# `) above the TOML keys.
+    pub fn to_toml(&self, comment: &str) -> Result<String, GameError> {
+        let body = toml::to_string(self).map_err(|e| GameError::Invalid(e.to_string()))?;
+        let mut text: String = comment.lines().map(|l| format!("# {l}\n")).collect();
+        text.push_str(&body);
+        Ok(text)
+    }
+
+    /// Parses a fit file (`path` names it in errors); the values are checked by
+    /// [`Scenario::validate`] once applied.
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, GameError> {
+        toml::from_str(text).map_err(|e| GameError::Config {
+            path: path.to_string(),
+            message: e.to_string().replace('\n', " "),
+        })
+    }
+}
+
 /// All parameters of one game.
 ///
 /// Defaults (documented in `docs/GAME.md`): the simulation setup of Spears and Shields §6:
@@ -95,18 +132,9 @@ impl Scenario {
     }
 
     /// Replaces the accuracy fit with the one in a fit file written by `veil defend dp`
-    /// (TOML with `accuracy_a` and `accuracy_b`; other keys such as `r2` or `source` are
-    /// provenance and ignored), then validates.
+    /// ([`AccuracyFit`]), then validates.
     pub fn with_accuracy_fit_toml(mut self, text: &str, path: &str) -> Result<Self, GameError> {
-        #[derive(Deserialize)]
-        struct Fit {
-            accuracy_a: f64,
-            accuracy_b: f64,
-        }
-        let fit: Fit = toml::from_str(text).map_err(|e| GameError::Config {
-            path: path.to_string(),
-            message: e.to_string().replace('\n', " "),
-        })?;
+        let fit = AccuracyFit::from_toml(text, path)?;
         self.accuracy_a = fit.accuracy_a;
         self.accuracy_b = fit.accuracy_b;
         self.validate()?;
@@ -210,6 +238,28 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fit_file_reads_back_what_it_wrote() {
+        let fit = AccuracyFit {
+            accuracy_a: 0.1805,
+            accuracy_b: 0.5521,
+            r2: Some(0.837),
+            source: Some("gtsrb_cnn gtsrb conv4 eps [1.0, 5.0]".into()),
+        };
+        let text = fit
+            .to_toml("fitted by veil defend dp\nsecond line")
+            .expect("toml");
+        assert!(
+            text.starts_with("# fitted by veil defend dp\n# second line\n"),
+            "{text}"
+        );
+        assert_eq!(AccuracyFit::from_toml(&text, "f.toml").expect("parse"), fit);
+        let s = Scenario::default()
+            .with_accuracy_fit_toml(&text, "f.toml")
+            .expect("apply");
+        assert_eq!((s.accuracy_a, s.accuracy_b), (0.1805, 0.5521));
+    }
 
     #[test]
     fn a_fit_file_replaces_the_accuracy_curve() {

@@ -8,6 +8,8 @@
 //! - [`Activation`]: a batch of feature maps `[b, c, h, w]` or flat vectors `[b, n]`.
 //! - [`train()`] with [`TrainConfig`]: Adam, cross-entropy, seeded shuffles, optional
 //!   augmentation, progress callback.
+//! - [`session`]: a training session as `veil train` runs it (dataset defaults, run
+//!   directory, report) and the one rule for default weight files.
 //! - [`partial`]: run one conv layer on a subset of its input channels (DistPrivacy segments).
 //! - [`ModelError`]: every failure, with the layer, shape or file it concerns.
 //!
@@ -21,6 +23,7 @@ mod model;
 mod network;
 pub mod partial;
 mod regress;
+pub mod session;
 mod train;
 mod weights_io;
 

@@ -168,6 +168,12 @@ impl Model {
         self.forward_range(x, 0..self.spec.layers.len())
     }
 
+    /// The whole model's outputs (logits) for `inputs`, a whole number of input samples, in
+    /// one batch: the plaintext reference other interpreters are checked against.
+    pub fn logits(&self, inputs: &[f32]) -> Result<Vec<f32>, ModelError> {
+        self.forward(self.input(inputs.to_vec())?)?.into_values()
+    }
+
     /// Runs the prefix up to and including layer `name` (what a device sends at that split).
     pub fn forward_prefix(&self, x: Activation, name: &str) -> Result<Activation, ModelError> {
         let end = self.spec.layer_index(name)? + 1;

@@ -12,14 +12,20 @@
 //!   reasons, admission limits).
 //! - [`planner`]: the live fleet placed with the planner's greedy.
 //! - [`load`]: a Poisson load generator with latency percentiles, per-link bytes and traces.
+//! - [`drive`]: a running fleet driven with requests (counters sampled, a fault injected)
+//!   and the report of the run (`veil net load`).
+//! - [`bench`]: a coordinator and a fleet started as processes on loopback, driven and
+//!   checked against single-process inference (`veil net bench`).
 //! - [`grpc`]: one unary gRPC method over mutual TLS carrying veil's frames.
 //!
 //! The node logic is transport-independent and also tested over an in-process message queue.
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cluster;
 pub mod deploy;
+pub mod drive;
 pub mod grpc;
 pub mod load;
 pub mod node;
@@ -92,6 +98,24 @@ pub enum NetError {
     /// Node counters were not valid JSON.
     #[error("node counters")]
     Counters(#[source] serde_json::Error),
+    /// A file could not be written, or the I/O runtime could not start.
+    #[error("{path}")]
+    File {
+        /// The file (or what was being started).
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A trace record could not be encoded.
+    #[error("encoding a trace record")]
+    Encode(#[source] serde_json::Error),
+    /// Keys could not be generated or written.
+    #[error(transparent)]
+    Tls(#[from] veil_tls::TlsError),
+    /// A process of a benchmark fleet failed or could not be started.
+    #[error(transparent)]
+    Harness(#[from] veil_harness::HarnessError),
     /// A task of the runtime panicked or was cancelled, or shared state was poisoned.
     #[error("runtime: {0}")]
     Runtime(String),

@@ -346,3 +346,18 @@ mod tests {
         assert!(heat_map(&hm, "t", &rows, &cols, &[]).is_err());
     }
 }
+
+// TEMP-SHIM (replaced by the charts branch)
+impl Series {
+    /// Temporary.
+    pub fn with_spread(
+        name: impl Into<String>,
+        points: Vec<(f64, f64)>,
+        _spread: Vec<f64>,
+    ) -> Self {
+        Series {
+            name: name.into(),
+            points,
+        }
+    }
+}

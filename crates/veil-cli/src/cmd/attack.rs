@@ -3,11 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
-use veil_attack::{
-    AttackConfig, AttackReport, HelperView, LayerFeatures, MapSelection, attack_features,
-    grid::save_grid, helper_features,
-};
+use veil_attack::campaign::{self, AttackRun, helper_view};
+use veil_attack::{AttackConfig, MapSelection};
 use veil_model::{Model, TrainConfig};
 
 use crate::DataArgs;
@@ -108,7 +105,7 @@ pub fn weights_for(
     if let Some(w) = given {
         return Ok(w.clone());
     }
-    let cached = super::train::default_weights(model, &id.name());
+    let cached = veil_model::session::default_weights(model, &id.name());
     if !cached.is_file() {
         eprintln!(
             "no weights given: training {model} on {} first ({})",
@@ -138,153 +135,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         SelectionArg::Contiguous => MapSelection::Contiguous,
     };
     let (id, split, model) = args.target.load()?;
-    let cfg = AttackConfig {
-        layer: args.layer.clone(),
-        maps: args.maps,
-        selection,
-        draws: args.draws,
-        aux_samples: args.aux,
-        victims: args.victims,
-        train: TrainConfig {
-            epochs: args.epochs,
-            seed: args.seed,
-            ..AttackConfig::default().train
+    let helper = match &args.helper_of {
+        Some(conv) => Some(helper_view(
+            &model,
+            conv,
+            args.maps,
+            args.owned,
+            args.senders,
+        )?),
+        None => None,
+    };
+    let run = AttackRun {
+        config: AttackConfig {
+            layer: args.layer.clone(),
+            maps: args.maps,
+            selection,
+            draws: args.draws,
+            aux_samples: args.aux,
+            victims: args.victims,
+            train: TrainConfig {
+                epochs: args.epochs,
+                seed: args.seed,
+                ..AttackConfig::default().train
+            },
         },
+        helper,
+        out: args.out.clone(),
     };
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar.set_message(format!("attack {}: querying the device part", args.layer));
-    let started = std::time::Instant::now();
-    let (feats, helper) = match &args.helper_of {
-        None => {
-            let feats = LayerFeatures::extract(
-                &model,
-                &split.train,
-                &split.test,
-                &args.layer,
-                args.aux,
-                args.victims,
-            )?;
-            (feats, None)
-        }
-        Some(conv) => {
-            let view = helper_view(&model, conv, &args)?;
-            let feats = helper_features(
-                &model,
-                &split.train,
-                &split.test,
-                &view,
-                args.aux,
-                args.victims,
-            )?;
-            (feats, Some(view))
-        }
-    };
-    // A helper's observation is attacked whole: --maps named what it holds.
-    let cfg = AttackConfig {
-        maps: if helper.is_some() { None } else { cfg.maps },
-        ..cfg
-    };
-    let mut report: AttackReport = attack_features(&feats, &cfg, &mut |m| {
-        bar.set_message(format!("attack {}: {m}", feats.layer))
+    let bar = crate::spinner("attack");
+    let outcome = campaign::run(&model, &id.name(), &split, &run, &mut |m| {
+        bar.set_message(m.to_string())
     })?;
-    report.seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let stem = match &helper {
-        None => format!("{}-{}-k{}", model.spec().name, report.layer, report.maps),
-        Some(v) => format!(
-            "{}-{}-helper-k{}-q{}-g{}",
-            model.spec().name,
-            v.conv,
-            v.held,
-            v.owned,
-            v.senders
-        ),
-    };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let grid = args.out.join(format!("{stem}.png"));
-    let originals: Vec<&[f32]> = (0..report.examples.len())
-        .map(|i| split.test.sample(i))
-        .collect();
-    let recon: Vec<&[f32]> = report.examples.iter().map(Vec::as_slice).collect();
-    save_grid(&grid, split.test.shape, &originals, &recon)?;
-    std::fs::write(args.out.join(format!("{stem}.csv")), csv(&report))
-        .with_context(|| format!("writing {stem}.csv"))?;
-    let mut value = serde_json::to_value(&report)?;
-    value["model"] = serde_json::json!(model.spec().name);
-    value["dataset"] = serde_json::json!(id.name());
-    value["grid"] = serde_json::json!(grid);
-    value["helper"] = serde_json::json!(helper);
-    std::fs::write(
-        args.out.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(&value)?,
-    )?;
-    if args.json {
-        return crate::print_json(&value);
+    match args.json {
+        true => crate::print_json(&outcome),
+        false => crate::out(&outcome.summary()),
     }
-    crate::out(&format!(
-        "{} / {} at {} with {} of {} maps: SSIM {:.4} +- {:.4}, PSNR {:.2} dB, MSE {:.5} over {} victims ({:.0} s); grid {}",
-        model.spec().name,
-        id.name(),
-        report.layer,
-        report.maps,
-        report.total_maps,
-        report.ssim_mean,
-        report.ssim_std,
-        report.psnr_mean,
-        report.mse_mean,
-        report.victims,
-        report.seconds,
-        grid.display()
-    ))
-}
-
-/// The helper share from the flags: holds `--maps` (required), owns `--owned` (default: as
-/// many), hears from `--senders` devices (default: the rest spread over helpers like it).
-fn helper_view(model: &Model, conv: &str, args: &Args) -> anyhow::Result<HelperView> {
-    let index = model.spec().layer_index(conv)?;
-    let p = model.shapes()[index].as_chw().map_or(0, |(c, _, _)| c);
-    let out_c = model.shapes()[index + 1].as_chw().map_or(0, |(c, _, _)| c);
-    let Some(held) = args.maps else {
-        anyhow::bail!("--helper-of needs --maps: the input maps of {conv} the helper holds");
-    };
-    if held == 0 || held > p {
-        anyhow::bail!("--maps {held}: {conv} has {p} input maps");
-    }
-    Ok(HelperView {
-        conv: conv.to_string(),
-        held,
-        owned: args.owned.unwrap_or(held.min(out_c)),
-        senders: args.senders.unwrap_or((p - held).div_ceil(held)),
-    })
-}
-
-/// One report as a CSV header and row.
-fn csv(r: &AttackReport) -> String {
-    format!(
-        "layer,maps,total_maps,selection,draws,victims,aux_samples,ssim_mean,ssim_std,psnr_mean,psnr_std,mse_mean,mse_std,seconds\n\
-         \"{}\",{},{},{},{},{},{},{:.6},{:.6},{:.4},{:.4},{:.6},{:.6},{:.1}\n",
-        r.layer,
-        r.maps,
-        r.total_maps,
-        match r.selection {
-            MapSelection::Random => "random",
-            MapSelection::Contiguous => "contiguous",
-        },
-        r.draws,
-        r.victims,
-        r.aux_samples,
-        r.ssim_mean,
-        r.ssim_std,
-        r.psnr_mean,
-        r.psnr_std,
-        r.mse_mean,
-        r.mse_std,
-        r.seconds
-    )
 }

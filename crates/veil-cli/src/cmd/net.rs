@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use veil_net::bench::party_names;
 use veil_net::cluster::{Coordinator, CoordinatorConfig, NodeConfig, run_node};
+use veil_net::drive::runtime;
 use veil_net::planner::Planner;
 use veil_plan::{Budgets, DeviceClass, Fleet};
 
@@ -163,15 +165,6 @@ fn init_logs() {
         .try_init();
 }
 
-/// The I/O runtime of the runtime's commands.
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the I/O runtime")
-}
-
 /// Runs `veil net`.
 pub fn run(args: NetArgs) -> anyhow::Result<()> {
     match args.what {
@@ -188,13 +181,6 @@ pub fn run(args: NetArgs) -> anyhow::Result<()> {
         NetCommand::Bench(b) => super::net_load::bench(&b),
         NetCommand::Load(l) => super::net_load::load(&l),
     }
-}
-
-/// `coordinator`, `client`, `cam0` and `h0..h{helpers-1}`.
-pub(crate) fn party_names(helpers: usize) -> Vec<String> {
-    let mut v = vec!["coordinator".to_string(), "client".into(), "cam0".into()];
-    v.extend((0..helpers).map(|i| format!("h{i}")));
-    v
 }
 
 fn millis(ms: u64) -> Duration {
