@@ -149,8 +149,7 @@ impl Dealer {
         arch: &Architecture,
         weights: &[LayerWeights],
     ) -> Result<Self, MpcError> {
-        let rng = ChaCha20Rng::try_from_os_rng()
-            .map_err(|e| MpcError::Input(format!("the OS random generator failed: {e}")))?;
+        let rng = ChaCha20Rng::try_from_rng(&mut rand::rngs::OsRng).map_err(MpcError::Entropy)?;
         Ok(Self::with_rng(arch, weights, rng))
     }
 

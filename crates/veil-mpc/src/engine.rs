@@ -11,7 +11,6 @@
 
 use std::num::Wrapping;
 
-use crate::MpcError;
 use crate::dcf::DcfKey;
 use crate::dealer::{COMPARE_BITS, Item, LinearShares, Material, ModelShares, ReluMaterial};
 use crate::model::{Architecture, Linear, Op};
@@ -19,6 +18,7 @@ use crate::prg::Prg;
 use crate::ring::{FRAC_BITS, encode, truncate_share};
 use crate::share::{Party, Shares};
 use crate::transport::Channel;
+use crate::{MpcError, Violation};
 
 /// One computing server.
 pub struct Server {
@@ -42,7 +42,7 @@ impl Items {
         self.items.next().ok_or_else(|| MpcError::Protocol {
             peer: "dealer".into(),
             step: what.into(),
-            message: "material ran out".into(),
+            violation: Violation::MaterialRanOut,
         })
     }
 
@@ -63,10 +63,19 @@ impl Items {
             _ => Err(MpcError::Protocol {
                 peer: "dealer".into(),
                 step: what.into(),
-                message: format!("expected ReLU material for {n} elements"),
+                violation: Violation::ExpectedRelu(n),
             }),
         }
     }
+}
+
+/// One inference's moving parts: the link to the other server, the next open step, the
+/// material not consumed yet and the batch size.
+struct Online<'a, C> {
+    ch: &'a mut C,
+    step: u32,
+    items: Items,
+    batch: usize,
 }
 
 impl Server {
@@ -92,7 +101,7 @@ impl Server {
             return Err(MpcError::Protocol {
                 peer: "dealer".into(),
                 step: "model shares".into(),
-                message: format!("shares do not fit the architecture of {}", arch.name),
+                violation: Violation::SharesDoNotFit(arch.name.clone()),
             });
         }
         Ok(Server {
@@ -119,11 +128,15 @@ impl Server {
                 self.arch.input_len
             )));
         }
-        let mut items = Items {
-            items: material.items.into_iter(),
+        let mut run = Online {
+            ch,
+            step: 0,
+            items: Items {
+                items: material.items.into_iter(),
+            },
+            batch,
         };
         let mut x = input.0;
-        let mut step = 0u32;
         let mut layers = self.model.layers.iter();
         for op in &self.arch.ops {
             x = match op {
@@ -131,20 +144,21 @@ impl Server {
                     let shares = layers.next().ok_or_else(|| MpcError::Protocol {
                         peer: "dealer".into(),
                         step: layer.clone(),
-                        message: "no model shares for this layer".into(),
+                        violation: Violation::NoModelShares,
                     })?;
-                    let Item::Linear { a, c } = items.next(layer)? else {
+                    let Item::Linear { a, c } = run.items.next(layer)? else {
                         return Err(MpcError::Protocol {
                             peer: "dealer".into(),
                             step: layer.clone(),
-                            message: "expected linear material".into(),
+                            violation: Violation::ExpectedLinear,
                         });
                     };
-                    self.linear(ch, &mut step, linear, shares, &x, &a.0, &c.0, batch, layer)?
+                    let step = &mut run.step;
+                    self.linear(run.ch, step, linear, shares, &x, &a.0, &c.0, batch, layer)?
                 }
                 Op::Relu { layer, len } => {
-                    let m = items.relu(layer, batch * len)?;
-                    relu(ch, &mut step, self.party, &self.prg, &x, m)?
+                    let m = run.items.relu(layer, batch * len)?;
+                    relu(run.ch, &mut run.step, self.party, &self.prg, &x, m)?
                 }
                 Op::MaxPool {
                     layer,
@@ -155,35 +169,7 @@ impl Server {
                 } => {
                     let windows = Op::windows(*input, *kernel, *stride);
                     let per = input.iter().product::<usize>();
-                    // Candidates of every window of every sample.
-                    let mut cands: Vec<Vec<u64>> = Vec::with_capacity(batch * windows.len());
-                    for s in 0..batch {
-                        let img = &x[s * per..(s + 1) * per];
-                        for win in &windows {
-                            cands.push(win.iter().map(|&i| img[i]).collect());
-                        }
-                    }
-                    while cands.first().is_some_and(|c| c.len() > 1) {
-                        let pairs = cands[0].len() / 2;
-                        let diffs: Vec<u64> = cands
-                            .iter()
-                            .flat_map(|c| {
-                                (0..pairs).map(move |p| c[2 * p].wrapping_sub(c[2 * p + 1]))
-                            })
-                            .collect();
-                        let m = items.relu(layer, diffs.len())?;
-                        let r = relu(ch, &mut step, self.party, &self.prg, &diffs, m)?;
-                        for (w, c) in cands.iter_mut().enumerate() {
-                            let mut next: Vec<u64> = (0..pairs)
-                                .map(|p| c[2 * p + 1].wrapping_add(r[w * pairs + p]))
-                                .collect();
-                            if c.len() % 2 == 1 {
-                                next.push(c[c.len() - 1]);
-                            }
-                            *c = next;
-                        }
-                    }
-                    cands.into_iter().map(|c| c[0]).collect()
+                    self.max_pool(&mut run, layer, &windows, per, &x)?
                 }
                 Op::AvgPool {
                     input,
@@ -193,28 +179,82 @@ impl Server {
                 } => {
                     let windows = Op::windows(*input, *kernel, *stride);
                     let per = input.iter().product::<usize>();
-                    let scale = encode(1.0 / (kernel[0] * kernel[1]) as f64);
-                    let p = self.party.index();
-                    let mut out = Vec::with_capacity(batch * windows.len());
-                    for s in 0..batch {
-                        let img = &x[s * per..(s + 1) * per];
-                        for win in &windows {
-                            let sum = win.iter().fold(0u64, |acc, &i| acc.wrapping_add(img[i]));
-                            out.push(truncate_share(sum.wrapping_mul(scale), p, FRAC_BITS));
-                        }
-                    }
-                    out
+                    self.avg_pool(&windows, per, kernel[0] * kernel[1], &x, batch)
                 }
             };
         }
-        if items.items.next().is_some() {
+        if run.items.items.next().is_some() {
             return Err(MpcError::Protocol {
                 peer: "dealer".into(),
                 step: "end".into(),
-                message: "material left over".into(),
+                violation: Violation::MaterialLeftOver,
             });
         }
         Ok(Shares(x))
+    }
+
+    /// Shares of a max pool of `x` (`run.batch` samples of `per` words; `windows` are the
+    /// input indices of each output element): a tournament in which each level compares
+    /// the pairs of every window with one secure ReLU of their differences (`max(a, b) = b +
+    /// relu(a - b)`; an odd candidate passes to the next level). Two rounds per level.
+    fn max_pool<C: Channel>(
+        &self,
+        run: &mut Online<'_, C>,
+        layer: &str,
+        windows: &[Vec<usize>],
+        per: usize,
+        x: &[u64],
+    ) -> Result<Vec<u64>, MpcError> {
+        // Candidates of every window of every sample.
+        let mut cands: Vec<Vec<u64>> = Vec::with_capacity(run.batch * windows.len());
+        for s in 0..run.batch {
+            let img = &x[s * per..(s + 1) * per];
+            for win in windows {
+                cands.push(win.iter().map(|&i| img[i]).collect());
+            }
+        }
+        while cands.first().is_some_and(|c| c.len() > 1) {
+            let pairs = cands[0].len() / 2;
+            let diffs: Vec<u64> = cands
+                .iter()
+                .flat_map(|c| (0..pairs).map(move |p| c[2 * p].wrapping_sub(c[2 * p + 1])))
+                .collect();
+            let m = run.items.relu(layer, diffs.len())?;
+            let r = relu(run.ch, &mut run.step, self.party, &self.prg, &diffs, m)?;
+            for (w, c) in cands.iter_mut().enumerate() {
+                let mut next: Vec<u64> = (0..pairs)
+                    .map(|p| c[2 * p + 1].wrapping_add(r[w * pairs + p]))
+                    .collect();
+                if c.len() % 2 == 1 {
+                    next.push(c[c.len() - 1]);
+                }
+                *c = next;
+            }
+        }
+        Ok(cands.into_iter().map(|c| c[0]).collect())
+    }
+
+    /// Shares of an average pool of `x` (`batch` samples of `per` words, windows of `area`
+    /// elements): local window sums times the public `1 / area`, truncated. No rounds.
+    fn avg_pool(
+        &self,
+        windows: &[Vec<usize>],
+        per: usize,
+        area: usize,
+        x: &[u64],
+        batch: usize,
+    ) -> Vec<u64> {
+        let scale = encode(1.0 / area as f64);
+        let p = self.party.index();
+        let mut out = Vec::with_capacity(batch * windows.len());
+        for s in 0..batch {
+            let img = &x[s * per..(s + 1) * per];
+            for win in windows {
+                let sum = win.iter().fold(0u64, |acc, &i| acc.wrapping_add(img[i]));
+                out.push(truncate_share(sum.wrapping_mul(scale), p, FRAC_BITS));
+            }
+        }
+        out
     }
 
     /// `L(W, X) + bias`, truncated: opens `E = X - A`, then `[p = 0] L(F, E) + L(F, A_p) +
@@ -237,7 +277,7 @@ impl Server {
             return Err(MpcError::Protocol {
                 peer: "dealer".into(),
                 step: layer.into(),
-                message: "linear material of the wrong size".into(),
+                violation: Violation::LinearSize,
             });
         }
         let e_mine: Vec<u64> = x.iter().zip(a).map(|(x, a)| x.wrapping_sub(*a)).collect();

@@ -57,10 +57,7 @@ pub fn run_in_memory(
         let stats0 = c0.stats();
         let r1 = h.join().unwrap_or_else(|_| {
             (
-                Err(MpcError::Transport {
-                    peer: "E2".into(),
-                    message: "server thread panicked".into(),
-                }),
+                Err(MpcError::Panicked { party: "E2".into() }),
                 LinkStats::default(),
             )
         });
@@ -123,10 +120,7 @@ pub fn run_batches_in_memory(
             let r0 = timed(&s0, &mut c0, x0, m0);
             (r0, h.join())
         });
-        let r1 = r1.map_err(|_| MpcError::Transport {
-            peer: "E2".into(),
-            message: "server thread panicked".into(),
-        })?;
+        let r1 = r1.map_err(|_| MpcError::Panicked { party: "E2".into() })?;
         let (y0, y1) = (r0.0?, r1.0?);
         for s in reveal(&y0, &y1).chunks_exact(arch.output_len.max(1)) {
             logits.push(s.iter().map(|&v| decode(v)).collect());

@@ -101,15 +101,9 @@ pub use veil_spec::weights::Tensors;
 
 /// Reads a veil weight file with the one reader of the format, `veil_spec::weights`.
 pub fn read_weight_file(path: &Path) -> Result<(ModelSpec, Tensors), MpcError> {
-    veil_spec::weights::read_file(path).map_err(|e| match e {
-        veil_spec::SpecError::Weights { path, reason } => MpcError::Weights {
-            path,
-            message: reason,
-        },
-        other => MpcError::Weights {
-            path: path.display().to_string(),
-            message: other.to_string(),
-        },
+    veil_spec::weights::read_file(path).map_err(|source| MpcError::Weights {
+        path: path.display().to_string(),
+        source: Box::new(source),
     })
 }
 
@@ -131,7 +125,10 @@ fn compile_inner(
     spec: &ModelSpec,
     tensors: Option<&Tensors>,
 ) -> Result<(Architecture, Vec<LayerWeights>), MpcError> {
-    let unsupported = |e: veil_spec::SpecError| MpcError::Unsupported(e.to_string());
+    let unsupported = |source| MpcError::Model {
+        model: spec.name.clone(),
+        source: Box::new(source),
+    };
     let output_len = spec
         .validate()
         .map_err(unsupported)?

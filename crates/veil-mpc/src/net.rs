@@ -20,11 +20,11 @@ use tokio::runtime::Runtime;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use veil_tls::Credentials;
 
-use crate::MpcError;
 use crate::transport::{
     Channel, FRAME_HEADER, KIND_OPEN, LinkStats, MAX_FRAME, decode_open, encode_frame,
     encode_frame_bytes, split_body,
 };
+use crate::{MpcError, Refusal, Violation};
 
 /// Message kinds on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +47,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn name(byte: u8) -> String {
+    /// The name of kind byte `byte` (`unknown kind <b>` for none).
+    pub(crate) fn name(byte: u8) -> String {
         match byte {
             1 => "open".into(),
             2 => "spec".into(),
@@ -80,37 +81,46 @@ pub fn runtime() -> Result<Arc<Runtime>, MpcError> {
         .enable_all()
         .build()
         .map(Arc::new)
-        .map_err(|e| MpcError::Transport {
-            peer: "-".into(),
-            message: format!("starting the I/O runtime: {e}"),
-        })
+        .map_err(|e| transport_err("-", "starting the I/O runtime", e))
 }
 
-fn transport_err(peer: &str, message: impl std::fmt::Display) -> MpcError {
+/// An I/O failure with `peer` while doing `action`.
+fn transport_err(peer: &str, action: impl Into<String>, source: std::io::Error) -> MpcError {
     MpcError::Transport {
         peer: peer.to_string(),
-        message: message.to_string(),
+        action: action.into(),
+        source,
     }
 }
 
-fn tls_err(e: veil_tls::TlsError) -> MpcError {
-    transport_err("-", e)
+/// `awaited` did not happen with `peer` within `after`.
+fn timeout_err(peer: &str, awaited: impl Into<String>, after: Duration) -> MpcError {
+    MpcError::Timeout {
+        peer: peer.to_string(),
+        awaited: awaited.into(),
+        after,
+    }
+}
+
+/// A TLS set-up failure of `party`.
+fn tls_err(party: &str) -> impl FnOnce(veil_tls::TlsError) -> MpcError {
+    move |source| MpcError::Tls {
+        party: party.to_string(),
+        source,
+    }
 }
 
 async fn read_frame(read: &mut ReadHalf<Stream>, peer: &str) -> Result<Vec<u8>, MpcError> {
     let mut len = [0u8; 4];
     read.read_exact(&mut len)
         .await
-        .map_err(|e| transport_err(peer, format!("reading a frame: {e}")))?;
+        .map_err(|e| transport_err(peer, "reading a frame", e))?;
     let len = usize::try_from(u32::from_le_bytes(len)).unwrap_or(usize::MAX);
     if !(FRAME_HEADER - 4..=MAX_FRAME).contains(&len) {
         return Err(MpcError::Protocol {
             peer: peer.to_string(),
             step: "frame".into(),
-            message: format!(
-                "frame length {len} outside {}..={MAX_FRAME}",
-                FRAME_HEADER - 4
-            ),
+            violation: Violation::FrameLength { length: len },
         });
     }
     // The buffer grows with the bytes that actually arrive (in steps of at most 1 MiB), so a
@@ -120,12 +130,12 @@ async fn read_frame(read: &mut ReadHalf<Stream>, peer: &str) -> Result<Vec<u8>, 
         .take(len as u64)
         .read_to_end(&mut body)
         .await
-        .map_err(|e| transport_err(peer, format!("reading a frame: {e}")))?;
+        .map_err(|e| transport_err(peer, "reading a frame", e))?;
     if got != len {
-        return Err(transport_err(
-            peer,
-            format!("truncated frame: {got} of {len} bytes"),
-        ));
+        return Err(MpcError::Closed {
+            peer: peer.to_string(),
+            during: format!("after {got} of {len} frame bytes"),
+        });
     }
     Ok(body)
 }
@@ -138,19 +148,20 @@ impl Conn {
         let peer = self.peer.clone();
         let write = &mut self.write;
         let fut = async move {
+            let sending = || format!("sending {kind:?} {step}");
             write
                 .write_all(&f)
                 .await
-                .map_err(|e| transport_err(&peer, format!("sending: {e}")))?;
+                .map_err(|e| transport_err(&peer, sending(), e))?;
             write
                 .flush()
                 .await
-                .map_err(|e| transport_err(&peer, format!("sending: {e}")))
+                .map_err(|e| transport_err(&peer, sending(), e))
         };
         let t = self.timeout;
         self.rt
             .block_on(async { tokio::time::timeout(t, fut).await })
-            .map_err(|_| transport_err(&self.peer, format!("timed out after {t:?} sending")))?
+            .map_err(|_| timeout_err(&self.peer, format!("completed send of {kind:?} {step}"), t))?
     }
 
     /// Receives one frame, which must be of `kind` (or [`Kind::Done`] when `done_ok`) and of
@@ -168,31 +179,28 @@ impl Conn {
         let body = self
             .rt
             .block_on(async { tokio::time::timeout(t, fut).await })
-            .map_err(|_| {
-                transport_err(
-                    &self.peer,
-                    format!("timed out after {t:?} waiting for {kind:?}"),
-                )
-            })??;
+            .map_err(|_| timeout_err(&self.peer, format!("{kind:?} frame of step {step}"), t))??;
         self.stats.bytes_received += 4 + body.len() as u64;
-        let unexpected = |m: String| MpcError::Protocol {
+        let step_name = || format!("{kind:?} {step}");
+        let unexpected = |violation| MpcError::Protocol {
             peer: self.peer.clone(),
-            step: format!("{kind:?} {step}"),
-            message: m,
+            step: step_name(),
+            violation,
         };
         let (got_kind, got_step, payload) =
-            split_body(&body).map_err(|e| unexpected(e.to_string()))?;
+            split_body(&body).map_err(|source| MpcError::Malformed {
+                peer: self.peer.clone(),
+                step: step_name(),
+                source,
+            })?;
         if done_ok && got_kind == Kind::Done as u8 {
             return Ok((Kind::Done, Vec::new()));
         }
         if got_kind != kind as u8 {
-            return Err(unexpected(format!(
-                "unexpected {} message",
-                Kind::name(got_kind)
-            )));
+            return Err(unexpected(Violation::UnexpectedKind { kind: got_kind }));
         }
         if got_step != step {
-            return Err(unexpected(format!("message of step {got_step}")));
+            return Err(unexpected(Violation::WrongStep(got_step)));
         }
         Ok((kind, payload.to_vec()))
     }
@@ -229,11 +237,11 @@ impl Channel for Conn {
                 write
                     .write_all(&frame)
                     .await
-                    .map_err(|e| transport_err(&peer, format!("sending open {step}: {e}")))?;
+                    .map_err(|e| transport_err(&peer, format!("sending open {step}"), e))?;
                 write
                     .flush()
                     .await
-                    .map_err(|e| transport_err(&peer, format!("sending open {step}: {e}")))
+                    .map_err(|e| transport_err(&peer, format!("sending open {step}"), e))
             };
             let (sent, got) = tokio::join!(send, read_frame(read, &peer));
             sent?;
@@ -243,9 +251,7 @@ impl Channel for Conn {
         let body = self
             .rt
             .block_on(async { tokio::time::timeout(t, fut).await })
-            .map_err(|_| {
-                transport_err(&self.peer, format!("timed out after {t:?} in open {step}"))
-            })??;
+            .map_err(|_| timeout_err(&self.peer, format!("exchange of open {step}"), t))??;
         self.stats.bytes_received += 4 + body.len() as u64;
         self.stats.rounds += 1;
         decode_open(&body, step, values.len(), &self.peer)
@@ -265,8 +271,8 @@ pub fn connect(
     target: &str,
     timeout: Duration,
 ) -> Result<Conn, MpcError> {
-    let connector = TlsConnector::from(creds.client_config().map_err(tls_err)?);
-    let name = veil_tls::server_name(target).map_err(tls_err)?;
+    let connector = TlsConnector::from(creds.client_config().map_err(tls_err(&creds.name))?);
+    let name = veil_tls::server_name(target).map_err(tls_err(target))?;
     let start = Instant::now();
     let tcp = loop {
         match rt.block_on(TcpStream::connect(addr)) {
@@ -275,14 +281,14 @@ pub fn connect(
                 let _ = e;
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => return Err(transport_err(target, format!("connecting to {addr}: {e}"))),
+            Err(e) => return Err(transport_err(target, format!("connecting to {addr}"), e)),
         }
     };
     let _ = tcp.set_nodelay(true);
     let tls = rt
         .block_on(async { tokio::time::timeout(timeout, connector.connect(name, tcp)).await })
-        .map_err(|_| transport_err(target, "TLS handshake timed out"))?
-        .map_err(|e| transport_err(target, format!("TLS handshake with {addr}: {e}")))?;
+        .map_err(|_| timeout_err(target, format!("TLS handshake with {addr}"), timeout))?
+        .map_err(|e| transport_err(target, format!("TLS handshake with {addr}"), e))?;
     let (read, write) = tokio::io::split(TlsStream::Client(tls));
     Ok(Conn {
         rt: rt.clone(),
@@ -297,7 +303,7 @@ pub fn connect(
 /// Binds a listener.
 pub fn listen(rt: &Arc<Runtime>, addr: SocketAddr) -> Result<TcpListener, MpcError> {
     rt.block_on(TcpListener::bind(addr))
-        .map_err(|e| transport_err("-", format!("listening on {addr}: {e}")))
+        .map_err(|e| transport_err("-", format!("listening on {addr}"), e))
 }
 
 /// Accepts one connection from any of `accepted` (checked by certificate). A client without
@@ -309,27 +315,33 @@ pub fn accept(
     accepted: &[&str],
     timeout: Duration,
 ) -> Result<Conn, MpcError> {
-    let acceptor = TlsAcceptor::from(creds.server_config().map_err(tls_err)?);
+    let acceptor = TlsAcceptor::from(creds.server_config().map_err(tls_err(&creds.name))?);
     let (tcp, from) = rt
         .block_on(async { tokio::time::timeout(timeout, listener.accept()).await })
-        .map_err(|_| transport_err("-", format!("no connection within {timeout:?}")))?
-        .map_err(|e| transport_err("-", format!("accepting: {e}")))?;
+        .map_err(|_| timeout_err("-", "connection", timeout))?
+        .map_err(|e| transport_err("-", "accepting", e))?;
     let _ = tcp.set_nodelay(true);
-    let refused = |reason: String| MpcError::Refused {
+    let refused = |reason: Refusal, source: Option<std::io::Error>| MpcError::Refused {
         peer: from.to_string(),
         reason,
+        source,
     };
     let tls = rt
         .block_on(async { tokio::time::timeout(timeout, acceptor.accept(tcp)).await })
-        .map_err(|_| refused(format!("TLS handshake not finished within {timeout:?}")))?
-        .map_err(|e| refused(format!("TLS handshake refused: {e}")))?;
+        .map_err(|_| refused(Refusal::HandshakeTimeout(timeout), None))?
+        .map_err(|e| refused(Refusal::Handshake, Some(e)))?;
     let peer = tls
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|c| c.first())
         .and_then(|c| veil_tls::peer_party(c, accepted))
-        .ok_or_else(|| refused(format!("certificate is not one of {accepted:?}")))?
+        .ok_or_else(|| {
+            refused(
+                Refusal::Certificate(accepted.iter().map(|a| a.to_string()).collect()),
+                None,
+            )
+        })?
         .to_string();
     let (read, write) = tokio::io::split(TlsStream::Server(tls));
     Ok(Conn {
@@ -344,5 +356,5 @@ pub fn accept(
 
 /// Loads `name`'s credentials from `dir`.
 pub fn credentials(dir: &Path, name: &str) -> Result<Credentials, MpcError> {
-    Credentials::load(dir, name).map_err(tls_err)
+    Credentials::load(dir, name).map_err(tls_err(name))
 }

@@ -21,16 +21,18 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use veil_spec::ModelSpec;
 
-use crate::MpcError;
 use crate::dealer::Dealer;
 use crate::engine::Server;
 use crate::local::share_input;
-use crate::model::{architecture, compile, read_weight_file};
+use crate::model::{Architecture, architecture, compile, read_weight_file};
 use crate::net::{Conn, Kind, accept, connect, credentials, listen, runtime};
 use crate::ring::decode;
 use crate::share::{Party, Shares, reveal};
 use crate::transport::Channel;
-use crate::wire::{Reader, Writer, decode_material, decode_model, encode_material, encode_model};
+use crate::wire::{
+    Reader, WireError, Writer, decode_material, decode_model, encode_material, encode_model,
+};
+use crate::{MpcError, Violation};
 
 /// Party names (certificate names).
 pub const E1: &str = "e1";
@@ -44,11 +46,21 @@ pub const SENSOR: &str = "sensor";
 /// Every party of a session, as `veil mpc keygen` names them.
 pub const PARTIES: [&str; 4] = [E1, E2, DEALER, SENSOR];
 
-fn wire_err(peer: &str, step: &str, e: impl std::fmt::Display) -> MpcError {
+/// A decoding failure of `peer`'s message at `step`.
+fn malformed(peer: &str, step: &str) -> impl FnOnce(WireError) -> MpcError {
+    move |source| MpcError::Malformed {
+        peer: peer.to_string(),
+        step: step.to_string(),
+        source,
+    }
+}
+
+/// `peer` broke the protocol at `step`.
+fn violation(peer: &str, step: &str, violation: Violation) -> MpcError {
     MpcError::Protocol {
         peer: peer.to_string(),
         step: step.to_string(),
-        message: e.to_string(),
+        violation,
     }
 }
 
@@ -78,107 +90,169 @@ pub struct ServerReport {
 
 /// Runs one server until the dealer says done.
 pub fn run_server(cfg: &ServerConfig) -> Result<ServerReport, MpcError> {
-    let name = if cfg.party == Party::Zero { E1 } else { E2 };
-    let creds = credentials(&cfg.keys, name)?;
-    let rt = runtime()?;
-    let listener = listen(&rt, cfg.listen)?;
-    let mut peer: Option<Conn> = None;
-    if cfg.party == Party::One {
-        let addr = cfg
-            .peer
-            .ok_or_else(|| MpcError::Input("E2 needs E1's address (--peer)".into()))?;
-        peer = Some(connect(&rt, addr, &creds, E1, cfg.timeout)?);
-    }
-    let (mut dealer, mut sensor): (Option<Conn>, Option<Conn>) = (None, None);
-    let accepted: &[&str] = if cfg.party == Party::Zero {
-        &[E2, DEALER, SENSOR]
-    } else {
-        &[DEALER, SENSOR]
-    };
-    while dealer.is_none() || sensor.is_none() || peer.is_none() {
-        let conn = match accept(&rt, &listener, &creds, accepted, cfg.timeout) {
-            Ok(c) => c,
-            // A refused connection (no, late or foreign certificate) does not end the server.
-            Err(e @ MpcError::Refused { .. }) => {
-                eprintln!("veil mpc server {name}: {e}");
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let slot = match conn.peer.as_str() {
-            E2 => &mut peer,
-            DEALER => &mut dealer,
-            _ => &mut sensor,
-        };
-        if slot.is_some() {
-            // The first connection of a party stays its link; a second one is dropped.
-            eprintln!(
-                "veil mpc server {name}: refused a second connection of {}",
-                conn.peer
-            );
-            continue;
-        }
-        *slot = Some(conn);
-    }
-    let (Some(mut dealer), Some(mut sensor), Some(mut peer)) = (dealer, sensor, peer) else {
-        return Err(MpcError::Input("connections missing".into()));
-    };
-    let (_, spec_json) = dealer.recv(Kind::Spec, 0, false)?;
-    let spec_text = std::str::from_utf8(&spec_json).map_err(|e| wire_err(DEALER, "spec", e))?;
-    let spec = ModelSpec::from_json_str(spec_text).map_err(|e| wire_err(DEALER, "spec", e))?;
-    let arch = architecture(&spec)?;
-    let (_, model) = dealer.recv(Kind::Model, 0, false)?;
-    let model = decode_model(&model).map_err(|e| wire_err(DEALER, "model", e))?;
-    let server = Server::new(cfg.party, arch.clone(), model)?;
+    let mut links = ServerLinks::establish(cfg)?;
+    let (arch, server) = receive_model(&mut links.dealer, cfg.party)?;
     let mut report = ServerReport::default();
     for k in 0u32.. {
-        let (kind, payload) = dealer.recv(Kind::Material, k, true)?;
+        let Some(batch) = links.serve_batch(&server, &arch, k)? else {
+            break;
+        };
+        report.batches += 1;
+        report.samples += batch;
+    }
+    Ok(report)
+}
+
+/// A server's three links of a session.
+struct ServerLinks {
+    dealer: Conn,
+    sensor: Conn,
+    /// The other server.
+    peer: Conn,
+}
+
+impl ServerLinks {
+    /// Connects the server of `cfg`: E2 first connects to E1; then it accepts the dealer, the
+    /// sensor and (E1) E2, in any order. A refused connection (no, late or foreign
+    /// certificate) and a second connection of a party are logged and skipped; the first
+    /// connection of each party is its link. Errors: credentials, listening, E1 unreachable,
+    /// or no connection within the timeout.
+    fn establish(cfg: &ServerConfig) -> Result<Self, MpcError> {
+        let name = if cfg.party == Party::Zero { E1 } else { E2 };
+        let creds = credentials(&cfg.keys, name)?;
+        let rt = runtime()?;
+        let listener = listen(&rt, cfg.listen)?;
+        let mut peer: Option<Conn> = None;
+        if cfg.party == Party::One {
+            let addr = cfg
+                .peer
+                .ok_or_else(|| MpcError::Input("E2 needs E1's address (--peer)".into()))?;
+            peer = Some(connect(&rt, addr, &creds, E1, cfg.timeout)?);
+        }
+        let (mut dealer, mut sensor): (Option<Conn>, Option<Conn>) = (None, None);
+        let accepted: &[&str] = if cfg.party == Party::Zero {
+            &[E2, DEALER, SENSOR]
+        } else {
+            &[DEALER, SENSOR]
+        };
+        while dealer.is_none() || sensor.is_none() || peer.is_none() {
+            let conn = match accept(&rt, &listener, &creds, accepted, cfg.timeout) {
+                Ok(c) => c,
+                // A refused connection (no, late or foreign certificate) does not end the
+                // server.
+                Err(e @ MpcError::Refused { .. }) => {
+                    eprintln!("veil mpc server {name}: {}", with_sources(&e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let slot = match conn.peer.as_str() {
+                E2 => &mut peer,
+                DEALER => &mut dealer,
+                _ => &mut sensor,
+            };
+            if slot.is_some() {
+                // The first connection of a party stays its link; a second one is dropped.
+                eprintln!(
+                    "veil mpc server {name}: refused a second connection of {}",
+                    conn.peer
+                );
+                continue;
+            }
+            *slot = Some(conn);
+        }
+        let (Some(dealer), Some(sensor), Some(peer)) = (dealer, sensor, peer) else {
+            return Err(MpcError::Input("connections missing".into()));
+        };
+        Ok(ServerLinks {
+            dealer,
+            sensor,
+            peer,
+        })
+    }
+
+    /// Batch `k`: the dealer's material (or done), the sensor's input shares (which must
+    /// announce the same number of samples), the evaluation with the other server, and the
+    /// output shares with the counters back to the dealer. `Ok(None)` when the dealer and
+    /// the sensor both said done; `Ok(Some(samples))` after a batch.
+    fn serve_batch(
+        &mut self,
+        server: &Server,
+        arch: &Architecture,
+        k: u32,
+    ) -> Result<Option<usize>, MpcError> {
+        let (kind, payload) = self.dealer.recv(Kind::Material, k, true)?;
         if kind == Kind::Done {
             // The sensor must be done too: anything else means the two disagree on batches.
-            let (kind, _) = sensor.recv(Kind::Input, k, true)?;
+            let (kind, _) = self.sensor.recv(Kind::Input, k, true)?;
             if kind != Kind::Done {
-                return Err(wire_err(
-                    SENSOR,
-                    "done",
-                    "the sensor sent more batches than the dealer",
-                ));
+                return Err(violation(SENSOR, "done", Violation::ExtraBatches));
             }
-            break;
+            return Ok(None);
         }
         let mut r = Reader::new(&payload, "material frame");
-        let batch = r.u32().map_err(|e| wire_err(DEALER, "material", e))? as usize;
-        let material = decode_material(r.bytes().map_err(|e| wire_err(DEALER, "material", e))?)
-            .map_err(|e| wire_err(DEALER, "material", e))?;
-        let (_, input) = sensor.recv(Kind::Input, k, false)?;
+        let batch = r.u32().map_err(malformed(DEALER, "material"))? as usize;
+        let material = decode_material(r.bytes().map_err(malformed(DEALER, "material"))?)
+            .map_err(malformed(DEALER, "material"))?;
+        let (_, input) = self.sensor.recv(Kind::Input, k, false)?;
         let mut r = Reader::new(&input, "input frame");
-        let in_batch = r.u32().map_err(|e| wire_err(SENSOR, "input", e))? as usize;
-        let words = r.words().map_err(|e| wire_err(SENSOR, "input", e))?;
+        let in_batch = r.u32().map_err(malformed(SENSOR, "input"))? as usize;
+        let words = r.words().map_err(malformed(SENSOR, "input"))?;
         if in_batch != batch || words.len() != batch * arch.input_len {
-            return Err(wire_err(
+            return Err(violation(
                 SENSOR,
                 &format!("input {k}"),
-                format!(
-                    "{in_batch} samples / {} words, the dealer announced {batch} samples",
-                    words.len()
-                ),
+                Violation::InputSize {
+                    samples: in_batch,
+                    words: words.len(),
+                    announced: batch,
+                },
             ));
         }
-        let before = peer.stats();
+        let before = self.peer.stats();
         let start = Instant::now();
-        let out = server.infer(&mut peer, Shares(words), material, batch)?;
+        let out = server.infer(&mut self.peer, Shares(words), material, batch)?;
         let online_ns = start.elapsed().as_nanos() as u64;
-        let after = peer.stats();
+        let after = self.peer.stats();
         let mut w = Writer::default();
         w.u64(online_ns);
         w.u64(after.bytes_sent - before.bytes_sent);
         w.u64(after.bytes_received - before.bytes_received);
         w.u64(after.rounds - before.rounds);
         w.words(&out.0);
-        dealer.send(Kind::Output, k, w.as_bytes())?;
-        report.batches += 1;
-        report.samples += batch;
+        self.dealer.send(Kind::Output, k, w.as_bytes())?;
+        Ok(Some(batch))
     }
-    Ok(report)
+}
+
+/// The dealer's first two frames: the public spec (compiled to the architecture) and this
+/// server's model shares, which must fit it.
+fn receive_model(dealer: &mut Conn, party: Party) -> Result<(Architecture, Server), MpcError> {
+    let (_, spec_json) = dealer.recv(Kind::Spec, 0, false)?;
+    let spec_text = std::str::from_utf8(&spec_json)
+        .map_err(|e| violation(DEALER, "spec", Violation::SpecNotUtf8(e.valid_up_to())))?;
+    let spec = ModelSpec::from_json_str(spec_text).map_err(|source| MpcError::Spec {
+        peer: DEALER.into(),
+        step: "spec".into(),
+        source: Box::new(source),
+    })?;
+    let arch = architecture(&spec)?;
+    let (_, model) = dealer.recv(Kind::Model, 0, false)?;
+    let model = decode_model(&model).map_err(malformed(DEALER, "model"))?;
+    let server = Server::new(party, arch.clone(), model)?;
+    Ok((arch, server))
+}
+
+/// `e` and its sources, `: `-separated (one log line).
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
 }
 
 /// The dealer's settings.
@@ -276,18 +350,21 @@ pub fn run_dealer(
             let (_, payload) = c.recv(Kind::Output, k32, false)?;
             let peer = c.peer.clone();
             let mut r = Reader::new(&payload, "output frame");
-            let mut field = || r.u64().map_err(|e| wire_err(&peer, "output", e));
+            let mut field = || r.u64().map_err(malformed(&peer, "output"));
             online_ms[p] = field()? as f64 / 1e6;
             sent[p] = field()?;
             let _received = field()?;
             rounds = field()?;
-            let words = r.words().map_err(|e| wire_err(&peer, "output", e))?;
-            r.finish().map_err(|e| wire_err(&peer, "output", e))?;
+            let words = r.words().map_err(malformed(&peer, "output"))?;
+            r.finish().map_err(malformed(&peer, "output"))?;
             if words.len() != batch * arch.output_len {
-                return Err(wire_err(
+                return Err(violation(
                     &peer,
                     "output",
-                    format!("{} words for {batch} samples", words.len()),
+                    Violation::OutputSize {
+                        words: words.len(),
+                        samples: batch,
+                    },
                 ));
             }
             shares.push(Shares(words));

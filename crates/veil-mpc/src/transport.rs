@@ -5,7 +5,8 @@
 //! payload. An *open* frame carries a vector of `u64` (LE) that the sender contributes to
 //! opening a masked value: both servers send their frame and read the peer's in the same
 //! round ([`Channel::exchange`]). The receiver checks kind, step and length against what the
-//! protocol expects at that point; anything else aborts with [`MpcError::Protocol`].
+//! protocol expects at that point; anything else aborts with [`MpcError::Protocol`] (or
+//! [`MpcError::Malformed`] when the bytes do not decode).
 //!
 //! [`MemoryChannel`] is the in-process double for tests: it moves the very same frames over
 //! `std::sync::mpsc`, so its byte and round counts ([`LinkStats`]) equal the TCP transport's
@@ -14,12 +15,12 @@
 //! Key items: [`Channel`], [`LinkStats`], [`MemoryChannel`], [`encode_frame`],
 //! [`decode_open`], [`FRAME_HEADER`].
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
 use veil_codec::{Reader, WireError, Writer};
 
-use crate::MpcError;
+use crate::{MpcError, Violation};
 
 /// Bytes of a frame before its payload: length (4), kind (1), step (4).
 pub const FRAME_HEADER: usize = 9;
@@ -95,29 +96,36 @@ pub fn decode_open(
     expected: usize,
     peer: &str,
 ) -> Result<Vec<u64>, MpcError> {
-    let err = |message: String| MpcError::Protocol {
+    let step_name = || format!("open {step}");
+    let violation = |violation| MpcError::Protocol {
         peer: peer.to_string(),
-        step: format!("open {step}"),
-        message,
+        step: step_name(),
+        violation,
     };
-    let (kind, got_step, payload) = split_body(frame).map_err(|e| err(e.to_string()))?;
+    let malformed = |source| MpcError::Malformed {
+        peer: peer.to_string(),
+        step: step_name(),
+        source,
+    };
+    if frame.len() < FRAME_HEADER - 4 {
+        return Err(violation(Violation::Truncated(frame.len())));
+    }
+    let (kind, got_step, payload) = split_body(frame).map_err(malformed)?;
     if kind != KIND_OPEN {
-        return Err(err(format!("unexpected message kind {kind}")));
+        return Err(violation(Violation::UnexpectedKind { kind }));
     }
     if got_step != step {
-        return Err(err(format!("message of step {got_step} arrived")));
+        return Err(violation(Violation::WrongStep(got_step)));
     }
     if payload.len() != expected * 8 {
-        return Err(err(format!(
-            "{} payload bytes, expected {} ({} words)",
-            payload.len(),
-            expected * 8,
-            expected
-        )));
+        return Err(violation(Violation::PayloadSize {
+            got: payload.len(),
+            expected,
+        }));
     }
     Reader::new(payload, "open frame")
         .words_uncounted(expected)
-        .map_err(|e| err(e.to_string()))
+        .map_err(malformed)
 }
 
 /// In-process link (tests): frames over channels, counted like the TCP transport.
@@ -146,9 +154,9 @@ impl MemoryChannel {
 
     /// Sends raw bytes as if they were a frame (tests of malformed input).
     pub fn send_raw(&mut self, frame: Vec<u8>) -> Result<(), MpcError> {
-        self.to_peer.send(frame).map_err(|_| MpcError::Transport {
+        self.to_peer.send(frame).map_err(|_| MpcError::Closed {
             peer: self.peer.clone(),
-            message: "peer hung up".into(),
+            during: "before sending".into(),
         })
     }
 }
@@ -161,9 +169,16 @@ impl Channel for MemoryChannel {
         let got = self
             .from_peer
             .recv_timeout(self.timeout)
-            .map_err(|e| MpcError::Transport {
-                peer: self.peer.clone(),
-                message: format!("no frame for step {step}: {e}"),
+            .map_err(|e| match e {
+                RecvTimeoutError::Timeout => MpcError::Timeout {
+                    peer: self.peer.clone(),
+                    awaited: format!("open frame of step {step}"),
+                    after: self.timeout,
+                },
+                RecvTimeoutError::Disconnected => MpcError::Closed {
+                    peer: self.peer.clone(),
+                    during: format!("while waiting for open {step}"),
+                },
             })?;
         self.stats.bytes_received += got.len() as u64;
         self.stats.rounds += 1;
@@ -171,7 +186,7 @@ impl Channel for MemoryChannel {
             return Err(MpcError::Protocol {
                 peer: self.peer.clone(),
                 step: format!("open {step}"),
-                message: format!("truncated frame of {} bytes", got.len()),
+                violation: Violation::Truncated(got.len()),
             });
         }
         let len = usize::try_from(u32::from_le_bytes([got[0], got[1], got[2], got[3]]))
@@ -180,7 +195,10 @@ impl Channel for MemoryChannel {
             return Err(MpcError::Protocol {
                 peer: self.peer.clone(),
                 step: format!("open {step}"),
-                message: format!("length field {len}, frame body {}", got.len() - 4),
+                violation: Violation::LengthMismatch {
+                    field: len,
+                    body: got.len() - 4,
+                },
             });
         }
         decode_open(&got[4..], step, values.len(), &self.peer)

@@ -157,75 +157,7 @@ impl DeviceWork {
 impl Deployment {
     /// Stages of `spec` with segment owners `owners[s][p]` and source `source`.
     pub fn new(spec: &ModelSpec, owners: &[Vec<usize>], source: usize) -> Result<Self, NetError> {
-        let lowered = lower(spec)?;
-        let mut stages: Vec<Stage> = Vec::new();
-        for op in lowered {
-            let bad = |layer: &str, m: &str| {
-                NetError::Deploy(format!("{} layer {layer}: {m}", spec.name))
-            };
-            match op {
-                LoweredOp::Linear { layer, linear } => {
-                    let (channels, finished_len) = match linear {
-                        Linear::Conv { output, .. } => {
-                            if stages
-                                .last()
-                                .is_some_and(|s| matches!(s.kernel, Linear::Dense { .. }))
-                            {
-                                return Err(bad(
-                                    &layer,
-                                    "a conv after a dense layer is not supported",
-                                ));
-                            }
-                            (output[0], output[1] * output[2])
-                        }
-                        Linear::Dense { output, .. } => (1, output),
-                    };
-                    stages.push(Stage {
-                        layer,
-                        kernel: linear,
-                        post: Vec::new(),
-                        channels,
-                        finished_len,
-                        owners: Vec::new(),
-                    });
-                }
-                LoweredOp::Relu { layer, .. } => stages
-                    .last_mut()
-                    .ok_or_else(|| bad(&layer, "a ReLU before the first compute layer"))?
-                    .post
-                    .push(PostOp::Relu),
-                LoweredOp::Pool {
-                    layer,
-                    max,
-                    input,
-                    kernel,
-                    stride,
-                    output,
-                } => {
-                    let s = stages
-                        .last_mut()
-                        .ok_or_else(|| bad(&layer, "pooling before the first compute layer"))?;
-                    let size = [input[1], input[2]];
-                    s.post.push(if max {
-                        PostOp::MaxPool {
-                            size,
-                            kernel,
-                            stride,
-                        }
-                    } else {
-                        PostOp::AvgPool {
-                            size,
-                            kernel,
-                            stride,
-                        }
-                    });
-                    s.finished_len = output[0] * output[1];
-                }
-                LoweredOp::Reshape { layer } => {
-                    return Err(bad(&layer, "reshape layers are not deployable"));
-                }
-            }
-        }
+        let mut stages = stages_of(spec)?;
         if stages.len() != owners.len() {
             return Err(NetError::Deploy(format!(
                 "{} has {} compute layers, the placement {}",
@@ -351,6 +283,77 @@ impl Deployment {
             ref dense @ Linear::Dense { .. } => dense.clone(),
         }
     }
+}
+
+/// `spec`'s stages without owners: one per compute layer of the lowered model, each with the
+/// channel-wise ops that follow it as post ops. Errors on what the runtime cannot deploy: a
+/// channel-wise op before the first compute layer, a conv after a dense layer, a reshape.
+fn stages_of(spec: &ModelSpec) -> Result<Vec<Stage>, NetError> {
+    let mut stages: Vec<Stage> = Vec::new();
+    for op in lower(spec)? {
+        let bad =
+            |layer: &str, m: &str| NetError::Deploy(format!("{} layer {layer}: {m}", spec.name));
+        match op {
+            LoweredOp::Linear { layer, linear } => {
+                let (channels, finished_len) = match linear {
+                    Linear::Conv { output, .. } => {
+                        if stages
+                            .last()
+                            .is_some_and(|s| matches!(s.kernel, Linear::Dense { .. }))
+                        {
+                            return Err(bad(&layer, "a conv after a dense layer is not supported"));
+                        }
+                        (output[0], output[1] * output[2])
+                    }
+                    Linear::Dense { output, .. } => (1, output),
+                };
+                stages.push(Stage {
+                    layer,
+                    kernel: linear,
+                    post: Vec::new(),
+                    channels,
+                    finished_len,
+                    owners: Vec::new(),
+                });
+            }
+            LoweredOp::Relu { layer, .. } => stages
+                .last_mut()
+                .ok_or_else(|| bad(&layer, "a ReLU before the first compute layer"))?
+                .post
+                .push(PostOp::Relu),
+            LoweredOp::Pool {
+                layer,
+                max,
+                input,
+                kernel,
+                stride,
+                output,
+            } => {
+                let s = stages
+                    .last_mut()
+                    .ok_or_else(|| bad(&layer, "pooling before the first compute layer"))?;
+                let size = [input[1], input[2]];
+                s.post.push(if max {
+                    PostOp::MaxPool {
+                        size,
+                        kernel,
+                        stride,
+                    }
+                } else {
+                    PostOp::AvgPool {
+                        size,
+                        kernel,
+                        stride,
+                    }
+                });
+                s.finished_len = output[0] * output[1];
+            }
+            LoweredOp::Reshape { layer } => {
+                return Err(bad(&layer, "reshape layers are not deployable"));
+            }
+        }
+    }
+    Ok(stages)
 }
 
 /// Applies `post` to one channel's values.

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::NetError;
-use crate::deploy::{Deployment, DeviceWork, StageWork, apply_post};
+use crate::deploy::{Deployment, DeviceWork, Stage, StageWork, apply_post};
 use veil_spec::kernels::Linear;
 
 /// What a message carries.
@@ -374,6 +374,12 @@ impl Node {
         }
     }
 
+    /// Computes stage `s` of request `r` (its inputs are complete, see [`Node::progress`]):
+    /// consumes the inputs, runs the kernel on this device's weight slice, finishes the output
+    /// channels itself when it runs the whole stage (else routes partial sums to their
+    /// finishers), and returns one message per destination, the first carrying the request's
+    /// trace with this stage's record appended. Drops the request's state once every stage of
+    /// this device is done.
     fn compute(&mut self, r: u64, s: usize) -> Result<Outbox, NetError> {
         let w = self
             .work
@@ -382,29 +388,11 @@ impl Node {
             .ok_or_else(|| self.bad(r, format!("no work at stage {s}")))?;
         let stage = self.deployment.stages[s].clone();
         let device = self.device;
-        let Some(st) = self.requests.get_mut(&r) else {
-            return Err(self.bad(r, format!("no state for stage {s}")));
-        };
-        st.done.insert(s);
-        let wait_us = st.opened.elapsed().as_micros() as u64;
-        let mut trace = std::mem::take(&mut st.trace);
-        let x: Vec<f32> = match stage.kernel {
-            Linear::Conv { .. } => w
-                .segments
-                .iter()
-                .flat_map(|q| st.inputs.remove(&(s, *q)).unwrap_or_default())
-                .collect(),
-            Linear::Dense { .. } => {
-                let n = if s == 0 {
-                    1
-                } else {
-                    self.deployment.stages[s - 1].channels
-                };
-                (0..n)
-                    .flat_map(|q| st.inputs.remove(&(s, q)).unwrap_or_default())
-                    .collect()
-            }
-        };
+        let Taken {
+            x,
+            wait_us,
+            mut trace,
+        } = self.take_inputs(r, s, &stage, &w)?;
         let lin = self.deployment.linear_for(s, w.segments.len());
         if x.len() != lin.input_len() || w.weight.len() != lin.weight_len() {
             return Err(self.bad(
@@ -421,50 +409,10 @@ impl Node {
         self.macs += macs;
         let began = Instant::now();
         let y = lin.apply(&w.weight, &x);
-        let raw = stage.raw_len();
-        let mut out = Outbox::new();
         let whole = stage.whole();
-        let mut groups: BTreeMap<usize, Vec<(usize, Vec<f32>)>> = BTreeMap::new();
-        for (q, chunk) in y.chunks_exact(raw).enumerate() {
-            if whole {
-                let v = self.finish(s, q, chunk.to_vec(), r)?;
-                groups
-                    .entry(self.deployment.consumer(s, q))
-                    .or_default()
-                    .push((q, v));
-            } else {
-                groups
-                    .entry(self.deployment.finisher(s, q))
-                    .or_default()
-                    .push((q, chunk.to_vec()));
-            }
-        }
-        let mut compute = began.elapsed();
-        if let Some(speed) = self.speed {
-            let emulated = Duration::from_secs_f64(macs as f64 / speed);
-            self.delay += emulated.saturating_sub(compute);
-            compute = compute.max(emulated);
-        }
-        let (mut sent_bytes, mut messages) = (0u64, 0u64);
-        for (to, channels) in groups {
-            let m = Message {
-                request: r,
-                stage: s,
-                payload: if whole {
-                    Payload::Finished
-                } else {
-                    Payload::Partial
-                },
-                from: device,
-                channels,
-                trace: Vec::new(),
-            };
-            if to != device {
-                sent_bytes += m.value_bytes() as u64;
-                messages += 1;
-            }
-            out.push((to, m));
-        }
+        let groups = self.route(r, s, &stage, &y)?;
+        let compute = self.emulated(macs, began.elapsed());
+        let (mut out, sent_bytes, messages) = addressed(r, s, whole, device, groups);
         trace.push(TraceRecord {
             device,
             stage: s,
@@ -478,8 +426,83 @@ impl Node {
             Some((_, m)) => m.trace = trace,
             None => return Err(self.bad(r, format!("{} produced no output", stage.layer))),
         }
-        // Every message a node receives is an input of one of its computations, so once all
-        // are done nothing more arrives for the request here: drop its state.
+        self.drop_if_done(r);
+        Ok(out)
+    }
+
+    /// Marks stage `s` of request `r` done and takes its inputs (in kernel order: this
+    /// device's segments of a conv, every channel of the previous stage for a dense layer)
+    /// and the trace records waiting to be forwarded. Missing inputs come out empty (the
+    /// caller's length check refuses them).
+    fn take_inputs(
+        &mut self,
+        r: u64,
+        s: usize,
+        stage: &Stage,
+        w: &StageWork,
+    ) -> Result<Taken, NetError> {
+        let dense_inputs = match s {
+            0 => 1,
+            _ => self.deployment.stages[s - 1].channels,
+        };
+        let Some(st) = self.requests.get_mut(&r) else {
+            return Err(self.bad(r, format!("no state for stage {s}")));
+        };
+        st.done.insert(s);
+        let wait_us = st.opened.elapsed().as_micros() as u64;
+        let trace = std::mem::take(&mut st.trace);
+        let x: Vec<f32> = match stage.kernel {
+            Linear::Conv { .. } => w
+                .segments
+                .iter()
+                .flat_map(|q| st.inputs.remove(&(s, *q)).unwrap_or_default())
+                .collect(),
+            Linear::Dense { .. } => (0..dense_inputs)
+                .flat_map(|q| st.inputs.remove(&(s, q)).unwrap_or_default())
+                .collect(),
+        };
+        Ok(Taken { x, wait_us, trace })
+    }
+
+    /// Groups the kernel output `y` of stage `s` (one `raw_len` chunk per output channel) by
+    /// destination: finished channels to their consumers when this device runs the whole
+    /// stage, raw partial sums to their finishers otherwise.
+    fn route(&self, r: u64, s: usize, stage: &Stage, y: &[f32]) -> Result<Routed, NetError> {
+        let whole = stage.whole();
+        let mut groups: Routed = BTreeMap::new();
+        for (q, chunk) in y.chunks_exact(stage.raw_len()).enumerate() {
+            if whole {
+                let v = self.finish(s, q, chunk.to_vec(), r)?;
+                groups
+                    .entry(self.deployment.consumer(s, q))
+                    .or_default()
+                    .push((q, v));
+            } else {
+                groups
+                    .entry(self.deployment.finisher(s, q))
+                    .or_default()
+                    .push((q, chunk.to_vec()));
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The compute time to record for `macs` multiplications that took `measured`: with
+    /// device emulation at least `macs / speed`, the difference owed in [`Node::take_delay`].
+    fn emulated(&mut self, macs: u64, measured: Duration) -> Duration {
+        let mut compute = measured;
+        if let Some(speed) = self.speed {
+            let emulated = Duration::from_secs_f64(macs as f64 / speed);
+            self.delay += emulated.saturating_sub(compute);
+            compute = compute.max(emulated);
+        }
+        compute
+    }
+
+    /// Drops request `r`'s state when every stage this device computes is done: every
+    /// message a node receives is an input of one of its computations, so nothing more
+    /// arrives for the request here.
+    fn drop_if_done(&mut self, r: u64) {
         let finished = self.requests.get(&r).is_some_and(|st| {
             self.work
                 .values()
@@ -489,6 +512,46 @@ impl Node {
         if finished {
             self.requests.remove(&r);
         }
-        Ok(out)
     }
+}
+
+/// A computation's output channels by destination device: `(channel, values)` each.
+type Routed = BTreeMap<usize, Vec<(usize, Vec<f32>)>>;
+
+/// What [`Node::take_inputs`] takes out of a request's state for one computation.
+struct Taken {
+    /// The kernel's input.
+    x: Vec<f32>,
+    /// Microseconds since the node first heard of the request.
+    wait_us: u64,
+    /// Records to forward with the computation's first message.
+    trace: Vec<TraceRecord>,
+}
+
+/// One message of stage `s` of request `r` from `device` per destination in `groups`
+/// (finished channels when the stage is `whole`, partial sums otherwise; no trace yet), with
+/// the value bytes and number of the messages that leave the device.
+fn addressed(r: u64, s: usize, whole: bool, device: usize, groups: Routed) -> (Outbox, u64, u64) {
+    let mut out = Outbox::new();
+    let (mut sent_bytes, mut messages) = (0u64, 0u64);
+    for (to, channels) in groups {
+        let m = Message {
+            request: r,
+            stage: s,
+            payload: if whole {
+                Payload::Finished
+            } else {
+                Payload::Partial
+            },
+            from: device,
+            channels,
+            trace: Vec::new(),
+        };
+        if to != device {
+            sent_bytes += m.value_bytes() as u64;
+            messages += 1;
+        }
+        out.push((to, m));
+    }
+    (out, sent_bytes, messages)
 }

@@ -112,8 +112,45 @@ pub fn simulate(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let helpers = fleet.helpers.len();
     let cameras = fleet.sources.len().min(source_model.len());
+    let arrivals = arrivals(&mut rng, cfg, cameras);
+    let rates = rates(fleet);
+    let mut run = Run {
+        placer: Placer {
+            plans,
+            rates: &rates,
+            helpers,
+            strategy,
+        },
+        source_model,
+        // A deterministic strategy that fails on untouched budgets fails in every period.
+        deterministic: strategy != Strategy::Random,
+        max_wait_periods: cfg.max_wait_periods,
+        period: fleet.budgets.period_s,
+        ledger: Ledger::new(fleet),
+        rng,
+        tally: Tally {
+            placements: Vec::new(),
+            latencies: Vec::new(),
+            inference: Vec::new(),
+            shared: 0.0,
+            rejected: vec![false; arrivals.len()],
+        },
+    };
+    let started = std::time::Instant::now();
+    if cameras > 0 {
+        run.all_periods(&arrivals);
+    }
+    let placing_seconds = started.elapsed().as_secs_f64();
+    let tally = run.tally;
+    let result = summarize(&tally, plans, cfg, strategy, helpers, placing_seconds);
+    (result, tally.placements)
+}
+
+/// `cfg.requests` Poisson arrivals (rate `cfg.lambda`) from cameras drawn uniformly among
+/// `cameras` (camera 0 when there are none), in arrival order with ids `0..`.
+fn arrivals(rng: &mut ChaCha8Rng, cfg: &SimConfig, cameras: usize) -> Vec<Request> {
     let mut t = 0.0;
-    let arrivals: Vec<Request> = (0..cfg.requests)
+    (0..cfg.requests)
         .map(|id| {
             let u: f64 = rng.random_range(f64::EPSILON..1.0);
             t += -u.ln() / cfg.lambda.max(1e-9);
@@ -123,94 +160,138 @@ pub fn simulate(
                 source: rng.random_range(0..cameras.max(1)),
             }
         })
-        .collect();
-    let mut rejected = vec![false; arrivals.len()];
-    // A deterministic strategy that fails on untouched budgets fails in every period.
-    let deterministic = strategy != Strategy::Random;
-    let rates = rates(fleet);
-    let placer = Placer {
-        plans,
-        rates: &rates,
-        helpers,
-        strategy,
-    };
-    let period = fleet.budgets.period_s;
-    let mut ledger = Ledger::new(fleet);
-    let started = std::time::Instant::now();
-    let mut placements = Vec::new();
-    let (mut latencies, mut inference) = (Vec::new(), Vec::new());
-    let mut shared = 0.0;
-    let mut waiting: Vec<Request> = Vec::new();
-    let mut next = 0;
-    // Period index, as f64: with a tiny arrival rate the arrival times, and so the index, can
-    // exceed any integer.
-    let mut k = 0.0f64;
-    while cameras > 0 && (next < arrivals.len() || !waiting.is_empty()) {
-        let idle = waiting.is_empty();
-        if idle {
-            // Nothing waits: skip the empty periods up to the next arrival, so the loop runs
-            // O(requests) times whatever the rate and the period length.
-            k = k.max((arrivals[next].arrival / period).floor());
+        .collect()
+}
+
+/// What the placed and rejected requests add up to.
+struct Tally {
+    /// Every placement made, in placement order.
+    placements: Vec<Placement>,
+    /// Per placed request: waiting time plus inference latency, seconds.
+    latencies: Vec<f64>,
+    /// Per placed request: inference latency alone, seconds.
+    inference: Vec<f64>,
+    /// Bytes exchanged between distinct devices.
+    shared: f64,
+    /// Per request id: rejected at least once.
+    rejected: Vec<bool>,
+}
+
+/// The placing loop's state: one ledger renewed every period and one random stream (the
+/// one that drew the arrivals, continued).
+struct Run<'a> {
+    placer: Placer<'a>,
+    /// Plan index per camera (source index).
+    source_model: &'a [usize],
+    /// Whether the strategy is deterministic: then a request rejected on untouched budgets
+    /// is dropped at once.
+    deterministic: bool,
+    max_wait_periods: usize,
+    /// Seconds per budget period.
+    period: f64,
+    ledger: Ledger,
+    rng: ChaCha8Rng,
+    tally: Tally,
+}
+
+impl Run<'_> {
+    /// Runs period after period until every arrival is placed or dropped. Needs at least one
+    /// camera (every arrival's source indexes `source_model`).
+    fn all_periods(&mut self, arrivals: &[Request]) {
+        let period = self.period;
+        let mut waiting: Vec<Request> = Vec::new();
+        let mut next = 0;
+        // Period index, as f64: with a tiny arrival rate the arrival times, and so the index,
+        // can exceed any integer.
+        let mut k = 0.0f64;
+        while next < arrivals.len() || !waiting.is_empty() {
+            let idle = waiting.is_empty();
+            if idle {
+                // Nothing waits: skip the empty periods up to the next arrival, so the loop
+                // runs O(requests) times whatever the rate and the period length.
+                k = k.max((arrivals[next].arrival / period).floor());
+            }
+            self.ledger.renew();
+            let start = k * period;
+            let retry = std::mem::take(&mut waiting);
+            let fresh_end = arrivals[next..]
+                .iter()
+                .position(|r| r.arrival >= start + period)
+                .map_or(arrivals.len(), |p| next + p);
+            // At huge times `start + period` can round to `start`: an idle period takes at
+            // least the next arrival, so every iteration makes progress.
+            let fresh_end = if idle {
+                fresh_end.max(next + 1)
+            } else {
+                fresh_end
+            };
+            waiting = self.one_period(start, retry, &arrivals[next..fresh_end]);
+            next = fresh_end;
+            k += 1.0;
         }
-        ledger.renew();
+    }
+
+    /// One period starting at `start` on renewed budgets: the `retry` requests first (they
+    /// count as served at `start`), then the `fresh` arrivals at their arrival times. Returns
+    /// the requests that wait for the next period; the hopeless and the too-old are dropped.
+    fn one_period(&mut self, start: f64, retry: Vec<Request>, fresh: &[Request]) -> Vec<Request> {
         let mut untouched = true;
-        let start = k * period;
         let mut still = Vec::new();
-        let retry = std::mem::take(&mut waiting);
-        let fresh_end = arrivals[next..]
-            .iter()
-            .position(|r| r.arrival >= start + period)
-            .map_or(arrivals.len(), |p| next + p);
-        // At huge times `start + period` can round to `start`: an idle period takes at least
-        // the next arrival, so every iteration makes progress.
-        let fresh_end = if idle {
-            fresh_end.max(next + 1)
-        } else {
-            fresh_end
-        };
-        let fresh = arrivals[next..fresh_end].iter();
         for (req, when) in retry
             .into_iter()
             .map(|r| (r, start))
-            .chain(fresh.map(|r| (*r, r.arrival)))
+            .chain(fresh.iter().map(|r| (*r, r.arrival)))
         {
-            let model = source_model[req.source];
-            match placer.place(model, helpers + req.source, &mut ledger, &mut rng) {
+            let model = self.source_model[req.source];
+            let source = self.placer.helpers + req.source;
+            match self
+                .placer
+                .place(model, source, &mut self.ledger, &mut self.rng)
+            {
                 Some(p) => {
                     untouched = false;
-                    let cost = request_cost(&plans[model], &p, &rates);
-                    latencies.push(when - req.arrival + cost.latency_s);
-                    inference.push(cost.latency_s);
-                    shared += cost.shared_bytes;
-                    placements.push(p);
+                    let cost = request_cost(&self.placer.plans[model], &p, self.placer.rates);
+                    let tally = &mut self.tally;
+                    tally.latencies.push(when - req.arrival + cost.latency_s);
+                    tally.inference.push(cost.latency_s);
+                    tally.shared += cost.shared_bytes;
+                    tally.placements.push(p);
                 }
                 None => {
-                    rejected[req.id] = true;
-                    let hopeless = deterministic && untouched;
-                    let too_long = start - req.arrival > cfg.max_wait_periods as f64 * period;
+                    self.tally.rejected[req.id] = true;
+                    let hopeless = self.deterministic && untouched;
+                    let too_long = start - req.arrival > self.max_wait_periods as f64 * self.period;
                     if !hopeless && !too_long {
                         still.push(req);
                     }
                 }
             }
         }
-        next = fresh_end;
-        waiting = still;
-        k += 1.0;
+        still
     }
-    let placing_seconds = started.elapsed().as_secs_f64();
-    let rejected = rejected.iter().filter(|&&r| r).count();
-    let placed = latencies.len();
+}
+
+/// The figures of a finished run.
+fn summarize(
+    tally: &Tally,
+    plans: &[ModelPlan],
+    cfg: &SimConfig,
+    strategy: Strategy,
+    helpers: usize,
+    placing_seconds: f64,
+) -> SimResult {
+    let rejected = tally.rejected.iter().filter(|&&r| r).count();
+    let placed = tally.latencies.len();
     // `fold` from +0.0: an empty float sum is -0.0.
-    let total: f64 = latencies.iter().fold(0.0, |a, b| a + b);
-    let mut sorted = latencies.clone();
+    let total: f64 = tally.latencies.iter().fold(0.0, |a, b| a + b);
+    let mut sorted = tally.latencies.clone();
     sorted.sort_by(f64::total_cmp);
     let p95 = if sorted.is_empty() {
         0.0
     } else {
         sorted[((sorted.len() as f64 * 0.95).ceil() as usize).clamp(1, sorted.len()) - 1]
     };
-    let result = SimResult {
+    SimResult {
         strategy: strategy.name(),
         devices: helpers,
         tau: plans.first().map_or(f64::NAN, |p| p.tau),
@@ -221,9 +302,8 @@ pub fn simulate(
         latency_total_s: total,
         latency_mean_s: total / placed.max(1) as f64,
         latency_p95_s: p95,
-        inference_mean_s: inference.iter().fold(0.0, |a, b| a + b) / placed.max(1) as f64,
-        shared_mb: shared / 1e6,
+        inference_mean_s: tally.inference.iter().fold(0.0, |a, b| a + b) / placed.max(1) as f64,
+        shared_mb: tally.shared / 1e6,
         placing_seconds,
-    };
-    (result, placements)
+    }
 }

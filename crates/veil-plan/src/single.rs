@@ -10,7 +10,7 @@ use crate::greedy::{Ledger, Placer};
 use crate::ilp::{ExactConfig, Request, solve_exact};
 use crate::placement::{Usage, add_usage, budgets, rates};
 use crate::{
-    Device, DeviceClass, Fleet, ModelPlan, PlanError, Source, StageCap, Strategy, check,
+    Device, DeviceClass, Fleet, ModelPlan, Placement, PlanError, Source, StageCap, Strategy, check,
     request_cost,
 };
 
@@ -97,61 +97,17 @@ pub fn plan_one(
     strategy: Strategy,
     exact: Option<&ExactConfig>,
 ) -> Result<Option<PlanReport>, PlanError> {
-    let mut fleet = fleet.clone();
-    let source = match fleet.sources.iter().position(|s| s.model == plan.model) {
-        Some(c) => c,
-        None => {
-            fleet.sources.push(Source {
-                device: Device {
-                    name: format!("cam-{}", fleet.sources.len()),
-                    class: DeviceClass::rpi3(),
-                },
-                model: plan.model.clone(),
-            });
-            fleet.sources.len() - 1
-        }
-    };
+    let (fleet, source) = with_camera(fleet, &plan.model);
     let helpers = fleet.helpers.len();
     let rates = rates(&fleet);
     let plans = [plan];
-    let placer = Placer {
-        plans: &plans,
-        rates: &rates,
-        helpers,
+    let Some(Placed {
+        placement,
+        exact: exact_summary,
         strategy,
-    };
-    let mut ledger = Ledger::new(&fleet);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let greedy = placer.place(0, helpers + source, &mut ledger, &mut rng);
-    let (placement, exact_summary, strategy) = match exact {
-        None => match greedy {
-            Some(p) => (p, None, strategy),
-            None => return Ok(None),
-        },
-        Some(cfg) => {
-            let requests = [Request {
-                model: 0,
-                source: helpers + source,
-            }];
-            let start = greedy.as_ref().map(std::slice::from_ref);
-            let Some(solved) = solve_exact(&fleet, &plans, &requests, start, cfg)? else {
-                return Ok(None);
-            };
-            let summary = ExactSummary {
-                solver: solved.solver,
-                optimal: solved.optimal,
-                mip_gap: solved.gap,
-                status: solved.status.clone(),
-                seconds: solved.seconds,
-                greedy_latency_s: greedy
-                    .as_ref()
-                    .map(|g| request_cost(&plans[0], g, &rates).latency_s),
-            };
-            let Some(p) = solved.placements.into_iter().next() else {
-                return Ok(None);
-            };
-            (p, Some(summary), Strategy::DISTPRIVACY)
-        }
+    }) = place(&fleet, &plans, &rates, helpers + source, strategy, exact)?
+    else {
+        return Ok(None);
     };
     check(
         &fleet,
@@ -166,45 +122,9 @@ pub fn plan_one(
         )
     })?;
     let cost = request_cost(&plans[0], &placement, &rates);
-    let names: Vec<String> = fleet
-        .helpers
-        .iter()
-        .chain(fleet.sources.iter().map(|s| &s.device))
-        .map(|d| d.name.clone())
-        .collect();
-    let stages = plans[0]
-        .stages
-        .iter()
-        .zip(&placement.devices)
-        .map(|(stage, row)| {
-            let mut devices = BTreeMap::new();
-            for &d in row {
-                *devices.entry(names[d].clone()).or_insert(0) += 1;
-            }
-            StageReport {
-                stage: stage.name.clone(),
-                segments: stage.segments,
-                cap: match stage.cap {
-                    StageCap::Free => None,
-                    StageCap::AtMost(n) => Some(n),
-                },
-                devices,
-            }
-        })
-        .collect();
-    let mut usage = Usage::new(names.len());
-    add_usage(&plans[0], &placement, &mut usage);
-    let slack = budgets(&fleet)
-        .iter()
-        .enumerate()
-        .filter(|(d, _)| usage.macs[*d] > 0.0 || usage.sent[*d] > 0.0)
-        .map(|(d, &(c, m, b))| Slack {
-            device: names[d].clone(),
-            compute: 1.0 - usage.macs[d] / c,
-            memory: 1.0 - usage.memory[d] / m,
-            bandwidth: 1.0 - usage.sent[d] / b,
-        })
-        .collect();
+    let names = device_names(&fleet);
+    let stages = stage_reports(&plans[0], &placement, &names);
+    let slack = slack(&fleet, &plans[0], &placement, &names);
     let [plan] = plans;
     Ok(Some(PlanReport {
         model: plan.model,
@@ -224,4 +144,139 @@ pub fn plan_one(
         owners: placement.devices.clone(),
         source: placement.source,
     }))
+}
+
+/// A copy of `fleet` and the index (among its cameras) of the first camera running `model`;
+/// when none does, the copy gets an added RPi3 camera `cam-<n>` running it.
+fn with_camera(fleet: &Fleet, model: &str) -> (Fleet, usize) {
+    let mut fleet = fleet.clone();
+    let source = match fleet.sources.iter().position(|s| s.model == model) {
+        Some(c) => c,
+        None => {
+            fleet.sources.push(Source {
+                device: Device {
+                    name: format!("cam-{}", fleet.sources.len()),
+                    class: DeviceClass::rpi3(),
+                },
+                model: model.to_string(),
+            });
+            fleet.sources.len() - 1
+        }
+    };
+    (fleet, source)
+}
+
+/// A placement found by [`place`], not yet checked.
+struct Placed {
+    placement: Placement,
+    /// The exact solve, when there was one.
+    exact: Option<ExactSummary>,
+    /// The strategy whose constraints the placement must meet (DistPrivacy for the exact
+    /// solver).
+    strategy: Strategy,
+}
+
+/// Places the one request of `plans[0]` from global device `source` on `fleet`: with the
+/// greedy `strategy` (seeded with 0), then, when `exact` is given, with the ILP warm-started
+/// from the greedy's placement. `Ok(None)` when the chosen method finds nothing.
+fn place(
+    fleet: &Fleet,
+    plans: &[ModelPlan],
+    rates: &[(f64, f64)],
+    source: usize,
+    strategy: Strategy,
+    exact: Option<&ExactConfig>,
+) -> Result<Option<Placed>, PlanError> {
+    let helpers = fleet.helpers.len();
+    let placer = Placer {
+        plans,
+        rates,
+        helpers,
+        strategy,
+    };
+    let mut ledger = Ledger::new(fleet);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let greedy = placer.place(0, source, &mut ledger, &mut rng);
+    let Some(cfg) = exact else {
+        return Ok(greedy.map(|placement| Placed {
+            placement,
+            exact: None,
+            strategy,
+        }));
+    };
+    let requests = [Request { model: 0, source }];
+    let start = greedy.as_ref().map(std::slice::from_ref);
+    let Some(solved) = solve_exact(fleet, plans, &requests, start, cfg)? else {
+        return Ok(None);
+    };
+    let summary = ExactSummary {
+        solver: solved.solver,
+        optimal: solved.optimal,
+        mip_gap: solved.gap,
+        status: solved.status.clone(),
+        seconds: solved.seconds,
+        greedy_latency_s: greedy
+            .as_ref()
+            .map(|g| request_cost(&plans[0], g, rates).latency_s),
+    };
+    Ok(solved
+        .placements
+        .into_iter()
+        .next()
+        .map(|placement| Placed {
+            placement,
+            exact: Some(summary),
+            strategy: Strategy::DISTPRIVACY,
+        }))
+}
+
+/// Device names by global index: helpers, then cameras.
+fn device_names(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .helpers
+        .iter()
+        .chain(fleet.sources.iter().map(|s| &s.device))
+        .map(|d| d.name.clone())
+        .collect()
+}
+
+/// Per stage of `plan`, how many of its segments each device of `placement` computes.
+fn stage_reports(plan: &ModelPlan, placement: &Placement, names: &[String]) -> Vec<StageReport> {
+    plan.stages
+        .iter()
+        .zip(&placement.devices)
+        .map(|(stage, row)| {
+            let mut devices = BTreeMap::new();
+            for &d in row {
+                *devices.entry(names[d].clone()).or_insert(0) += 1;
+            }
+            StageReport {
+                stage: stage.name.clone(),
+                segments: stage.segments,
+                cap: match stage.cap {
+                    StageCap::Free => None,
+                    StageCap::AtMost(n) => Some(n),
+                },
+                devices,
+            }
+        })
+        .collect()
+}
+
+/// Budget shares left on each device that `placement` uses (computes on or sends from), in
+/// global device order.
+fn slack(fleet: &Fleet, plan: &ModelPlan, placement: &Placement, names: &[String]) -> Vec<Slack> {
+    let mut usage = Usage::new(names.len());
+    add_usage(plan, placement, &mut usage);
+    budgets(fleet)
+        .iter()
+        .enumerate()
+        .filter(|(d, _)| usage.macs[*d] > 0.0 || usage.sent[*d] > 0.0)
+        .map(|(d, &(c, m, b))| Slack {
+            device: names[d].clone(),
+            compute: 1.0 - usage.macs[d] / c,
+            memory: 1.0 - usage.memory[d] / m,
+            bandwidth: 1.0 - usage.sent[d] / b,
+        })
+        .collect()
 }

@@ -13,10 +13,10 @@
 
 use serde::Serialize;
 use veil_spec::cost::BYTES_PER_SCALAR;
-use veil_spec::{LayerKind, ModelSpec};
+use veil_spec::{LayerKind, ModelSpec, Shape};
 
 use crate::PlanError;
-use crate::privacy::{Profile, StageCap, stage_cap};
+use crate::privacy::{Profile, StageCap, Thresholds, stage_cap};
 
 /// A conv or linear layer of a model, split into segments.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -66,95 +66,19 @@ impl ModelPlan {
     pub fn new(spec: &ModelSpec, profile: &Profile, tau: f64) -> Result<Self, PlanError> {
         let shapes = spec.validate()?;
         let thresholds = profile.thresholds_at(tau)?;
-        let compute: Vec<usize> = spec
-            .layers
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| matches!(l.kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. }))
-            .map(|(i, _)| i)
-            .collect();
-        if compute.len() < 2 {
-            return Err(PlanError::config(
-                format!("model {}", spec.name),
-                "needs at least two conv or linear layers to distribute",
-            ));
-        }
-        if let Some((i, l)) = spec
-            .layers
-            .iter()
-            .enumerate()
-            .find(|(_, l)| matches!(l.kind, LayerKind::ConvTranspose2d { .. }))
-        {
-            return Err(PlanError::config(
-                format!("model {}", spec.name),
-                format!(
-                    "layer {i} `{}` is a conv_transpose2d, which the planner does not split",
-                    l.name
-                ),
-            ));
-        }
+        let compute = compute_layers(spec)?;
         let mut stages = Vec::with_capacity(compute.len());
         let mut first_linear_seen = false;
-        for (s, &index) in compute.iter().enumerate() {
-            let layer = &spec.layers[index];
-            let (input, output) = (&shapes[index], &shapes[index + 1]);
-            let in_numel = input.numel() as u64;
-            let (linear, segments, macs, weights) = match &layer.kind {
-                LayerKind::Conv2d {
-                    out_channels,
-                    kernel,
-                    ..
-                } => {
-                    let (in_c, _, _) = input.as_chw().unwrap_or((1, 0, 0));
-                    let (_, oh, ow) = output.as_chw().unwrap_or((0, 0, 0));
-                    let k = (kernel[0] * kernel[1]) as u64;
-                    let p = *out_channels as u64;
-                    (
-                        false,
-                        in_c,
-                        k * p * (oh * ow) as u64,
-                        k * p * BYTES_PER_SCALAR,
-                    )
-                }
-                LayerKind::Linear { out_features } => {
-                    let n = *out_features as u64;
-                    (true, 1, in_numel * n, (in_numel * n + n) * BYTES_PER_SCALAR)
-                }
-                _ => unreachable!("filtered to conv and linear layers"),
-            };
-            let per_segment_input = in_numel / segments as u64 * BYTES_PER_SCALAR;
-            let partial = match s.checked_sub(1).map(|p| &spec.layers[compute[p]].kind) {
-                Some(LayerKind::Conv2d { .. }) => {
-                    shapes[compute[s - 1] + 1].numel() as u64 / segments as u64 * BYTES_PER_SCALAR
-                }
-                _ => per_segment_input,
-            };
-            // Layers whose outputs a helper of this stage sees: after the source's first stage
-            // only the finished input; after a shared stage, the raw conv output onwards.
-            let exposed = match s {
-                0 => index..index,
-                1 => index - 1..index,
-                _ => compute[s - 1]..index,
-            };
-            let cap = if s == 0 || (linear && first_linear_seen) {
-                StageCap::Free
-            } else {
-                stage_cap(spec, &thresholds, exposed)?
-            };
-            let first_linear_before_sp = linear && !first_linear_seen && cap != StageCap::Free;
-            first_linear_seen |= linear;
-            stages.push(Stage {
-                name: layer.name.clone(),
-                index,
-                linear,
-                segments,
-                segment_macs: macs,
-                segment_weight_bytes: weights,
-                input_bytes_whole: per_segment_input,
-                input_bytes_partial: partial,
-                source_only: s == 0 || s + 1 == compute.len() || first_linear_before_sp,
-                cap,
-            });
+        for s in 0..compute.len() {
+            let stage = Splitter {
+                spec,
+                shapes: &shapes,
+                compute: &compute,
+                thresholds: &thresholds,
+            }
+            .stage(s, first_linear_seen)?;
+            first_linear_seen |= stage.linear;
+            stages.push(stage);
         }
         Ok(ModelPlan {
             model: spec.name.clone(),
@@ -171,6 +95,138 @@ impl ModelPlan {
     /// Segments over all stages.
     pub fn total_segments(&self) -> usize {
         self.stages.iter().map(|s| s.segments).sum()
+    }
+}
+
+/// Spec indices of `spec`'s conv and linear layers, in order. Errors when there are fewer
+/// than two, or when the model has a transposed convolution (which the planner does not
+/// split).
+fn compute_layers(spec: &ModelSpec) -> Result<Vec<usize>, PlanError> {
+    let compute: Vec<usize> = spec
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l.kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    if compute.len() < 2 {
+        return Err(PlanError::config(
+            format!("model {}", spec.name),
+            "needs at least two conv or linear layers to distribute",
+        ));
+    }
+    if let Some((i, l)) = spec
+        .layers
+        .iter()
+        .enumerate()
+        .find(|(_, l)| matches!(l.kind, LayerKind::ConvTranspose2d { .. }))
+    {
+        return Err(PlanError::config(
+            format!("model {}", spec.name),
+            format!(
+                "layer {i} `{}` is a conv_transpose2d, which the planner does not split",
+                l.name
+            ),
+        ));
+    }
+    Ok(compute)
+}
+
+/// What one stage is built from: the validated spec, its shapes (`shapes[i]` is layer `i`'s
+/// input, `shapes[i + 1]` its output), the compute layers ([`compute_layers`]) and the
+/// privacy thresholds at `tau`.
+struct Splitter<'a> {
+    spec: &'a ModelSpec,
+    shapes: &'a [Shape],
+    compute: &'a [usize],
+    thresholds: &'a Thresholds,
+}
+
+/// A compute layer's segment costs: `(linear, segments, macs per segment, weight bytes per
+/// segment)`.
+type SegmentCosts = (bool, usize, u64, u64);
+
+impl Splitter<'_> {
+    /// Stage `s` (of `compute.len()`), given whether an earlier stage is linear.
+    fn stage(&self, s: usize, first_linear_seen: bool) -> Result<Stage, PlanError> {
+        let index = self.compute[s];
+        let layer = &self.spec.layers[index];
+        let (input, output) = (&self.shapes[index], &self.shapes[index + 1]);
+        let in_numel = input.numel() as u64;
+        let (linear, segments, macs, weights) = segment_costs(&layer.kind, input, output);
+        let per_segment_input = in_numel / segments as u64 * BYTES_PER_SCALAR;
+        let partial = self.partial_bytes(s, segments, per_segment_input);
+        // Layers whose outputs a helper of this stage sees: after the source's first stage
+        // only the finished input; after a shared stage, the raw conv output onwards.
+        let exposed = match s {
+            0 => index..index,
+            1 => index - 1..index,
+            _ => self.compute[s - 1]..index,
+        };
+        let cap = if s == 0 || (linear && first_linear_seen) {
+            StageCap::Free
+        } else {
+            stage_cap(self.spec, self.thresholds, exposed)?
+        };
+        let first_linear_before_sp = linear && !first_linear_seen && cap != StageCap::Free;
+        Ok(Stage {
+            name: layer.name.clone(),
+            index,
+            linear,
+            segments,
+            segment_macs: macs,
+            segment_weight_bytes: weights,
+            input_bytes_whole: per_segment_input,
+            input_bytes_partial: partial,
+            source_only: s == 0 || s + 1 == self.compute.len() || first_linear_before_sp,
+            cap,
+        })
+    }
+
+    /// Bytes of partial sums per segment of stage `s`: the previous conv stage's raw output
+    /// split over `segments`; the finished input (`per_segment_input`) when the previous
+    /// stage is linear or there is none.
+    fn partial_bytes(&self, s: usize, segments: usize, per_segment_input: u64) -> u64 {
+        match s
+            .checked_sub(1)
+            .map(|p| &self.spec.layers[self.compute[p]].kind)
+        {
+            Some(LayerKind::Conv2d { .. }) => {
+                self.shapes[self.compute[s - 1] + 1].numel() as u64 / segments as u64
+                    * BYTES_PER_SCALAR
+            }
+            _ => per_segment_input,
+        }
+    }
+}
+
+/// Segment costs of a conv layer (one segment per input map, eq. 2 and 4) or a linear layer
+/// (one segment, eq. 3, weights plus bias). Only called on the layers [`compute_layers`]
+/// keeps.
+fn segment_costs(kind: &LayerKind, input: &Shape, output: &Shape) -> SegmentCosts {
+    let in_numel = input.numel() as u64;
+    match kind {
+        LayerKind::Conv2d {
+            out_channels,
+            kernel,
+            ..
+        } => {
+            let (in_c, _, _) = input.as_chw().unwrap_or((1, 0, 0));
+            let (_, oh, ow) = output.as_chw().unwrap_or((0, 0, 0));
+            let k = (kernel[0] * kernel[1]) as u64;
+            let p = *out_channels as u64;
+            (
+                false,
+                in_c,
+                k * p * (oh * ow) as u64,
+                k * p * BYTES_PER_SCALAR,
+            )
+        }
+        LayerKind::Linear { out_features } => {
+            let n = *out_features as u64;
+            (true, 1, in_numel * n, (in_numel * n + n) * BYTES_PER_SCALAR)
+        }
+        _ => unreachable!("filtered to conv and linear layers"),
     }
 }
 

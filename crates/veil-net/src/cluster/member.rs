@@ -120,6 +120,26 @@ struct NodeState {
 }
 
 impl NodeState {
+    /// A node without a plan (epoch 0) that accepts calls from the coordinator only.
+    fn new() -> Self {
+        NodeState {
+            node: None,
+            epoch: 0,
+            suspended: None,
+            peers: HashMap::new(),
+            clients: HashMap::new(),
+            accepted: vec![COORDINATOR.to_string()],
+            pending: HashMap::new(),
+            attempt_of: HashMap::new(),
+            next_attempt: 0,
+            links: BTreeMap::new(),
+            answered: 0,
+            rejected: 0,
+            retries: 0,
+            refused: 0,
+        }
+    }
+
     /// Starts a new attempt of pending request `request`; what the node sends.
     fn launch(&mut self, request: u64) -> Result<Outbox, String> {
         self.next_attempt += 1;
@@ -195,6 +215,89 @@ impl NodeState {
             }
         }
         out
+    }
+
+    /// Admits client request `request` (answered through `tx`) and launches its first
+    /// attempt: `Ok(Ok(outbox))`. `Ok(Err(reason))` refuses it without keeping any state:
+    /// the fleet is suspended, no plan is assigned, `max_inflight` requests are pending, or
+    /// the launch failed. `Err`: a request with that id is already running.
+    fn admit(
+        &mut self,
+        request: u64,
+        tx: oneshot::Sender<Outcome>,
+        input: Vec<f32>,
+        max_inflight: usize,
+    ) -> Result<Result<Outbox, String>, Status> {
+        if let Some(why) = &self.suspended {
+            return Ok(Err(why.clone()));
+        }
+        if self.node.is_none() {
+            return Ok(Err("no plan assigned yet".to_string()));
+        }
+        if self.pending.contains_key(&request) {
+            return Err(Status::already_exists(format!(
+                "request {request} is running"
+            )));
+        }
+        if self.pending.len() >= max_inflight {
+            return Ok(Err(format!(
+                "overloaded: {} requests in flight (limit {})",
+                self.pending.len(),
+                max_inflight
+            )));
+        }
+        self.pending.insert(
+            request,
+            Pending {
+                tx,
+                input,
+                attempts: 0,
+                current: 0,
+                started: Instant::now(),
+            },
+        );
+        match self.launch(request) {
+            Ok(out) => Ok(Ok(out)),
+            Err(e) => {
+                self.pending.remove(&request);
+                Ok(Err(e))
+            }
+        }
+    }
+
+    /// Request `request`'s wait ran out: when its current attempt is older than `timeout`,
+    /// launches a fresh attempt, or rejects the request once it has had `max` attempts (or
+    /// the launch fails). Nothing when the request is gone or its attempt was restarted
+    /// meanwhile. Returns what the node sends.
+    fn on_attempt_timeout(&mut self, request: u64, max: u32, timeout: Duration) -> Outbox {
+        let Some(p) = self.pending.get(&request) else {
+            return Outbox::new();
+        };
+        if p.started.elapsed() < timeout {
+            return Outbox::new();
+        }
+        if p.attempts >= max {
+            let why = format!(
+                "no answer after {} attempts of {} ms",
+                p.attempts,
+                timeout.as_millis()
+            );
+            self.conclude(request, Outcome::Rejected(why));
+            return Outbox::new();
+        }
+        self.retries += 1;
+        tracing::warn!(
+            request,
+            attempt = p.attempts + 1,
+            "attempt timed out; retrying"
+        );
+        match self.launch(request) {
+            Ok(out) => out,
+            Err(e) => {
+                self.conclude(request, Outcome::Rejected(e));
+                Outbox::new()
+            }
+        }
     }
 
     fn counters(&self, cfg: &NodeConfig) -> NodeStats {
@@ -419,45 +522,14 @@ impl NodeService {
         self.dispatch(out, epoch).await
     }
 
+    /// Serves a client's request `request` at the source: admits it ([`NodeState::admit`]),
+    /// then waits for its outcome, restarting each attempt that outlives
+    /// [`NodeConfig::attempt_timeout`] ([`NodeState::on_attempt_timeout`]). A refusal to admit
+    /// and a rejection are answers (`Envelope::Rejected`); an `Err` is a failure of the call.
     async fn infer(&self, request: u64, input: Vec<f32>) -> Result<Envelope, Status> {
         let (tx, mut rx) = oneshot::channel();
-        let admitted = self.compute(|st| {
-            if let Some(why) = &st.suspended {
-                return Ok(Err(why.clone()));
-            }
-            if st.node.is_none() {
-                return Ok(Err("no plan assigned yet".to_string()));
-            }
-            if st.pending.contains_key(&request) {
-                return Err(Status::already_exists(format!(
-                    "request {request} is running"
-                )));
-            }
-            if st.pending.len() >= self.cfg.max_inflight {
-                return Ok(Err(format!(
-                    "overloaded: {} requests in flight (limit {})",
-                    st.pending.len(),
-                    self.cfg.max_inflight
-                )));
-            }
-            st.pending.insert(
-                request,
-                Pending {
-                    tx,
-                    input,
-                    attempts: 0,
-                    current: 0,
-                    started: Instant::now(),
-                },
-            );
-            match st.launch(request) {
-                Ok(out) => Ok(Ok(out)),
-                Err(e) => {
-                    st.pending.remove(&request);
-                    Ok(Err(e))
-                }
-            }
-        });
+        let max_inflight = self.cfg.max_inflight;
+        let admitted = self.compute(|st| st.admit(request, tx, input, max_inflight));
         let (out, epoch) = match admitted.await? {
             (Ok(out), epoch) => (out, epoch),
             (Err(why), _) => {
@@ -494,36 +566,7 @@ impl NodeService {
             let max = self.cfg.max_attempts;
             let timeout = self.cfg.attempt_timeout;
             let (out, epoch) = self
-                .compute(|st| {
-                    let Some(p) = st.pending.get(&request) else {
-                        return Ok(Outbox::new());
-                    };
-                    if p.started.elapsed() < timeout {
-                        return Ok(Outbox::new());
-                    }
-                    if p.attempts >= max {
-                        let why = format!(
-                            "no answer after {} attempts of {} ms",
-                            p.attempts,
-                            timeout.as_millis()
-                        );
-                        st.conclude(request, Outcome::Rejected(why));
-                        return Ok(Outbox::new());
-                    }
-                    st.retries += 1;
-                    tracing::warn!(
-                        request,
-                        attempt = p.attempts + 1,
-                        "attempt timed out; retrying"
-                    );
-                    match st.launch(request) {
-                        Ok(out) => Ok(out),
-                        Err(e) => {
-                            st.conclude(request, Outcome::Rejected(e));
-                            Ok(Outbox::new())
-                        }
-                    }
-                })
+                .compute(|st| Ok(st.on_attempt_timeout(request, max, timeout)))
                 .await?;
             self.dispatch(out, epoch).await?;
         }
@@ -580,25 +623,29 @@ impl Veil for NodeService {
 /// Runs a node until the process ends: serves, registers with the coordinator (retrying
 /// until the timeout while it starts), then heartbeats and expires stale request state.
 pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
-    let state = Arc::new(Mutex::new(NodeState {
-        node: None,
-        epoch: 0,
-        suspended: None,
-        peers: HashMap::new(),
-        clients: HashMap::new(),
-        accepted: vec![COORDINATOR.to_string()],
-        pending: HashMap::new(),
-        attempt_of: HashMap::new(),
-        next_attempt: 0,
-        links: BTreeMap::new(),
-        answered: 0,
-        rejected: 0,
-        retries: 0,
-        refused: 0,
-    }));
+    let state = Arc::new(Mutex::new(NodeState::new()));
+    let serving = serve(&cfg, state.clone())?;
+    let coordinator = register(&cfg).await?;
+    tracing::info!(name = %cfg.name, role = %cfg.role, device = %cfg.class.name, "registered");
+    tokio::spawn(heartbeats(cfg, state, coordinator));
+    serving
+        .await
+        .map_err(|e| NetError::Runtime(format!("the server task ended: {e}")))?
+        .map_err(|source| NetError::Transport {
+            context: "serving".into(),
+            source,
+        })
+}
+
+/// Starts the node's gRPC server (mutual TLS with `cfg`'s keys) on `cfg.listen` as a task;
+/// the handle ends with the server. Errors before the task starts: keys or TLS set-up.
+fn serve(
+    cfg: &NodeConfig,
+    state: Arc<Mutex<NodeState>>,
+) -> Result<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>, NetError> {
     let svc = NodeService {
         cfg: Arc::new(cfg.clone()),
-        state: state.clone(),
+        state,
         cpu: Arc::new(tokio::sync::Mutex::new(())),
     };
     let tls = server_tls(&cfg.keys, &cfg.name)?;
@@ -615,14 +662,19 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
                 .max_encoding_message_size(MAX_FRAME),
         )
         .serve(cfg.listen);
-    let serving = tokio::spawn(server);
+    Ok(tokio::spawn(server))
+}
+
+/// Registers with the coordinator and returns the connection, retrying every 100 ms (the
+/// coordinator may still be starting) until `cfg.timeout` has passed; then the last error.
+async fn register(cfg: &NodeConfig) -> Result<VeilClient<Channel>, NetError> {
     let deadline = tokio::time::Instant::now() + cfg.timeout;
     let register = Envelope::Register {
         role: cfg.role.clone(),
         class: cfg.class.clone(),
         addr: cfg.listen.to_string(),
     };
-    let mut coordinator = loop {
+    loop {
         let attempt = async {
             let mut c = client(
                 &cfg.keys,
@@ -642,58 +694,57 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
             Ok(c)
         };
         match attempt.await {
-            Ok(c) => break c,
+            Ok(c) => return Ok(c),
             Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-    };
-    tracing::info!(name = %cfg.name, role = %cfg.role, device = %cfg.class.name, "registered");
+    }
+}
+
+/// Every `cfg.heartbeat`: drops request state older than every attempt the source may still
+/// wait for, then tells the coordinator the node's epoch (logging when it becomes
+/// unreachable and reachable again). Ends only if the state lock is poisoned.
+async fn heartbeats(
+    cfg: NodeConfig,
+    state: Arc<Mutex<NodeState>>,
+    mut coordinator: VeilClient<Channel>,
+) {
     // State older than every attempt the source may still be waiting for is dead.
     let max_age = cfg.attempt_timeout * (cfg.max_attempts + 1);
-    let beats = async move {
-        let mut tick = tokio::time::interval(cfg.heartbeat);
-        let mut down = false;
-        loop {
-            tick.tick().await;
-            let epoch = {
-                let Ok(mut st) = state.lock() else { return };
-                if let Some(node) = st.node.as_mut() {
-                    let n = node.expire(max_age);
-                    if n > 0 {
-                        tracing::info!(expired = n, "dropped stale request state");
-                    }
+    let mut tick = tokio::time::interval(cfg.heartbeat);
+    let mut down = false;
+    loop {
+        tick.tick().await;
+        let epoch = {
+            let Ok(mut st) = state.lock() else { return };
+            if let Some(node) = st.node.as_mut() {
+                let n = node.expire(max_age);
+                if n > 0 {
+                    tracing::info!(expired = n, "dropped stale request state");
                 }
-                st.epoch
-            };
-            let beat = tokio::time::timeout(
-                cfg.heartbeat * 4,
-                call(&mut coordinator, &Envelope::Heartbeat { epoch }),
-            )
-            .await;
-            match beat {
-                Ok(Ok(_)) if down => {
-                    tracing::info!("coordinator reachable again");
-                    down = false;
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) if !down => {
-                    tracing::warn!(error = %e, "heartbeat failed");
-                    down = true;
-                }
-                Err(_) if !down => {
-                    tracing::warn!("heartbeat timed out");
-                    down = true;
-                }
-                _ => {}
             }
+            st.epoch
+        };
+        let beat = tokio::time::timeout(
+            cfg.heartbeat * 4,
+            call(&mut coordinator, &Envelope::Heartbeat { epoch }),
+        )
+        .await;
+        match beat {
+            Ok(Ok(_)) if down => {
+                tracing::info!("coordinator reachable again");
+                down = false;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if !down => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                down = true;
+            }
+            Err(_) if !down => {
+                tracing::warn!("heartbeat timed out");
+                down = true;
+            }
+            _ => {}
         }
-    };
-    tokio::spawn(beats);
-    serving
-        .await
-        .map_err(|e| NetError::Runtime(format!("the server task ended: {e}")))?
-        .map_err(|source| NetError::Transport {
-            context: "serving".into(),
-            source,
-        })
+    }
 }
