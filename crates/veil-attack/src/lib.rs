@@ -10,7 +10,8 @@
 //!
 //! Key items: [`AttackConfig`], [`MapSelection`], [`attack`] (returns an [`AttackReport`]),
 //! [`grid::save_grid`] (originals above reconstructions, PNG), [`campaign::run`] (one attack
-//! as `veil attack` runs it, with its files).
+//! as `veil attack` runs it, with its files), [`profile_files::run`] (a privacy profile as
+//! `veil profile` runs it, with its JSON, CSV, Markdown and heat map).
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod grid;
 pub mod helper;
 pub mod nested;
 pub mod profile;
+pub mod profile_files;
 mod run;
 
 pub use helper::{HelperView, helper_features};

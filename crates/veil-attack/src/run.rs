@@ -35,6 +35,9 @@ pub enum AttackError {
         /// What went wrong.
         message: String,
     },
+    /// A chart could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] veil_plot::PlotError),
 }
 
 /// Which feature maps the attacker observes.

@@ -13,11 +13,13 @@
 //! - [`leader`]: the SP's optimal reward by exact 1-D maximisation (centralised), by the
 //!   distributed Algorithm 3 (no knowledge of `c_i`), and by a linear-price baseline.
 //! - [`sweep`]: the data of Figs. 6-9 (utilities vs lambda, c, number of vehicles, speed).
+//! - [`report`]: results as people read them: a solution's table, a figure's lines.
 
 #![forbid(unsafe_code)]
 
 pub mod followers;
 pub mod leader;
+pub mod report;
 mod scenario;
 pub mod sweep;
 

@@ -26,6 +26,28 @@ impl Planner {
     /// A planner for `spec` at tolerated SSIM `tau` (the model's built-in privacy profile),
     /// with per-period `budgets`; `params` are the full weight and bias of every conv and
     /// linear layer, in order.
+    /// A planner for `spec` whose parameters come from the weight file at `weights` (read
+    /// without burn: the coordinator only slices parameters), which must hold `spec`.
+    pub fn from_weight_file(
+        spec: ModelSpec,
+        weights: &std::path::Path,
+        tau: f64,
+        budgets: Budgets,
+    ) -> Result<Self, NetError> {
+        let (file_spec, tensors) = veil_spec::weights::read_file(weights)?;
+        if file_spec.name != spec.name {
+            return Err(NetError::Deploy(format!(
+                "{} holds {}, not {}",
+                weights.display(),
+                file_spec.name,
+                spec.name
+            )));
+        }
+        let params = veil_spec::weights::compute_layer_params(&file_spec, &tensors)?;
+        Self::new(spec, tau, budgets, params)
+    }
+
+    /// A planner for `spec` at `tau` with these budgets and each compute layer's parameters.
     pub fn new(
         spec: ModelSpec,
         tau: f64,

@@ -74,6 +74,32 @@ impl DeviceClass {
         }
     }
 
+    /// The class a command line names: a catalog `name`, or `custom` with all three of `e`
+    /// (10^6 multiplications/s), `memory_mb` and `rate_mbps`, each positive and finite (and
+    /// only with `custom`).
+    pub fn from_flags(
+        name: &str,
+        e: Option<f64>,
+        memory_mb: Option<u64>,
+        rate_mbps: Option<f64>,
+    ) -> Result<Self, PlanError> {
+        let bad = |m: &str| Err(PlanError::config("device class", m.to_string()));
+        if name != "custom" {
+            if e.is_some() || memory_mb.is_some() || rate_mbps.is_some() {
+                return bad("--e, --memory-mb and --rate-mbps go with --device custom");
+            }
+            return Self::by_name(name);
+        }
+        let (Some(e), Some(memory_mb), Some(rate)) = (e, memory_mb, rate_mbps) else {
+            return bad("--device custom needs --e, --memory-mb and --rate-mbps");
+        };
+        let sane = |v: f64| v.is_finite() && v > 0.0;
+        if !sane(e) || !sane(rate) || memory_mb == 0 {
+            return bad("--e, --memory-mb and --rate-mbps must be positive");
+        }
+        Ok(DeviceClass::new("custom", e, memory_mb, rate))
+    }
+
     /// The catalog class called `name`.
     pub fn by_name(name: &str) -> Result<Self, PlanError> {
         match name.to_ascii_lowercase().as_str() {
@@ -229,6 +255,16 @@ impl GroupFile {
 }
 
 impl Fleet {
+    /// Reads and parses the fleet file at `path`.
+    pub fn read(path: &std::path::Path) -> Result<Self, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PlanError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_toml_str(&text)
+            .map_err(|e| PlanError::config(path.display().to_string(), e.to_string()))
+    }
+
     /// Parses a fleet file.
     pub fn from_toml_str(text: &str) -> Result<Self, PlanError> {
         let file: FleetFile = toml::from_str(text)

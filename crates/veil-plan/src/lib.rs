@@ -14,6 +14,8 @@
 //! - [`chart`]: the lines and labels of a simulation chart (drawn by the CLI).
 //! - [`gap`]: the greedy against the exact ILP on preset instances.
 //! - [`sim`]: Poisson workloads over periods, Fig. 3 figures.
+//! - [`study`]: a simulation study as `veil simulate` runs it (which experiment, log lines,
+//!   the placement-speed table).
 //!
 //! Errors: [`PlanError`].
 
@@ -32,6 +34,7 @@ pub mod privacy;
 pub mod sim;
 pub mod single;
 pub mod stages;
+pub mod study;
 
 pub use error::PlanError;
 pub use fleet::{Budgets, Device, DeviceClass, Fleet, Source};

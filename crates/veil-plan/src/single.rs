@@ -87,6 +87,39 @@ pub struct ExactSummary {
     pub greedy_latency_s: Option<f64>,
 }
 
+/// What `veil plan` asks: one request of `spec` at `tau` on `fleet`, with the privacy profile
+/// in `profile` (a `veil profile` JSON) or the built-in one. Unlike [`plan_one`], finding no
+/// placement is an error that says what could help.
+pub fn plan_request(
+    fleet: &Fleet,
+    spec: &veil_spec::ModelSpec,
+    profile: Option<&std::path::Path>,
+    tau: f64,
+    strategy: Strategy,
+    exact: Option<&ExactConfig>,
+) -> Result<PlanReport, PlanError> {
+    if !(0.0..=1.0).contains(&tau) {
+        return Err(PlanError::config(
+            "tau",
+            format!("--tau must be an SSIM in [0, 1], got {tau}"),
+        ));
+    }
+    let profile = match profile {
+        Some(p) => crate::experiment::read_profile(p)?,
+        None => crate::experiment::profile_for(&spec.name, &Default::default())?,
+    };
+    let plan = ModelPlan::new(spec, &profile, tau)?;
+    plan_one(fleet, plan, strategy, exact)?.ok_or_else(|| {
+        PlanError::config(
+            "placement",
+            format!(
+                "no placement of {} at tau {tau} fits this fleet (privacy caps or budgets); more or stronger helpers, or a higher tau, may",
+                spec.name
+            ),
+        )
+    })
+}
+
 /// Places one request of `plan` on `fleet` (full budgets) with `strategy`, or exactly with the
 /// ILP when `exact` is given (warm-started from `strategy`'s placement); the request comes
 /// from the first camera running `plan.model`, or from an added RPi3 camera. `Ok(None)` when
@@ -279,4 +312,55 @@ fn slack(fleet: &Fleet, plan: &ModelPlan, placement: &Placement, names: &[String
             bandwidth: 1.0 - usage.sent[d] / b,
         })
         .collect()
+}
+
+impl PlanReport {
+    /// The placement in words: stages and their devices, the exact solve, the tightest budget.
+    pub fn text(&self) -> String {
+        let mut text = format!(
+            "{} at tau {} ({}): latency {:.4} s, shared {:.1} kB, SP {}\nprivacy numbers: {}\n",
+            self.model,
+            self.tau,
+            self.strategy,
+            self.latency_s,
+            self.shared_bytes / 1e3,
+            self.sp.as_deref().unwrap_or("none"),
+            self.profile
+        );
+        for s in &self.stages {
+            let devices: Vec<String> = s.devices.iter().map(|(d, n)| format!("{d} x{n}")).collect();
+            text.push_str(&format!(
+                "  {:<8} {:>4} segments, cap {:<5} -> {}\n",
+                s.stage,
+                s.segments,
+                s.cap.map_or("-".to_string(), |c| c.to_string()),
+                devices.join(", ")
+            ));
+        }
+        if let Some(e) = &self.exact {
+            let status = if e.optimal {
+                "optimal"
+            } else {
+                e.status.as_str()
+            };
+            let greedy = e
+                .greedy_latency_s
+                .map_or("- (it found no placement)".to_string(), |l| {
+                    format!("{l:.4} s")
+                });
+            text.push_str(&format!(
+                "exact ({}): {status} (gap {:.2e}) in {:.2} s; the greedy's latency was {greedy}\n",
+                e.solver, e.mip_gap, e.seconds,
+            ));
+        }
+        let tightest = self
+            .slack
+            .iter()
+            .map(|s| s.compute.min(s.memory).min(s.bandwidth))
+            .fold(f64::INFINITY, f64::min);
+        text.push_str(&format!(
+            "smallest budget share left on a used device: {tightest:.3}"
+        ));
+        text
+    }
 }

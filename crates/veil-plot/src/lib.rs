@@ -350,6 +350,13 @@ mod tests {
 // TEMP-SHIM (replaced by the charts branch)
 impl Series {
     /// Temporary.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+        }
+    }
+    /// Temporary.
     pub fn with_spread(
         name: impl Into<String>,
         points: Vec<(f64, f64)>,

@@ -8,6 +8,7 @@
 //! - [`cost`]: parameters, multiplications and activation bytes per layer and per
 //!   input-channel segment (DistPrivacy eqs. 2-4, SYSTEM.md section 4).
 //! - [`kernels`]: conv, dense and pooling on plain numbers for the interpreters without burn.
+//! - [`catalog`]: the zoo as a table of shapes, parameters and multiplications.
 //! - [`zoo`]: every network of SYSTEM.md section 2, by name.
 //! - [`weights`]: the tensor names and shapes a weight file must hold for a spec.
 //! - [`lower`]: a spec as linear maps and channel-wise ops, for the interpreters without burn.
@@ -18,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod cost;
 mod error;
 pub mod kernels;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::Serialize;
+use veil_game::report::{figure_panels, read_scenario, solution_text};
 use veil_game::sweep::{SweepRow, figure, to_csv};
 use veil_game::{Method, Scenario, Solution, solve};
 use veil_plot::{Panel, Series, line_charts};
@@ -20,8 +21,8 @@ pub struct Args {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// How the service provider sets its reward: centralized, distributed or linear.
-    #[arg(long, default_value = "centralized")]
-    pub method: String,
+    #[arg(long, value_enum, default_value_t = MethodArg::Centralized)]
+    pub method: MethodArg,
     /// Regenerate figure 6, 7, 8 or 9 (all three methods) instead of solving one scenario.
     #[arg(long)]
     pub figure: Option<u8>,
@@ -60,6 +61,28 @@ struct FigureOutput<'a> {
     rows: &'a [SweepRow],
 }
 
+/// `--method` of `veil game`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// Exact 1-D maximisation with full information.
+    #[value(alias = "centralised")]
+    Centralized,
+    /// Algorithm 3 from the vehicles' replies.
+    Distributed,
+    /// Posted linear price per unit of privacy budget.
+    Linear,
+}
+
+impl From<MethodArg> for Method {
+    fn from(arg: MethodArg) -> Self {
+        match arg {
+            MethodArg::Centralized => Method::Centralized,
+            MethodArg::Distributed => Method::Distributed,
+            MethodArg::Linear => Method::Linear,
+        }
+    }
+}
+
 /// Runs `veil game`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(fig) = args.figure {
@@ -70,97 +93,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return run_figure(fig, &args);
     }
-    let method: Method = args.method.parse()?;
-    let scenario = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading game config {}", path.display()))?;
-            Scenario::from_toml_str(&text, &path.display().to_string())?
-        }
-        None => Scenario::default(),
-    };
-    let scenario = match &args.accuracy_fit {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading accuracy fit {}", path.display()))?;
-            scenario.with_accuracy_fit_toml(&text, &path.display().to_string())?
-        }
-        None => scenario,
-    };
-    let solution = solve(&scenario, method)?;
-    if args.json {
-        return crate::print_json(&GameOutput {
+    let scenario = read_scenario(args.config.as_deref(), args.accuracy_fit.as_deref())?;
+    let solution = solve(&scenario, args.method.into())?;
+    match args.json {
+        true => crate::print_json(&GameOutput {
             solution: &solution,
             scenario: &scenario,
-        });
+        }),
+        false => crate::out(&solution_text(&solution, &scenario)),
     }
-    crate::out(&format!(
-        "{:?}: reward {:.4}, SP utility {:.4}, {} search rounds, followers {}",
-        solution.method,
-        solution.reward,
-        solution.sp_utility,
-        solution.iterations,
-        if solution.interior {
-            "interior (Theorem 3)"
-        } else {
-            "with clamped budgets"
-        }
-    ))?;
-    if let Some(p) = solution.price {
-        crate::out(&format!("posted price per unit of eps: {p:.4}"))?;
-    }
-    crate::out(&format!(
-        "{:>4} {:>8} {:>8} {:>10} {:>10}",
-        "i", "speed", "c_i", "eps_i", "U_i"
-    ))?;
-    for (i, v) in scenario.vehicles.iter().enumerate() {
-        crate::out(&format!(
-            "{:>4} {:>8.3} {:>8.3} {:>10.4} {:>10.4}",
-            i, v.speed, v.privacy_value, solution.epsilons[i], solution.vehicle_utilities[i]
-        ))?;
-    }
-    Ok(())
 }
 
+/// `veil game --figure N`: the sweep's CSV and chart.
 fn run_figure(fig: u8, args: &Args) -> anyhow::Result<()> {
     let rows = figure(fig, args.seed, args.fleets)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let csv = args.out.join(format!("fig{fig}.csv"));
     std::fs::write(&csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
-    let x_label = match fig {
-        6 => "profit coefficient lambda",
-        7 => "privacy value c (all vehicles)",
-        8 => "number of vehicles",
-        _ => "speed v (all vehicles), m/s",
-    };
-    let series = |value: fn(&SweepRow) -> f64| -> Vec<Series> {
-        [Method::Centralized, Method::Distributed, Method::Linear]
+    let (x_label, panels) = figure_panels(fig, &rows);
+    let panels = panels.map(|(title, y_label, lines)| Panel {
+        title,
+        x_label: x_label.into(),
+        y_label,
+        series: lines
             .into_iter()
-            .map(|m| Series {
-                name: format!("{m:?}").to_lowercase(),
-                points: rows
-                    .iter()
-                    .filter(|r| r.method == m)
-                    .map(|r| (r.x, value(r)))
-                    .collect(),
-            })
-            .collect()
-    };
-    let panels = [
-        Panel {
-            title: format!("Fig. {fig}: SP utility"),
-            x_label: x_label.into(),
-            y_label: "U_S".into(),
-            series: series(|r| r.sp_utility),
-        },
-        Panel {
-            title: format!("Fig. {fig}: mean vehicle utility"),
-            x_label: x_label.into(),
-            y_label: "mean U_i".into(),
-            series: series(|r| r.mean_vehicle_utility),
-        },
-    ];
+            .map(|(name, points)| Series::new(name, points))
+            .collect(),
+    });
     let png = args.out.join(format!("fig{fig}.png"));
     line_charts(&png, &panels, 1200, 480)?;
     if args.json {

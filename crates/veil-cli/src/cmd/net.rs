@@ -4,12 +4,11 @@
 //! its weight slices and re-plans around dead helpers, printing one JSON line per plan;
 //! `net bench` and `net load` (in `net_load`) drive a fleet with requests.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use veil_net::bench::party_names;
 use veil_net::cluster::{Coordinator, CoordinatorConfig, NodeConfig, run_node};
 use veil_net::drive::runtime;
@@ -192,21 +191,7 @@ pub fn node(a: NodeArgs) -> anyhow::Result<()> {
     if a.max_attempts == 0 || a.max_inflight == 0 {
         bail!("--max-attempts and --max-inflight must be at least 1");
     }
-    let class = if a.device == "custom" {
-        let (Some(e), Some(memory_mb), Some(rate)) = (a.e, a.memory_mb, a.rate_mbps) else {
-            bail!("--device custom needs --e, --memory-mb and --rate-mbps");
-        };
-        let sane = |v: f64| v.is_finite() && v > 0.0;
-        if !sane(e) || !sane(rate) || memory_mb == 0 {
-            bail!("--e, --memory-mb and --rate-mbps must be positive");
-        }
-        DeviceClass::new("custom", e, memory_mb, rate)
-    } else {
-        if a.e.is_some() || a.memory_mb.is_some() || a.rate_mbps.is_some() {
-            bail!("--e, --memory-mb and --rate-mbps go with --device custom");
-        }
-        DeviceClass::by_name(&a.device)?
-    };
+    let class = DeviceClass::from_flags(&a.device, a.e, a.memory_mb, a.rate_mbps)?;
     init_logs();
     let mut cfg = NodeConfig::new(
         &a.name,
@@ -231,27 +216,13 @@ pub fn node(a: NodeArgs) -> anyhow::Result<()> {
 pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     let (expected, budgets) = match &a.fleet {
         Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            let f = Fleet::from_toml_str(&text)?;
+            let f = Fleet::read(p)?;
             (f.helpers.len(), f.budgets)
         }
         None => (a.helpers, Budgets::default()),
     };
     let spec = super::resolve_spec(&a.model)?;
-    // The coordinator only slices parameters: it reads the weight file without burn.
-    let (file_spec, tensors) = veil_spec::weights::read_file(&a.weights)
-        .with_context(|| format!("loading {}", a.weights.display()))?;
-    if file_spec.name != spec.name {
-        bail!(
-            "{} holds {}, not {}",
-            a.weights.display(),
-            file_spec.name,
-            spec.name
-        );
-    }
-    let params = veil_spec::weights::compute_layer_params(&file_spec, &tensors)?;
-    let planner = Planner::new(spec, a.tau, budgets, params)?;
+    let planner = Planner::from_weight_file(spec, &a.weights, a.tau, budgets)?;
     let mut cfg = CoordinatorConfig::new(a.listen, &a.keys, expected);
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);
@@ -267,10 +238,9 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         let coord = Coordinator::start(cfg, accepted)?;
         coord
             .run(&planner, |event| {
+                // One JSON line per plan epoch: `veil net bench` waits for the first.
                 if let Ok(line) = serde_json::to_string(event) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
-                    let _ = out.flush();
+                    let _ = crate::out(&line);
                 }
             })
             .await?;

@@ -1,14 +1,12 @@
 //! `veil plan`: place one request of a model on a fleet (DistPrivacy greedy or a baseline) and
 //! show where each segment runs, the latency, the shared data and the constraint slack.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use veil_plan::experiment::{profile_for, read_profile, strategy};
+use veil_plan::Fleet;
+use veil_plan::greedy::Strategy;
 use veil_plan::ilp::{ExactConfig, ExactSolver};
-use veil_plan::single::plan_one;
-use veil_plan::{Fleet, ModelPlan};
+use veil_plan::single::plan_request;
 
 /// Arguments of `veil plan`.
 #[derive(Debug, clap::Args)]
@@ -26,8 +24,8 @@ pub struct Args {
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// Placement: distprivacy (the greedy), no-privacy, single or random.
-    #[arg(long, default_value = "distprivacy")]
-    pub strategy: String,
+    #[arg(long, value_enum, default_value_t = StrategyArg::Distprivacy)]
+    pub strategy: StrategyArg,
     /// Solve the placement exactly (ILP), warm-started from --strategy's placement.
     #[arg(long)]
     pub exact: bool,
@@ -43,21 +41,33 @@ pub struct Args {
     pub json: bool,
 }
 
+/// `--strategy` of `veil plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// DistPrivacy's greedy (Algorithm 1, alpha 0.7, beta 0.3).
+    #[value(alias = "greedy")]
+    Distprivacy,
+    /// Layer-wise split without privacy caps.
+    NoPrivacy,
+    /// Every helper stage on the strongest helper.
+    Single,
+    /// Each segment on a random feasible helper.
+    Random,
+}
+
+impl From<StrategyArg> for Strategy {
+    fn from(arg: StrategyArg) -> Self {
+        match arg {
+            StrategyArg::Distprivacy => Strategy::DISTPRIVACY,
+            StrategyArg::NoPrivacy => Strategy::NoPrivacy,
+            StrategyArg::Single => Strategy::Single,
+            StrategyArg::Random => Strategy::Random,
+        }
+    }
+}
+
 /// Runs `veil plan`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if !(0.0..=1.0).contains(&args.tau) {
-        anyhow::bail!("--tau must be an SSIM in [0, 1], got {}", args.tau);
-    }
-    let text = std::fs::read_to_string(&args.fleet)
-        .with_context(|| format!("reading {}", args.fleet.display()))?;
-    let fleet =
-        Fleet::from_toml_str(&text).with_context(|| format!("fleet {}", args.fleet.display()))?;
-    let spec = super::resolve_spec(&args.model)?;
-    let profile = match &args.profile {
-        Some(p) => read_profile(p)?,
-        None => profile_for(&spec.name, &BTreeMap::new())?,
-    };
-    let plan = ModelPlan::new(&spec, &profile, args.tau)?;
     if !(args.time_limit.is_finite() && args.time_limit > 0.0) {
         anyhow::bail!("--time-limit must be a positive number of seconds");
     }
@@ -68,60 +78,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map_or_else(ExactSolver::preferred, ExactSolver::from),
         ..ExactConfig::default()
     });
-    let Some(out) = plan_one(&fleet, plan, strategy(&args.strategy)?, exact.as_ref())? else {
-        anyhow::bail!(
-            "no placement of {} at tau {} fits this fleet (privacy caps or budgets); more or stronger helpers, or a higher tau, may",
-            args.model,
-            args.tau
-        );
-    };
-    if args.json {
-        return crate::print_json(&out);
+    let fleet = Fleet::read(&args.fleet)?;
+    let spec = super::resolve_spec(&args.model)?;
+    let profile = args.profile.as_deref();
+    let strategy = args.strategy.into();
+    let out = plan_request(&fleet, &spec, profile, args.tau, strategy, exact.as_ref())?;
+    match args.json {
+        true => crate::print_json(&out),
+        false => crate::out(&out.text()),
     }
-    let mut text = format!(
-        "{} at tau {} ({}): latency {:.4} s, shared {:.1} kB, SP {}\nprivacy numbers: {}\n",
-        out.model,
-        out.tau,
-        out.strategy,
-        out.latency_s,
-        out.shared_bytes / 1e3,
-        out.sp.as_deref().unwrap_or("none"),
-        out.profile
-    );
-    for s in &out.stages {
-        let devices: Vec<String> = s.devices.iter().map(|(d, n)| format!("{d} x{n}")).collect();
-        text.push_str(&format!(
-            "  {:<8} {:>4} segments, cap {:<5} -> {}\n",
-            s.stage,
-            s.segments,
-            s.cap.map_or("-".to_string(), |c| c.to_string()),
-            devices.join(", ")
-        ));
-    }
-    if let Some(e) = &out.exact {
-        text.push_str(&format!(
-            "exact ({}): {} (gap {:.2e}) in {:.2} s; the greedy's latency was {}\n",
-            e.solver,
-            if e.optimal {
-                "optimal"
-            } else {
-                e.status.as_str()
-            },
-            e.mip_gap,
-            e.seconds,
-            e.greedy_latency_s
-                .map_or("- (it found no placement)".to_string(), |l| format!(
-                    "{l:.4} s"
-                ))
-        ));
-    }
-    let tightest = out
-        .slack
-        .iter()
-        .map(|s| s.compute.min(s.memory).min(s.bandwidth))
-        .fold(f64::INFINITY, f64::min);
-    text.push_str(&format!(
-        "smallest budget share left on a used device: {tightest:.3}"
-    ));
-    crate::out(&text)
 }

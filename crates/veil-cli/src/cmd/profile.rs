@@ -4,13 +4,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
-use veil_attack::profile::{
-    ProfileEvent, ProfileMethod, ProfileRequest, cells_of, default_layers, profile,
-};
-use veil_attack::{AttackConfig, MapSelection};
-use veil_model::TrainConfig;
+use veil_attack::profile::{ProfileEvent, ProfileMethod};
+use veil_attack::profile_files::{self, ProfileSettings, cell_count};
 
 /// Arguments of `veil profile`.
 #[derive(Debug, clap::Args)]
@@ -68,139 +63,57 @@ pub enum Method {
 
 /// Runs `veil profile`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(t) = args.taus.iter().find(|t| !(0.0..=1.0).contains(*t)) {
-        anyhow::bail!("--taus must be SSIM values in [0, 1], got {t}");
-    }
-    let (id, split, model) = args.target.load()?;
-    let layers = if args.layers.is_empty() {
-        default_layers(&model)
-    } else {
-        args.layers.clone()
-    };
-    for l in &layers {
-        model.spec().layer_index(l)?;
-    }
-    let (method, epochs) = match args.method {
-        Method::Chain => (ProfileMethod::Chain, 5),
-        Method::PerCell => (ProfileMethod::PerCell, 3),
-    };
-    let base = AttackConfig {
-        layer: String::new(),
-        maps: None,
-        selection: MapSelection::Random,
-        draws: args.draws,
-        aux_samples: args.aux,
-        victims: args.victims,
-        train: TrainConfig {
-            epochs: args.epochs.unwrap_or(epochs),
-            seed: args.seed,
-            ..AttackConfig::default().train
-        },
-    };
-    let cells: usize = layers
-        .iter()
-        .map(|l| {
-            let p = model
-                .spec()
-                .layer_index(l)
-                .ok()
-                .and_then(|i| model.shapes()[i + 1].as_chw())
-                .map_or(1, |s| s.0);
-            cells_of(p, &args.ks).len()
-        })
-        .sum();
-    let bar = ProgressBar::new(cells as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "profile [{elapsed_precise}] {bar:30} {pos}/{len} attacks (eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(500));
-    let req = ProfileRequest {
-        layers,
+    let settings = ProfileSettings {
+        layers: args.layers.clone(),
         ks: args.ks.clone(),
         taus: args.taus.clone(),
-        attack: base,
-        method,
-        step_samples: args.step_samples,
-    };
-    let prof = profile(
-        &model,
-        &id.name(),
-        &split.train,
-        &split.test,
-        &req,
-        &mut |event| match event {
-            ProfileEvent::Querying(l) => bar.set_message(format!("{l}: querying the device part")),
-            ProfileEvent::Training(l, chain) => {
-                let what = match chain {
-                    None => format!("{l}: training the decoder on all maps"),
-                    Some(n) => format!("{l}: chain {n} of fine-tuned decoders"),
-                };
-                if bar.is_hidden() {
-                    eprintln!("{what}");
-                }
-                bar.set_message(what);
-            }
-            ProfileEvent::Cell(e) => {
-                bar.inc(1);
-                bar.set_message(format!("{} k={} ssim {:.3}", e.layer, e.k, e.ssim_mean));
-                if bar.is_hidden() {
-                    eprintln!(
-                        "{} k={}/{}: ssim {:.4}",
-                        e.layer, e.k, e.total_maps, e.ssim_mean
-                    );
-                }
-            }
+        method: match args.method {
+            Method::Chain => ProfileMethod::Chain,
+            Method::PerCell => ProfileMethod::PerCell,
         },
-    )?;
-    bar.finish_and_clear();
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let json = serde_json::to_string_pretty(&prof)?;
-    std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
-    std::fs::write(args.out.with_extension("csv"), prof.to_csv())?;
-    std::fs::write(args.out.with_extension("md"), prof.to_markdown())?;
-    let ks: Vec<usize> = {
-        let mut v: Vec<usize> = prof.table.entries.iter().map(|e| e.k).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+        epochs: args.epochs,
+        step_samples: args.step_samples,
+        aux: args.aux,
+        victims: args.victims,
+        draws: args.draws,
+        seed: args.seed,
     };
-    let cells: Vec<Vec<Option<f64>>> = prof
-        .table
-        .layers
-        .iter()
-        .map(|l| {
-            ks.iter()
-                .map(|k| {
-                    prof.table
-                        .entries
-                        .iter()
-                        .find(|e| &e.layer == l && e.k == *k)
-                        .map(|e| e.ssim_mean)
-                })
-                .collect()
-        })
-        .collect();
-    veil_plot::heat_map(
-        &args.out.with_extension("png"),
-        &format!(
-            "SSIM of the inversion attack: {} / {}",
-            prof.table.model, prof.table.dataset
-        ),
-        &prof.table.layers,
-        &ks.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-        &cells,
-    )?;
+    let (id, split, model) = args.target.load()?;
+    let request = settings.request(&model)?;
+    let bar = crate::progress_bar(cell_count(&model, &request), "profile", "attacks");
+    let on_event = &mut |event: ProfileEvent<'_>| {
+        let (line, tick) = match event {
+            ProfileEvent::Querying(l) => (format!("{l}: querying the device part"), false),
+            ProfileEvent::Training(l, None) => {
+                (format!("{l}: training the decoder on all maps"), false)
+            }
+            ProfileEvent::Training(l, Some(n)) => {
+                (format!("{l}: chain {n} of fine-tuned decoders"), false)
+            }
+            ProfileEvent::Cell(e) => (
+                format!(
+                    "{} k={}/{}: ssim {:.4}",
+                    e.layer, e.k, e.total_maps, e.ssim_mean
+                ),
+                true,
+            ),
+        };
+        if tick {
+            bar.inc(1);
+        }
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        }
+        bar.set_message(line);
+    };
+    let prof = profile_files::run(&model, &id.name(), &split, &request, &args.out, on_event)?;
+    bar.finish_and_clear();
     if args.json {
-        return crate::out(&json);
+        return crate::print_json(&prof);
     }
     crate::out(&prof.to_markdown())?;
     crate::out(&format!(
-        "{:.0} s; profile in {} (+ .csv, .md, .png)",
+        "{:.0} s; profile in {} (+ .csv, .md, .png, .svg)",
         prof.seconds,
         args.out.display()
     ))

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::Serialize;
-use veil_plan::experiment::{Axis, Experiment, Metric, Row, figure, to_csv};
+use veil_plan::experiment::{Row, to_csv};
+use veil_plan::study::{Study, progress_line, scaling_checked, scaling_markdown};
 use veil_plot::{Panel, Series, line_charts};
 
 /// Arguments of `veil simulate`.
@@ -73,139 +74,60 @@ struct Output<'a> {
 /// Runs `veil simulate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.scaling {
-        return scaling(&args);
+        let rows = scaling_checked(&args.model, args.tau, &args.devices, &args.requests)?;
+        return match args.json {
+            true => crate::print_json(&rows),
+            false => crate::out(&scaling_markdown(&rows)),
+        };
     }
     if args.exact_gap {
         return exact_gap(&args);
     }
-    let (name, experiment, metric, axis) = match (&args.figure, &args.config) {
-        (Some(f), _) => {
-            let fig = figure(f)?;
-            (
-                format!("fig{}", fig.name),
-                fig.experiment,
-                fig.metric,
-                fig.axis,
-            )
-        }
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let e = Experiment::from_toml_str(&text)
-                .with_context(|| format!("experiment {}", path.display()))?;
-            ("simulation".to_string(), e, Metric::Latency, Axis::Devices)
-        }
-        (None, None) => (
-            "simulation".to_string(),
-            Experiment::default(),
-            Metric::Latency,
-            Axis::Devices,
-        ),
+    let study = match (&args.figure, &args.config) {
+        (Some(f), _) => Study::Figure(f),
+        (None, Some(path)) => Study::File(path),
+        (None, None) => Study::Default,
     };
-    let rows = experiment.run(&mut |r| {
+    let p = study.prepare()?;
+    let rows = p.experiment.run(&mut |r| {
         if !args.json {
-            eprintln!(
-                "{} / {} / {} devices / tau {} / {}: latency {:.1} s total, {:.3} s mean, shared {:.1} MB, rejected {:.1} %",
-                r.workload,
-                r.mix,
-                r.result.devices,
-                r.result.tau,
-                r.result.strategy,
-                r.result.latency_total_s,
-                r.result.latency_mean_s,
-                r.result.shared_mb,
-                100.0 * r.result.rejected_fraction
-            );
+            eprintln!("{}", progress_line(r));
         }
     })?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let csv = args.out.join(format!("{name}.csv"));
+    let csv = args.out.join(format!("{}.csv", p.name));
     std::fs::write(&csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
-    let png = args.out.join(format!("{name}.png"));
-    plot(&png, &rows, metric, axis, &experiment)?;
+    let png = args.out.join(format!("{}.png", p.name));
+    let chart = veil_plan::chart::lines(&rows, p.metric, p.axis, &p.experiment);
+    let series = chart.series.into_iter();
+    let panel = Panel {
+        title: chart.title,
+        x_label: chart.x_label,
+        y_label: chart.y_label,
+        series: series
+            .map(|(name, points)| Series::new(name, points))
+            .collect(),
+    };
+    line_charts(&png, &[panel], 900, 600)?;
     let out = Output {
         figure: args.figure.as_deref(),
         csv,
         png,
         configurations: &rows,
     };
-    if args.json {
-        return crate::print_json(&out);
+    match args.json {
+        true => crate::print_json(&out),
+        false => crate::out(&format!(
+            "{} configurations; {} and {}",
+            rows.len(),
+            out.csv.display(),
+            out.png.display()
+        )),
     }
-    crate::out(&format!(
-        "{} configurations; {} and {}",
-        rows.len(),
-        out.csv.display(),
-        out.png.display()
-    ))
 }
 
-/// Draws `rows` as one line per (tau, strategy) along the axis (`veil_plan::chart`).
-fn plot(
-    path: &std::path::Path,
-    rows: &[Row],
-    metric: Metric,
-    axis: Axis,
-    e: &Experiment,
-) -> anyhow::Result<()> {
-    let chart = veil_plan::chart::lines(rows, metric, axis, e);
-    line_charts(
-        path,
-        &[Panel {
-            title: chart.title,
-            x_label: chart.x_label,
-            y_label: chart.y_label,
-            series: chart
-                .series
-                .into_iter()
-                .map(|(name, points)| Series { name, points })
-                .collect(),
-        }],
-        900,
-        600,
-    )?;
-    Ok(())
-}
-
-/// `veil simulate --scaling`: placement speed table.
-fn scaling(args: &Args) -> anyhow::Result<()> {
-    if args
-        .devices
-        .iter()
-        .chain(&args.requests)
-        .any(|&n| n == 0 || n > 1_000_000)
-    {
-        anyhow::bail!("--devices and --requests must be in 1..=1000000");
-    }
-    if !(0.0..=1.0).contains(&args.tau) {
-        anyhow::bail!("--tau must be an SSIM in [0, 1], got {}", args.tau);
-    }
-    let rows =
-        veil_plan::experiment::scaling(&args.model, args.tau, &args.devices, &args.requests, 0)?;
-    if args.json {
-        return crate::print_json(&rows);
-    }
-    let mut text = String::from(
-        "| model | helpers | requests | placed | rejected once | seconds | placements/s | segments/s |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    for r in &rows {
-        text.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1} % | {:.3} | {:.0} | {:.0} |\n",
-            r.model,
-            r.devices,
-            r.requests,
-            r.placed,
-            100.0 * r.rejected_fraction,
-            r.seconds,
-            r.placements_per_s,
-            r.segments_per_s
-        ));
-    }
-    crate::out(text.trim_end())
-}
-
-/// `veil simulate --exact-gap`: the greedy against the ILP on small instances.
+/// `veil simulate --exact-gap`.
 fn exact_gap(args: &Args) -> anyhow::Result<()> {
     use veil_plan::ilp::{ExactConfig, ExactSolver};
     if !(args.time_limit.is_finite() && args.time_limit > 0.0) {
@@ -226,8 +148,8 @@ fn exact_gap(args: &Args) -> anyhow::Result<()> {
             );
         }
     })?;
-    if args.json {
-        return crate::print_json(&rows);
+    match args.json {
+        true => crate::print_json(&rows),
+        false => crate::out(&veil_plan::gap::to_markdown(&rows, &cfg)),
     }
-    crate::out(&veil_plan::gap::to_markdown(&rows, &cfg))
 }

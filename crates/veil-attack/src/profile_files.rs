@@ -1,0 +1,167 @@
+//! A privacy profile as `veil profile` runs it: the request built from the command's
+//! settings ([`ProfileSettings`]), the sweep ([`crate::profile::profile`]) and the files
+//! written beside each other: `<out>.json` (versioned, what the planner reads), `.csv`, `.md`
+//! (DistPrivacy Table I's shape) and a heat map of SSIM per layer and `k` (`.png` and `.svg`).
+//!
+//! Key items: [`ProfileSettings`], [`run`].
+
+use std::path::Path;
+
+use veil_data::Split;
+use veil_model::{Model, TrainConfig};
+
+use crate::profile::{
+    PrivacyProfile, ProfileEvent, ProfileMethod, ProfileRequest, cells_of, default_layers, profile,
+};
+use crate::{AttackConfig, AttackError, MapSelection};
+
+/// What to profile and how hard to attack each cell.
+#[derive(Clone, Debug)]
+pub struct ProfileSettings {
+    /// Split layers (empty: every conv, ReLU and pool layer, [`default_layers`]).
+    pub layers: Vec<String>,
+    /// Numbers of maps seen (empty: all of `1..=P` for small layers, a spread for large).
+    pub ks: Vec<usize>,
+    /// Tolerated SSIMs whose thresholds are reported, each in `[0, 1]`.
+    pub taus: Vec<f64>,
+    /// How cells are attacked.
+    pub method: ProfileMethod,
+    /// Decoder epochs (default: 5 for a chain's root, 3 per cell).
+    pub epochs: Option<usize>,
+    /// Fine-tuning samples per chain step.
+    pub step_samples: usize,
+    /// Auxiliary images.
+    pub aux: usize,
+    /// Victims.
+    pub victims: usize,
+    /// Random map subsets averaged per cell.
+    pub draws: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl ProfileSettings {
+    /// The sweep's request for `model`, checked (taus in `[0, 1]`, layers exist).
+    pub fn request(&self, model: &Model) -> Result<ProfileRequest, AttackError> {
+        if let Some(t) = self.taus.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+            return Err(AttackError::Invalid(format!(
+                "--taus must be SSIM values in [0, 1], got {t}"
+            )));
+        }
+        let layers = match self.layers.is_empty() {
+            true => default_layers(model),
+            false => self.layers.clone(),
+        };
+        for l in &layers {
+            model.spec().layer_index(l)?;
+        }
+        let epochs = match self.method {
+            ProfileMethod::Chain => 5,
+            ProfileMethod::PerCell => 3,
+        };
+        Ok(ProfileRequest {
+            layers,
+            ks: self.ks.clone(),
+            taus: self.taus.clone(),
+            attack: AttackConfig {
+                layer: String::new(),
+                maps: None,
+                selection: MapSelection::Random,
+                draws: self.draws,
+                aux_samples: self.aux,
+                victims: self.victims,
+                train: TrainConfig {
+                    epochs: self.epochs.unwrap_or(epochs),
+                    seed: self.seed,
+                    ..AttackConfig::default().train
+                },
+            },
+            method: self.method,
+            step_samples: self.step_samples,
+        })
+    }
+}
+
+/// Cells the request will measure on `model` (for a progress bar).
+pub fn cell_count(model: &Model, request: &ProfileRequest) -> usize {
+    request
+        .layers
+        .iter()
+        .map(|l| {
+            let maps = model
+                .spec()
+                .layer_index(l)
+                .ok()
+                .and_then(|i| model.shapes()[i + 1].as_chw())
+                .map_or(1, |s| s.0);
+            cells_of(maps, &request.ks).len()
+        })
+        .sum()
+}
+
+/// Profiles `model` on `data` (auxiliary images from the training split, victims from the
+/// test split) and writes `out` (JSON) with its `.csv`, `.md` and heat map beside it.
+pub fn run(
+    model: &Model,
+    dataset: &str,
+    data: &Split,
+    request: &ProfileRequest,
+    out: &Path,
+    on_event: &mut dyn FnMut(ProfileEvent<'_>),
+) -> Result<PrivacyProfile, AttackError> {
+    let prof = profile(model, dataset, &data.train, &data.test, request, on_event)?;
+    write_files(&prof, out)?;
+    Ok(prof)
+}
+
+/// Writes `prof` as `out` (JSON) and its `.csv`, `.md`, `.png` and `.svg` siblings.
+pub fn write_files(prof: &PrivacyProfile, out: &Path) -> Result<(), AttackError> {
+    let write = |path: &Path, text: &str| {
+        std::fs::write(path, text).map_err(|e| AttackError::Write {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| AttackError::Write {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    let json = serde_json::to_string_pretty(prof)
+        .map_err(|e| AttackError::Invalid(format!("encoding the profile: {e}")))?;
+    write(out, &json)?;
+    write(&out.with_extension("csv"), &prof.to_csv())?;
+    write(&out.with_extension("md"), &prof.to_markdown())?;
+    heat_map(prof, &out.with_extension("png"))
+}
+
+/// SSIM per layer (rows) and `k` (columns); blank where a layer has fewer maps.
+fn heat_map(prof: &PrivacyProfile, png: &Path) -> Result<(), AttackError> {
+    let mut ks: Vec<usize> = prof.table.entries.iter().map(|e| e.k).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    let cells: Vec<Vec<Option<f64>>> = prof
+        .table
+        .layers
+        .iter()
+        .map(|l| {
+            ks.iter()
+                .map(|k| {
+                    prof.table
+                        .entries
+                        .iter()
+                        .find(|e| &e.layer == l && e.k == *k)
+                        .map(|e| e.ssim_mean)
+                })
+                .collect()
+        })
+        .collect();
+    let title = format!(
+        "SSIM of the inversion attack: {} / {}",
+        prof.table.model, prof.table.dataset
+    );
+    let columns: Vec<String> = ks.iter().map(|k| k.to_string()).collect();
+    veil_plot::heat_map(png, &title, &prof.table.layers, &columns, &cells)?;
+    Ok(())
+}

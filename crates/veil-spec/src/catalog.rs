@@ -1,0 +1,107 @@
+//! The zoo as a table (`veil models`): every model with its input and output shapes, layer
+//! count, parameters and multiplications per sample, optionally layer by layer.
+//!
+//! Key items: [`catalog`], [`ZooEntry`], [`table`].
+
+use serde::Serialize;
+
+use crate::SpecError;
+use crate::cost::model_cost;
+
+/// One zoo model's summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct ZooEntry {
+    /// Model name.
+    pub name: String,
+    /// Input shape.
+    pub input_shape: Vec<usize>,
+    /// Output shape.
+    pub output_shape: Vec<usize>,
+    /// Number of layers.
+    pub layers: usize,
+    /// Parameters.
+    pub params: u64,
+    /// Multiply-accumulates per sample.
+    pub macs: u64,
+    /// Layer names in order.
+    pub layer_names: Vec<String>,
+    /// One text row per layer (name, op, output shape, multiplications).
+    #[serde(skip)]
+    pub layer_rows: Vec<String>,
+}
+
+/// Every zoo model, in the zoo's order.
+pub fn catalog() -> Result<Vec<ZooEntry>, SpecError> {
+    crate::zoo::names()
+        .iter()
+        .map(|name| {
+            let spec = crate::zoo::model(name)?;
+            let cost = model_cost(&spec)?;
+            Ok(ZooEntry {
+                name: spec.name.clone(),
+                input_shape: spec.input_shape.dims().to_vec(),
+                output_shape: spec.output_shape()?.dims().to_vec(),
+                layers: spec.layers.len(),
+                params: cost.params,
+                macs: cost.macs,
+                layer_names: spec.layers.iter().map(|l| l.name.clone()).collect(),
+                layer_rows: cost
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        format!(
+                            "    {:<10} {:<17} {:>12} {:>12}",
+                            l.name,
+                            l.op,
+                            l.output_shape.to_string(),
+                            l.macs
+                        )
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// The catalog as an aligned text table, with each model's layers under it when `layers`.
+pub fn table(entries: &[ZooEntry], layers: bool) -> String {
+    let mut text = format!(
+        "{:<12} {:>11} {:>7} {:>12} {:>15}",
+        "model", "input", "layers", "params", "mults/sample"
+    );
+    for r in entries {
+        let input: Vec<String> = r.input_shape.iter().map(ToString::to_string).collect();
+        text.push_str(&format!(
+            "\n{:<12} {:>11} {:>7} {:>12} {:>15}",
+            r.name,
+            input.join("x"),
+            r.layers,
+            r.params,
+            r.macs
+        ));
+        if layers {
+            for row in &r.layer_rows {
+                text.push('\n');
+                text.push_str(row);
+            }
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_lists_every_zoo_model_with_its_costs() {
+        let entries = catalog().expect("catalog");
+        assert_eq!(entries.len(), crate::zoo::names().len());
+        let lenet = entries.iter().find(|e| e.name == "lenet5").expect("lenet5");
+        assert_eq!(lenet.input_shape, vec![1, 28, 28]);
+        assert!(lenet.params > 0 && lenet.macs > lenet.params);
+        let text = table(&entries, true);
+        assert!(text.contains("lenet5") && text.contains("conv1"), "{text}");
+        assert!(!table(&entries, false).contains("conv1"));
+    }
+}
