@@ -39,17 +39,41 @@ pub struct PlotError {
     pub message: String,
 }
 
-/// One named polyline.
-#[derive(Clone, Debug, PartialEq)]
+/// One named polyline, with an optional spread per point.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
     /// Legend label.
     pub name: String,
     /// Points `(x, y)`, drawn in order.
     pub points: Vec<(f64, f64)>,
+    /// Spread of each point's `y` (e.g. the standard deviation over draws): one value per
+    /// point, non-finite or negative values are left out. `None` draws no spread.
+    pub spread: Option<Vec<f64>>,
+}
+
+impl Series {
+    /// A series without spread.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            spread: None,
+        }
+    }
+
+    /// A series with a spread per point (`spread[i]` belongs to `points[i]`; a length that
+    /// differs from the points' is reported by the drawing function as a [`PlotError`]).
+    pub fn with_spread(name: impl Into<String>, points: Vec<(f64, f64)>, spread: Vec<f64>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            spread: Some(spread),
+        }
+    }
 }
 
 /// One chart.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Panel {
     /// Title above the chart.
     pub title: String,
@@ -132,6 +156,20 @@ pub fn line_charts(
     };
     if panels.is_empty() {
         return Err(err(&"no panels to draw"));
+    }
+    for (p, s) in panels
+        .iter()
+        .flat_map(|p| p.series.iter().map(move |s| (p, s)))
+    {
+        if let Some(spread) = s.spread.as_ref().filter(|d| d.len() != s.points.len()) {
+            return Err(err(&format!(
+                "series {:?} of panel {:?} has {} spread values for {} points",
+                s.name,
+                p.title,
+                spread.len(),
+                s.points.len()
+            )));
+        }
     }
     register_fonts(path)?;
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
@@ -309,13 +347,11 @@ mod tests {
             x_label: "x".into(),
             y_label: "y".into(),
             series: vec![
-                Series {
-                    name: "a".into(),
-                    points: vec![(0.0, 1.0), (1.0, 2.0), (2.0, f64::NAN)],
-                },
+                Series::new("a", vec![(0.0, 1.0), (1.0, 2.0), (2.0, f64::NAN)]),
                 Series {
                     name: "flat".into(),
                     points: vec![(0.0, 5.0), (1.0, 5.0)],
+                    ..Default::default()
                 },
             ],
         };
@@ -344,5 +380,12 @@ mod tests {
         .expect("heat map");
         assert_eq!(&std::fs::read(&hm).expect("png")[1..4], b"PNG");
         assert!(heat_map(&hm, "t", &rows, &cols, &[]).is_err());
+        let short = Series::with_spread("s", vec![(0.0, 1.0), (1.0, 2.0)], vec![0.1]);
+        let panel = Panel {
+            series: vec![short],
+            ..Default::default()
+        };
+        let e = line_charts(&path, &[panel], 800, 400).expect_err("spread length");
+        assert!(e.message.contains("1 spread values for 2 points"), "{e}");
     }
 }

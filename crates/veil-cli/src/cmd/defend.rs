@@ -405,6 +405,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 series: vec![Series {
                     name: "defended".into(),
                     points: summary.iter().map(|s| (x(s), s.accuracy)).collect(),
+                    ..Default::default()
                 }],
             },
             Panel {
@@ -414,6 +415,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 series: vec![Series {
                     name: "attack".into(),
                     points: summary.iter().map(|s| (x(s), s.ssim_mean)).collect(),
+                    ..Default::default()
                 }],
             },
         ],
@@ -583,6 +585,7 @@ fn chart(
                         .iter()
                         .map(|s| (s.accuracy, s.ssim_mean))
                         .collect(),
+                    ..Default::default()
                 })
                 .collect(),
         }],

@@ -144,6 +144,7 @@ fn run_figure(fig: u8, args: &Args) -> anyhow::Result<()> {
                     .filter(|r| r.method == m)
                     .map(|r| (r.x, value(r)))
                     .collect(),
+                ..Default::default()
             })
             .collect()
     };

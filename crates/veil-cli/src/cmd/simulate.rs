@@ -159,7 +159,7 @@ fn plot(
             series: chart
                 .series
                 .into_iter()
-                .map(|(name, points)| Series { name, points })
+                .map(|(name, points)| Series::new(name, points))
                 .collect(),
         }],
         900,
