@@ -1,10 +1,10 @@
-//! veil-plot: the figures veil writes, line charts as a PNG **and** an SVG drawn by the same code
+//! veil-plot: the figures veil writes, each as a PNG **and** an SVG drawn by the same code
 //! (plotters; DejaVu Sans embedded and rendered by ab_glyph, so no system font library is
 //! needed).
 //!
 //! Key items: [`Series`] (a named polyline with an optional per-point spread), [`Panel`] (one
-//! chart: title, axis labels, series), [`line_charts`] (panels side by side, written as
-//! `X.png` and `X.svg` beside it) and [`heat_map`] (PNG).
+//! chart: title, axis labels, series), [`line_charts`] (panels side by side) and [`heat_map`].
+//! Both drawing functions take the PNG path `X.png` and write `X.png` and `X.svg` beside it.
 //!
 //! The look follows a matplotlib paper figure: 2 px lines with a marker at every point (a
 //! different shape per series; about 30 evenly spaced markers on a series of more than 60
@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod axis;
+mod heat;
 mod legend;
 mod line;
 mod style;
@@ -259,7 +260,9 @@ pub fn line_charts(
 
 /// Draws a heat map of `cells[row][col]` (values in `[0, 1]`, `None` for a missing cell) with
 /// row labels `rows` (top to bottom) and column labels `cols`, each cell annotated with its
-/// value: white at 0, dark red at 1.
+/// value: pale at 0, dark red at 1 (matplotlib's "Reds"), with a colour bar. Writes the PNG at
+/// `path` and the same figure as an SVG at `path` with the extension `.svg`; the size follows
+/// from the labels and the number of cells.
 pub fn heat_map(
     path: &Path,
     title: &str,
@@ -267,85 +270,18 @@ pub fn heat_map(
     cols: &[String],
     cells: &[Vec<Option<f64>>],
 ) -> Result<(), PlotError> {
-    let err = |e: &dyn std::fmt::Display| PlotError {
+    let fail = |m: String| PlotError {
         path: path.display().to_string(),
-        message: e.to_string(),
+        message: m,
     };
     if rows.is_empty() || cols.is_empty() || cells.len() != rows.len() {
-        return Err(err(
-            &"heat map needs at least one row and column, one cell row per label",
+        return Err(fail(
+            "heat map needs at least one row and column, one cell row per label".into(),
         ));
     }
-    let (w, h) = (
-        (160 + 48 * cols.len()) as u32,
-        (100 + 36 * rows.len()) as u32,
-    );
-    register_fonts().map_err(|e| err(&e.0))?;
-    let root = BitMapBackend::new(path, (w.max(480), h)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (nr, nc) = (rows.len() as i32, cols.len() as i32);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 18))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(90)
-        .build_cartesian_2d((0..nc - 1).into_segmented(), (0..nr - 1).into_segmented())
-        .map_err(|e| err(&e))?;
-    // Segmented axes put each label at the centre of its cell.
-    let col_label = |x: &SegmentValue<i32>| match x {
-        SegmentValue::CenterOf(i) => cols.get(*i as usize).cloned().unwrap_or_default(),
-        _ => String::new(),
-    };
-    let row_label = |y: &SegmentValue<i32>| match y {
-        SegmentValue::CenterOf(i) => rows
-            .get((nr - 1 - *i) as usize)
-            .cloned()
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .label_style((FONT, 12))
-        .x_labels(cols.len())
-        .y_labels(rows.len())
-        .x_label_formatter(&col_label)
-        .y_label_formatter(&row_label)
-        .x_desc("maps seen (k)")
-        .draw()
-        .map_err(|e| err(&e))?;
-    for (r, row) in cells.iter().enumerate() {
-        let y = nr - 1 - r as i32;
-        for (c, v) in row.iter().enumerate().take(cols.len()) {
-            let Some(v) = v.filter(|v| v.is_finite()) else {
-                continue;
-            };
-            let t = v.clamp(0.0, 1.0);
-            let color = RGBColor(
-                255,
-                (255.0 * (1.0 - 0.8 * t)) as u8,
-                (255.0 * (1.0 - t)) as u8,
-            );
-            let x = c as i32;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [
-                        (SegmentValue::Exact(x), SegmentValue::Exact(y)),
-                        (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
-                    ],
-                    color.filled(),
-                )))
-                .map_err(|e| err(&e))?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!("{v:.2}"),
-                    (SegmentValue::CenterOf(x), SegmentValue::Exact(y + 1)),
-                    (FONT, 12).into_font().color(&BLACK),
-                )))
-                .map_err(|e| err(&e))?;
-        }
-    }
-    root.present().map_err(|e| err(&e))
+    register_fonts().map_err(|e| fail(e.0))?;
+    let figure = heat::Heat::new(title, rows, cols, cells).map_err(|e| fail(e.0))?;
+    render(path, &figure)
 }
 
 #[cfg(test)]

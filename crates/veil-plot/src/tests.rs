@@ -153,7 +153,7 @@ fn bad_requests_are_errors() {
 }
 
 #[test]
-fn heat_map_writes_a_png() {
+fn heat_map_writes_both_files() {
     let dir = tempfile::tempdir().expect("tmp");
     let hm = dir.path().join("h.png");
     let rows = vec!["conv1".to_string(), "relu1".to_string()];
@@ -161,5 +161,11 @@ fn heat_map_writes_a_png() {
     let cells = [vec![Some(0.9), None], vec![Some(0.2), Some(f64::NAN)]];
     heat_map(&hm, "t", &rows, &cols, &cells).expect("heat map");
     assert_eq!(&std::fs::read(&hm).expect("png")[1..4], b"PNG");
+    let texts = svg_texts(&hm.with_extension("svg"));
+    for want in ["conv1", "relu1", "0.90", "0.20", "maps seen (k)", "t"] {
+        assert!(texts.iter().any(|t| t == want), "{want}: {texts:?}");
+    }
     assert!(heat_map(&hm, "t", &rows, &cols, &[]).is_err());
+    let short = [vec![Some(0.5)], vec![]];
+    heat_map(&hm, "", &rows, &cols, &short).expect("short rows are missing cells");
 }
