@@ -98,7 +98,11 @@ pub struct Panel {
 pub const MIN_PANEL: (u32, u32) = line::DESIGN;
 
 /// Largest figure side, in pixels.
-const MAX_SIDE: u32 = 16_384;
+const MAX_SIDE: u32 = 32_768;
+/// Largest figure area, in pixels (a 150 MB canvas).
+const MAX_PIXELS: u64 = 50_000_000;
+/// Largest figure area drawn at twice its size for anti-aliasing.
+const SUPERSAMPLED_PIXELS: u64 = 8_000_000;
 
 /// Registers the embedded DejaVu Sans under [`FONT`] (once per process).
 fn register_fonts() -> Result<(), Fail> {
@@ -130,9 +134,10 @@ fn render<F: Figure>(path: &Path, fig: &F) -> Result<(), PlotError> {
     let svg = svg_path(path).ok_or_else(|| fail("the PNG path must not end in .svg".into()))?;
     register_fonts().map_err(|e| fail(e.0))?;
     let (w, h) = fig.size();
-    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS
+    {
         return Err(fail(format!(
-            "a {w}x{h} figure is outside 1..={MAX_SIDE} pixels a side"
+            "a {w}x{h} figure is outside 1..={MAX_SIDE} pixels a side or {MAX_PIXELS} in all"
         )));
     }
     png(path, fig, (w, h)).map_err(|e| fail(e.0))?;
@@ -161,7 +166,7 @@ fn svg_path(path: &Path) -> Option<PathBuf> {
 /// Draws `fig` at `scale` times its size, averages it down to `(w, h)` and writes the PNG.
 fn png<F: Figure>(path: &Path, fig: &F, (w, h): (u32, u32)) -> Drawn {
     // Twice the size anti-aliases; very large figures are drawn as they are.
-    let scale: u32 = if u64::from(w) * u64::from(h) <= 16_000_000 {
+    let scale: u32 = if u64::from(w) * u64::from(h) <= SUPERSAMPLED_PIXELS {
         2
     } else {
         1
