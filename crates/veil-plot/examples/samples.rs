@@ -122,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Huge and tiny values, a single-point series, a gap.
     let odd = Panel {
-        title: "Odd scales".into(),
+        title: "Odd scales: huge x, tiny y, a gap in a line and a single-point series".into(),
         x_label: "samples".into(),
         y_label: "error".into(),
         series: vec![

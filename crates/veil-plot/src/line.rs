@@ -391,7 +391,7 @@ fn draw_axes<DB: DrawingBackend>(
     panel: &Panel,
 ) -> Drawn {
     let (l, t, r, b) = frame.rect;
-    let (_, h) = area.dim_in_pixel();
+    let (w, h) = area.dim_in_pixel();
     let ink = INK.stroke_width(pen.px(1.0).max(1) as u32);
     area.draw(&Rectangle::new([(l, t), (r, b)], ink))?;
     let tick = pen.px(TICK_LEN);
@@ -408,20 +408,26 @@ fn draw_axes<DB: DrawingBackend>(
         let anchor = (HPos::Right, VPos::Center);
         pen.text(area, label, (l - gap, y), TICK_FONT, INK, anchor, false)?;
     }
+    // Labels too long for their side shrink (to 60 % at most); a title stays within the panel.
+    let (w, h) = (w as i32, h as i32);
     let m = pen.px(MARGIN);
     let mid = ((l + r) / 2, (t + b) / 2);
+    let (size, _) = pen.fit(&panel.x_label, LABEL_FONT, w - 2 * m)?;
     let bottom = (HPos::Center, VPos::Bottom);
     pen.text(
         area,
         &panel.x_label,
-        (mid.0, h as i32 - m),
-        LABEL_FONT,
+        (mid.0, h - m),
+        size,
         INK,
         bottom,
         false,
     )?;
+    let (size, _) = pen.fit(&panel.y_label, LABEL_FONT, h - 2 * m)?;
     let top = (HPos::Center, VPos::Top);
-    pen.text(area, &panel.y_label, (m, mid.1), LABEL_FONT, INK, top, true)?;
-    pen.text(area, &panel.title, (mid.0, m), TITLE_FONT, INK, top, false)?;
+    pen.text(area, &panel.y_label, (m, mid.1), size, INK, top, true)?;
+    let (size, tw) = pen.fit(&panel.title, TITLE_FONT, w - 2 * m)?;
+    let x = mid.0.min(w - m - tw / 2).max(m + tw / 2);
+    pen.text(area, &panel.title, (x, m), size, INK, top, false)?;
     Ok(())
 }

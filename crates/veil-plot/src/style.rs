@@ -77,6 +77,17 @@ impl Pen {
         Ok(w as i32)
     }
 
+    /// The size (design pixels, at most `size`, at least 60 % of it) at which `text` fits in
+    /// `room` backend pixels, and its width there.
+    pub fn fit(&self, text: &str, size: f64, room: i32) -> Drawn<(f64, i32)> {
+        let w = self.width(text, size)?;
+        if w <= room.max(1) {
+            return Ok((size, w));
+        }
+        let fitted = (size * f64::from(room.max(1)) / f64::from(w)).max(0.6 * size);
+        Ok((fitted, self.width(text, fitted)?))
+    }
+
     /// Draws `text` at `at` (backend pixels within `area`), `size` design pixels, anchored
     /// at `anchor`; `upright` turns it to read bottom to top (a y-axis label).
     #[allow(clippy::too_many_arguments)]
