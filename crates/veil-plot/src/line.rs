@@ -114,7 +114,8 @@ pub(crate) struct Lines<'a> {
 impl Figure for Lines<'_> {
     fn size(&self) -> (u32, u32) {
         (
-            self.panel_w.saturating_mul(self.panels.len() as u32),
+            self.panel_w
+                .saturating_mul(u32::try_from(self.panels.len()).unwrap_or(u32::MAX)),
             self.h,
         )
     }
