@@ -1,8 +1,9 @@
 //! veil-cli: the `veil` command line. Each sub-command lives in [`cmd`] and calls the library
 //! crates; this file holds the argument types and the dispatcher.
 //!
-//! Every command accepts `--json` (one JSON document on stdout) and reports bad input as an
-//! error, which `main` prints on one line before exiting with code 2.
+//! `--json` (anywhere on the command line) makes a command print one JSON document on stdout
+//! instead of text; every command reports bad input as an error, which `main` prints on one
+//! line before exiting with code 2.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "veil", version, about)]
 pub struct Cli {
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -57,6 +61,25 @@ pub enum Command {
     Coordinator(cmd::net::CoordinatorArgs),
 }
 
+/// Whether `--json` was given, set once by [`run`]: the process prints JSON instead of text.
+static JSON_OUTPUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether this run prints JSON (`--json`) instead of text.
+pub fn json() -> bool {
+    JSON_OUTPUT.get().copied().unwrap_or(false)
+}
+
+/// Prints `value` as JSON with `--json`, else `text(value)`.
+pub fn report<T: serde::Serialize>(
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    match json() {
+        true => print_json(value),
+        false => out(&text(value)),
+    }
+}
+
 /// Options shared by commands that read datasets.
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
@@ -67,6 +90,7 @@ pub struct DataArgs {
 
 /// Runs one parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = JSON_OUTPUT.set(cli.json);
     match cli.command {
         Command::Models(a) => cmd::models::run(a),
         Command::Train(a) => cmd::train::run(a),

@@ -32,5 +32,5 @@ pub use folder::{PlanarImage, load_image_folder, load_image_folder_with_classes,
 pub use gtsrb::load_gtsrb;
 pub use idx::{read_idx_images, read_idx_labels};
 pub use ppm::read_ppm;
-pub use registry::{DatasetId, data_dir, load};
+pub use registry::{DatasetId, data_dir, load, load_named};
 pub use uci::{load_activity, load_post_operative};

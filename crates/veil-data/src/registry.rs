@@ -106,6 +106,18 @@ fn first_dir(root: &Path, names: &[&str]) -> Result<PathBuf, DataError> {
         })
 }
 
+/// Loads the dataset a `--dataset` names, from `data` (`--data`) or `$VEIL_DATA` when it
+/// needs files.
+pub fn load_named(name: &str, data: Option<&Path>) -> Result<(DatasetId, Split), DataError> {
+    let id: DatasetId = name.parse()?;
+    let root = match id.needs_data_dir() {
+        true => Some(data_dir(data)?),
+        false => None,
+    };
+    let split = load(&id, root.as_deref())?;
+    Ok((id, split))
+}
+
 /// Loads dataset `id`; `root` is the data directory (ignored for `synthetic` and folders).
 pub fn load(id: &DatasetId, root: Option<&Path>) -> Result<Split, DataError> {
     let root_dir = || -> Result<PathBuf, DataError> {

@@ -179,3 +179,32 @@ pub fn bench(
         inputs: data.map_or_else(|| "random".to_string(), |d| d.name.clone()),
     })
 }
+
+impl BenchReport {
+    /// The figures in words, one line per workload.
+    pub fn text(&self) -> String {
+        let c = &self.config;
+        format!(
+            "{} ({} threads, {} inputs)\ntraining, batch {}: {:.1} steps/s = {:.0} images/s\ninference, batch 1: median {:.3} ms, {:.0} inferences/s\ninference, batch {}: {:.1} batches/s = {:.0} images/s",
+            self.model,
+            self.threads,
+            self.inputs,
+            c.train_batch,
+            self.train_steps_per_second,
+            self.train_images_per_second,
+            self.latency_median_ms,
+            self.single_inferences_per_second,
+            c.throughput_batch,
+            self.batches_per_second,
+            self.batched_images_per_second
+        )
+    }
+}
+
+/// Threads the engine uses: `RAYON_NUM_THREADS` when set, else the machine's parallelism.
+pub fn engine_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

@@ -220,6 +220,79 @@ fn write_report(path: &Path, output: &TrainOutput) -> Result<(), ModelError> {
     })
 }
 
+impl TrainOutput {
+    /// One line per epoch, then the outcome.
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        for e in &self.epochs {
+            text.push_str(&format!(
+                "epoch {:>3}  loss {:.4}  test accuracy {:.4}  ({:.1} s)\n",
+                e.epoch,
+                e.train_loss,
+                e.test_accuracy.unwrap_or(f64::NAN),
+                e.seconds
+            ));
+        }
+        text.push_str(&format!(
+            "{} on {}: test accuracy {:.4} after {:.1} s of training ({:.0} images/s); weights in {}",
+            self.model,
+            self.dataset,
+            self.test_accuracy,
+            self.train_seconds,
+            self.images_per_second,
+            self.weights.display()
+        ));
+        text
+    }
+}
+
+/// Accuracy of a weight file on a test split.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evaluation {
+    /// Model name (from the file).
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// The weight file.
+    pub weights: PathBuf,
+    /// Test samples.
+    pub test_samples: usize,
+    /// Accuracy.
+    pub test_accuracy: f64,
+    /// Evaluation time (s).
+    pub seconds: f64,
+}
+
+/// Evaluates the weight file `weights` on `split`'s test set; when `expected` names a model,
+/// the file must hold it (case-insensitive).
+pub fn evaluate_file(
+    weights: &Path,
+    expected: Option<&str>,
+    id: &DatasetId,
+    split: &Split,
+) -> Result<Evaluation, ModelError> {
+    let model = Model::load(weights)?;
+    if let Some(name) = expected
+        && !name.eq_ignore_ascii_case(&model.spec().name)
+    {
+        return Err(ModelError::Invalid(format!(
+            "{} holds model `{}`, not `{name}`",
+            weights.display(),
+            model.spec().name
+        )));
+    }
+    let started = std::time::Instant::now();
+    let test_accuracy = model.evaluate(&split.test)?;
+    Ok(Evaluation {
+        model: model.spec().name.clone(),
+        dataset: id.name(),
+        weights: weights.to_path_buf(),
+        test_samples: split.test.len(),
+        test_accuracy,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

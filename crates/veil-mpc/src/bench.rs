@@ -173,6 +173,70 @@ fn party_args(
     ]
 }
 
+/// The dataset a zoo model's benchmark uses by default: the sensor nets' own data
+/// (`postop*`: postop, `wearable*`: activity), MNIST otherwise.
+pub fn default_dataset(model: &str) -> &'static str {
+    match () {
+        _ if model.starts_with("postop") => "postop",
+        _ if model.starts_with("wearable") => "activity",
+        _ => "mnist",
+    }
+}
+
+/// One benchmark: the samples, the reference and where the parties run.
+pub struct BenchRun<'a> {
+    /// The model's weight file.
+    pub weights: &'a Path,
+    /// Dataset name (reports).
+    pub dataset: &'a str,
+    /// The samples, in order.
+    pub inputs: &'a [f32],
+    /// Their labels.
+    pub labels: &'a [u32],
+    /// Plaintext logits of every sample (the reference).
+    pub plain_logits: &'a [f32],
+    /// Batch sizes (see [`batch_sizes`]).
+    pub sizes: &'a [usize],
+    /// INSECURE: a fixed dealer seed (default: OS entropy).
+    pub insecure_seed: Option<u64>,
+    /// Four processes over TLS (`Some`), or every party in this process (`None`).
+    pub processes: Option<ProcessBench>,
+}
+
+/// Runs `run` and scores it; `progress(done, total)` follows the batches.
+pub fn run(
+    run: &BenchRun<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<BenchSummary, BenchError> {
+    let (spec, tensors) = crate::model::read_weight_file(run.weights)?;
+    let (arch, lw) = crate::model::compile(&spec, &tensors)?;
+    let start = std::time::Instant::now();
+    let (report, transport) = match &run.processes {
+        Some(p) => (run_processes(p, progress)?, "tls"),
+        None => {
+            let report = crate::local::run_batches_in_memory(
+                &arch,
+                &lw,
+                run.inputs,
+                run.sizes,
+                run.insecure_seed,
+                &mut |done, total| progress(done as u64, total as u64),
+            )?;
+            (report, "memory")
+        }
+    };
+    let wall_s = start.elapsed().as_secs_f64();
+    let reference = Reference {
+        arch: &arch,
+        weights: &lw,
+        inputs: run.inputs,
+        labels: run.labels,
+        plain_logits: run.plain_logits,
+    };
+    let batch = run.sizes.first().copied().unwrap_or(1);
+    score(&report, &reference, (transport, run.dataset, batch, wall_s))
+}
+
 /// What `veil mpc bench` reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchSummary {

@@ -81,7 +81,7 @@ pub fn run_batches_in_memory(
     weights: &[LayerWeights],
     inputs: &[f32],
     batches: &[usize],
-    seed: u64,
+    insecure_seed: Option<u64>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<crate::roles::DealerReport, MpcError> {
     let total: usize = batches.iter().sum();
@@ -92,12 +92,22 @@ pub fn run_batches_in_memory(
             arch.input_len
         )));
     }
-    let mut dealer = Dealer::new_insecure_seeded(arch, weights, seed);
+    // Secrets from the OS CSPRNG unless a test asks for a reproducible (insecure) run.
+    let (mut dealer, mut rng) = match insecure_seed {
+        Some(seed) => (
+            Dealer::new_insecure_seeded(arch, weights, seed),
+            <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x5e45),
+        ),
+        None => (
+            Dealer::from_os_entropy(arch, weights)?,
+            <rand_chacha::ChaCha20Rng as rand::SeedableRng>::try_from_rng(&mut rand::rngs::OsRng)
+                .map_err(MpcError::Entropy)?,
+        ),
+    };
     let model_bytes =
         (dealer.model_shares(0).encoded_len() + dealer.model_shares(1).encoded_len()) as u64;
     let s0 = Server::new(Party::Zero, arch.clone(), dealer.model_shares(0).clone())?;
     let s1 = Server::new(Party::One, arch.clone(), dealer.model_shares(1).clone())?;
-    let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x5e45);
     let mut logits = Vec::with_capacity(total);
     let mut reports = Vec::with_capacity(batches.len());
     let mut at = 0;

@@ -104,6 +104,58 @@ pub fn drive(
     })
 }
 
+/// Requests `requests` at `rate` per second, or `rate x duration_s` when a duration is given
+/// (which needs a positive rate and duration).
+pub fn request_count(
+    requests: usize,
+    rate: f64,
+    duration_s: Option<f64>,
+) -> Result<usize, NetError> {
+    match duration_s {
+        Some(d) if rate > 0.0 && d.is_finite() && d > 0.0 => Ok((d * rate).round() as usize),
+        Some(_) => Err(NetError::Deploy(
+            "--duration-s needs a positive duration and --rate > 0".into(),
+        )),
+        None => Ok(requests),
+    }
+}
+
+/// Files a load run writes.
+#[derive(Clone, Debug, Default)]
+pub struct LoadFiles {
+    /// One JSON line per request.
+    pub trace: Option<std::path::PathBuf>,
+    /// The counter samples as CSV.
+    pub samples: Option<std::path::PathBuf>,
+}
+
+/// `veil net load`: drives the running fleet behind `cfg` with `inputs` (checked against
+/// `want`, the single-process logits, when given), samples the counters every
+/// `sample_every`, reads them once more at the end, writes `files` and reports.
+pub fn load_fleet(
+    cfg: &LoadConfig,
+    inputs: &[Vec<f32>],
+    want: Option<&[f32]>,
+    sample_every: Option<Duration>,
+    files: &LoadFiles,
+    on_done: impl Fn() + Send + Sync + 'static,
+) -> Result<FleetReport, NetError> {
+    let mut driven = drive(cfg, inputs, sample_every, None, on_done)?;
+    let nodes = read_fleet(cfg)?;
+    let wall_s = driven.wall_s;
+    driven
+        .samples
+        .extend(nodes.iter().map(|s| (wall_s, s.clone())));
+    if let Some(p) = &files.trace {
+        write_trace(p, &driven.records)?;
+    }
+    if let Some(p) = &files.samples {
+        write_samples(p, &driven.samples)?;
+    }
+    let reference = want.map(|w| (w, w.len() / inputs.len().max(1)));
+    Ok(FleetReport::new(&driven, cfg.rate, reference, nodes))
+}
+
 /// The counters of every node of the fleet behind `cfg.source` (one read, after a run).
 pub fn read_fleet(cfg: &LoadConfig) -> Result<Vec<NodeStats>, NetError> {
     runtime()?.block_on(fleet_stats(

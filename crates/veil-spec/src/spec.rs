@@ -197,6 +197,18 @@ impl ModelSpec {
         Ok(spec)
     }
 
+    /// What a `--model` names: a spec file (`.toml` or `.json` extension), else a zoo model.
+    pub fn resolve(model: &str) -> Result<Self, SpecError> {
+        let path = Path::new(model);
+        let is_spec_file = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml") || e.eq_ignore_ascii_case("json"));
+        match is_spec_file {
+            true => Self::from_file(path),
+            false => crate::zoo::model(model),
+        }
+    }
+
     /// Reads a spec file: `.json` is JSON, anything else TOML.
     pub fn from_file(path: &Path) -> Result<Self, SpecError> {
         let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {

@@ -53,9 +53,6 @@ pub struct Args {
     /// Output directory for the image grid and the JSON report.
     #[arg(long, default_value = "runs/attack")]
     pub out: PathBuf,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Which trained model is attacked, on which data (shared by `veil attack` and `veil profile`).
@@ -167,8 +164,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.set_message(m.to_string())
     })?;
     bar.finish_and_clear();
-    match args.json {
-        true => crate::print_json(&outcome),
-        false => crate::out(&outcome.summary()),
-    }
+    crate::report(&outcome, |x| x.summary())
 }

@@ -15,9 +15,6 @@ pub struct Args {
     pub reference: PathBuf,
     /// Image to score against the reference.
     pub candidate: PathBuf,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Serialize)]
@@ -52,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         mse: scores.mse,
         shape: a.shape,
     };
-    if args.json {
+    if crate::json() {
         return crate::print_json(&out);
     }
     crate::out(&format!(

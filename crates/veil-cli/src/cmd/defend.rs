@@ -51,9 +51,6 @@ pub enum Shield {
         /// Output directory (JSON, CSV, image grid).
         #[arg(long, default_value = "runs/defend")]
         out: PathBuf,
-        /// Print one JSON object on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Model perturbation: clip the device part to G, add Laplace(2G/eps) to its parameters.
     Dp {
@@ -118,9 +115,6 @@ pub enum Shield {
         /// Output PNG (a CSV of the table is written beside it).
         #[arg(long, default_value = "runs/defend/compare.png")]
         png: PathBuf,
-        /// Print one JSON object on stdout.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -148,9 +142,6 @@ pub struct Common {
     /// Output directory (CSV, PNG).
     #[arg(long, default_value = "runs/defend")]
     pub out: PathBuf,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `--attacker` of `veil defend dp`.
@@ -196,7 +187,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             victims,
             epochs,
             out,
-            json,
         } => {
             let campaign = ObfNetCampaign {
                 variant,
@@ -205,20 +195,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 attack: attack(aux, victims, epochs),
                 out,
             };
-            return obfnet(&target, &campaign, json);
+            return obfnet(&target, &campaign);
         }
         Shield::Chart {
             csv,
             accuracy,
             title,
             png,
-            json,
         } => {
             let comparison = compare_files(&csv, &accuracy, &title, &png)?;
-            return match json {
-                true => crate::print_json(&comparison),
-                false => crate::out(&comparison.markdown()),
-            };
+            return crate::report(&comparison, |x| x.markdown());
         }
         Shield::Dp {
             common,
@@ -230,12 +216,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 AttackerArg::Deployed => Attacker::Deployed,
                 AttackerArg::Stale => Attacker::Stale,
             };
-            let shield = campaign::Shield::Dp {
-                eps,
-                clip,
-                attacker,
-            };
-            (common, shield)
+            (
+                common,
+                campaign::Shield::Dp {
+                    eps,
+                    clip,
+                    attacker,
+                },
+            )
         }
         Shield::Noise {
             common,
@@ -251,6 +239,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Shield::Dropout { common, rates } => (common, campaign::Shield::Dropout { rates }),
         Shield::Split { common, layers } => (common, campaign::Shield::Split { layers }),
     };
+    sweep(common, shield)
+}
+
+/// `veil defend dp|noise|dropout|split`: one shield's campaign with a progress bar.
+fn sweep(common: Common, shield: campaign::Shield) -> anyhow::Result<()> {
     let (id, split, model) = common.target.load()?;
     let campaign = Campaign {
         shield,
@@ -260,41 +253,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out: common.out,
     };
     let bar = crate::progress_bar(0, "defend", "");
-    let quiet = common.json;
     let report = campaign::run(&model, &id.name(), &split, &campaign, &mut |p| match p {
         Progress::Phase(what) => bar.set_message(what.to_string()),
         Progress::Measured { done, total, row } => {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
-            bar.set_message(format!(
-                "{} {}: accuracy {:.3}, ssim {:.3}",
-                row.defence, row.label, row.accuracy, row.ssim_mean
-            ));
-            if bar.is_hidden() && !quiet {
-                eprintln!(
-                    "{} {} draw {}: accuracy {:.4}, ssim {:.4}",
-                    row.defence, row.label, row.draw, row.accuracy, row.ssim_mean
-                );
+            let line = format!(
+                "{} {} draw {}: accuracy {:.4}, ssim {:.4}",
+                row.defence, row.label, row.draw, row.accuracy, row.ssim_mean
+            );
+            if bar.is_hidden() && !crate::json() {
+                eprintln!("{line}");
             }
+            bar.set_message(line);
         }
     })?;
     bar.finish_and_clear();
-    match common.json {
-        true => crate::print_json(&report),
-        false => crate::out(&format!(
-            "{} in {}",
-            report.markdown(),
-            campaign.out.display()
-        )),
-    }
+    crate::report(&report, |r| {
+        format!("{} in {}", r.markdown(), campaign.out.display())
+    })
 }
 
 /// `veil defend obfnet`.
-fn obfnet(
-    target: &super::attack::TargetArgs,
-    campaign: &ObfNetCampaign,
-    json: bool,
-) -> anyhow::Result<()> {
+fn obfnet(target: &super::attack::TargetArgs, campaign: &ObfNetCampaign) -> anyhow::Result<()> {
     let (id, split, classifier) = target.load()?;
     let bar = crate::progress_bar(campaign.count, "obfnet", "trained");
     let run = obfnet_campaign::run(
@@ -308,8 +289,5 @@ fn obfnet(
         },
     )?;
     bar.finish_and_clear();
-    match json {
-        true => crate::print_json(&run.to_json()),
-        false => crate::out(&run.summary()),
-    }
+    crate::report(&run.to_json(), |_| run.summary())
 }

@@ -2,9 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use serde::Serialize;
-use veil_model::Model;
+use veil_model::session::evaluate_file;
 
 use crate::DataArgs;
 
@@ -23,51 +21,16 @@ pub struct Args {
     /// Data directory options.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Serialize)]
-struct EvalOutput {
-    model: String,
-    dataset: String,
-    weights: PathBuf,
-    test_samples: usize,
-    test_accuracy: f64,
-    seconds: f64,
 }
 
 /// Runs `veil eval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let model = Model::load(&args.weights)
-        .with_context(|| format!("loading {}", args.weights.display()))?;
-    if let Some(name) = &args.model
-        && !name.eq_ignore_ascii_case(&model.spec().name)
-    {
-        bail!(
-            "{} holds model `{}`, not `{name}`",
-            args.weights.display(),
-            model.spec().name
-        );
-    }
     let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
-    let started = std::time::Instant::now();
-    let acc = model.evaluate(&split.test)?;
-    let out = EvalOutput {
-        model: model.spec().name.clone(),
-        dataset: id.name(),
-        weights: args.weights,
-        test_samples: split.test.len(),
-        test_accuracy: acc,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    if args.json {
-        return crate::print_json(&out);
-    }
-    crate::out(&format!(
-        "{} on {} ({} test samples): accuracy {:.4}",
-        out.model, out.dataset, out.test_samples, out.test_accuracy
-    ))?;
-    Ok(())
+    let eval = evaluate_file(&args.weights, args.model.as_deref(), &id, &split)?;
+    crate::report(&eval, |e| {
+        format!(
+            "{} on {} ({} test samples): accuracy {:.4}",
+            e.model, e.dataset, e.test_samples, e.test_accuracy
+        )
+    })
 }

@@ -35,9 +35,6 @@ pub struct Args {
     /// Output directory for figures.
     #[arg(long, default_value = "runs/game")]
     pub out: PathBuf,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
     /// Accuracy curve `A = a ln(b eps + 1)` measured by `veil defend dp` (its `*-fit.toml`),
     /// replacing the scenario's `accuracy_a` and `accuracy_b`.
     #[arg(long)]
@@ -95,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let scenario = read_scenario(args.config.as_deref(), args.accuracy_fit.as_deref())?;
     let solution = solve(&scenario, args.method.into())?;
-    match args.json {
+    match crate::json() {
         true => crate::print_json(&GameOutput {
             solution: &solution,
             scenario: &scenario,
@@ -123,7 +120,7 @@ fn run_figure(fig: u8, args: &Args) -> anyhow::Result<()> {
     });
     let png = args.out.join(format!("fig{fig}.png"));
     line_charts(&png, &panels, 1200, 480)?;
-    if args.json {
+    if crate::json() {
         return crate::print_json(&FigureOutput {
             figure: fig,
             fleets: args.fleets,

@@ -23,27 +23,12 @@ use veil_spec::ModelSpec;
 
 /// Resolves `--model`: a zoo name, or a path to a TOML/JSON spec file.
 pub fn resolve_spec(model: &str) -> anyhow::Result<ModelSpec> {
-    let path = Path::new(model);
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("toml") || e.eq_ignore_ascii_case("json"))
-    {
-        return ModelSpec::from_file(path).with_context(|| format!("model spec {model}"));
-    }
-    Ok(veil_spec::zoo::model(model)?)
+    ModelSpec::resolve(model).with_context(|| format!("model {model}"))
 }
 
 /// Loads dataset `name` from `--data` or `$VEIL_DATA`.
 pub fn load_dataset(name: &str, data: Option<&Path>) -> anyhow::Result<(DatasetId, Split)> {
-    let id: DatasetId = name.parse()?;
-    let root = if id.needs_data_dir() {
-        Some(veil_data::data_dir(data)?)
-    } else {
-        None
-    };
-    let split = veil_data::load(&id, root.as_deref())
-        .with_context(|| format!("loading dataset {}", id.name()))?;
-    Ok((id, split))
+    veil_data::load_named(name, data).with_context(|| format!("loading dataset {name}"))
 }
 
 /// `--solver` of the exact placement: the MILP solvers veil knows.

@@ -3,9 +3,6 @@
 /// Arguments of `veil models`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print a JSON array instead of a table.
-    #[arg(long)]
-    pub json: bool,
     /// Also list every layer (name, operation, output shape): the names `--layer` accepts.
     #[arg(long)]
     pub layers: bool,
@@ -14,8 +11,5 @@ pub struct Args {
 /// Runs `veil models`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let entries = veil_spec::catalog::catalog()?;
-    match args.json {
-        true => crate::print_json(&entries),
-        false => crate::out(&veil_spec::catalog::table(&entries, args.layers)),
-    }
+    crate::report(&entries, |x| veil_spec::catalog::table(x, args.layers))
 }

@@ -6,10 +6,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use veil_model::Model;
+use veil_model::session::default_weights;
+use veil_mpc::bench::{BenchRun, ProcessBench, default_dataset};
 use veil_mpc::roles::{
     DealerConfig, PARTIES, SensorConfig, ServerConfig, run_dealer, run_sensor, run_server,
 };
@@ -148,9 +150,6 @@ pub struct BenchArgs {
     /// serialisation), for agreement over whole test sets.
     #[arg(long, value_enum, default_value_t = TransportArg::Tls)]
     pub transport: TransportArg,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn timeout(net: &NetArgs) -> Duration {
@@ -174,16 +173,6 @@ pub enum TransportArg {
     Tls,
     /// One process, the in-memory link.
     Memory,
-}
-
-impl TransportArg {
-    /// The name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            TransportArg::Tls => "tls",
-            TransportArg::Memory => "memory",
-        }
-    }
 }
 
 /// Runs `veil mpc`.
@@ -287,83 +276,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// `veil mpc bench`.
 fn bench(b: &BenchArgs) -> anyhow::Result<()> {
-    let dataset = b.dataset.clone().unwrap_or_else(|| {
-        let sensor = |prefix: &str| b.model.starts_with(prefix);
-        match () {
-            _ if sensor("postop") => "postop".into(),
-            _ if sensor("wearable") => "activity".into(),
-            _ => "mnist".into(),
-        }
-    });
-    let id: veil_data::DatasetId = dataset.parse()?;
-    let weights = b
-        .weights
-        .clone()
-        .unwrap_or_else(|| veil_model::session::default_weights(&b.model, &id.name()));
-    if !weights.exists() {
-        bail!(
-            "{} not found: train it first (veil train --model {} --dataset {})",
-            weights.display(),
-            b.model,
-            id.name()
-        );
-    }
-    let (_, split) = super::load_dataset(&dataset, b.data.as_deref())?;
+    let dataset = (b.dataset.as_deref()).unwrap_or(default_dataset(&b.model));
+    let (id, split) = super::load_dataset(dataset, b.data.as_deref())?;
+    let weights = (b.weights.clone()).unwrap_or_else(|| default_weights(&b.model, &id.name()));
+    let model = Model::load(&weights).with_context(|| {
+        let train = format!("veil train --model {} --dataset {}", b.model, id.name());
+        format!("{}: train it first ({train})", weights.display())
+    })?;
     let sizes = b.batches.sizes()?;
     let n: usize = sizes.iter().sum();
     if n > split.test.len() {
         bail!("--images {n}: the test split has {}", split.test.len());
     }
     let inputs = &split.test.samples[..n * split.test.sample_len()];
-    let (spec, tensors) = veil_mpc::model::read_weight_file(&weights)?;
-    let (arch, lw) = veil_mpc::model::compile(&spec, &tensors)?;
-    let bar = crate::progress_bar(sizes.len(), "mpc bench", "batches");
-    let start = Instant::now();
-    let report = match b.transport {
-        TransportArg::Tls => veil_mpc::bench::run_processes(
-            &veil_mpc::bench::ProcessBench {
-                program: std::env::current_exe().context("locating the veil binary")?,
-                weights: weights.clone(),
-                dataset: dataset.clone(),
-                data: veil_data::data_dir(b.data.as_deref()).ok(),
-                images: n,
-                batch: b.batches.batch,
-                insecure_seed: b.seed,
-            },
-            &mut |done, _| bar.set_position(done),
-        )?,
-        TransportArg::Memory => veil_mpc::local::run_batches_in_memory(
-            &arch,
-            &lw,
-            inputs,
-            &sizes,
-            b.seed.unwrap_or_else(rand_seed),
-            &mut |done, _| bar.set_position(done as u64),
-        )?,
+    let processes = match b.transport {
+        TransportArg::Memory => None,
+        TransportArg::Tls => Some(ProcessBench {
+            program: std::env::current_exe().context("locating the veil binary")?,
+            weights: weights.clone(),
+            dataset: dataset.to_string(),
+            data: veil_data::data_dir(b.data.as_deref()).ok(),
+            images: n,
+            batch: b.batches.batch,
+            insecure_seed: b.seed,
+        }),
     };
-    let wall_s = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    let reference = veil_mpc::bench::Reference {
-        arch: &arch,
-        weights: &lw,
+    let run = BenchRun {
+        weights: &weights,
+        dataset: &id.name(),
         inputs,
         labels: &split.test.labels[..n],
-        plain_logits: &Model::load(&weights)?.logits(inputs)?,
+        plain_logits: &model.logits(inputs)?,
+        sizes: &sizes,
+        insecure_seed: b.seed,
+        processes,
     };
-    let run = (b.transport.name(), id.name(), b.batches.batch, wall_s);
-    let summary = veil_mpc::bench::score(&report, &reference, (run.0, &run.1, run.2, run.3))?;
-    match b.json {
-        true => crate::print_json(&summary),
-        false => crate::out(&summary.summary()),
-    }
-}
-
-/// A fresh dealer seed from the clock and the process id (the dealer process itself draws OS
-/// entropy when no seed is given).
-fn rand_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    t ^ (u64::from(std::process::id()) << 32)
+    let bar = crate::progress_bar(sizes.len(), "mpc bench", "batches");
+    let summary = veil_mpc::bench::run(&run, &mut |done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    crate::report(&summary, |x| x.summary())
 }

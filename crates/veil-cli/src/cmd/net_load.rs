@@ -10,10 +10,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use veil_model::Model;
 use veil_net::bench::{FaultKind, FleetBench};
-use veil_net::drive::{FleetReport, drive, read_fleet, write_samples, write_trace};
+use veil_net::drive::{LoadFiles, load_fleet, request_count};
 use veil_net::load::LoadConfig;
 
 /// `veil net bench`.
@@ -61,9 +61,6 @@ pub struct BenchArgs {
     /// Write one JSON line per request (outcome, latency, trace) here.
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `veil net load`.
@@ -109,19 +106,12 @@ pub struct LoadArgs {
     /// Seed of the arrival times.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Runs `veil net load`.
 pub fn load(a: &LoadArgs) -> anyhow::Result<()> {
     let (_, split) = super::load_dataset(&a.dataset, a.data.as_deref())?;
-    let requests = match a.duration_s {
-        Some(d) if a.rate > 0.0 && d.is_finite() && d > 0.0 => (d * a.rate).round() as usize,
-        Some(_) => bail!("--duration-s needs a positive duration and --rate > 0"),
-        None => a.requests,
-    };
+    let requests = request_count(a.requests, a.rate, a.duration_s)?;
     let n = split.test.len().min(requests.max(1)).min(1000);
     let inputs: Vec<Vec<f32>> = (0..n).map(|i| split.test.sample(i).to_vec()).collect();
     let want = match &a.weights {
@@ -138,27 +128,17 @@ pub fn load(a: &LoadArgs) -> anyhow::Result<()> {
         seed: a.seed,
     };
     let every = (a.sample_s > 0.0).then(|| Duration::from_secs_f64(a.sample_s));
+    let files = LoadFiles {
+        trace: a.trace.clone(),
+        samples: a.samples.clone(),
+    };
     let bar = crate::progress_bar(requests, "load", "requests");
     let b = bar.clone();
-    let mut driven = drive(&cfg, &inputs, every, None, move || b.inc(1))?;
+    let report = load_fleet(&cfg, &inputs, want.as_deref(), every, &files, move || {
+        b.inc(1)
+    })?;
     bar.finish_and_clear();
-    let nodes = read_fleet(&cfg)?;
-    let wall_s = driven.wall_s;
-    driven
-        .samples
-        .extend(nodes.iter().map(|s| (wall_s, s.clone())));
-    if let Some(p) = &a.trace {
-        write_trace(p, &driven.records)?;
-    }
-    if let Some(p) = &a.samples {
-        write_samples(p, &driven.samples)?;
-    }
-    let reference = want.as_deref().map(|w| (w, w.len() / n));
-    let report = FleetReport::new(&driven, a.rate, reference, nodes);
-    match a.json {
-        true => crate::print_json(&report),
-        false => crate::out(&report.text("load")),
-    }
+    crate::report(&report, |x| x.text("load"))
 }
 
 /// Runs `veil net bench`.
@@ -199,8 +179,5 @@ pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         "{} on {} helpers over gRPC + mutual TLS",
         b.model, b.helpers
     );
-    match b.json {
-        true => crate::print_json(&report),
-        false => crate::out(&report.text(&title)),
-    }
+    crate::report(&report, |x| x.text(&title))
 }

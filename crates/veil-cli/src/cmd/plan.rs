@@ -36,9 +36,6 @@ pub struct Args {
     /// With --exact: solver time limit in seconds (the incumbent and its gap are reported).
     #[arg(long, default_value_t = 60.0, requires = "exact")]
     pub time_limit: f64,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `--strategy` of `veil plan`.
@@ -83,8 +80,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let profile = args.profile.as_deref();
     let strategy = args.strategy.into();
     let out = plan_request(&fleet, &spec, profile, args.tau, strategy, exact.as_ref())?;
-    match args.json {
-        true => crate::print_json(&out),
-        false => crate::out(&out.text()),
-    }
+    crate::report(&out, |x| x.text())
 }

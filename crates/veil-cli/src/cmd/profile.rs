@@ -47,9 +47,6 @@ pub struct Args {
     /// Output JSON file (CSV, Markdown and PNG are written beside it).
     #[arg(long, default_value = "runs/profile/profile.json")]
     pub out: PathBuf,
-    /// Print the profile JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `--method` values.
@@ -108,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let prof = profile_files::run(&model, &id.name(), &split, &request, &args.out, on_event)?;
     bar.finish_and_clear();
-    if args.json {
+    if crate::json() {
         return crate::print_json(&prof);
     }
     crate::out(&prof.to_markdown())?;

@@ -58,9 +58,6 @@ pub struct Args {
     /// Output directory (CSV and PNG).
     #[arg(long, default_value = "runs/simulate")]
     pub out: PathBuf,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Serialize)]
@@ -75,10 +72,7 @@ struct Output<'a> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.scaling {
         let rows = scaling_checked(&args.model, args.tau, &args.devices, &args.requests)?;
-        return match args.json {
-            true => crate::print_json(&rows),
-            false => crate::out(&scaling_markdown(&rows)),
-        };
+        return crate::report(&rows, |x| scaling_markdown(x));
     }
     if args.exact_gap {
         return exact_gap(&args);
@@ -90,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let p = study.prepare()?;
     let rows = p.experiment.run(&mut |r| {
-        if !args.json {
+        if !crate::json() {
             eprintln!("{}", progress_line(r));
         }
     })?;
@@ -116,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         png,
         configurations: &rows,
     };
-    match args.json {
+    match crate::json() {
         true => crate::print_json(&out),
         false => crate::out(&format!(
             "{} configurations; {} and {}",
@@ -141,15 +135,12 @@ fn exact_gap(args: &Args) -> anyhow::Result<()> {
         ..ExactConfig::default()
     };
     let rows = veil_plan::gap::run_preset(&cfg, &mut |r| {
-        if !args.json {
+        if !crate::json() {
             eprintln!(
                 "{} tau {} {} helpers {} requests: {:.2} s ({})",
                 r.model, r.tau, r.devices, r.requests, r.exact_seconds, r.solver
             );
         }
     })?;
-    match args.json {
-        true => crate::print_json(&rows),
-        false => crate::out(&veil_plan::gap::to_markdown(&rows, &cfg)),
-    }
+    crate::report(&rows, |x| veil_plan::gap::to_markdown(x, &cfg))
 }

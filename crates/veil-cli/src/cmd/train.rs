@@ -42,35 +42,11 @@ pub struct Args {
     /// Data directory options.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Runs `veil train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let output = execute(&args)?;
-    if args.json {
-        return crate::print_json(&output);
-    }
-    for e in &output.epochs {
-        crate::out(&format!(
-            "epoch {:>3}  loss {:.4}  test accuracy {:.4}  ({:.1} s)",
-            e.epoch,
-            e.train_loss,
-            e.test_accuracy.unwrap_or(f64::NAN),
-            e.seconds
-        ))?;
-    }
-    crate::out(&format!(
-        "{} on {}: test accuracy {:.4} after {:.1} s of training ({:.0} images/s); weights in {}",
-        output.model,
-        output.dataset,
-        output.test_accuracy,
-        output.train_seconds,
-        output.images_per_second,
-        output.weights.display()
-    ))
+    crate::report(&execute(&args)?, |o| o.text())
 }
 
 /// `veil train`'s arguments with every default, for commands that train a missing model first.
@@ -87,7 +63,6 @@ pub fn default_args(model: &str, dataset: &str, data: Option<PathBuf>) -> Args {
         limit: None,
         out: None,
         data: DataArgs { data },
-        json: true,
     }
 }
 
@@ -109,7 +84,7 @@ pub fn execute(args: &Args) -> anyhow::Result<TrainOutput> {
     let bar = crate::progress_bar(0, &label, "steps");
     let (mut per_epoch, mut epochs) = (1, 0);
     let output = train_to_dir(&request, &id, &split, &mut |event| match event {
-        SessionEvent::Resized { model, classes } if !args.json => eprintln!(
+        SessionEvent::Resized { model, classes } if !crate::json() => eprintln!(
             "note: {model} resized to {classes} output classes for {}",
             id.name()
         ),
