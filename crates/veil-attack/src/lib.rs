@@ -11,11 +11,13 @@
 //! Key items: [`AttackConfig`], [`MapSelection`], [`attack`] (returns an [`AttackReport`]),
 //! [`grid::save_grid`] (originals above reconstructions, PNG), [`campaign::run`] (one attack
 //! as `veil attack` runs it, with its files), [`profile_files::run`] (a privacy profile as
-//! `veil profile` runs it, with its JSON, CSV, Markdown and heat map).
+//! `veil profile` runs it, with its JSON, CSV, Markdown and heat map), [`compare::image_files`]
+//! (two image files scored against each other).
 
 #![forbid(unsafe_code)]
 
 pub mod campaign;
+pub mod compare;
 pub mod decoder;
 pub mod grid;
 pub mod helper;

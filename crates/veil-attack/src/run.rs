@@ -38,6 +38,9 @@ pub enum AttackError {
     /// A chart could not be drawn.
     #[error(transparent)]
     Plot(#[from] veil_plot::PlotError),
+    /// An image or dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] veil_data::DataError),
 }
 
 /// Which feature maps the attacker observes.

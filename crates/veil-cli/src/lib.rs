@@ -80,6 +80,43 @@ pub fn report<T: serde::Serialize>(
     }
 }
 
+/// One chart panel from a library's lines: `(legend name, points)` each.
+pub fn panel(
+    title: String,
+    x_label: String,
+    y_label: String,
+    lines: Vec<(String, Vec<(f64, f64)>)>,
+) -> veil_plot::Panel {
+    let series = lines.into_iter();
+    let series = series.map(|(name, points)| veil_plot::Series::new(name, points));
+    veil_plot::Panel {
+        title,
+        x_label,
+        y_label,
+        series: series.collect(),
+    }
+}
+
+/// Writes a figure's data as `<dir>/<name>.csv` and its chart as `<dir>/<name>.png` (and
+/// `.svg`); returns the CSV and PNG paths.
+pub fn write_figure(
+    dir: &std::path::Path,
+    name: &str,
+    csv: &str,
+    panels: &[veil_plot::Panel],
+    (width, height): (u32, u32),
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (csv_path, png) = (
+        dir.join(format!("{name}.csv")),
+        dir.join(format!("{name}.png")),
+    );
+    std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
+    veil_plot::line_charts(&png, panels, width, height)?;
+    Ok((csv_path, png))
+}
+
 /// Options shared by commands that read datasets.
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {

@@ -84,6 +84,24 @@ pub struct TrainRequest {
     pub out: Option<PathBuf>,
 }
 
+impl TrainRequest {
+    /// `veil train`'s defaults for `spec`: the dataset's epochs and augmentation, batch 64,
+    /// learning rate 1e-3, seed 0, the default run directory.
+    pub fn defaults(spec: ModelSpec) -> Self {
+        TrainRequest {
+            spec,
+            epochs: None,
+            batch_size: 64,
+            lr: 1e-3,
+            seed: 0,
+            augment_shift: None,
+            jitter: None,
+            limit: None,
+            out: None,
+        }
+    }
+}
+
 /// What a session wrote (`report.json` in the run directory holds the same).
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainOutput {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use veil_attack::campaign::{self, AttackRun, helper_view};
 use veil_attack::{AttackConfig, MapSelection};
+use veil_model::session::TrainRequest;
 use veil_model::{Model, TrainConfig};
 
 use crate::DataArgs;
@@ -74,46 +75,32 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// Loads the dataset and the model (training it first when needed).
+    /// Loads the dataset and the model: `--weights`, else the default weight file
+    /// (`veil_model::session::default_weights`), trained first with `veil train`'s defaults
+    /// when missing.
     pub fn load(&self) -> anyhow::Result<(veil_data::DatasetId, veil_data::Split, Model)> {
         let (id, split) = super::load_dataset(&self.dataset, self.data.data.as_deref())?;
-        let weights = weights_for(
-            &self.model,
-            &self.dataset,
-            &id,
-            self.weights.as_ref(),
-            self.data.data.clone(),
-        )?;
+        let weights = match &self.weights {
+            Some(w) => w.clone(),
+            None => veil_model::session::default_weights(&self.model, &id.name()),
+        };
+        if self.weights.is_none() && !weights.is_file() {
+            let dir = weights.display();
+            eprintln!(
+                "no weights given: training {} on {} first ({dir})",
+                self.model,
+                id.name()
+            );
+            let request = TrainRequest {
+                out: weights.parent().map(PathBuf::from),
+                ..TrainRequest::defaults(super::resolve_spec(&self.model)?)
+            };
+            super::train::train_with_bar(&request, &id, &split)?;
+        }
         let model =
             Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
         Ok((id, split, model))
     }
-}
-
-/// The weights to attack: `given`, else `runs/<model>-<dataset>/model.safetensors`, trained
-/// first with `veil train` defaults when missing.
-pub fn weights_for(
-    model: &str,
-    dataset: &str,
-    id: &veil_data::DatasetId,
-    given: Option<&PathBuf>,
-    data: Option<PathBuf>,
-) -> anyhow::Result<PathBuf> {
-    if let Some(w) = given {
-        return Ok(w.clone());
-    }
-    let cached = veil_model::session::default_weights(model, &id.name());
-    if !cached.is_file() {
-        eprintln!(
-            "no weights given: training {model} on {} first ({})",
-            id.name(),
-            cached.display()
-        );
-        let mut t = super::train::default_args(model, dataset, data);
-        t.out = cached.parent().map(PathBuf::from);
-        super::train::execute(&t)?;
-    }
-    Ok(cached)
 }
 
 /// `--selection`: which of a layer's maps the attacker sees.

@@ -6,12 +6,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use serde::Serialize;
 use veil_game::report::{figure_panels, read_scenario, solution_text};
 use veil_game::sweep::{SweepRow, figure, to_csv};
 use veil_game::{Method, Scenario, Solution, solve};
-use veil_plot::{Panel, Series, line_charts};
 
 /// Arguments of `veil game`.
 #[derive(Debug, clap::Args)]
@@ -92,46 +90,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let scenario = read_scenario(args.config.as_deref(), args.accuracy_fit.as_deref())?;
     let solution = solve(&scenario, args.method.into())?;
-    match crate::json() {
-        true => crate::print_json(&GameOutput {
-            solution: &solution,
-            scenario: &scenario,
-        }),
-        false => crate::out(&solution_text(&solution, &scenario)),
-    }
+    let out = GameOutput {
+        solution: &solution,
+        scenario: &scenario,
+    };
+    crate::report(&out, |o| solution_text(o.solution, o.scenario))
 }
 
 /// `veil game --figure N`: the sweep's CSV and chart.
 fn run_figure(fig: u8, args: &Args) -> anyhow::Result<()> {
     let rows = figure(fig, args.seed, args.fleets)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let csv = args.out.join(format!("fig{fig}.csv"));
-    std::fs::write(&csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
     let (x_label, panels) = figure_panels(fig, &rows);
-    let panels = panels.map(|(title, y_label, lines)| Panel {
-        title,
-        x_label: x_label.into(),
-        y_label,
-        series: lines
-            .into_iter()
-            .map(|(name, points)| Series::new(name, points))
-            .collect(),
-    });
-    let png = args.out.join(format!("fig{fig}.png"));
-    line_charts(&png, &panels, 1200, 480)?;
-    if crate::json() {
-        return crate::print_json(&FigureOutput {
-            figure: fig,
-            fleets: args.fleets,
-            csv,
-            png,
-            rows: &rows,
-        });
-    }
-    crate::out(&format!(
-        "figure {fig}: {} and {}",
-        csv.display(),
-        png.display()
-    ))
+    let panels = panels.map(|(title, y, lines)| crate::panel(title, x_label.into(), y, lines));
+    let name = format!("fig{fig}");
+    let (csv, png) = crate::write_figure(&args.out, &name, &to_csv(&rows), &panels, (1200, 480))?;
+    let out = FigureOutput {
+        figure: fig,
+        fleets: args.fleets,
+        csv,
+        png,
+        rows: &rows,
+    };
+    crate::report(&out, |o| {
+        format!("figure {fig}: {} and {}", o.csv.display(), o.png.display())
+    })
 }

@@ -3,11 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use serde::Serialize;
 use veil_plan::experiment::{Row, to_csv};
 use veil_plan::study::{Study, progress_line, scaling_checked, scaling_markdown};
-use veil_plot::{Panel, Series, line_charts};
 
 /// Arguments of `veil simulate`.
 #[derive(Debug, clap::Args)]
@@ -88,37 +86,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("{}", progress_line(r));
         }
     })?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let csv = args.out.join(format!("{}.csv", p.name));
-    std::fs::write(&csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
-    let png = args.out.join(format!("{}.png", p.name));
     let chart = veil_plan::chart::lines(&rows, p.metric, p.axis, &p.experiment);
-    let series = chart.series.into_iter();
-    let panel = Panel {
-        title: chart.title,
-        x_label: chart.x_label,
-        y_label: chart.y_label,
-        series: series
-            .map(|(name, points)| Series::new(name, points))
-            .collect(),
-    };
-    line_charts(&png, &[panel], 900, 600)?;
+    let panel = crate::panel(chart.title, chart.x_label, chart.y_label, chart.series);
+    let (csv, png) = crate::write_figure(&args.out, &p.name, &to_csv(&rows), &[panel], (900, 600))?;
     let out = Output {
         figure: args.figure.as_deref(),
         csv,
         png,
         configurations: &rows,
     };
-    match crate::json() {
-        true => crate::print_json(&out),
-        false => crate::out(&format!(
-            "{} configurations; {} and {}",
-            rows.len(),
-            out.csv.display(),
-            out.png.display()
-        )),
-    }
+    crate::report(&out, |o| {
+        let (csv, png) = (o.csv.display(), o.png.display());
+        format!("{} configurations; {csv} and {png}", rows.len())
+    })
 }
 
 /// `veil simulate --exact-gap`.

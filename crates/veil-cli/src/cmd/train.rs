@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use veil_data::{DatasetId, Split};
 use veil_model::session::{SessionEvent, TrainOutput, TrainRequest, train_to_dir};
 
 use crate::DataArgs;
@@ -49,23 +50,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     crate::report(&execute(&args)?, |o| o.text())
 }
 
-/// `veil train`'s arguments with every default, for commands that train a missing model first.
-pub fn default_args(model: &str, dataset: &str, data: Option<PathBuf>) -> Args {
-    Args {
-        model: model.into(),
-        dataset: dataset.into(),
-        epochs: None,
-        batch_size: 64,
-        lr: 1e-3,
-        seed: 0,
-        augment_shift: None,
-        jitter: None,
-        limit: None,
-        out: None,
-        data: DataArgs { data },
-    }
-}
-
 /// Trains as `args` say, with a progress bar; returns what was written.
 pub fn execute(args: &Args) -> anyhow::Result<TrainOutput> {
     let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
@@ -80,10 +64,20 @@ pub fn execute(args: &Args) -> anyhow::Result<TrainOutput> {
         limit: args.limit,
         out: args.out.clone(),
     };
+    train_with_bar(&request, &id, &split)
+}
+
+/// Trains `request` on `split` with a progress bar (one log line per epoch without a
+/// terminal).
+pub fn train_with_bar(
+    request: &TrainRequest,
+    id: &DatasetId,
+    split: &Split,
+) -> anyhow::Result<TrainOutput> {
     let label = format!("train {} on {}", request.spec.name, id.name());
     let bar = crate::progress_bar(0, &label, "steps");
     let (mut per_epoch, mut epochs) = (1, 0);
-    let output = train_to_dir(&request, &id, &split, &mut |event| match event {
+    let output = train_to_dir(request, id, split, &mut |event| match event {
         SessionEvent::Resized { model, classes } if !crate::json() => eprintln!(
             "note: {model} resized to {classes} output classes for {}",
             id.name()
