@@ -3,7 +3,7 @@
 //! written beside each other: `<out>.json` (versioned, what the planner reads), `.csv`, `.md`
 //! (DistPrivacy Table I's shape) and a heat map of SSIM per layer and `k` (`.png` and `.svg`).
 //!
-//! Key items: [`ProfileSettings`], [`run`].
+//! Key items: [`ProfileSettings`], [`run`], [`redraw`].
 
 use std::path::Path;
 
@@ -110,6 +110,22 @@ pub fn run(
     on_event: &mut dyn FnMut(ProfileEvent<'_>),
 ) -> Result<PrivacyProfile, AttackError> {
     let prof = profile(model, dataset, &data.train, &data.test, request, on_event)?;
+    write_files(&prof, out)?;
+    Ok(prof)
+}
+
+/// Reads the profile JSON at `json` and writes its files again at `out` (`veil profile
+/// --redraw`): for a new chart style without re-running the attacks. The file must parse as
+/// a profile of this version.
+pub fn redraw(json: &Path, out: &Path) -> Result<PrivacyProfile, AttackError> {
+    let text = std::fs::read_to_string(json).map_err(|e| AttackError::Write {
+        path: json.display().to_string(),
+        message: e.to_string(),
+    })?;
+    // The table's checks (version, finite SSIMs), then the measurement settings around it.
+    veil_spec::profile::Profile::from_json_str(&text)?;
+    let prof: PrivacyProfile = serde_json::from_str(&text)
+        .map_err(|e| AttackError::Invalid(format!("{}: not a profile: {e}", json.display())))?;
     write_files(&prof, out)?;
     Ok(prof)
 }

@@ -476,9 +476,67 @@ fn defend_chart_compares_shields_at_equal_accuracy() {
     assert!(o[0].is_null(), "ObfNet does not keep 0.99");
     assert_eq!(o[1].as_f64(), Some(0.6));
     assert!(png.exists() && png.with_extension("csv").exists());
+    assert!(png.with_extension("svg").exists(), "no SVG beside the PNG");
+    let one = dir.path().join("noise-settings.png");
+    let v = json(&veil(&[
+        "defend",
+        "chart",
+        "--settings",
+        "--csv",
+        noise.to_str().expect("utf-8"),
+        "--png",
+        one.to_str().expect("utf-8"),
+        "--json",
+    ]));
+    assert_eq!(v.as_array().expect("settings").len(), 2);
+    assert!(one.exists() && one.with_extension("svg").exists());
+    assert_bad_input(
+        &veil(&[
+            "defend",
+            "chart",
+            "--settings",
+            "--csv",
+            &csvs,
+            "--png",
+            png_arg,
+        ]),
+        "one run",
+    );
     std::fs::write(&obf, "variant,count\n2,10\n").expect("write");
     assert_bad_input(
         &veil(&["defend", "chart", "--csv", &csvs, "--png", png_arg]),
         "header",
+    );
+}
+
+#[test]
+fn a_profile_is_redrawn_from_its_json_without_attacking() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let committed =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/results/profile-lenet5-mnist.json");
+    let out = dir.path().join("p/profile.json");
+    let v = json(&veil(&[
+        "profile",
+        "--redraw",
+        committed.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--json",
+    ]));
+    assert_eq!(v["model"], "lenet5");
+    for ext in ["json", "csv", "md", "png", "svg"] {
+        assert!(out.with_extension(ext).is_file(), "missing .{ext}");
+    }
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"version\": 99}").expect("write");
+    assert_bad_input(
+        &veil(&[
+            "profile",
+            "--redraw",
+            bad.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]),
+        "profile",
     );
 }

@@ -142,15 +142,6 @@ impl Shield {
         }
         Ok(settings)
     }
-
-    /// Axis of the chart: what a setting's parameter becomes, and its label.
-    fn axis(&self) -> (fn(f64) -> f64, &'static str) {
-        match self {
-            Shield::Dp { .. } => (f64::log10, "log10 eps"),
-            Shield::Split { .. } => (|x| x, "split layer index"),
-            _ => (|x| x, "parameter"),
-        }
-    }
 }
 
 /// A campaign: the shield, where the device splits, and how hard the attacker tries.
@@ -274,7 +265,7 @@ pub fn run(
     let csv = campaign.out.join(format!("{stem}.csv"));
     write_rows_csv(&csv, &rows)?;
     let png = campaign.out.join(format!("{stem}.png"));
-    draw(&png, &campaign.shield, &summary)?;
+    draw(&png, name, &summary)?;
     Ok(CampaignReport {
         model: model.spec().name.clone(),
         dataset: dataset.to_string(),
@@ -379,11 +370,43 @@ fn write_fit_file(
     Ok(path)
 }
 
+/// The chart axis of a shield named `name`: what a setting's parameter becomes, and its label.
+fn axis_of(name: &str) -> (fn(f64) -> f64, &'static str) {
+    match name {
+        "dp" | "dp-stale" => (f64::log10, "log10 eps"),
+        "split" => (|x| x, "split layer index"),
+        _ => (|x| x, "parameter"),
+    }
+}
+
+/// Draws a campaign's chart again from its CSV (`veil defend chart --settings`): for a new
+/// chart style without re-running the attacks. The shield is the rows' `defence`.
+pub fn redraw(csv: &Path, png: &Path) -> Result<Vec<SettingSummary>, DefenseError> {
+    let rows = crate::compare::read_rows_csv(csv)?;
+    let summary = summarise(&rows);
+    let Some(name) = summary.first().map(|s| s.defence.clone()) else {
+        return Err(DefenseError::File {
+            path: csv.display().to_string(),
+            message: "no rows".into(),
+        });
+    };
+    if summary.iter().any(|s| s.defence != name) {
+        return Err(DefenseError::File {
+            path: csv.display().to_string(),
+            message: "rows of several shields: one campaign's CSV is needed".into(),
+        });
+    }
+    if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_dir(dir)?;
+    }
+    draw(png, &name, &summary)?;
+    Ok(summary)
+}
+
 /// The campaign's chart: accuracy kept and attack SSIM left per setting, with the spread over
 /// draws.
-fn draw(png: &Path, shield: &Shield, summary: &[SettingSummary]) -> Result<(), DefenseError> {
-    let name = shield.name();
-    let (x, x_label) = shield.axis();
+fn draw(png: &Path, name: &str, summary: &[SettingSummary]) -> Result<(), DefenseError> {
+    let (x, x_label) = axis_of(name);
     let panel = |title: String, y_label: &str, series: Series| Panel {
         title,
         x_label: x_label.into(),
@@ -497,5 +520,47 @@ mod tests {
         assert!(drop.settings().is_err());
         assert!(Shield::Split { layers: vec![] }.settings().is_err());
         assert_eq!(file_safe("eps=5, clip/2"), "eps_5__clip_2");
+    }
+
+    fn row(defence: &str, param: f64, draw: usize, accuracy: f64, ssim: f64) -> Row {
+        Row {
+            defence: defence.into(),
+            param,
+            label: format!("eps={param}"),
+            draw,
+            accuracy,
+            ssim_mean: ssim,
+            psnr_mean: 20.0,
+            mse_mean: 0.01,
+            examples: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_is_redrawn_from_its_csv_with_its_spread() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let csv = dir.path().join("run.csv");
+        let rows = [
+            row("dp", 1.0, 0, 0.10, 0.20),
+            row("dp", 1.0, 1, 0.20, 0.30),
+            row("dp", 10.0, 0, 0.90, 0.60),
+            row("dp", 10.0, 1, 0.80, 0.70),
+        ];
+        write_rows_csv(&csv, &rows).expect("csv");
+        let png = dir.path().join("out/run.png");
+        let summary = redraw(&csv, &png).expect("redraw");
+        assert_eq!(summary.len(), 2);
+        assert!((summary[0].accuracy_std - 0.05).abs() < 1e-9, "{summary:?}");
+        assert!(png.is_file() && png.with_extension("svg").is_file());
+        let mixed = dir.path().join("mixed.csv");
+        write_rows_csv(
+            &mixed,
+            &[
+                row("dp", 1.0, 0, 0.1, 0.2),
+                row("dropout", 0.5, 0, 0.9, 0.8),
+            ],
+        )
+        .expect("csv");
+        assert!(redraw(&mixed, &png).is_err());
     }
 }

@@ -115,6 +115,10 @@ pub enum Shield {
         /// Output PNG (a CSV of the table is written beside it).
         #[arg(long, default_value = "runs/defend/compare.png")]
         png: PathBuf,
+        /// Instead: draw the accuracy and SSIM per setting of one run's CSV (the chart its
+        /// run wrote) to `--png` again.
+        #[arg(long)]
+        settings: bool,
     },
 }
 
@@ -198,10 +202,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             return obfnet(&target, &campaign);
         }
         Shield::Chart {
+            csv, png, settings, ..
+        } if settings => {
+            let [one] = csv.as_slice() else {
+                anyhow::bail!("--settings draws one run's CSV, got {}", csv.len());
+            };
+            let summary = veil_defense::campaign::redraw(one, &png)?;
+            return crate::report(&summary, |_| format!("redrew {}", png.display()));
+        }
+        Shield::Chart {
             csv,
             accuracy,
             title,
             png,
+            ..
         } => {
             let comparison = compare_files(&csv, &accuracy, &title, &png)?;
             return crate::report(&comparison, |x| x.markdown());

@@ -47,6 +47,10 @@ pub struct Args {
     /// Output JSON file (CSV, Markdown and PNG are written beside it).
     #[arg(long, default_value = "runs/profile/profile.json")]
     pub out: PathBuf,
+    /// Attack nothing: read this profile JSON and write its files (JSON, CSV, Markdown, heat
+    /// map) again at `--out`.
+    #[arg(long, value_name = "JSON")]
+    pub redraw: Option<PathBuf>,
 }
 
 /// `--method` values.
@@ -60,6 +64,12 @@ pub enum Method {
 
 /// Runs `veil profile`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(json) = &args.redraw {
+        let prof = profile_files::redraw(json, &args.out)?;
+        return crate::report(&prof, |_| {
+            format!("redrew {} (+ .csv, .md, .png, .svg)", args.out.display())
+        });
+    }
     let settings = ProfileSettings {
         layers: args.layers.clone(),
         ks: args.ks.clone(),
