@@ -67,7 +67,7 @@ impl FleetBench {
     /// Checks the helper count and the fault's target (cheap: call it before loading data).
     pub fn validate(&self) -> Result<(), NetError> {
         if !(1..=MAX_BENCH_HELPERS).contains(&self.helpers) {
-            return Err(NetError::Deploy(format!(
+            return Err(NetError::Invalid(format!(
                 "--helpers must be in 1..={MAX_BENCH_HELPERS} (one process each), got {}",
                 self.helpers
             )));
@@ -75,7 +75,7 @@ impl FleetBench {
         if let Some((target, _, _)) = &self.fault
             && !(0..self.helpers).any(|i| format!("h{i}") == *target)
         {
-            return Err(NetError::Deploy(format!(
+            return Err(NetError::Invalid(format!(
                 "--kill/--stall names a helper h0..h{}",
                 self.helpers.saturating_sub(1)
             )));

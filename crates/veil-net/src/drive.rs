@@ -113,7 +113,7 @@ pub fn request_count(
 ) -> Result<usize, NetError> {
     match duration_s {
         Some(d) if rate > 0.0 && d.is_finite() && d > 0.0 => Ok((d * rate).round() as usize),
-        Some(_) => Err(NetError::Deploy(
+        Some(_) => Err(NetError::Invalid(
             "--duration-s needs a positive duration and --rate > 0".into(),
         )),
         None => Ok(requests),

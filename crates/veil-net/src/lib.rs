@@ -38,6 +38,9 @@ pub enum NetError {
     /// The model cannot be deployed as placed, or the fleet cannot run it.
     #[error("deployment: {0}")]
     Deploy(String),
+    /// A parameter of a run (helper count, request count, duration) out of its range.
+    #[error("{0}")]
+    Invalid(String),
     /// The model spec cannot be lowered for the runtime.
     #[error(transparent)]
     Spec(#[from] veil_spec::SpecError),

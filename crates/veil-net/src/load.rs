@@ -72,7 +72,7 @@ pub async fn run_load(
     on_done: impl Fn() + Send + Sync + 'static,
 ) -> Result<Vec<RequestRecord>, NetError> {
     if inputs.is_empty() {
-        return Err(NetError::Deploy("no inputs to send".into()));
+        return Err(NetError::Invalid("no inputs to send".into()));
     }
     let source = client(
         &cfg.keys,

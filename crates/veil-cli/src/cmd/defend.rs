@@ -31,7 +31,7 @@ pub enum Shield {
         #[command(flatten)]
         target: super::attack::TargetArgs,
         /// ObfNet variant: 1 (784-784) or 2 (784-1000-784).
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
         variant: u8,
         /// ObfNets trained (different seeds).
         #[arg(long, default_value_t = 3)]

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = MethodArg::Centralized)]
     pub method: MethodArg,
     /// Regenerate figure 6, 7, 8 or 9 (all three methods) instead of solving one scenario.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(6..=9))]
     pub figure: Option<u8>,
     /// Seed of the first random fleet of the figure sweeps.
     #[arg(long, default_value_t = 0)]

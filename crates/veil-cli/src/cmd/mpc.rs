@@ -37,7 +37,7 @@ pub enum Role {
     /// Run computing server E1 (`--party 0`) or E2 (`--party 1`).
     Server {
         /// 0 (E1) or 1 (E2).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1))]
         party: u8,
         /// Address to listen on.
         #[arg(long)]
@@ -192,11 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             peer,
             net,
         } => {
-            let party = match party {
-                0 => Party::Zero,
-                1 => Party::One,
-                p => bail!("--party must be 0 (E1) or 1 (E2), got {p}"),
-            };
+            let party = Party::from_index(usize::from(party));
             let report = run_server(&ServerConfig {
                 party,
                 listen,

@@ -13,8 +13,8 @@ pub struct Args {
     /// Experiment file (TOML; see `veil_plan::experiment` for the keys and defaults).
     #[arg(long, conflicts_with = "figure")]
     pub config: Option<PathBuf>,
-    /// Regenerate a panel of DistPrivacy's Fig. 3: 3a, 3b, 3c, 3d, 3e or 3f.
-    #[arg(long)]
+    /// Regenerate a panel of DistPrivacy's Fig. 3.
+    #[arg(long, value_parser = ["3a", "3b", "3c", "3d", "3e", "3f"])]
     pub figure: Option<String>,
     /// Time the greedy instead: `--model` requests on uniform fleets of each `--devices` size,
     /// for each `--requests` count.
