@@ -41,13 +41,20 @@ pub struct ProfileSettings {
 }
 
 impl ProfileSettings {
+    /// Checks what needs no model (taus in `[0, 1]`): cheap, so callers check before loading
+    /// or training anything.
+    pub fn check(&self) -> Result<(), AttackError> {
+        match self.taus.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+            Some(t) => Err(AttackError::Invalid(format!(
+                "--taus must be SSIM values in [0, 1], got {t}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The sweep's request for `model`, checked (taus in `[0, 1]`, layers exist).
     pub fn request(&self, model: &Model) -> Result<ProfileRequest, AttackError> {
-        if let Some(t) = self.taus.iter().find(|t| !(0.0..=1.0).contains(*t)) {
-            return Err(AttackError::Invalid(format!(
-                "--taus must be SSIM values in [0, 1], got {t}"
-            )));
-        }
+        self.check()?;
         let layers = match self.layers.is_empty() {
             true => default_layers(model),
             false => self.layers.clone(),
@@ -118,9 +125,9 @@ pub fn run(
 /// --redraw`): for a new chart style without re-running the attacks. The file must parse as
 /// a profile of this version.
 pub fn redraw(json: &Path, out: &Path) -> Result<PrivacyProfile, AttackError> {
-    let text = std::fs::read_to_string(json).map_err(|e| AttackError::Write {
+    let text = std::fs::read_to_string(json).map_err(|source| AttackError::Read {
         path: json.display().to_string(),
-        message: e.to_string(),
+        source,
     })?;
     // The table's checks (version, finite SSIMs), then the measurement settings around it.
     veil_spec::profile::Profile::from_json_str(&text)?;

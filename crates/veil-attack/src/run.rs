@@ -41,6 +41,15 @@ pub enum AttackError {
     /// An image or dataset could not be read.
     #[error(transparent)]
     Data(#[from] veil_data::DataError),
+    /// A file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Which feature maps the attacker observes.

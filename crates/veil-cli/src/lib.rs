@@ -180,7 +180,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub fn progress_bar(len: usize, label: &str, unit: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);
     let template = format!(
-        "{label} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} (eta {{eta}}) {{msg}}"
+        "{label} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}}) {{msg}}"
     );
     bar.set_style(
         indicatif::ProgressStyle::with_template(&template)

@@ -78,9 +78,12 @@ pub enum Shield {
 
 /// One setting of a sweep.
 #[derive(Clone, Debug)]
-enum Setting {
+pub enum Setting {
+    /// A privacy budget and an optional clip bound.
     Dp(f64, Option<f64>),
+    /// A shield on the transmitted features.
     Feature(FeatureShield),
+    /// No shield, the split after this layer.
     Split(String),
 }
 
@@ -159,6 +162,18 @@ pub struct Campaign {
     pub out: PathBuf,
 }
 
+impl Campaign {
+    /// Checks what needs no model (budgets, scales, rates, draws): cheap, so callers check
+    /// before loading or training anything. [`run`] checks again.
+    pub fn check(&self) -> Result<Vec<Setting>, DefenseError> {
+        let settings = self.shield.settings()?;
+        if self.draws == 0 {
+            return Err(DefenseError::Invalid("--draws must be at least 1".into()));
+        }
+        Ok(settings)
+    }
+}
+
 /// What a campaign measured and wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct CampaignReport {
@@ -213,10 +228,7 @@ pub fn run(
     campaign: &Campaign,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<CampaignReport, DefenseError> {
-    let settings = campaign.shield.settings()?;
-    if campaign.draws == 0 {
-        return Err(DefenseError::Invalid("draws must be at least 1".into()));
-    }
+    let settings = campaign.check()?;
     model.spec().layer_index(&campaign.layer)?;
     for s in &settings {
         if let Setting::Split(layer) = s {

@@ -32,6 +32,24 @@ pub struct ObfNetCampaign {
     pub out: PathBuf,
 }
 
+impl ObfNetCampaign {
+    /// Checks the variant and the counts: cheap, so callers check before loading anything.
+    pub fn check(&self) -> Result<(), DefenseError> {
+        if !(self.variant == 1 || self.variant == 2) {
+            return Err(DefenseError::Invalid(format!(
+                "ObfNet variant must be 1 or 2, got {}",
+                self.variant
+            )));
+        }
+        if self.count == 0 || self.epochs == 0 {
+            return Err(DefenseError::Invalid(
+                "train at least one ObfNet for at least one epoch (--count, --obf-epochs)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What the campaign measured and wrote ([`ObfNetRun::to_json`] is its JSON form).
 #[derive(Clone, Debug)]
 pub struct ObfNetRun {
@@ -70,17 +88,8 @@ pub fn run(
     campaign: &ObfNetCampaign,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ObfNetRun, DefenseError> {
+    campaign.check()?;
     let variant = campaign.variant;
-    if !(variant == 1 || variant == 2) {
-        return Err(DefenseError::Invalid(format!(
-            "ObfNet variant must be 1 or 2, got {variant}"
-        )));
-    }
-    if campaign.count == 0 || campaign.epochs == 0 {
-        return Err(DefenseError::Invalid(
-            "train at least one ObfNet for at least one epoch".into(),
-        ));
-    }
     let spec = veil_spec::zoo::model(&format!("obfnet{variant}"))?;
     let cfg = TrainConfig {
         epochs: campaign.epochs,

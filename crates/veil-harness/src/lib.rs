@@ -133,7 +133,18 @@ struct Member {
     name: String,
     child: Child,
     log: PathBuf,
+    /// The process exited successfully.
     done: bool,
+    /// Its stdout reached end of file: every event it printed has been received.
+    drained: bool,
+}
+
+/// What a member's stdout reader sends.
+enum Message {
+    /// A JSON object the member printed.
+    Event(Event),
+    /// The member's stdout closed (index into the fleet's members).
+    Closed(usize),
 }
 
 /// Processes started together; every one still running is killed when the fleet is dropped.
@@ -141,8 +152,8 @@ pub struct Fleet {
     program: PathBuf,
     dir: PathBuf,
     members: Vec<Member>,
-    events: Receiver<Event>,
-    sender: Sender<Event>,
+    messages: Receiver<Message>,
+    sender: Sender<Message>,
 }
 
 impl Fleet {
@@ -150,20 +161,26 @@ impl Fleet {
     pub fn new(program: &Path, dir: &Path) -> Result<Self, HarnessError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
-        let (sender, events) = channel();
+        let (sender, messages) = channel();
         Ok(Fleet {
             program: program.to_path_buf(),
             dir: dir.to_path_buf(),
             members: Vec::new(),
-            events,
+            messages,
             sender,
         })
     }
 
-    /// Starts member `name` with `args`; its stderr goes to `<dir>/<name>.log`, its stdout's
-    /// JSON lines become [`Event`]s.
+    /// Starts member `name` (letters, digits, `-` and `_`) with `args`; its stderr goes to
+    /// `<dir>/<name>.log`, its stdout's JSON lines become [`Event`]s.
     pub fn spawn(&mut self, name: &str, args: &[String]) -> Result<(), HarnessError> {
-        let log = self.dir.join(format!("{}.log", file_name(name)));
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+        if name.is_empty() || !name.chars().all(plain) {
+            let reason = "a member name is letters, digits, `-` and `_`";
+            let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
+            return Err(HarnessError::io(format!("starting `{name}`"), source));
+        }
+        let log = self.dir.join(format!("{name}.log"));
         let err = std::fs::File::create(&log)
             .map_err(|e| HarnessError::io(format!("creating {}", log.display()), e))?;
         let mut child = Command::new(&self.program)
@@ -173,15 +190,21 @@ impl Fleet {
             .stderr(err)
             .spawn()
             .map_err(|e| HarnessError::io(format!("starting {name}"), e))?;
-        if let Some(stdout) = child.stdout.take() {
-            let (member, sender) = (name.to_string(), self.sender.clone());
-            std::thread::spawn(move || forward_events(stdout, &member, &sender));
-        }
+        let index = self.members.len();
+        let drained = match child.stdout.take() {
+            Some(stdout) => {
+                let (member, sender) = (name.to_string(), self.sender.clone());
+                std::thread::spawn(move || forward_events(stdout, &member, index, &sender));
+                false
+            }
+            None => true,
+        };
         self.members.push(Member {
             name: name.to_string(),
             child,
             log,
             done: false,
+            drained,
         });
         Ok(())
     }
@@ -194,12 +217,13 @@ impl Fleet {
             .map(|m| m.child.id())
     }
 
-    /// Sends `signal` to member `name` (with `kill(1)`); unknown members are ignored.
+    /// Sends `signal` to member `name` (with `kill(1)`); unknown members and members that
+    /// already exited (their pid may belong to another process now) are skipped.
     pub fn signal(&self, name: &str, signal: Signal) -> Result<(), HarnessError> {
-        let Some(pid) = self.pid(name) else {
-            return Ok(());
-        };
-        signal_pid(pid, signal)
+        match self.members.iter().find(|m| m.name == name && !m.done) {
+            Some(m) => signal_pid(m.child.id(), signal),
+            None => Ok(()),
+        }
     }
 
     /// Checks every member: an unsuccessful exit is an error; returns whether all exited.
@@ -228,17 +252,29 @@ impl Fleet {
         Ok(self.members.iter().all(|m| m.done))
     }
 
-    /// Waits until every member exited successfully, handing each event to `on_event` as it
-    /// arrives; the first unsuccessful exit ends the wait with its error.
+    /// Waits until every member exited successfully and every event it printed was handed
+    /// to `on_event` (in arrival order); the first unsuccessful exit ends the wait with its
+    /// error.
     pub fn wait_all(&mut self, on_event: &mut dyn FnMut(&Event)) -> Result<(), HarnessError> {
         loop {
-            self.drain(on_event);
-            if self.poll()? {
-                self.drain(on_event);
+            let exited = self.poll()?;
+            if exited && self.members.iter().all(|m| m.drained) {
                 return Ok(());
             }
-            if let Ok(e) = self.events.recv_timeout(Duration::from_millis(20)) {
-                on_event(&e);
+            if let Ok(message) = self.messages.recv_timeout(Duration::from_millis(20)) {
+                self.take(message, on_event);
+            }
+        }
+    }
+
+    /// Hands an event on, or records that a member's stdout closed.
+    fn take(&mut self, message: Message, on_event: &mut dyn FnMut(&Event)) {
+        match message {
+            Message::Event(e) => on_event(&e),
+            Message::Closed(index) => {
+                if let Some(m) = self.members.get_mut(index) {
+                    m.drained = true;
+                }
             }
         }
     }
@@ -254,10 +290,10 @@ impl Fleet {
         let start = Instant::now();
         loop {
             self.poll()?;
-            match self.events.recv_timeout(Duration::from_millis(20)) {
-                Ok(e) if wanted(&e) => return Ok(e),
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {}
+            match self.messages.recv_timeout(Duration::from_millis(20)) {
+                Ok(Message::Event(e)) if wanted(&e) => return Ok(e),
+                Ok(message) => self.take(message, &mut |_| {}),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             }
             if start.elapsed() > limit {
                 return Err(HarnessError::Timeout {
@@ -268,10 +304,10 @@ impl Fleet {
         }
     }
 
-    /// Events received and not yet taken.
+    /// Hands every event received and not yet taken to `on_event`.
     pub fn drain(&mut self, on_event: &mut dyn FnMut(&Event)) {
-        while let Ok(e) = self.events.try_recv() {
-            on_event(&e);
+        while let Ok(message) = self.messages.try_recv() {
+            self.take(message, on_event);
         }
     }
 }
@@ -285,8 +321,14 @@ impl Drop for Fleet {
     }
 }
 
-/// Reads `stdout` line by line and forwards each JSON object as an event.
-fn forward_events(stdout: std::process::ChildStdout, member: &str, sender: &Sender<Event>) {
+/// Reads `stdout` line by line and forwards each JSON object as an event, then says that
+/// member `index`'s stdout closed.
+fn forward_events(
+    stdout: std::process::ChildStdout,
+    member: &str,
+    index: usize,
+    sender: &Sender<Message>,
+) {
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str(&line) {
@@ -294,11 +336,12 @@ fn forward_events(stdout: std::process::ChildStdout, member: &str, sender: &Send
                 member: member.to_string(),
                 value,
             };
-            if sender.send(event).is_err() {
-                break;
+            if sender.send(Message::Event(event)).is_err() {
+                return;
             }
         }
     }
+    let _ = sender.send(Message::Closed(index));
 }
 
 /// Sends `signal` to process `pid` with `kill(1)` (for a fault injected from another thread,
@@ -322,19 +365,6 @@ fn last_line(log: &Path) -> String {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "no output".into())
-}
-
-/// `name` with everything but letters, digits, `-` and `_` replaced by `_`.
-fn file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -373,7 +403,11 @@ mod tests {
             text.contains("Failer") && text.contains("the reason"),
             "{text}"
         );
-        assert!(dir.join("failer.log").is_file());
+        assert!(dir.join("Failer.log").is_file());
+        assert!(
+            fleet.spawn("../x", &sh("true")).is_err(),
+            "a name is not a path"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -414,6 +448,5 @@ mod tests {
             value: serde_json::json!({"event": "progress", "done": 3}),
         };
         assert_eq!(e.name(), Some("progress"));
-        assert_eq!(file_name("E1 dealer/x"), "e1_dealer_x");
     }
 }

@@ -39,6 +39,9 @@ pub enum BenchError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The temporary directory of keys and logs could not be created.
+    #[error("creating the benchmark's temporary directory")]
+    TempDir(#[source] std::io::Error),
     /// Bad benchmark parameters.
     #[error("{0}")]
     Invalid(String),
@@ -83,12 +86,17 @@ pub fn run_processes(
     bench: &ProcessBench,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<DealerReport, BenchError> {
-    let dir = std::env::temp_dir().join(format!("veil-mpc-bench-{}", std::process::id()));
+    // Keys and logs in a fresh directory, removed on every way out (error paths included).
+    let tmp = tempfile::Builder::new()
+        .prefix("veil-mpc-bench-")
+        .tempdir()
+        .map_err(BenchError::TempDir)?;
+    let dir = tmp.path();
     let keys = dir.join("keys");
     veil_tls::write_dir(&keys, &veil_tls::generate(&PARTIES)?)?;
     let (a0, a1) = (free_loopback_addr()?, free_loopback_addr()?);
     let report_path = dir.join("dealer.json");
-    let mut fleet = Fleet::new(&bench.program, &dir)?;
+    let mut fleet = Fleet::new(&bench.program, dir)?;
     for (name, args) in party_args(bench, &keys, [a0, a1], &report_path) {
         fleet.spawn(name, &args)?;
     }
@@ -106,7 +114,7 @@ pub fn run_processes(
     };
     let text = std::fs::read_to_string(&report_path).map_err(|e| report_err(Box::new(e)))?;
     let report: DealerReport = serde_json::from_str(&text).map_err(|e| report_err(Box::new(e)))?;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(fleet);
     Ok(report)
 }
 
@@ -197,6 +205,8 @@ pub struct BenchRun<'a> {
     pub plain_logits: &'a [f32],
     /// Batch sizes (see [`batch_sizes`]).
     pub sizes: &'a [usize],
+    /// The requested batch size (medians are over full batches of it).
+    pub batch: usize,
     /// INSECURE: a fixed dealer seed (default: OS entropy).
     pub insecure_seed: Option<u64>,
     /// Four processes over TLS (`Some`), or every party in this process (`None`).
@@ -233,8 +243,11 @@ pub fn run(
         labels: run.labels,
         plain_logits: run.plain_logits,
     };
-    let batch = run.sizes.first().copied().unwrap_or(1);
-    score(&report, &reference, (transport, run.dataset, batch, wall_s))
+    score(
+        &report,
+        &reference,
+        (transport, run.dataset, run.batch, wall_s),
+    )
 }
 
 /// What `veil mpc bench` reports.
@@ -330,7 +343,13 @@ pub fn score(
         agree += usize::from(s == p);
         correct_s += usize::from(s == label);
         correct_p += usize::from(p == label);
-        for k in 0..classes.min(got.len()) {
+        if got.len() != classes {
+            return Err(BenchError::Invalid(format!(
+                "sample {i}: {} secure logits, the model has {classes} outputs",
+                got.len()
+            )));
+        }
+        for k in 0..classes {
             max_err = max_err.max((got[k] - want[k]).abs());
             min_slack = min_slack.min(bound[k] - (got[k] - exact[k]).abs());
             max_bound = max_bound.max(bound[k]);

@@ -111,8 +111,9 @@ impl FleetBench {
         let mut nodes: Vec<(String, &str)> = vec![("cam0".into(), "source")];
         nodes.extend((0..self.helpers).map(|i| (format!("h{i}"), "helper")));
         for (name, role) in nodes {
-            let listen = free_loopback_addr()?.to_string();
-            let mut args = s(&["node", "--name", &name, "--role", role, "--listen", &listen]);
+            // Port 0: each node binds a free port itself and registers the real one.
+            let listen = "127.0.0.1:0";
+            let mut args = s(&["node", "--name", &name, "--role", role, "--listen", listen]);
             args.extend(s(&["--coordinator", coordinator, "--keys", keys]));
             args.extend(s(&[
                 "--attempt-timeout-ms",
@@ -137,13 +138,29 @@ pub fn run(
     on_done: impl Fn() + Send + Sync + 'static,
 ) -> Result<FleetReport, NetError> {
     bench.validate()?;
-    let dir = std::env::temp_dir().join(format!("veil-net-bench-{}", std::process::id()));
+    if let Some((target, _, after)) = &bench.fault
+        && *after >= inputs.len()
+    {
+        return Err(NetError::Invalid(format!(
+            "--fault-after {after}: the run sends only {} requests, so {target} would never fail",
+            inputs.len()
+        )));
+    }
+    // Keys and logs in a fresh directory, removed on every way out (error paths included).
+    let tmp = tempfile::Builder::new()
+        .prefix("veil-net-bench-")
+        .tempdir()
+        .map_err(|source| NetError::File {
+            path: std::env::temp_dir().display().to_string(),
+            source,
+        })?;
+    let dir = tmp.path();
     let keys = dir.join("keys");
     let names = party_names(bench.helpers);
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     veil_tls::write_dir(&keys, &veil_tls::generate(&refs)?)?;
     let coordinator = free_loopback_addr()?.to_string();
-    let mut fleet = Fleet::new(&bench.program, &dir)?;
+    let mut fleet = Fleet::new(&bench.program, dir)?;
     for (name, args) in bench.members(&keys.display().to_string(), &coordinator)? {
         fleet.spawn(&name, &args)?;
     }
@@ -212,6 +229,5 @@ pub fn run(
         fleet.signal(t, Signal::Continue)?;
     }
     drop(fleet);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(report)
 }

@@ -44,10 +44,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, NetError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|source| NetError::File {
-            path: "the I/O runtime".into(),
-            source,
-        })
+        .map_err(NetError::RuntimeStart)
 }
 
 /// Sends `cfg.requests` requests of `inputs` (in turn), reads every node's counters every

@@ -101,7 +101,19 @@ pub enum NetError {
     /// Node counters were not valid JSON.
     #[error("node counters")]
     Counters(#[source] serde_json::Error),
-    /// A file could not be written, or the I/O runtime could not start.
+    /// A node could not listen on its address.
+    #[error("listening on {addr}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The I/O runtime could not start.
+    #[error("starting the I/O runtime")]
+    RuntimeStart(#[source] std::io::Error),
+    /// A file could not be written.
     #[error("{path}")]
     File {
         /// The file (or what was being started).

@@ -23,9 +23,6 @@ pub struct Planner {
 }
 
 impl Planner {
-    /// A planner for `spec` at tolerated SSIM `tau` (the model's built-in privacy profile),
-    /// with per-period `budgets`; `params` are the full weight and bias of every conv and
-    /// linear layer, in order.
     /// A planner for `spec` whose parameters come from the weight file at `weights` (read
     /// without burn: the coordinator only slices parameters), which must hold `spec`.
     pub fn from_weight_file(
@@ -47,7 +44,9 @@ impl Planner {
         Self::new(spec, tau, budgets, params)
     }
 
-    /// A planner for `spec` at `tau` with these budgets and each compute layer's parameters.
+    /// A planner for `spec` at tolerated SSIM `tau` (the model's built-in privacy profile),
+    /// with per-period `budgets`; `params` are the full weight and bias of every conv and
+    /// linear layer, in order.
     pub fn new(
         spec: ModelSpec,
         tau: f64,

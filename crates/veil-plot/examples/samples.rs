@@ -3,7 +3,7 @@
 //! axis, a crowded panel whose legend goes outside, a heat map) into OUT_DIR
 //! (default /tmp/plot-samples).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use veil_plot::{Panel, Series, heat_map, line_charts};
 
@@ -73,27 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     line_charts(&out.join("count-axis.png"), &[bars, plain], 1200, 480)?;
 
-    // Eight crossing series filling the frame: the legend moves outside.
-    let crowded = Panel {
-        title: "Accuracy kept vs attack SSIM".into(),
-        x_label: "test accuracy kept (higher is better)".into(),
-        y_label: "attack SSIM (lower is better)".into(),
-        series: (0..8)
-            .map(|k| {
-                let pts = (0..12)
-                    .map(|i| {
-                        let x = 0.1 + 0.07 * i as f64;
-                        (
-                            x,
-                            ((x * 9.0 + k as f64).sin() * 0.4 + 0.5) * (1.0 - 0.05 * k as f64),
-                        )
-                    })
-                    .collect();
-                Series::new(format!("defence {k}"), pts)
-            })
-            .collect(),
-    };
-    line_charts(&out.join("crowded.png"), &[crowded], 1000, 700)?;
+    crowded(&out)?;
 
     // Dense series (markers thinned) beside a one-series panel, as `veil defend` draws them.
     let dense = Panel {
@@ -120,6 +100,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         500,
     )?;
 
+    odd_scales_and_heat(&out)?;
+    println!("wrote samples to {}", out.display());
+    Ok(())
+}
+
+/// Eight crossing series filling the frame: the legend moves outside.
+fn crowded(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let crowded = Panel {
+        title: "Accuracy kept vs attack SSIM".into(),
+        x_label: "test accuracy kept (higher is better)".into(),
+        y_label: "attack SSIM (lower is better)".into(),
+        series: (0..8)
+            .map(|k| {
+                let pts = (0..12)
+                    .map(|i| {
+                        let x = 0.1 + 0.07 * i as f64;
+                        (
+                            x,
+                            ((x * 9.0 + k as f64).sin() * 0.4 + 0.5) * (1.0 - 0.05 * k as f64),
+                        )
+                    })
+                    .collect();
+                Series::new(format!("defence {k}"), pts)
+            })
+            .collect(),
+    };
+    line_charts(&out.join("crowded.png"), &[crowded], 1000, 700)?;
+
+    Ok(())
+}
+
+/// Huge and tiny values, a single-point series, a gap; and a heat map with a missing cell.
+fn odd_scales_and_heat(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     // Huge and tiny values, a single-point series, a gap.
     let odd = Panel {
         title: "Odd scales: huge x, tiny y, a gap in a line and a single-point series".into(),
@@ -163,6 +176,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &cols,
         &cells,
     )?;
-    println!("wrote samples to {}", out.display());
     Ok(())
 }

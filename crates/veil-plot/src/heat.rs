@@ -8,18 +8,10 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use crate::Figure;
 use crate::axis;
-use crate::style::{Drawn, Fail, INK, Pen};
+use crate::style::{Drawn, Fail, INK, LABEL_FONT, MARGIN, Pen, TICK_FONT, TITLE_FONT};
 
-/// Title size, design pixels.
-const TITLE_FONT: f64 = 22.0;
-/// Axis label size, design pixels.
-const LABEL_FONT: f64 = 20.0;
-/// Row and column label size, design pixels.
-const TICK_FONT: f64 = 18.0;
 /// Cell annotation size, design pixels.
 const CELL_FONT: f64 = 16.0;
-/// Outer margin, design pixels.
-const MARGIN: f64 = 12.0;
 /// Cell height, design pixels.
 const CELL_H: f64 = 36.0;
 /// Colour bar width, design pixels.

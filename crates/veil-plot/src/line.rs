@@ -8,17 +8,11 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use crate::axis::{self, Axis, usable};
 use crate::legend::{Entry, Legend, Rect};
-use crate::style::{COLORS, Drawn, GRID, INK, MARKERS, Pen, marker};
+use crate::style::{
+    COLORS, Drawn, GRID, INK, LABEL_FONT, MARGIN, MARKERS, Pen, TICK_FONT, TITLE_FONT, marker,
+};
 use crate::{Figure, Panel};
 
-/// Title size, design pixels.
-const TITLE_FONT: f64 = 22.0;
-/// Axis label size, design pixels.
-const LABEL_FONT: f64 = 20.0;
-/// Tick label size, design pixels.
-const TICK_FONT: f64 = 18.0;
-/// Outer margin, design pixels.
-const MARGIN: f64 = 12.0;
 /// Tick mark length (outwards), design pixels.
 const TICK_LEN: f64 = 5.0;
 /// Line width, design pixels.

@@ -9,6 +9,14 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 /// The font family the figures use: DejaVu Sans, embedded and registered under this name so
 /// the PNG renders it through ab_glyph and the SVG asks for the same face (with a fallback).
 pub(crate) const FONT: &str = "DejaVu Sans, sans-serif";
+/// Title size, design pixels (every chart).
+pub(crate) const TITLE_FONT: f64 = 22.0;
+/// Axis label size, design pixels.
+pub(crate) const LABEL_FONT: f64 = 20.0;
+/// Tick, row and column label size, design pixels.
+pub(crate) const TICK_FONT: f64 = 18.0;
+/// Outer margin, design pixels.
+pub(crate) const MARGIN: f64 = 12.0;
 
 /// matplotlib's tab10 palette (first eight colours), one per series.
 pub(crate) const COLORS: [RGBColor; 8] = [

@@ -82,7 +82,7 @@ impl TargetArgs {
         let (id, split) = super::load_dataset(&self.dataset, self.data.data.as_deref())?;
         let weights = match &self.weights {
             Some(w) => w.clone(),
-            None => veil_model::session::default_weights(&self.model, &id.name()),
+            None => super::default_weights(&self.model, &id)?,
         };
         if self.weights.is_none() && !weights.is_file() {
             let dir = weights.display();

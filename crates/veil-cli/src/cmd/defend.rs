@@ -258,7 +258,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// `veil defend dp|noise|dropout|split`: one shield's campaign with a progress bar.
 fn sweep(common: Common, shield: campaign::Shield) -> anyhow::Result<()> {
-    let (id, split, model) = common.target.load()?;
     let campaign = Campaign {
         shield,
         layer: common.layer,
@@ -266,7 +265,9 @@ fn sweep(common: Common, shield: campaign::Shield) -> anyhow::Result<()> {
         attack: attack(common.aux, common.victims, common.epochs),
         out: common.out,
     };
-    let bar = crate::progress_bar(0, "defend", "");
+    campaign.check()?;
+    let (id, split, model) = common.target.load()?;
+    let bar = crate::progress_bar(0, "defend", "measurements");
     let report = campaign::run(&model, &id.name(), &split, &campaign, &mut |p| match p {
         Progress::Phase(what) => bar.set_message(what.to_string()),
         Progress::Measured { done, total, row } => {
@@ -290,6 +291,7 @@ fn sweep(common: Common, shield: campaign::Shield) -> anyhow::Result<()> {
 
 /// `veil defend obfnet`.
 fn obfnet(target: &super::attack::TargetArgs, campaign: &ObfNetCampaign) -> anyhow::Result<()> {
+    campaign.check()?;
     let (id, split, classifier) = target.load()?;
     let bar = crate::progress_bar(campaign.count, "obfnet", "trained");
     let run = obfnet_campaign::run(

@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// How the service provider sets its reward: centralized, distributed or linear.
-    #[arg(long, value_enum, default_value_t = MethodArg::Centralized)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = MethodArg::Centralized)]
     pub method: MethodArg,
     /// Regenerate figure 6, 7, 8 or 9 (all three methods) instead of solving one scenario.
     #[arg(long, value_parser = clap::value_parser!(u8).range(6..=9))]

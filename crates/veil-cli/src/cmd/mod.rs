@@ -26,6 +26,16 @@ pub fn resolve_spec(model: &str) -> anyhow::Result<ModelSpec> {
     ModelSpec::resolve(model).with_context(|| format!("model {model}"))
 }
 
+/// The weights a command uses without `--weights`: where `veil train` puts `model` (named by
+/// its spec, so a spec file finds what `veil train --model FILE` wrote) on `dataset`.
+pub fn default_weights(model: &str, dataset: &DatasetId) -> anyhow::Result<std::path::PathBuf> {
+    let spec = resolve_spec(model)?;
+    Ok(veil_model::session::default_weights(
+        &spec.name,
+        &dataset.name(),
+    ))
+}
+
 /// Loads dataset `name` from `--data` or `$VEIL_DATA`.
 pub fn load_dataset(name: &str, data: Option<&Path>) -> anyhow::Result<(DatasetId, Split)> {
     veil_data::load_named(name, data).with_context(|| format!("loading dataset {name}"))

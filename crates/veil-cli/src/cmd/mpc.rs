@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use veil_model::Model;
-use veil_model::session::default_weights;
 use veil_mpc::bench::{BenchRun, ProcessBench, default_dataset};
 use veil_mpc::roles::{
     DealerConfig, PARTIES, SensorConfig, ServerConfig, run_dealer, run_sensor, run_server,
@@ -276,11 +275,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     let dataset = (b.dataset.as_deref()).unwrap_or(default_dataset(&b.model));
     let (id, split) = super::load_dataset(dataset, b.data.as_deref())?;
-    let weights = (b.weights.clone()).unwrap_or_else(|| default_weights(&b.model, &id.name()));
-    let model = Model::load(&weights).with_context(|| {
+    let weights = match &b.weights {
+        Some(w) => w.clone(),
+        None => super::default_weights(&b.model, &id)?,
+    };
+    if !weights.is_file() {
         let train = format!("veil train --model {} --dataset {}", b.model, id.name());
-        format!("{}: train it first ({train})", weights.display())
-    })?;
+        bail!("{} not found: train it first ({train})", weights.display());
+    }
+    let model = Model::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
     let sizes = b.batches.sizes()?;
     let n: usize = sizes.iter().sum();
     if n > split.test.len() {
@@ -306,6 +309,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         labels: &split.test.labels[..n],
         plain_logits: &model.logits(inputs)?,
         sizes: &sizes,
+        batch: b.batches.batch,
         insecure_seed: b.seed,
         processes,
     };

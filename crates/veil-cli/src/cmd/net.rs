@@ -74,12 +74,12 @@ pub struct NodeArgs {
     /// The node's role (the coordinator checks it against the certificate's name).
     #[arg(long, value_enum)]
     pub role: RoleArg,
-    /// Listen address.
+    /// Listen address (port 0: a free port, registered with the coordinator as bound).
     #[arg(long)]
     pub listen: SocketAddr,
     /// Device class: rpi3, nexus5, stm32h7, or custom (then give --e, --memory-mb and
     /// --rate-mbps).
-    #[arg(long, default_value = "rpi3", value_parser = ["rpi3", "nexus5", "stm32h7", "custom"])]
+    #[arg(long, default_value = "rpi3", ignore_case = true, value_parser = ["rpi3", "nexus5", "stm32h7", "custom"])]
     pub device: String,
     /// Custom device: 10^6 multiplications per second.
     #[arg(long)]

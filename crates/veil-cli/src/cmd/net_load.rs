@@ -22,7 +22,7 @@ pub struct BenchArgs {
     /// Model (zoo name).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// Weight file (default `runs/<model>-mnist/model.safetensors`).
+    /// Weight file (default `runs/<model>-<dataset>/model.safetensors`, from `veil train`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Dataset whose test images are sent.
@@ -143,10 +143,11 @@ pub fn load(a: &LoadArgs) -> anyhow::Result<()> {
 
 /// Runs `veil net bench`.
 pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
-    let weights = b
-        .weights
-        .clone()
-        .unwrap_or_else(|| veil_model::session::default_weights(&b.model, "mnist"));
+    let dataset: veil_data::DatasetId = b.dataset.parse()?;
+    let weights = match &b.weights {
+        Some(w) => w.clone(),
+        None => super::default_weights(&b.model, &dataset)?,
+    };
     let fault = match (&b.kill, &b.stall) {
         (Some(t), _) => Some((t.clone(), FaultKind::Kill, b.fault_after)),
         (None, Some(t)) => Some((t.clone(), FaultKind::Stall, b.fault_after)),

@@ -85,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         draws: args.draws,
         seed: args.seed,
     };
+    settings.check()?;
     let (id, split, model) = args.target.load()?;
     let request = settings.request(&model)?;
     let bar = crate::progress_bar(cell_count(&model, &request), "profile", "attacks");

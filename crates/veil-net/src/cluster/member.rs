@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
@@ -622,9 +623,19 @@ impl Veil for NodeService {
 
 /// Runs a node until the process ends: serves, registers with the coordinator (retrying
 /// until the timeout while it starts), then heartbeats and expires stale request state.
-pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
+pub async fn run_node(mut cfg: NodeConfig) -> Result<(), NetError> {
+    let listen_err = |addr: std::net::SocketAddr| {
+        move |source| NetError::Listen {
+            addr: addr.to_string(),
+            source,
+        }
+    };
+    // Bound before registering, so the coordinator never plans around a node that cannot
+    // listen; port 0 picks a free port and the coordinator learns the real one.
+    let incoming = TcpIncoming::bind(cfg.listen).map_err(listen_err(cfg.listen))?;
+    cfg.listen = incoming.local_addr().map_err(listen_err(cfg.listen))?;
     let state = Arc::new(Mutex::new(NodeState::new()));
-    let serving = serve(&cfg, state.clone())?;
+    let serving = serve(&cfg, state.clone(), incoming)?;
     let coordinator = register(&cfg).await?;
     tracing::info!(name = %cfg.name, role = %cfg.role, device = %cfg.class.name, "registered");
     tokio::spawn(heartbeats(cfg, state, coordinator));
@@ -637,11 +648,13 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NetError> {
         })
 }
 
-/// Starts the node's gRPC server (mutual TLS with `cfg`'s keys) on `cfg.listen` as a task;
-/// the handle ends with the server. Errors before the task starts: keys or TLS set-up.
+/// Starts the node's gRPC server (mutual TLS with `cfg`'s keys) on `incoming` (bound to
+/// `cfg.listen`) as a task; the handle ends with the server. Errors before the task starts:
+/// keys or TLS set-up.
 fn serve(
     cfg: &NodeConfig,
     state: Arc<Mutex<NodeState>>,
+    incoming: TcpIncoming,
 ) -> Result<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>, NetError> {
     let svc = NodeService {
         cfg: Arc::new(cfg.clone()),
@@ -661,7 +674,7 @@ fn serve(
                 .max_decoding_message_size(MAX_FRAME)
                 .max_encoding_message_size(MAX_FRAME),
         )
-        .serve(cfg.listen);
+        .serve_with_incoming(incoming);
     Ok(tokio::spawn(server))
 }
 
