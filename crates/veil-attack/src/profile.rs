@@ -15,6 +15,7 @@ use crate::{AttackConfig, AttackError, AttackReport, map_order};
 
 /// How the cells of a profile are attacked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ProfileMethod {
     /// Nested chains ([`crate::nested`]): one decoder trained on all maps per layer, then

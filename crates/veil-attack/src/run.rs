@@ -54,6 +54,7 @@ pub enum AttackError {
 
 /// Which feature maps the attacker observes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum MapSelection {
     /// `k` maps drawn at random (seeded) for each draw.

@@ -26,6 +26,7 @@ use crate::sweep::{Judge, Row, SettingSummary, summarise};
 
 /// Who attacks a perturbed device part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Attacker {
     /// Queries the perturbed device and trains on what it really sends (the stronger one).
@@ -37,6 +38,7 @@ pub enum Attacker {
 
 /// Additive noise on the transmitted features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum NoiseKind {
     /// Gaussian noise, scale = sigma.

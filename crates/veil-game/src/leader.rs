@@ -28,9 +28,11 @@ use crate::{GameError, Scenario};
 
 /// How the SP sets its reward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Exact 1-D maximisation with full information.
+    #[cfg_attr(feature = "clap", value(alias = "centralised"))]
     Centralized,
     /// Algorithm 3: gradient-assisted search from the vehicles' replies.
     Distributed,

@@ -125,6 +125,12 @@ pub struct Row {
     pub result: SimResult,
 }
 
+/// The strategy names [`strategy`] accepts (`greedy` is DistPrivacy's other name).
+pub const STRATEGY_NAMES: [&str; 5] = ["distprivacy", "greedy", "no-privacy", "single", "random"];
+
+/// The Fig. 3 panels [`figure`] builds.
+pub const FIGURE_NAMES: [&str; 6] = ["3a", "3b", "3c", "3d", "3e", "3f"];
+
 /// Parses a strategy name.
 pub fn strategy(name: &str) -> Result<Strategy, PlanError> {
     match name {

@@ -74,6 +74,9 @@ impl DeviceClass {
         }
     }
 
+    /// The names [`DeviceClass::from_flags`] accepts.
+    pub const FLAG_NAMES: [&str; 4] = ["rpi3", "nexus5", "stm32h7", "custom"];
+
     /// The class a command line names: a catalog `name`, or `custom` with all three of `e`
     /// (10^6 multiplications/s), `memory_mb` and `rate_mbps`, each positive and finite (and
     /// only with `custom`).

@@ -23,6 +23,7 @@ use crate::ilp::ExactConfig;
 
 /// Which MILP solver an exact solve uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ExactSolver {
     /// microlp: pure Rust branch and bound, single-threaded; always available.

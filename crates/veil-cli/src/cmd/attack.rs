@@ -23,8 +23,8 @@ pub struct Args {
     #[arg(long)]
     pub maps: Option<usize>,
     /// How the maps are chosen: random (averaged over --draws) or contiguous.
-    #[arg(long, value_enum, default_value_t = SelectionArg::Random)]
-    pub selection: SelectionArg,
+    #[arg(long, value_enum, default_value_t = MapSelection::Random)]
+    pub selection: MapSelection,
     /// Random map subsets averaged.
     #[arg(long, default_value_t = 1)]
     pub draws: usize,
@@ -103,21 +103,8 @@ impl TargetArgs {
     }
 }
 
-/// `--selection`: which of a layer's maps the attacker sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SelectionArg {
-    /// Random subsets, averaged over `--draws`.
-    Random,
-    /// The first k maps.
-    Contiguous,
-}
-
 /// Runs `veil attack`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let selection = match args.selection {
-        SelectionArg::Random => MapSelection::Random,
-        SelectionArg::Contiguous => MapSelection::Contiguous,
-    };
     let (id, split, model) = args.target.load()?;
     let helper = match &args.helper_of {
         Some(conv) => Some(helper_view(
@@ -133,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config: AttackConfig {
             layer: args.layer.clone(),
             maps: args.maps,
-            selection,
+            selection: args.selection,
             draws: args.draws,
             aux_samples: args.aux,
             victims: args.victims,

@@ -66,8 +66,8 @@ pub enum Shield {
         /// `deployed`: the attacker queries the perturbed device and trains on that (the
         /// stronger attack); `stale`: it trained once on the plain device and applies that
         /// decoder to the perturbed device's features (the setting of Spears and Shields).
-        #[arg(long, value_enum, default_value_t = AttackerArg::Deployed)]
-        attacker: AttackerArg,
+        #[arg(long, value_enum, default_value_t = Attacker::Deployed)]
+        attacker: Attacker,
     },
     /// Additive noise on the transmitted features.
     Noise {
@@ -75,8 +75,8 @@ pub enum Shield {
         #[command(flatten)]
         common: Common,
         /// gaussian (scale = sigma) or laplace (scale = b).
-        #[arg(long, value_enum, default_value_t = NoiseArg::Gaussian)]
-        kind: NoiseArg,
+        #[arg(long, value_enum, default_value_t = NoiseKind::Gaussian)]
+        kind: NoiseKind,
         /// Comma-separated noise scales.
         #[arg(long, value_delimiter = ',', default_value = "0.1,0.5,1,2")]
         scales: Vec<f64>,
@@ -148,24 +148,6 @@ pub struct Common {
     pub out: PathBuf,
 }
 
-/// `--attacker` of `veil defend dp`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum AttackerArg {
-    /// Queries the perturbed device and trains on what it sends.
-    Deployed,
-    /// Trained once on the plain device.
-    Stale,
-}
-
-/// `--kind` of `veil defend noise`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum NoiseArg {
-    /// Gaussian noise (scale = sigma).
-    Gaussian,
-    /// Laplace noise (scale = b).
-    Laplace,
-}
-
 /// The attack of `--aux`, `--victims` and `--epochs` (defaults otherwise).
 fn attack(aux: usize, victims: usize, epochs: usize) -> AttackConfig {
     AttackConfig {
@@ -225,31 +207,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eps,
             clip,
             attacker,
-        } => {
-            let attacker = match attacker {
-                AttackerArg::Deployed => Attacker::Deployed,
-                AttackerArg::Stale => Attacker::Stale,
-            };
-            (
-                common,
-                campaign::Shield::Dp {
-                    eps,
-                    clip,
-                    attacker,
-                },
-            )
-        }
+        } => (
+            common,
+            campaign::Shield::Dp {
+                eps,
+                clip,
+                attacker,
+            },
+        ),
         Shield::Noise {
             common,
             kind,
             scales,
-        } => {
-            let kind = match kind {
-                NoiseArg::Gaussian => NoiseKind::Gaussian,
-                NoiseArg::Laplace => NoiseKind::Laplace,
-            };
-            (common, campaign::Shield::Noise { kind, scales })
-        }
+        } => (common, campaign::Shield::Noise { kind, scales }),
         Shield::Dropout { common, rates } => (common, campaign::Shield::Dropout { rates }),
         Shield::Split { common, layers } => (common, campaign::Shield::Split { layers }),
     };

@@ -19,8 +19,8 @@ pub struct Args {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// How the service provider sets its reward: centralized, distributed or linear.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = MethodArg::Centralized)]
-    pub method: MethodArg,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Method::Centralized)]
+    pub method: Method,
     /// Regenerate figure 6, 7, 8 or 9 (all three methods) instead of solving one scenario.
     #[arg(long, value_parser = clap::value_parser!(u8).range(6..=9))]
     pub figure: Option<u8>,
@@ -56,28 +56,6 @@ struct FigureOutput<'a> {
     rows: &'a [SweepRow],
 }
 
-/// `--method` of `veil game`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum MethodArg {
-    /// Exact 1-D maximisation with full information.
-    #[value(alias = "centralised")]
-    Centralized,
-    /// Algorithm 3 from the vehicles' replies.
-    Distributed,
-    /// Posted linear price per unit of privacy budget.
-    Linear,
-}
-
-impl From<MethodArg> for Method {
-    fn from(arg: MethodArg) -> Self {
-        match arg {
-            MethodArg::Centralized => Method::Centralized,
-            MethodArg::Distributed => Method::Distributed,
-            MethodArg::Linear => Method::Linear,
-        }
-    }
-}
-
 /// Runs `veil game`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(fig) = args.figure {
@@ -89,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return run_figure(fig, &args);
     }
     let scenario = read_scenario(args.config.as_deref(), args.accuracy_fit.as_deref())?;
-    let solution = solve(&scenario, args.method.into())?;
+    let solution = solve(&scenario, args.method)?;
     let out = GameOutput {
         solution: &solution,
         scenario: &scenario,

@@ -40,21 +40,3 @@ pub fn default_weights(model: &str, dataset: &DatasetId) -> anyhow::Result<std::
 pub fn load_dataset(name: &str, data: Option<&Path>) -> anyhow::Result<(DatasetId, Split)> {
     veil_data::load_named(name, data).with_context(|| format!("loading dataset {name}"))
 }
-
-/// `--solver` of the exact placement: the MILP solvers veil knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SolverArg {
-    /// microlp, pure Rust (every build).
-    Microlp,
-    /// HiGHS (builds with the `highs` feature).
-    Highs,
-}
-
-impl From<SolverArg> for veil_plan::ilp::ExactSolver {
-    fn from(arg: SolverArg) -> Self {
-        match arg {
-            SolverArg::Microlp => veil_plan::ilp::ExactSolver::Microlp,
-            SolverArg::Highs => veil_plan::ilp::ExactSolver::Highs,
-        }
-    }
-}

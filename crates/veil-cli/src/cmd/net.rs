@@ -79,7 +79,7 @@ pub struct NodeArgs {
     pub listen: SocketAddr,
     /// Device class: rpi3, nexus5, stm32h7, or custom (then give --e, --memory-mb and
     /// --rate-mbps).
-    #[arg(long, default_value = "rpi3", ignore_case = true, value_parser = ["rpi3", "nexus5", "stm32h7", "custom"])]
+    #[arg(long, default_value = "rpi3", ignore_case = true, value_parser = DeviceClass::FLAG_NAMES)]
     pub device: String,
     /// Custom device: 10^6 multiplications per second.
     #[arg(long)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use veil_plan::Fleet;
-use veil_plan::greedy::Strategy;
+use veil_plan::experiment::{STRATEGY_NAMES, strategy};
 use veil_plan::ilp::{ExactConfig, ExactSolver};
 use veil_plan::single::plan_request;
 
@@ -24,43 +24,18 @@ pub struct Args {
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// Placement: distprivacy (the greedy), no-privacy, single or random.
-    #[arg(long, value_enum, default_value_t = StrategyArg::Distprivacy)]
-    pub strategy: StrategyArg,
+    #[arg(long, default_value = "distprivacy", value_parser = STRATEGY_NAMES)]
+    pub strategy: String,
     /// Solve the placement exactly (ILP), warm-started from --strategy's placement.
     #[arg(long)]
     pub exact: bool,
     /// With --exact: the MILP solver (default: highs in builds with the `highs` feature,
     /// microlp otherwise).
     #[arg(long, value_enum, requires = "exact")]
-    pub solver: Option<super::SolverArg>,
+    pub solver: Option<veil_plan::ilp::ExactSolver>,
     /// With --exact: solver time limit in seconds (the incumbent and its gap are reported).
     #[arg(long, default_value_t = 60.0, requires = "exact")]
     pub time_limit: f64,
-}
-
-/// `--strategy` of `veil plan`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum StrategyArg {
-    /// DistPrivacy's greedy (Algorithm 1, alpha 0.7, beta 0.3).
-    #[value(alias = "greedy")]
-    Distprivacy,
-    /// Layer-wise split without privacy caps.
-    NoPrivacy,
-    /// Every helper stage on the strongest helper.
-    Single,
-    /// Each segment on a random feasible helper.
-    Random,
-}
-
-impl From<StrategyArg> for Strategy {
-    fn from(arg: StrategyArg) -> Self {
-        match arg {
-            StrategyArg::Distprivacy => Strategy::DISTPRIVACY,
-            StrategyArg::NoPrivacy => Strategy::NoPrivacy,
-            StrategyArg::Single => Strategy::Single,
-            StrategyArg::Random => Strategy::Random,
-        }
-    }
 }
 
 /// Runs `veil plan`.
@@ -70,15 +45,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let exact = args.exact.then(|| ExactConfig {
         time_limit_s: args.time_limit,
-        solver: args
-            .solver
-            .map_or_else(ExactSolver::preferred, ExactSolver::from),
+        solver: args.solver.unwrap_or_else(ExactSolver::preferred),
         ..ExactConfig::default()
     });
     let fleet = Fleet::read(&args.fleet)?;
     let spec = super::resolve_spec(&args.model)?;
     let profile = args.profile.as_deref();
-    let strategy = args.strategy.into();
+    let strategy = strategy(&args.strategy)?;
     let out = plan_request(&fleet, &spec, profile, args.tau, strategy, exact.as_ref())?;
     crate::report(&out, |x| x.text())
 }

@@ -24,8 +24,8 @@ pub struct Args {
     pub taus: Vec<f64>,
     /// How cells are attacked: `chain` trains one decoder on all maps per layer and fine-tunes
     /// it down a nested chain of subsets; `per-cell` trains a decoder per cell and draw.
-    #[arg(long, value_enum, default_value_t = Method::Chain)]
-    pub method: Method,
+    #[arg(long, value_enum, default_value_t = ProfileMethod::Chain)]
+    pub method: ProfileMethod,
     /// Chain method: auxiliary images each fine-tuning step of a chain uses (one epoch).
     #[arg(long, default_value_t = 2_000)]
     pub step_samples: usize,
@@ -53,15 +53,6 @@ pub struct Args {
     pub redraw: Option<PathBuf>,
 }
 
-/// `--method` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    /// One chain of fine-tuned decoders per layer and draw.
-    Chain,
-    /// One decoder per cell and draw.
-    PerCell,
-}
-
 /// Runs `veil profile`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(json) = &args.redraw {
@@ -74,10 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         layers: args.layers.clone(),
         ks: args.ks.clone(),
         taus: args.taus.clone(),
-        method: match args.method {
-            Method::Chain => ProfileMethod::Chain,
-            Method::PerCell => ProfileMethod::PerCell,
-        },
+        method: args.method,
         epochs: args.epochs,
         step_samples: args.step_samples,
         aux: args.aux,

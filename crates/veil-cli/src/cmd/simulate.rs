@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "figure")]
     pub config: Option<PathBuf>,
     /// Regenerate a panel of DistPrivacy's Fig. 3.
-    #[arg(long, value_parser = ["3a", "3b", "3c", "3d", "3e", "3f"])]
+    #[arg(long, value_parser = veil_plan::experiment::FIGURE_NAMES)]
     pub figure: Option<String>,
     /// Time the greedy instead: `--model` requests on uniform fleets of each `--devices` size,
     /// for each `--requests` count.
@@ -49,7 +49,7 @@ pub struct Args {
     /// With --exact-gap: the MILP solver (default: highs in builds with the `highs` feature,
     /// microlp otherwise).
     #[arg(long, value_enum, requires = "exact_gap")]
-    pub solver: Option<super::SolverArg>,
+    pub solver: Option<veil_plan::ilp::ExactSolver>,
     /// With --exact-gap: solver time limit per instance, seconds.
     #[arg(long, default_value_t = 60.0, requires = "exact_gap")]
     pub time_limit: f64,
@@ -108,9 +108,7 @@ fn exact_gap(args: &Args) -> anyhow::Result<()> {
         anyhow::bail!("--time-limit must be a positive number of seconds");
     }
     let cfg = ExactConfig {
-        solver: args
-            .solver
-            .map_or_else(ExactSolver::preferred, ExactSolver::from),
+        solver: args.solver.unwrap_or_else(ExactSolver::preferred),
         time_limit_s: args.time_limit,
         ..ExactConfig::default()
     };
