@@ -82,6 +82,23 @@ pub struct AttackConfig {
     pub train: TrainConfig,
 }
 
+impl AttackConfig {
+    /// The default attack with `aux` auxiliary images, `victims` victims and `epochs` decoder
+    /// epochs.
+    pub fn with_budget(aux: usize, victims: usize, epochs: usize) -> Self {
+        let default = AttackConfig::default();
+        AttackConfig {
+            aux_samples: aux,
+            victims,
+            train: TrainConfig {
+                epochs,
+                ..default.train.clone()
+            },
+            ..default
+        }
+    }
+}
+
 impl Default for AttackConfig {
     fn default() -> Self {
         AttackConfig {

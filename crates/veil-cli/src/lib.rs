@@ -80,23 +80,6 @@ pub fn report<T: serde::Serialize>(
     }
 }
 
-/// One chart panel from a library's lines: `(legend name, points)` each.
-pub fn panel(
-    title: String,
-    x_label: String,
-    y_label: String,
-    lines: Vec<(String, Vec<(f64, f64)>)>,
-) -> veil_plot::Panel {
-    let series = lines.into_iter();
-    let series = series.map(|(name, points)| veil_plot::Series::new(name, points));
-    veil_plot::Panel {
-        title,
-        x_label,
-        y_label,
-        series: series.collect(),
-    }
-}
-
 /// Writes a figure's data as `<dir>/<name>.csv` and its chart as `<dir>/<name>.png` (and
 /// `.svg`); returns the CSV and PNG paths.
 pub fn write_figure(

@@ -31,6 +31,17 @@ pub fn read_scenario(
     }
 }
 
+/// A solved game as `veil game --json` prints it: the solution's fields, then the scenario's.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct SolvedGame<'a> {
+    /// The solution.
+    #[serde(flatten)]
+    pub solution: &'a Solution,
+    /// The game it solves.
+    #[serde(flatten)]
+    pub scenario: &'a Scenario,
+}
+
 /// `solution` of `scenario` in words: the leader's outcome, then one row per vehicle.
 pub fn solution_text(solution: &Solution, scenario: &Scenario) -> String {
     let mut text = format!(

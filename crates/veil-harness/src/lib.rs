@@ -82,6 +82,20 @@ pub fn emit(name: &str, fields: serde_json::Value) -> std::io::Result<()> {
     out.flush()
 }
 
+/// A child's progress report: `progress` events (`done`, `total`) on stdout for a parent
+/// [`Fleet`] when `events`, else a line `<label> done/total` on stderr about every 1 % of
+/// the work (and at the end).
+pub fn report_progress(events: bool, label: &str, done: usize, total: usize) {
+    if events {
+        let _ = emit(
+            "progress",
+            serde_json::json!({"done": done, "total": total}),
+        );
+    } else if done.is_multiple_of((total / 100).max(1)) || done == total {
+        eprintln!("{label} {done}/{total}");
+    }
+}
+
 /// A free TCP port on loopback (bound, read and released: another process may take it
 /// before the member binds it, which a benchmark accepts).
 pub fn free_loopback_addr() -> Result<SocketAddr, HarnessError> {

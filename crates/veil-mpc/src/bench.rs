@@ -61,6 +61,17 @@ pub fn batch_sizes(images: usize, batch: usize) -> Result<Vec<usize>, BenchError
     Ok(sizes)
 }
 
+/// Where the parties of a benchmark run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Transport {
+    /// Four processes over mutual TLS on loopback ([`run_processes`]).
+    Tls,
+    /// One process, the in-memory link: the same engine, material and byte counts, no TLS and
+    /// no serialisation ([`crate::local`]), for agreement over whole test sets.
+    Memory,
+}
+
 /// What the four processes need.
 #[derive(Clone, Debug)]
 pub struct ProcessBench {

@@ -40,6 +40,14 @@ pub fn run_preset(
         .collect()
 }
 
+/// One row's outcome in one line, for the log while the preset runs.
+pub fn progress_line(r: &GapRow) -> String {
+    format!(
+        "{} tau {} {} helpers {} requests: {:.2} s ({})",
+        r.model, r.tau, r.devices, r.requests, r.exact_seconds, r.solver
+    )
+}
+
 /// The rows as the Markdown table of docs/BENCHMARKS.md, with a closing line naming the
 /// solver and the time limit.
 pub fn to_markdown(rows: &[GapRow], cfg: &ExactConfig) -> String {

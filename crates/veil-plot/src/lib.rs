@@ -93,6 +93,24 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
+impl Panel {
+    /// A panel of plain lines, each `(legend name, points)`, as the planner and the game
+    /// hand them over.
+    pub fn from_lines(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+        lines: Vec<(String, Vec<(f64, f64)>)>,
+    ) -> Self {
+        Panel {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series: lines.into_iter().map(|(n, p)| Series::new(n, p)).collect(),
+        }
+    }
+}
+
 /// Smallest panel drawn, in pixels: a smaller request is enlarged to it so the text stays
 /// legible once the figure is shrunk to a column.
 pub const MIN_PANEL: (u32, u32) = line::DESIGN;

@@ -12,7 +12,6 @@ use veil_attack::AttackConfig;
 use veil_defense::campaign::{self, Attacker, Campaign, NoiseKind, Progress};
 use veil_defense::chart::compare_files;
 use veil_defense::obfnet_campaign::{self, ObfNetCampaign};
-use veil_model::TrainConfig;
 
 /// Arguments of `veil defend`.
 #[derive(Debug, clap::Args)]
@@ -148,19 +147,6 @@ pub struct Common {
     pub out: PathBuf,
 }
 
-/// The attack of `--aux`, `--victims` and `--epochs` (defaults otherwise).
-fn attack(aux: usize, victims: usize, epochs: usize) -> AttackConfig {
-    AttackConfig {
-        aux_samples: aux,
-        victims,
-        train: TrainConfig {
-            epochs,
-            ..AttackConfig::default().train
-        },
-        ..AttackConfig::default()
-    }
-}
-
 /// Runs `veil defend`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (common, shield) = match args.shield {
@@ -178,7 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 variant,
                 count,
                 epochs: obf_epochs,
-                attack: attack(aux, victims, epochs),
+                attack: AttackConfig::with_budget(aux, victims, epochs),
                 out,
             };
             return obfnet(&target, &campaign);
@@ -232,7 +218,7 @@ fn sweep(common: Common, shield: campaign::Shield) -> anyhow::Result<()> {
         shield,
         layer: common.layer,
         draws: common.draws,
-        attack: attack(common.aux, common.victims, common.epochs),
+        attack: AttackConfig::with_budget(common.aux, common.victims, common.epochs),
         out: common.out,
     };
     campaign.check()?;

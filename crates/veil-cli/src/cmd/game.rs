@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use veil_game::report::{figure_panels, read_scenario, solution_text};
+use veil_game::report::{SolvedGame, figure_panels, read_scenario, solution_text};
 use veil_game::sweep::{SweepRow, figure, to_csv};
-use veil_game::{Method, Scenario, Solution, solve};
+use veil_game::{Method, solve};
 
 /// Arguments of `veil game`.
 #[derive(Debug, clap::Args)]
@@ -40,14 +40,6 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
-struct GameOutput<'a> {
-    #[serde(flatten)]
-    solution: &'a Solution,
-    #[serde(flatten)]
-    scenario: &'a Scenario,
-}
-
-#[derive(Serialize)]
 struct FigureOutput<'a> {
     figure: u8,
     fleets: usize,
@@ -68,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let scenario = read_scenario(args.config.as_deref(), args.accuracy_fit.as_deref())?;
     let solution = solve(&scenario, args.method)?;
-    let out = GameOutput {
+    let out = SolvedGame {
         solution: &solution,
         scenario: &scenario,
     };
@@ -79,7 +71,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn run_figure(fig: u8, args: &Args) -> anyhow::Result<()> {
     let rows = figure(fig, args.seed, args.fleets)?;
     let (x_label, panels) = figure_panels(fig, &rows);
-    let panels = panels.map(|(title, y, lines)| crate::panel(title, x_label.into(), y, lines));
+    let panels =
+        panels.map(|(title, y, lines)| veil_plot::Panel::from_lines(title, x_label, y, lines));
     let name = format!("fig{fig}");
     let (csv, png) = crate::write_figure(&args.out, &name, &to_csv(&rows), &panels, (1200, 480))?;
     let out = FigureOutput {

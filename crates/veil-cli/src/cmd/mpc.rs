@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use veil_model::Model;
-use veil_mpc::bench::{BenchRun, ProcessBench, default_dataset};
+use veil_mpc::bench::{BenchRun, ProcessBench, Transport, default_dataset};
 use veil_mpc::roles::{
     DealerConfig, PARTIES, SensorConfig, ServerConfig, run_dealer, run_sensor, run_server,
 };
@@ -144,11 +144,9 @@ pub struct BenchArgs {
     /// the dealer draws 256 bits from the OS CSPRNG).
     #[arg(long = "insecure-seed")]
     pub seed: Option<u64>,
-    /// `tls`: four processes over mutual TLS on loopback; `memory`: the same protocol in this
-    /// process over the in-memory link (same engine, material and byte counts; no TLS, no
-    /// serialisation), for agreement over whole test sets.
-    #[arg(long, value_enum, default_value_t = TransportArg::Tls)]
-    pub transport: TransportArg,
+    /// Where the parties run.
+    #[arg(long, value_enum, default_value_t = Transport::Tls)]
+    pub transport: Transport,
 }
 
 fn timeout(net: &NetArgs) -> Duration {
@@ -163,15 +161,6 @@ fn two_servers(net: &NetArgs) -> anyhow::Result<[SocketAddr; 2]> {
             other.len()
         ),
     }
-}
-
-/// `--transport` of `veil mpc bench`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TransportArg {
-    /// Four processes over mutual TLS on loopback.
-    Tls,
-    /// One process, the in-memory link.
-    Memory,
 }
 
 /// Runs `veil mpc`.
@@ -215,27 +204,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             events,
             net,
         } => {
-            let sizes = batches.sizes()?;
-            let step = (sizes.len() / 100).max(1);
             let report = run_dealer(
                 &DealerConfig {
                     weights,
                     servers: two_servers(&net)?,
                     keys: net.keys.clone(),
-                    batches: sizes,
+                    batches: batches.sizes()?,
                     insecure_seed: seed,
                     timeout: timeout(&net),
                 },
-                &mut |done, total| {
-                    if events {
-                        let _ = veil_harness::emit(
-                            "progress",
-                            serde_json::json!({"done": done, "total": total}),
-                        );
-                    } else if done % step == 0 || done == total {
-                        eprintln!("batches {done}/{total}");
-                    }
-                },
+                &mut |done, total| veil_harness::report_progress(events, "batches", done, total),
             )?;
             let text = serde_json::to_string(&report)?;
             match out {
@@ -291,8 +269,8 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
     }
     let inputs = &split.test.samples[..n * split.test.sample_len()];
     let processes = match b.transport {
-        TransportArg::Memory => None,
-        TransportArg::Tls => Some(ProcessBench {
+        Transport::Memory => None,
+        Transport::Tls => Some(ProcessBench {
             program: std::env::current_exe().context("locating the veil binary")?,
             weights: weights.clone(),
             dataset: dataset.to_string(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use veil_net::bench::party_names;
-use veil_net::cluster::{Coordinator, CoordinatorConfig, NodeConfig, run_node};
+use veil_net::cluster::{Coordinator, CoordinatorConfig, NodeConfig, NodeRole, run_node};
 use veil_net::drive::runtime;
 use veil_net::planner::Planner;
 use veil_plan::{Budgets, DeviceClass, Fleet};
@@ -46,25 +46,6 @@ pub enum NetCommand {
     Load(LoadArgs),
 }
 
-/// `--role` of `veil node`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum RoleArg {
-    /// The camera: runs the first and last stage and answers clients.
-    Source,
-    /// A helper: runs the segments the plan gives it.
-    Helper,
-}
-
-impl RoleArg {
-    /// The role's name on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            RoleArg::Source => "source",
-            RoleArg::Helper => "helper",
-        }
-    }
-}
-
 /// `veil node`.
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
@@ -73,7 +54,7 @@ pub struct NodeArgs {
     pub name: String,
     /// The node's role (the coordinator checks it against the certificate's name).
     #[arg(long, value_enum)]
-    pub role: RoleArg,
+    pub role: NodeRole,
     /// Listen address (port 0: a free port, registered with the coordinator as bound).
     #[arg(long)]
     pub listen: SocketAddr,
@@ -106,10 +87,10 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 3000)]
     pub attempt_timeout_ms: u64,
     /// Source: attempts per request before it is rejected.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
     /// Source: requests admitted at once; more are rejected (back-pressure).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_inflight: usize,
     /// Make every computation last as long as on the device class (multiplications / e).
     #[arg(long)]
@@ -188,9 +169,6 @@ fn millis(ms: u64) -> Duration {
 
 /// Runs `veil node`.
 pub fn node(a: NodeArgs) -> anyhow::Result<()> {
-    if a.max_attempts == 0 || a.max_inflight == 0 {
-        bail!("--max-attempts and --max-inflight must be at least 1");
-    }
     let class = DeviceClass::from_flags(&a.device, a.e, a.memory_mb, a.rate_mbps)?;
     init_logs();
     let mut cfg = NodeConfig::new(
@@ -232,18 +210,11 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     }
     cfg.hop_s = a.hop_ms * 1e-3;
     init_logs();
-    let mut accepted = party_names(expected);
-    accepted.retain(|n| n != "client");
-    runtime()?.block_on(async move {
-        let coord = Coordinator::start(cfg, accepted)?;
-        coord
-            .run(&planner, |event| {
-                // One JSON line per plan epoch: `veil net bench` waits for the first.
-                if let Ok(line) = serde_json::to_string(event) {
-                    let _ = crate::out(&line);
-                }
-            })
-            .await?;
-        Ok(())
-    })
+    // One JSON line per plan epoch: `veil net bench` waits for the first.
+    Coordinator::serve_fleet(cfg, expected, &planner, |event| {
+        if let Ok(line) = serde_json::to_string(event) {
+            let _ = crate::out(&line);
+        }
+    })?;
+    Ok(())
 }

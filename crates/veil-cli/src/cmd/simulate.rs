@@ -87,7 +87,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     })?;
     let chart = veil_plan::chart::lines(&rows, p.metric, p.axis, &p.experiment);
-    let panel = crate::panel(chart.title, chart.x_label, chart.y_label, chart.series);
+    let panel =
+        veil_plot::Panel::from_lines(chart.title, chart.x_label, chart.y_label, chart.series);
     let (csv, png) = crate::write_figure(&args.out, &p.name, &to_csv(&rows), &[panel], (900, 600))?;
     let out = Output {
         figure: args.figure.as_deref(),
@@ -114,10 +115,7 @@ fn exact_gap(args: &Args) -> anyhow::Result<()> {
     };
     let rows = veil_plan::gap::run_preset(&cfg, &mut |r| {
         if !crate::json() {
-            eprintln!(
-                "{} tau {} {} helpers {} requests: {:.2} s ({})",
-                r.model, r.tau, r.devices, r.requests, r.exact_seconds, r.solver
-            );
+            eprintln!("{}", veil_plan::gap::progress_line(r));
         }
     })?;
     crate::report(&rows, |x| veil_plan::gap::to_markdown(x, &cfg))

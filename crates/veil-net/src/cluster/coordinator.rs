@@ -17,7 +17,7 @@ use serde::Serialize;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
-use super::{COORDINATOR, call, status};
+use super::{CLIENT, COORDINATOR, call, status};
 use crate::NetError;
 use crate::grpc::service::veil_server::{Veil, VeilServer};
 use crate::grpc::{Frame, caller_name, client, server_tls};
@@ -136,7 +136,7 @@ impl Veil for CoordinatorService {
             .map_err(|_| Status::internal("poisoned"))?;
         match env {
             Envelope::Register { role, class, addr } => {
-                if !matches!(role.as_str(), "source" | "helper") {
+                if super::NodeRole::from_name(&role).is_none() {
                     return Err(status(format!("role `{role}`")));
                 }
                 let sane = |v: f64| v.is_finite() && v > 0.0;
@@ -212,6 +212,23 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
+    /// `veil coordinator`: on its own runtime, accepts the source `cam0` and `helpers`
+    /// helpers (`h0..`), waits for them, plans with `planner` and re-plans as the fleet
+    /// changes, handing every plan event to `on_plan`; returns only on failure.
+    pub fn serve_fleet(
+        cfg: CoordinatorConfig,
+        helpers: usize,
+        planner: &Planner,
+        on_plan: impl FnMut(&PlanEvent),
+    ) -> Result<(), NetError> {
+        let mut accepted = crate::bench::party_names(helpers);
+        accepted.retain(|n| n != CLIENT);
+        crate::drive::runtime()?.block_on(async move {
+            let coordinator = Coordinator::start(cfg, accepted)?;
+            coordinator.run(planner, on_plan).await
+        })
+    }
+
     /// Starts serving registrations and heartbeats from the parties named `accepted`.
     pub fn start(cfg: CoordinatorConfig, accepted: Vec<String>) -> Result<Self, NetError> {
         let members = Arc::new(Mutex::new(Members::default()));

@@ -39,6 +39,33 @@ pub const COORDINATOR: &str = "coordinator";
 /// The party name of clients that may start requests at a source and read counters.
 pub const CLIENT: &str = "client";
 
+/// What a node is in the fleet; `name()` is the role on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum NodeRole {
+    /// The camera: runs the first and last stage and answers clients.
+    Source,
+    /// A helper: runs the segments the plan gives it.
+    Helper,
+}
+
+impl NodeRole {
+    /// The role's name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeRole::Source => "source",
+            NodeRole::Helper => "helper",
+        }
+    }
+
+    /// The role named `name` on the wire, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [NodeRole::Source, NodeRole::Helper]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+}
+
 fn status(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
 }
