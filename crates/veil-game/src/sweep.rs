@@ -88,11 +88,16 @@ pub fn scenarios(fig: u8, seed: u64) -> Result<(&'static str, Vec<SweepPoint>), 
     })
 }
 
+/// Most random fleets averaged per point of a figure.
+pub const MAX_FLEETS: usize = 10_000;
+
 /// All rows of figure `fig` for the three methods, each value the mean over `fleets` random
 /// fleets (seeds `seed .. seed + fleets`), so that one unlucky draw does not shape a curve.
 pub fn figure(fig: u8, seed: u64, fleets: usize) -> Result<Vec<SweepRow>, GameError> {
-    if fleets == 0 {
-        return Err(GameError::Invalid("at least one fleet is needed".into()));
+    if fleets == 0 || fleets > MAX_FLEETS {
+        return Err(GameError::Invalid(format!(
+            "between 1 and {MAX_FLEETS} fleets per point, got {fleets}"
+        )));
     }
     let per_fleet: Vec<(&'static str, Vec<SweepPoint>)> = (0..fleets as u64)
         .map(|k| scenarios(fig, seed.wrapping_add(k)))
@@ -153,6 +158,16 @@ pub fn to_csv(rows: &[SweepRow]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fleet_counts_are_bounded() {
+        assert!(figure(6, 0, 0).is_err());
+        assert!(
+            figure(6, 0, MAX_FLEETS + 1).is_err(),
+            "1e9 fleets would allocate first"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -108,6 +108,9 @@ fn bench_dataset(
     }
 }
 
+/// Most bytes of training inputs a benchmark generates (the timed steps read distinct batches).
+pub const MAX_BENCH_DATA_BYTES: usize = 1 << 30;
+
 /// Runs the three measurements on `spec`.
 pub fn bench(
     spec: &ModelSpec,
@@ -120,6 +123,17 @@ pub fn bench(
         return Err(ModelError::Invalid(
             "benchmark too large: at most 100000 training steps, 1e7 latency and 100000 throughput iterations".into(),
         ));
+    }
+    let sample_bytes = spec.input_shape.numel().saturating_mul(4);
+    let data_bytes = (cfg.train_batch.saturating_mul(cfg.train_steps)).saturating_mul(sample_bytes);
+    if data_bytes > MAX_BENCH_DATA_BYTES {
+        return Err(ModelError::Invalid(format!(
+            "benchmark too large: {} training steps of batch {} need {} MiB of inputs, more than {} MiB",
+            cfg.train_steps,
+            cfg.train_batch,
+            data_bytes >> 20,
+            MAX_BENCH_DATA_BYTES >> 20
+        )));
     }
     let classes = spec.output_shape()?.numel();
     let model = Model::init(spec.clone(), 0)?;

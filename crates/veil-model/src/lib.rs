@@ -31,7 +31,7 @@ pub use burn::tensor::{Device, Tensor};
 pub use error::ModelError;
 pub use model::{Activation, Model};
 pub use regress::{RegressionReport, fit_regression, fit_regression_with};
-pub use train::{Augment, EpochReport, StepInfo, TrainConfig, TrainReport, train};
+pub use train::{Augment, EpochReport, MAX_BATCH, StepInfo, TrainConfig, TrainReport, train};
 pub use weights_io::{LayerParams, NamedTensor};
 
 /// The device veil computes on: burn-flex on the CPU by default.

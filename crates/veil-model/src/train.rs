@@ -26,6 +26,10 @@ pub struct Augment {
     pub jitter: f32,
 }
 
+/// Largest training batch: a batch is materialised at once, and a few bytes of command line
+/// must not ask for gigabytes.
+pub const MAX_BATCH: usize = 65_536;
+
 /// Training hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -70,12 +74,18 @@ impl TrainConfig {
         self.lr * (self.final_lr_fraction + (1.0 - self.final_lr_fraction) * cosine)
     }
 
-    /// Rejects settings that cannot train: zero epochs or batch, a learning rate that is not
+    /// Rejects settings that cannot train: zero epochs or batch (or one over [`MAX_BATCH`]), a learning rate that is not
     /// finite and positive, jitter outside `[0, 1]`, a shift not smaller than the image.
     pub fn check(&self, shape: [usize; 3]) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::Invalid(m));
         if self.epochs == 0 || self.batch_size == 0 {
             return bad("epochs and batch size must be positive".into());
+        }
+        if self.batch_size > MAX_BATCH {
+            return bad(format!(
+                "batch size {} is more than {MAX_BATCH}",
+                self.batch_size
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!(
@@ -180,7 +190,7 @@ pub fn train(
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let total_steps = steps_per_epoch * cfg.epochs;
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut batch_values = Vec::with_capacity(cfg.batch_size * per);
+    let mut batch_values = Vec::with_capacity(cfg.batch_size.min(train.len()) * per);
     let mut reports = Vec::with_capacity(cfg.epochs);
     let mut train_seconds = 0.0;
     let mut step = 0;
@@ -284,5 +294,21 @@ fn augment_into(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_batches_are_refused_before_anything_is_allocated() {
+        let cfg = |batch_size| TrainConfig {
+            batch_size,
+            ..TrainConfig::default()
+        };
+        assert!(cfg(64).check([1, 28, 28]).is_ok());
+        assert!(cfg(MAX_BATCH + 1).check([1, 28, 28]).is_err());
+        assert!(cfg(1_000_000_000).check([1, 28, 28]).is_err());
     }
 }

@@ -389,3 +389,14 @@ fn frozen_layers_do_not_change() {
     };
     assert!(veil_model::train(model, &split.train, None, &bad, &mut |_| {}).is_err());
 }
+
+#[test]
+fn a_benchmark_whose_inputs_would_pass_a_gigabyte_is_refused() {
+    // 100,000 steps of 64 CIFAR images: 78 GB of generated inputs before the first step.
+    let cfg = veil_model::bench::BenchConfig {
+        train_steps: 100_000,
+        ..veil_model::bench::BenchConfig::default()
+    };
+    let err = veil_model::bench::bench(&zoo::cifar_cnn(10), &cfg, 1, None).expect_err("too large");
+    assert!(err.to_string().contains("MiB"), "{err}");
+}

@@ -47,12 +47,15 @@ pub enum BenchError {
     Invalid(String),
 }
 
+/// Most samples one benchmark or sensor run takes.
+pub const MAX_IMAGES: usize = 1 << 20;
+
 /// Batch sizes for `images` samples in batches of `batch` (the last one may be smaller).
 pub fn batch_sizes(images: usize, batch: usize) -> Result<Vec<usize>, BenchError> {
-    if images == 0 || batch == 0 {
-        return Err(BenchError::Invalid(
-            "--images and --batch must be at least 1".into(),
-        ));
+    if images == 0 || batch == 0 || images > MAX_IMAGES {
+        return Err(BenchError::Invalid(format!(
+            "--images must be in 1..={MAX_IMAGES} and --batch at least 1"
+        )));
     }
     let mut sizes = vec![batch; images / batch];
     if !images.is_multiple_of(batch) {
@@ -448,6 +451,8 @@ mod tests {
         assert_eq!(batch_sizes(10, 4).expect("sizes"), vec![4, 4, 2]);
         assert_eq!(batch_sizes(8, 4).expect("sizes"), vec![4, 4]);
         assert!(batch_sizes(0, 4).is_err() && batch_sizes(4, 0).is_err());
+        // A billion images would allocate a billion batch entries: refused first.
+        assert!(batch_sizes(1_000_000_000, 1).is_err());
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&mut []).is_nan());

@@ -158,6 +158,7 @@ pub fn solve_exact(
     start: Option<&[Placement]>,
     cfg: &ExactConfig,
 ) -> Result<Option<ExactPlan>, PlanError> {
+    check_size(fleet, plans, requests)?;
     let rates = rates(fleet);
     let mut ilp = Builder::new(fleet, &rates);
     let mut all: Vec<Vec<StageVars>> = Vec::with_capacity(requests.len());
@@ -212,6 +213,28 @@ pub fn solve_exact(
 
 /// The plan `req` names, after checking that the plan exists and that `req.source` is a camera
 /// (global index in `helpers..devices`).
+/// Most placement columns (requests x stages x helpers) the exact ILP is built for: past it
+/// the model alone takes gigabytes and no solver finishes; the greedy is the tool there.
+pub const MAX_EXACT_COLUMNS: usize = 2_000_000;
+
+/// Refuses an instance whose ILP would pass [`MAX_EXACT_COLUMNS`], before building anything.
+fn check_size(fleet: &Fleet, plans: &[ModelPlan], requests: &[Request]) -> Result<(), PlanError> {
+    let stages: usize = requests
+        .iter()
+        .map(|r| plans.get(r.model).map_or(0, |p| p.stages.len()))
+        .fold(0, usize::saturating_add);
+    let columns = stages.saturating_mul(fleet.helpers.len().max(1));
+    if columns > MAX_EXACT_COLUMNS {
+        return Err(PlanError::config(
+            "exact",
+            format!(
+                "{columns} placement columns (requests x stages x helpers) pass the exact solver's limit of {MAX_EXACT_COLUMNS}; use the greedy"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn request_plan<'p>(
     plans: &'p [ModelPlan],
     req: &Request,

@@ -274,3 +274,21 @@ fn a_missing_solver_is_a_clear_error() {
         }
     }
 }
+
+#[test]
+fn an_instance_too_large_for_the_ilp_is_refused_before_it_is_built() {
+    // 200,000 helpers x 20 LeNet-5 requests: millions of columns, which would take gigabytes
+    // to build. Refused at once, naming the limit.
+    let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.8)];
+    let classes = [DeviceClass::rpi3()];
+    let fleet = with_cameras(
+        &Fleet::mixed(200_000, &classes, Budgets::default()),
+        1,
+        &["lenet5".into()],
+    );
+    let source = fleet.helpers.len();
+    let requests: Vec<Request> = (0..20).map(|_| Request { model: 0, source }).collect();
+    let err = solve_exact(&fleet, &plans, &requests, None, &ExactConfig::default())
+        .expect_err("too large");
+    assert!(err.to_string().contains("greedy"), "{err}");
+}
