@@ -110,6 +110,40 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// Checks the invariants [`Deployment::new`] establishes, for a deployment that arrived
+    /// from elsewhere (a node decoding its assignment): at least one stage; each stage's
+    /// geometry positive and within `veil_spec::MAX_ACTIVATION` / `MAX_PARAMS`, one owner per
+    /// segment, a conv's output maps equal to its channels (1 for a dense layer) and its
+    /// finished channel no longer than its raw output; the first stage reads `input_len`
+    /// values and every later stage reads what the one before finishes. Nothing else indexes
+    /// a deployment safely.
+    pub fn validate(&self) -> Result<(), String> {
+        let Some(first) = self.stages.first() else {
+            return Err("a deployment without stages".into());
+        };
+        if input_len(first) != self.input_len || self.input_len == 0 {
+            return Err(format!(
+                "input of {} values, the first stage reads {}",
+                self.input_len,
+                input_len(first)
+            ));
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            check_stage(s).map_err(|m| format!("stage {i} ({}): {m}", s.layer))?;
+            if let Some(next) = self.stages.get(i + 1) {
+                let finished = s.channels.saturating_mul(s.finished_len);
+                if input_len(next) != finished {
+                    return Err(format!(
+                        "stage {} reads {} values, stage {i} finishes {finished}",
+                        i + 1,
+                        input_len(next)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Stage boundaries where data crosses devices (a message hop on the request's critical
     /// path): every boundary except a whole stage followed by a whole stage on the same device.
     pub fn hops(&self) -> usize {
@@ -118,6 +152,65 @@ impl Deployment {
             .filter(|w| !(w[0].whole() && w[1].whole() && w[0].owners[0] == w[1].owners[0]))
             .count()
     }
+}
+
+/// Values a stage reads.
+fn input_len(s: &Stage) -> usize {
+    match s.kernel {
+        Linear::Conv { input, .. } => input.iter().fold(1usize, |a, &d| a.saturating_mul(d)),
+        Linear::Dense { input, .. } => input,
+    }
+}
+
+/// One stage's own invariants (see [`Deployment::validate`]).
+fn check_stage(s: &Stage) -> Result<(), String> {
+    let limit = veil_spec::MAX_ACTIVATION;
+    let (raw, params) = match s.kernel {
+        Linear::Conv {
+            input,
+            output,
+            kernel,
+            ..
+        } => {
+            if input.contains(&0) || output.contains(&0) || kernel.contains(&0) {
+                return Err("an empty conv".into());
+            }
+            if output[0] != s.channels {
+                return Err(format!(
+                    "{} output maps, {} channels",
+                    output[0], s.channels
+                ));
+            }
+            let weights = (output[0] as u64) * (input[0] as u64) * (kernel[0] * kernel[1]) as u64;
+            (output[1].saturating_mul(output[2]), weights)
+        }
+        Linear::Dense { input, output } => {
+            if input == 0 || output == 0 || s.channels != 1 {
+                return Err("a dense layer is one channel of positive sizes".into());
+            }
+            (output, (input as u64).saturating_mul(output as u64))
+        }
+    };
+    if input_len(s) > limit
+        || raw.saturating_mul(s.channels) > limit
+        || params > veil_spec::MAX_PARAMS
+    {
+        return Err("larger than the activation or parameter budget".into());
+    }
+    if s.owners.len() != s.segments() {
+        return Err(format!(
+            "{} owners for {} segments",
+            s.owners.len(),
+            s.segments()
+        ));
+    }
+    if s.finished_len == 0 || s.finished_len > raw {
+        return Err(format!(
+            "finished channel of {} values, raw {raw}",
+            s.finished_len
+        ));
+    }
+    Ok(())
 }
 
 /// What one device holds for one stage: its segments and the weight slice for them, and the

@@ -26,6 +26,28 @@ pub struct Assignment {
     pub peers: Vec<(usize, String, String)>,
 }
 
+impl Assignment {
+    /// The deployment's invariants ([`Deployment::validate`]) and every device it names
+    /// (the source, each owner, this node) among the peers.
+    pub fn check(&self) -> Result<(), String> {
+        self.deployment.validate()?;
+        let known = |d: usize| self.peers.iter().any(|(id, _, _)| *id == d);
+        let named = self
+            .deployment
+            .stages
+            .iter()
+            .flat_map(|s| s.owners.iter().copied());
+        match std::iter::once(self.deployment.source)
+            .chain(std::iter::once(self.device))
+            .chain(named)
+            .find(|&d| !known(d))
+        {
+            Some(d) => Err(format!("device {d} is not among the peers")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Every frame.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Envelope {
@@ -210,6 +232,8 @@ impl Envelope {
                 let json = r.take(r.remaining())?;
                 let a: Assignment = serde_json::from_slice(json)
                     .map_err(|e| r.error(format!("assignment: {e}")))?;
+                // A deployment is public structure that nodes index by: checked here, once.
+                a.check().map_err(|m| r.error(format!("assignment: {m}")))?;
                 return Ok(Envelope::Assign(Box::new(a)));
             }
             3 => {

@@ -215,3 +215,49 @@ fn the_planner_s_greedy_placement_runs_and_matches() {
         }
     }
 }
+
+#[test]
+fn an_assignment_that_breaks_the_deployment_invariants_is_refused_when_decoded() {
+    use veil_net::deploy::DeviceWork;
+    use veil_net::wire::{Assignment, Envelope};
+    let spec = veil_spec::zoo::lenet5();
+    let owners = vec![vec![0], vec![1, 1, 2, 2, 1, 2], vec![1], vec![2], vec![0]];
+    let deployment = Deployment::new(&spec, &owners, 0).expect("deploy");
+    let peers: Vec<(usize, String, String)> = (0..3)
+        .map(|d| (d, format!("n{d}"), format!("127.0.0.1:{}", 9000 + d)))
+        .collect();
+    let assignment = |deployment: Deployment| Assignment {
+        epoch: 1,
+        device: 1,
+        deployment,
+        work: DeviceWork {
+            device: 1,
+            stages: Vec::new(),
+        },
+        peers: peers.clone(),
+    };
+    let decode = |a: Assignment| Envelope::decode(&Envelope::Assign(Box::new(a)).encode());
+    assert!(
+        decode(assignment(deployment.clone())).is_ok(),
+        "a valid assignment"
+    );
+    // A stage without owners (a node would index owners[0]), a stage that reads more than the
+    // one before finishes, no stages at all, and an owner that is no peer: all refused.
+    let mut no_owners = deployment.clone();
+    no_owners.stages[1].owners.clear();
+    let mut wrong_chain = deployment.clone();
+    wrong_chain.stages[2].finished_len += 1;
+    let mut empty = deployment.clone();
+    empty.stages.clear();
+    let mut stranger = deployment.clone();
+    stranger.stages[3].owners[0] = 7;
+    for (what, bad) in [
+        ("no owners", no_owners),
+        ("wrong chain", wrong_chain),
+        ("no stages", empty),
+        ("unknown owner", stranger),
+    ] {
+        let err = decode(assignment(bad)).expect_err(what);
+        assert!(err.to_string().contains("assignment"), "{what}: {err}");
+    }
+}
