@@ -150,11 +150,8 @@ fn party_args(
     let e2 = strings(&[
         "mpc", "server", "--party", "1", "--listen", &a1s, "--peer", &a0s, "--keys", &keys,
     ]);
-    let mut sensor = strings(&[
-        "mpc",
-        "client",
-        "--dataset",
-        &bench.dataset,
+    // What the sensor and the dealer share: the samples, the batching, the servers, the keys.
+    let shared = strings(&[
         "--images",
         &images,
         "--batch",
@@ -164,26 +161,19 @@ fn party_args(
         "--keys",
         &keys,
     ]);
+    let mut sensor = strings(&["mpc", "client", "--dataset", &bench.dataset]);
+    sensor.extend(shared.iter().cloned());
     if let Some(d) = &bench.data {
         sensor.extend(["--data".to_string(), d.display().to_string()]);
     }
-    let mut dealer = strings(&[
-        "mpc",
-        "dealer",
-        "--weights",
-        &bench.weights.display().to_string(),
-        "--images",
-        &images,
-        "--batch",
-        &batch,
-        "--servers",
-        &servers,
-        "--keys",
-        &keys,
+    let weights = bench.weights.display().to_string();
+    let mut dealer = strings(&["mpc", "dealer", "--weights", &weights]);
+    dealer.extend(shared);
+    dealer.extend(strings(&[
         "--out",
         &report.display().to_string(),
         "--events",
-    ]);
+    ]));
     if let Some(s) = bench.insecure_seed {
         dealer.extend(["--insecure-seed".to_string(), s.to_string()]);
     }
