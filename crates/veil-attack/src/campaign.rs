@@ -13,7 +13,7 @@ use veil_data::Split;
 use veil_model::Model;
 
 use crate::{
-    AttackConfig, AttackError, AttackReport, HelperView, LayerFeatures, MapSelection,
+    AttackConfig, AttackError, AttackReport, AttackSetting, HelperView, MapSelection,
     attack_features, helper_features,
 };
 
@@ -86,35 +86,40 @@ pub fn run(
     progress: &mut dyn FnMut(&str),
 ) -> Result<AttackOutcome, AttackError> {
     let cfg = &run.config;
-    progress(&format!("attack {}: querying the device part", cfg.layer));
     let started = std::time::Instant::now();
-    let feats = match &run.helper {
-        None => LayerFeatures::extract(
-            model,
-            &data.train,
-            &data.test,
-            &cfg.layer,
-            cfg.aux_samples,
-            cfg.victims,
-        )?,
-        Some(view) => helper_features(
-            model,
-            &data.train,
-            &data.test,
-            view,
-            cfg.aux_samples,
-            cfg.victims,
-        )?,
+    let mut report = match &run.helper {
+        None => {
+            let layer = cfg.layer.clone();
+            crate::attack(model, &data.train, &data.test, cfg, &mut |m| {
+                progress(&format!("attack {layer}: {m}"))
+            })?
+        }
+        Some(_) if cfg.setting != AttackSetting::BlackBox => {
+            return Err(AttackError::Invalid(
+                "a helper's view is attacked black-box only (its partial sums are not a device part's output)".into(),
+            ));
+        }
+        Some(view) => {
+            progress(&format!("attack {}: building the helper's view", view.conv));
+            let feats = helper_features(
+                model,
+                &data.train,
+                &data.test,
+                view,
+                cfg.aux_samples,
+                cfg.victims,
+            )?;
+            // A helper's observation is attacked whole: `maps` named what it holds.
+            let cfg = AttackConfig {
+                maps: None,
+                ..cfg.clone()
+            };
+            let layer = feats.layer.clone();
+            attack_features(&feats, &cfg, &mut |m| {
+                progress(&format!("attack {layer}: {m}"))
+            })?
+        }
     };
-    // A helper's observation is attacked whole: `maps` named what it holds.
-    let cfg = AttackConfig {
-        maps: if run.helper.is_some() { None } else { cfg.maps },
-        ..cfg.clone()
-    };
-    let layer = feats.layer.clone();
-    let mut report = attack_features(&feats, &cfg, &mut |m| {
-        progress(&format!("attack {layer}: {m}"))
-    })?;
     report.seconds = started.elapsed().as_secs_f64();
     let name = &model.spec().name;
     let stem = match &run.helper {

@@ -1,16 +1,37 @@
-//! The inverse network's architecture, derived from the feature shape.
+//! The inverse network's architecture.
 //!
-//! Rule (for features `[c, h, w]` and images `[C, H, W]`, `h <= H`, `w <= W`):
-//! 1. `lift`: conv_transpose 3x3, stride 1, padding 1, `c -> 64`, ReLU (the first deconvolution
-//!    of the papers' two-layer decoder).
+//! **Mirror decoder** (the default whenever the features are the output of a known device
+//! part): the device part's own path from the image to the features, walked backwards, each
+//! step undone by a layer of the same geometry, so the decoder is no larger than the path it
+//! inverts. Walking from the split layer down to the image:
+//! - `Conv2d` (kernel `k`, stride `s`, padding `p`) becomes a `ConvTranspose2d` with the same
+//!   kernel, stride and padding (and the output padding that restores the input size), ReLU;
+//!   the very first convolution, when it keeps the image size, is left to the final layer.
+//! - A pooling window of stride `s` becomes a `ConvTranspose2d` of stride `s` and kernel
+//!   `2s - 1` that restores the pooled map's size, ReLU.
+//! - A `Linear` layer whose input was flattened from `[c, h, w]` becomes `Linear` to
+//!   `width x h x w` values, ReLU, reshaped to `[width, h, w]`; any other `Linear` becomes a
+//!   `Linear` to its input size (at least 256), ReLU. A `Flatten`/`Reshape` reached with the
+//!   same number of values is undone by a `Reshape`.
+//! - ReLU and dropout add nothing (every decoder step carries its own ReLU).
+//! - Finally a 3x3 convolution (padding 1) to the image's channels; when the walk added no
+//!   layer (features taken right after the first convolution), a 3x3 convolution to `width`
+//!   channels with ReLU comes first.
+//!
+//! The width starts at twice the observed channels, clamped to `32..=64`, and halves (not
+//! below 16) after each undone pooling, where the maps grow. On LeNet-5's `relu2` this is
+//! `convT 5x5 16->32 (10->14), convT 3x3/2 32->16 (14->28), conv 3x3 16->1`.
+//!
+//! **Shape decoder** (the fallback for features no device part produced, e.g. a helper's
+//! assembled view or an obfuscator's output, and for flat images), for features `[c, h, w]`
+//! and images `[C, H, W]`, `h <= H`, `w <= W`:
+//! 1. `lift`: conv_transpose 3x3, stride 1, padding 1, `c -> 64`, ReLU.
 //! 2. `up1, up2, ...`: while doubling does not overshoot the image, conv_transpose 4x4,
 //!    stride 2, padding 1 (doubles each side), 64 channels, ReLU.
 //! 3. `out`: conv_transpose, stride 1, `64 -> C` channels, kernel `H - s + 1` (no padding) so
 //!    the output is exactly `H x W`; 3x3 with padding 1 when the map already has the image size.
 //!
-//! When the features already have the image size this is exactly the papers' shallow decoder
-//! (two 3x3 deconvolutions with a ReLU between them). Flat features (after a linear layer) get
-//! `linear -> C*H*W` then a reshape, preceded by a 1024-unit hidden layer with ReLU.
+//! Flat features get `linear 1024, ReLU, linear -> C*H*W` and a reshape.
 
 use veil_spec::{Layer, LayerKind, ModelSpec, Shape, SpecError};
 
@@ -34,8 +55,225 @@ fn final_kernel(s: usize, target: usize) -> (usize, usize) {
     }
 }
 
-/// The inverse network from `features` back to `image` (both without batch dimension).
-pub fn decoder_spec(features: &Shape, image: [usize; 3]) -> Result<ModelSpec, SpecError> {
+/// The inverse network from `observed` features back to the image: the mirror of `device`
+/// (the device part that produced them, whose input is the image) when there is one and it
+/// can be mirrored, else the shape decoder for `image`.
+pub fn decoder_spec(
+    device: Option<&ModelSpec>,
+    observed: &Shape,
+    image: [usize; 3],
+) -> Result<ModelSpec, SpecError> {
+    if let Some(device) = device
+        && let Some(spec) = mirror_decoder(device, observed)?
+    {
+        return Ok(spec);
+    }
+    shape_decoder(observed, image)
+}
+
+/// A stride-`s` transposed convolution that takes `from` pixels to exactly `to`:
+/// `(kernel, padding, output_padding)` with `(from - 1) s - 2 padding + kernel + output_padding
+/// = to`, kernel at least `2s - 1`, `output_padding < s`.
+fn upsampling(from: usize, to: usize, s: usize) -> (usize, usize, usize) {
+    let mut k = (2 * s).saturating_sub(1).max(1);
+    let base = (from.saturating_sub(1)) * s + k;
+    if base < to {
+        return (k + to - base, 0, 0);
+    }
+    let d = base - to;
+    let mut p = d.div_ceil(2);
+    let mut op = 2 * p - d;
+    if op >= s {
+        // stride 1 and an odd excess: one more kernel tap makes it even.
+        k += 1;
+        p = d.div_ceil(2);
+        op = 0;
+    }
+    (k, p, op)
+}
+
+/// The decoder width after `pools` undone poolings, starting from `start`.
+fn width_after(start: usize, pools: u32) -> usize {
+    (start >> pools.min(8)).max(16)
+}
+
+/// A transposed convolution step with its ReLU.
+fn push_deconv(
+    layers: &mut Vec<Layer>,
+    out: usize,
+    k: [usize; 2],
+    s: [usize; 2],
+    p: [usize; 2],
+    op: [usize; 2],
+) {
+    let n = layers.len();
+    layers.push(layer(
+        &format!("up{n}"),
+        LayerKind::ConvTranspose2d {
+            out_channels: out,
+            kernel: k,
+            stride: s,
+            padding: p,
+            output_padding: op,
+        },
+    ));
+    layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
+}
+
+/// The mirror decoder of `device` for `observed` features of its output (see the module
+/// docs), or `None` when the path cannot be mirrored (a flat image, a layer kind without an
+/// inverse step, features whose size does not match the path).
+pub fn mirror_decoder(
+    device: &ModelSpec,
+    observed: &Shape,
+) -> Result<Option<ModelSpec>, SpecError> {
+    let shapes = device.validate()?;
+    let Some((image_c, _, _)) = device.input_shape.as_chw() else {
+        return Ok(None);
+    };
+    let Some(last) = shapes.last() else {
+        return Ok(None);
+    };
+    let same_geometry = match (observed.as_chw(), last.as_chw()) {
+        (Some((_, h, w)), Some((_, lh, lw))) => (h, w) == (lh, lw),
+        (None, None) => observed.numel() == last.numel(),
+        _ => false,
+    };
+    if !same_geometry {
+        return Ok(None);
+    }
+    let start = observed
+        .as_chw()
+        .map_or(64, |(c, _, _)| (2 * c).clamp(32, 64));
+    let mut pools = 0u32;
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut current = observed.clone();
+    let mut i = device.layers.len();
+    while i > 0 {
+        i -= 1;
+        let (input, output) = (&shapes[i], &shapes[i + 1]);
+        let width = width_after(start, pools);
+        match &device.layers[i].kind {
+            LayerKind::Relu | LayerKind::Dropout { .. } => continue,
+            LayerKind::Conv2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let (Some((_, ih, iw)), Some((_, oh, ow))) = (input.as_chw(), output.as_chw())
+                else {
+                    return Ok(None);
+                };
+                if i == 0 && *stride == [1, 1] && (ih, iw) == (oh, ow) {
+                    continue; // the final 3x3 convolution stands in for the first one
+                }
+                let rest = |inp: usize, k: usize, s: usize, p: usize| (inp + 2 * p - k) % s;
+                let op = [
+                    rest(ih, kernel[0], stride[0], padding[0]),
+                    rest(iw, kernel[1], stride[1], padding[1]),
+                ];
+                push_deconv(&mut layers, width, *kernel, *stride, *padding, op);
+            }
+            LayerKind::MaxPool2d { kernel, stride } | LayerKind::AvgPool2d { kernel, stride } => {
+                let (Some((_, ih, iw)), Some((_, oh, ow))) = (input.as_chw(), output.as_chw())
+                else {
+                    return Ok(None);
+                };
+                let s = stride.unwrap_or(*kernel);
+                let (kh, ph, oph) = upsampling(oh, ih, s[0]);
+                let (kw, pw, opw) = upsampling(ow, iw, s[1]);
+                pools += 1;
+                let width = width_after(start, pools);
+                push_deconv(&mut layers, width, [kh, kw], s, [ph, pw], [oph, opw]);
+            }
+            LayerKind::Linear { .. } => {
+                let flattened = i
+                    .checked_sub(1)
+                    .filter(|&j| {
+                        matches!(
+                            device.layers[j].kind,
+                            LayerKind::Flatten | LayerKind::Reshape { .. }
+                        )
+                    })
+                    .and_then(|j| shapes[j].as_chw().map(|chw| (j, chw)));
+                let n = layers.len();
+                if let Some((j, (_, h, w))) = flattened {
+                    let width = width_after(64, pools);
+                    layers.push(layer(
+                        &format!("fc{n}"),
+                        LayerKind::Linear {
+                            out_features: width * h * w,
+                        },
+                    ));
+                    layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
+                    layers.push(layer(
+                        &format!("reshape{n}"),
+                        LayerKind::Reshape {
+                            shape: vec![width, h, w],
+                        },
+                    ));
+                    i = j; // the flatten is undone too
+                } else if input.as_chw().is_none() && i > 0 {
+                    let out = input.numel().max(256);
+                    layers.push(layer(
+                        &format!("fc{n}"),
+                        LayerKind::Linear { out_features: out },
+                    ));
+                    layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
+                } else {
+                    return Ok(None);
+                }
+            }
+            LayerKind::Flatten | LayerKind::Reshape { .. } => {
+                if current.as_chw().is_some() || current.numel() != input.numel() {
+                    return Ok(None);
+                }
+                let n = layers.len();
+                layers.push(layer(
+                    &format!("reshape{n}"),
+                    LayerKind::Reshape {
+                        shape: input.dims().to_vec(),
+                    },
+                ));
+            }
+            LayerKind::ConvTranspose2d { .. } => return Ok(None),
+        }
+        current = ModelSpec::new("inverse", observed.clone(), layers.clone())?.output_shape()?;
+    }
+    if current.as_chw().is_none() {
+        return Ok(None);
+    }
+    if layers.is_empty() {
+        layers.push(layer(
+            "lift",
+            LayerKind::Conv2d {
+                out_channels: start,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1, 1],
+            },
+        ));
+        layers.push(layer("relu_lift", LayerKind::Relu));
+    }
+    layers.push(layer(
+        "out",
+        LayerKind::Conv2d {
+            out_channels: image_c,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        },
+    ));
+    let spec = ModelSpec::new("inverse", observed.clone(), layers)?;
+    if spec.output_shape()? != device.input_shape {
+        return Ok(None);
+    }
+    Ok(Some(spec))
+}
+
+/// The shape decoder from `features` back to `image` (both without batch dimension).
+pub fn shape_decoder(features: &Shape, image: [usize; 3]) -> Result<ModelSpec, SpecError> {
     let [ic, ih, iw] = image;
     let Some((_, h, w)) = features.as_chw() else {
         let layers = vec![
@@ -118,7 +356,7 @@ mod tests {
         let lenet = veil_spec::zoo::lenet5();
         let shapes = lenet.validate().expect("valid");
         for (i, l) in lenet.layers.iter().enumerate().take(7) {
-            let spec = decoder_spec(&shapes[i + 1], [1, 28, 28]).expect(&l.name);
+            let spec = shape_decoder(&shapes[i + 1], [1, 28, 28]).expect(&l.name);
             assert_eq!(
                 spec.output_shape().expect("out"),
                 Shape::chw(1, 28, 28),
@@ -129,15 +367,146 @@ mod tests {
         let gtsrb = veil_spec::zoo::gtsrb_cnn();
         let shapes = gtsrb.validate().expect("valid");
         for (i, _) in gtsrb.layers.iter().enumerate().take(16) {
-            let spec = decoder_spec(&shapes[i + 1], [3, 32, 32]).expect("decoder");
+            let spec = shape_decoder(&shapes[i + 1], [3, 32, 32]).expect("decoder");
             assert_eq!(spec.output_shape().expect("out"), Shape::chw(3, 32, 32));
         }
     }
 
     #[test]
     fn same_size_features_get_the_papers_two_deconv_decoder() {
-        let spec = decoder_spec(&Shape::chw(6, 28, 28), [1, 28, 28]).expect("decoder");
+        let spec = shape_decoder(&Shape::chw(6, 28, 28), [1, 28, 28]).expect("decoder");
         let ops: Vec<&str> = spec.layers.iter().map(|l| l.kind.op_name()).collect();
         assert_eq!(ops, ["conv_transpose2d", "relu", "conv_transpose2d"]);
+    }
+
+    /// The device part of `spec` up to and including `layer`.
+    fn prefix(spec: &ModelSpec, layer: &str) -> ModelSpec {
+        let end = spec.layer_index(layer).expect("layer") + 1;
+        ModelSpec::new(
+            "device",
+            spec.input_shape.clone(),
+            spec.layers[..end].to_vec(),
+        )
+        .expect("prefix")
+    }
+
+    fn ops(spec: &ModelSpec) -> Vec<String> {
+        spec.layers
+            .iter()
+            .map(|l| match &l.kind {
+                LayerKind::Conv2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    ..
+                } => format!("conv{}/{}->{out_channels}", kernel[0], stride[0]),
+                LayerKind::ConvTranspose2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    ..
+                } => format!("convT{}/{}->{out_channels}", kernel[0], stride[0]),
+                LayerKind::Linear { out_features } => format!("fc->{out_features}"),
+                other => other.op_name().to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_mirror_of_lenet_relu2_undoes_conv2_and_pool1() {
+        let lenet = veil_spec::zoo::lenet5();
+        let device = prefix(&lenet, "relu2");
+        let spec = mirror_decoder(&device, &Shape::chw(16, 10, 10))
+            .expect("valid")
+            .expect("mirrored");
+        assert_eq!(
+            ops(&spec),
+            ["convT5/1->32", "relu", "convT3/2->16", "relu", "conv3/1->1"]
+        );
+        // Four observed maps: the same path, the width still at least 32.
+        let four = mirror_decoder(&device, &Shape::chw(4, 10, 10))
+            .expect("valid")
+            .expect("mirrored");
+        assert_eq!(ops(&four), ops(&spec));
+    }
+
+    #[test]
+    fn features_of_the_first_convolution_get_a_lift_and_a_projection() {
+        let device = prefix(&veil_spec::zoo::lenet5(), "conv1");
+        let spec = mirror_decoder(&device, &Shape::chw(1, 28, 28))
+            .expect("valid")
+            .expect("mirrored");
+        assert_eq!(ops(&spec), ["conv3/1->32", "relu", "conv3/1->1"]);
+    }
+
+    #[test]
+    fn flat_features_are_lifted_back_onto_the_flattened_maps() {
+        let device = prefix(&veil_spec::zoo::lenet5(), "relu4");
+        let spec = mirror_decoder(&device, &Shape::flat(84))
+            .expect("valid")
+            .expect("mirrored");
+        assert_eq!(
+            ops(&spec),
+            [
+                "fc->256",
+                "relu",
+                "fc->1600",
+                "relu",
+                "reshape",
+                "convT3/2->32",
+                "relu",
+                "convT5/1->32",
+                "relu",
+                "convT3/2->16",
+                "relu",
+                "conv3/1->1"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_split_of_the_zoo_cnns_mirrors_to_the_image() {
+        for model in [
+            veil_spec::zoo::lenet5(),
+            veil_spec::zoo::gtsrb_cnn(),
+            veil_spec::zoo::cifar_cnn(10),
+        ] {
+            let shapes = model.validate().expect("valid");
+            let last = model.layers.len() - 1; // the logits are not a split a device sends
+            for (i, l) in model.layers.iter().enumerate().take(last) {
+                let device = prefix(&model, &l.name);
+                let spec = mirror_decoder(&device, &shapes[i + 1])
+                    .expect("valid")
+                    .unwrap_or_else(|| panic!("{} {} not mirrored", model.name, l.name));
+                assert_eq!(
+                    spec.output_shape().expect("out"),
+                    model.input_shape,
+                    "{}",
+                    l.name
+                );
+                if let Some((c, h, w)) = shapes[i + 1].as_chw() {
+                    let some =
+                        mirror_decoder(&device, &Shape::chw(1.max(c / 4), h, w)).expect("valid");
+                    assert!(some.is_some(), "{} {} with fewer maps", model.name, l.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn upsampling_hits_the_target_size() {
+        for s in 1..4 {
+            for from in 1..20 {
+                for to in from * s..from * s + s {
+                    let (k, p, op) = upsampling(from, to, s);
+                    assert!(op < s, "{from}->{to} stride {s}");
+                    assert_eq!(
+                        (from - 1) * s + k + op - 2 * p,
+                        to,
+                        "{from}->{to} stride {s}"
+                    );
+                }
+            }
+        }
     }
 }

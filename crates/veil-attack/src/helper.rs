@@ -154,6 +154,7 @@ pub fn helper_features(
         victim_feats: observe(&base.victim_feats)?,
         aux: base.aux,
         victims: base.victims,
+        device: base.device,
     })
 }
 

@@ -24,13 +24,16 @@ pub mod helper;
 pub mod nested;
 pub mod profile;
 pub mod profile_files;
+pub mod query_free;
 mod run;
+pub mod white_box;
 
 pub use helper::{HelperView, helper_features};
 pub use profile::{
     PrivacyProfile, ProfileCell, ProfileEvent, ProfileMethod, ProfileRequest, profile,
 };
 pub use run::{
-    AttackConfig, AttackError, AttackReport, LayerFeatures, MapSelection, attack, attack_features,
-    map_order, score_with_decoder, select_maps, train_decoder,
+    AttackConfig, AttackError, AttackReport, AttackSetting, DEFAULT_AUX, LayerFeatures,
+    MapSelection, attack, attack_features, map_order, score_with_decoder, select_maps,
+    train_decoder,
 };

@@ -139,7 +139,10 @@ pub fn train_root(feats: &LayerFeatures, cfg: &ChainConfig) -> Result<Model, Att
             feats.layer, feats.shape
         )));
     };
-    let decoder = Model::init(decoder_spec(&feats.shape, feats.aux.shape)?, cfg.root.seed)?;
+    let decoder = Model::init(
+        decoder_spec(feats.device.as_ref(), &feats.shape, feats.aux.shape)?,
+        cfg.root.seed,
+    )?;
     fit_subset(
         decoder,
         feats,

@@ -213,6 +213,7 @@ fn chain_reports(
     ks.iter()
         .map(|&k| {
             std::mem::take(&mut scores[k]).report(
+                crate::AttackSetting::BlackBox,
                 &feats.layer,
                 &feats.shape,
                 (k, p),

@@ -82,6 +82,7 @@ impl ProfileSettings {
                     seed: self.seed,
                     ..AttackConfig::default().train
                 },
+                ..AttackConfig::default()
             },
             method: self.method,
             step_samples: self.step_samples,

@@ -7,8 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use veil_data::Dataset;
 use veil_metrics::{Image, ImageScores, Summary};
+use veil_model::inversion::MatchConfig;
 use veil_model::{Model, ModelError, TrainConfig, fit_regression};
-use veil_spec::Shape;
+use veil_spec::{ModelSpec, Shape};
 
 use crate::decoder::decoder_spec;
 
@@ -63,6 +64,26 @@ pub enum MapSelection {
     Contiguous,
 }
 
+/// What the attacker knows of the device part (He et al., ACSAC 2019).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackSetting {
+    /// Queries the device part on its own images and trains an inverse network.
+    #[default]
+    BlackBox,
+    /// Knows the device part's weights; searches for the image whose features match
+    /// (regularized maximum likelihood, no auxiliary data).
+    WhiteBox,
+    /// Can neither query nor read the device part: trains a shadow device part in front of
+    /// the (known) rest of the model on its own labelled images, then an inverse network on
+    /// the shadow, and applies it to the real features.
+    QueryFree,
+}
+
+/// Auxiliary images an attack queries by default (from the training split).
+pub const DEFAULT_AUX: usize = 20_000;
+
 /// Settings of one attack.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct AttackConfig {
@@ -80,6 +101,19 @@ pub struct AttackConfig {
     pub victims: usize,
     /// Decoder training settings (epochs, batch, lr, seed).
     pub train: TrainConfig,
+    /// What the attacker knows of the device part.
+    #[serde(default)]
+    pub setting: AttackSetting,
+    /// The white-box search (steps, step size, total-variation weight).
+    #[serde(default)]
+    pub white_box: MatchConfig,
+    /// Query-free: epochs of shadow training.
+    #[serde(default = "default_shadow_epochs")]
+    pub shadow_epochs: usize,
+}
+
+fn default_shadow_epochs() -> usize {
+    15
 }
 
 impl AttackConfig {
@@ -106,7 +140,7 @@ impl Default for AttackConfig {
             maps: None,
             selection: MapSelection::Random,
             draws: 1,
-            aux_samples: 10_000,
+            aux_samples: DEFAULT_AUX,
             victims: 1_000,
             train: TrainConfig {
                 epochs: 10,
@@ -114,6 +148,9 @@ impl Default for AttackConfig {
                 lr: 1e-3,
                 ..TrainConfig::default()
             },
+            setting: AttackSetting::BlackBox,
+            white_box: MatchConfig::default(),
+            shadow_epochs: default_shadow_epochs(),
         }
     }
 }
@@ -123,6 +160,8 @@ impl Default for AttackConfig {
 pub struct AttackReport {
     /// Split layer.
     pub layer: String,
+    /// What the attacker knew.
+    pub setting: AttackSetting,
     /// Shape of that layer's output `[P, h, w]` or `[n]`.
     pub feature_shape: Vec<usize>,
     /// Maps observed (`k`).
@@ -187,7 +226,11 @@ pub fn select_maps(
 }
 
 /// Runs `images` through the device part (layers up to `split_end`), in batches.
-fn features(model: &Model, images: &Dataset, split_end: usize) -> Result<Vec<f32>, ModelError> {
+pub(crate) fn features(
+    model: &Model,
+    images: &Dataset,
+    split_end: usize,
+) -> Result<Vec<f32>, ModelError> {
     let per = images.sample_len();
     let mut out = Vec::new();
     for start in (0..images.len()).step_by(500) {
@@ -225,6 +268,10 @@ pub struct LayerFeatures {
     pub aux_feats: Vec<f32>,
     /// Device-part outputs for `victims`, sample-major.
     pub victim_feats: Vec<f32>,
+    /// The device part whose output the features are (image in, split layer out), from which
+    /// the decoder mirrors its path back to the image; `None` for features no device part
+    /// produced as they are (an assembled helper view, an obfuscator's output).
+    pub device: Option<ModelSpec>,
 }
 
 impl LayerFeatures {
@@ -246,7 +293,14 @@ impl LayerFeatures {
         }
         let aux = aux.take(aux_samples);
         let victims = victims.take(victim_count);
+        let spec = model.spec();
+        let device = ModelSpec::new(
+            format!("{} up to {layer}", spec.name),
+            spec.input_shape.clone(),
+            spec.layers[..split_end].to_vec(),
+        )?;
         Ok(LayerFeatures {
+            device: Some(device),
             layer: model.spec().layers[split_end - 1].name.clone(),
             shape: model.shapes()[split_end].clone(),
             aux_feats: features(model, &aux, split_end)?,
@@ -257,7 +311,8 @@ impl LayerFeatures {
     }
 }
 
-/// Attacks `model` at `cfg.layer`: auxiliary images from `aux` (disjoint from `victims`).
+/// Attacks `model` at `cfg.layer` in `cfg.setting`: auxiliary images from `aux` (disjoint
+/// from `victims`; the white-box attacker uses none).
 pub fn attack(
     model: &Model,
     aux: &Dataset,
@@ -266,15 +321,25 @@ pub fn attack(
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<AttackReport, AttackError> {
     let started = std::time::Instant::now();
-    on_progress("querying the device part");
-    let feats = LayerFeatures::extract(
-        model,
-        aux,
-        victims,
-        &cfg.layer,
-        cfg.aux_samples,
-        cfg.victims,
-    )?;
+    let feats = match cfg.setting {
+        AttackSetting::WhiteBox => {
+            return crate::white_box::attack(model, victims, cfg, on_progress);
+        }
+        AttackSetting::QueryFree => {
+            crate::query_free::features_for(model, aux, victims, cfg, on_progress)?
+        }
+        AttackSetting::BlackBox => {
+            on_progress("querying the device part");
+            LayerFeatures::extract(
+                model,
+                aux,
+                victims,
+                &cfg.layer,
+                cfg.aux_samples,
+                cfg.victims,
+            )?
+        }
+    };
     let mut report = attack_features(&feats, cfg, on_progress)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -296,18 +361,7 @@ pub fn attack_features(
         Some((c, h, w)) => (c, h * w),
         None => (1, feature_shape.numel()),
     };
-    let k = cfg.maps.unwrap_or(p);
-    if k == 0 || k > p || (k < p && feature_shape.as_chw().is_none()) {
-        return Err(AttackError::Invalid(format!(
-            "layer {} has {p} feature maps ({}); cannot observe {k}",
-            feats.layer, feature_shape
-        )));
-    }
-    let draws = if k == p || cfg.selection == MapSelection::Contiguous {
-        1
-    } else {
-        cfg.draws.max(1)
-    };
+    let (k, draws) = observed_maps(&feats.layer, &feature_shape, cfg)?;
     let mut scores = Scores::default();
     let mut train_loss = f64::NAN;
     for draw in 0..draws {
@@ -318,7 +372,7 @@ pub fn attack_features(
         };
         let x_aux = gather(aux_feats, p, plane, &keep);
         let x_victim = gather(victim_feats, p, plane, &keep);
-        let spec = decoder_spec(&observed_shape, image)?;
+        let spec = decoder_spec(feats.device.as_ref(), &observed_shape, image)?;
         let decoder = Model::init(spec, cfg.train.seed.wrapping_add(draw as u64))?;
         on_progress(&format!("training the decoder (draw {}/{draws})", draw + 1));
         let (decoder, report) =
@@ -329,6 +383,7 @@ pub fn attack_features(
         scores.add(victims, &recon)?;
     }
     scores.report(
+        cfg.setting,
         &feats.layer,
         &feature_shape,
         (k, p),
@@ -340,11 +395,32 @@ pub fn attack_features(
     )
 }
 
+/// The maps observed `k` and the draws averaged for an attack on features of `shape`.
+pub(crate) fn observed_maps(
+    layer: &str,
+    shape: &Shape,
+    cfg: &AttackConfig,
+) -> Result<(usize, usize), AttackError> {
+    let p = shape.as_chw().map_or(1, |(c, _, _)| c);
+    let k = cfg.maps.unwrap_or(p);
+    if k == 0 || k > p || (k < p && shape.as_chw().is_none()) {
+        return Err(AttackError::Invalid(format!(
+            "layer {layer} has {p} feature maps ({shape}); cannot observe {k}"
+        )));
+    }
+    let draws = if k == p || cfg.selection == MapSelection::Contiguous {
+        1
+    } else {
+        cfg.draws.max(1)
+    };
+    Ok((k, draws))
+}
+
 /// A decoder trained on all maps of `feats` with `cfg.train`: the inversion an attacker holds
 /// after querying the device as it was then. Score later features with
 /// [`score_with_decoder`] (a *stale* attacker, who does not retrain when the device changes).
 pub fn train_decoder(feats: &LayerFeatures, cfg: &AttackConfig) -> Result<Model, AttackError> {
-    let spec = decoder_spec(&feats.shape, feats.aux.shape)?;
+    let spec = decoder_spec(feats.device.as_ref(), &feats.shape, feats.aux.shape)?;
     let decoder = Model::init(spec, cfg.train.seed)?;
     let (decoder, _) = fit_regression(
         decoder,
@@ -371,6 +447,7 @@ pub fn score_with_decoder(
     let mut scores = Scores::default();
     scores.add(victims, &recon)?;
     scores.report(
+        AttackSetting::BlackBox,
         layer,
         shape,
         (p, p),
@@ -438,6 +515,7 @@ impl Scores {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn report(
         self,
+        setting: AttackSetting,
         layer: &str,
         feature_shape: &Shape,
         maps: (usize, usize),
@@ -453,6 +531,7 @@ impl Scores {
             Summary::of(&self.mse)?,
         );
         Ok(AttackReport {
+            setting,
             layer: layer.to_string(),
             feature_shape: feature_shape.dims().to_vec(),
             maps: maps.0,

@@ -31,6 +31,7 @@ fn cfg(layer: &str, maps: Option<usize>, selection: MapSelection) -> AttackConfi
             seed: 1,
             ..TrainConfig::default()
         },
+        ..AttackConfig::default()
     }
 }
 

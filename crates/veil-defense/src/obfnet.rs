@@ -214,6 +214,7 @@ pub fn judge(
         victims,
         aux_feats,
         victim_feats,
+        device: None,
     };
     let conv = attack_features(&feats, &cfg, &mut |_| {})
         .map_err(|e| DefenseError::Invalid(e.to_string()))?;

@@ -10,6 +10,7 @@
 //!   augmentation, progress callback.
 //! - [`session`]: a training session as `veil train` runs it (dataset defaults, run
 //!   directory, report) and the one rule for default weight files.
+//! - [`inversion`]: white-box feature matching (the input whose features match given ones).
 //! - [`partial`]: run one conv layer on a subset of its input channels (DistPrivacy segments).
 //! - [`ModelError`]: every failure, with the layer, shape or file it concerns.
 //!
@@ -19,6 +20,7 @@
 
 pub mod bench;
 mod error;
+pub mod inversion;
 mod model;
 mod network;
 pub mod partial;

@@ -1,10 +1,12 @@
-//! `veil attack`: black-box inversion of a split layer's features (`veil-attack`).
+//! `veil attack`: inversion of a split layer's features, black-box, white-box or query-free
+//! (`veil-attack`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use veil_attack::campaign::{self, AttackRun, helper_view};
-use veil_attack::{AttackConfig, MapSelection};
+use veil_attack::{AttackConfig, AttackSetting, DEFAULT_AUX, MapSelection};
+use veil_model::inversion::MatchConfig;
 use veil_model::session::TrainRequest;
 use veil_model::{Model, TrainConfig};
 
@@ -28,8 +30,13 @@ pub struct Args {
     /// Random map subsets averaged.
     #[arg(long, default_value_t = 1)]
     pub draws: usize,
-    /// Auxiliary images the attacker queries.
-    #[arg(long, default_value_t = 10_000)]
+    /// What the attacker knows: black-box (queries the device part), white-box (knows its
+    /// weights; feature matching, no auxiliary images) or query-free (trains a shadow device
+    /// part in front of the known rest of the model).
+    #[arg(long, value_enum, default_value_t = AttackSetting::BlackBox)]
+    pub setting: AttackSetting,
+    /// Auxiliary images the attacker queries (black-box) or trains its shadow on (query-free).
+    #[arg(long, default_value_t = DEFAULT_AUX)]
     pub aux: usize,
     /// Victim images reconstructed and scored.
     #[arg(long, default_value_t = 1_000)]
@@ -37,6 +44,15 @@ pub struct Args {
     /// Decoder training epochs.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
+    /// White-box: Adam steps of the feature matching.
+    #[arg(long, default_value_t = MatchConfig::default().steps, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub steps: usize,
+    /// White-box: weight of the total-variation prior.
+    #[arg(long, default_value_t = MatchConfig::default().tv_weight)]
+    pub tv: f64,
+    /// Query-free: epochs of shadow training.
+    #[arg(long, default_value_t = AttackConfig::default().shadow_epochs, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub shadow_epochs: usize,
     /// Attack a helper of the channel-partitioned scheme at this conv layer instead: it holds
     /// `--maps` input maps of the layer and receives the partial sums of the maps it owns.
     #[arg(long, value_name = "CONV")]
@@ -129,6 +145,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 seed: args.seed,
                 ..AttackConfig::default().train
             },
+            setting: args.setting,
+            white_box: MatchConfig {
+                steps: args.steps,
+                tv_weight: args.tv,
+                ..MatchConfig::default()
+            },
+            shadow_epochs: args.shadow_epochs,
         },
         helper,
         out: args.out.clone(),
