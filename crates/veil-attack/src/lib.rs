@@ -18,6 +18,7 @@
 
 pub mod campaign;
 pub mod compare;
+pub mod confirm;
 pub mod decoder;
 pub mod grid;
 pub mod helper;

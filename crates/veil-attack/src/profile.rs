@@ -35,6 +35,10 @@ pub enum ProfileEvent<'a> {
     Training(&'a str, Option<usize>),
     /// A cell has been measured.
     Cell(&'a ProfileCell),
+    /// The confirm pass begins (the fast cells are all measured).
+    Confirming,
+    /// A deciding cell has been re-attacked at full strength (the confirm pass).
+    Confirmed(&'a ProfileCell),
 }
 
 pub use veil_spec::profile::{PROFILE_VERSION, Profile, ProfileCell, Thresholds};
@@ -55,6 +59,15 @@ pub struct PrivacyProfile {
     /// Chain method: images each fine-tuning step used (0 for the per-cell method).
     #[serde(default)]
     pub step_samples: usize,
+    /// The full-strength attack of the confirm pass (`None` when it did not run).
+    #[serde(default)]
+    pub confirm: Option<AttackConfig>,
+    /// Cells re-attacked at full strength by the confirm pass.
+    #[serde(default)]
+    pub confirmed_cells: usize,
+    /// Seconds of the confirm pass (included in `seconds`).
+    #[serde(default)]
+    pub confirm_seconds: f64,
     /// Wall-clock seconds of the sweep.
     pub seconds: f64,
 }
@@ -98,6 +111,8 @@ pub struct ProfileRequest {
     /// Chain method: auxiliary images each fine-tuning step uses (one epoch at the learning
     /// rate of `attack.train`; more for small `k`, see [`ChainConfig`]).
     pub step_samples: usize,
+    /// The full-strength attack of the confirm pass ([`crate::confirm`]); `None` skips it.
+    pub confirm: Option<AttackConfig>,
 }
 
 /// Runs the sweep of `req` on `model`; `dataset` names the data in the profile.
@@ -146,11 +161,31 @@ pub fn profile(
                 ssim_std: r.ssim_std,
                 psnr_mean: r.psnr_mean,
                 mse_mean: r.mse_mean,
+                confirmed: false,
             };
             on_event(ProfileEvent::Cell(&entry));
             entries.push(entry);
         }
     }
+    // An attacker with more maps of a nested subset may drop the extra ones.
+    veil_spec::profile::monotone_envelope(&mut entries);
+    let confirm_started = std::time::Instant::now();
+    let confirmed_cells = match &req.confirm {
+        Some(full) => {
+            on_event(ProfileEvent::Confirming);
+            let pass = crate::confirm::ConfirmPass {
+                model,
+                aux,
+                victims,
+                full,
+            };
+            pass.run(layers, taus, &mut entries, &mut |c| {
+                on_event(ProfileEvent::Confirmed(c))
+            })?
+        }
+        None => 0,
+    };
+    let confirm_seconds = confirm_started.elapsed().as_secs_f64();
     Ok(PrivacyProfile {
         table: Profile {
             version: PROFILE_VERSION,
@@ -167,6 +202,9 @@ pub fn profile(
             ProfileMethod::Chain => req.step_samples,
             ProfileMethod::PerCell => 0,
         },
+        confirm: req.confirm.clone(),
+        confirmed_cells,
+        confirm_seconds,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -247,11 +285,19 @@ pub fn cells_of(p: usize, ks: &[usize]) -> Vec<usize> {
 impl PrivacyProfile {
     /// The cells as CSV.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("layer,k,total_maps,ssim_mean,ssim_std,psnr_mean,mse_mean\n");
+        let mut out =
+            String::from("layer,k,total_maps,ssim_mean,ssim_std,psnr_mean,mse_mean,confirmed\n");
         for e in &self.table.entries {
             out.push_str(&format!(
-                "{},{},{},{:.6},{:.6},{:.4},{:.6}\n",
-                e.layer, e.k, e.total_maps, e.ssim_mean, e.ssim_std, e.psnr_mean, e.mse_mean
+                "{},{},{},{:.6},{:.6},{:.4},{:.6},{}\n",
+                e.layer,
+                e.k,
+                e.total_maps,
+                e.ssim_mean,
+                e.ssim_std,
+                e.psnr_mean,
+                e.mse_mean,
+                e.confirmed
             ));
         }
         out
@@ -281,6 +327,7 @@ impl PrivacyProfile {
                     .iter()
                     .find(|e| &e.layer == l && e.k == *k)
                 {
+                    Some(e) if e.confirmed => out.push_str(&format!(" {:.3}* |", e.ssim_mean)),
                     Some(e) => out.push_str(&format!(" {:.3} |", e.ssim_mean)),
                     None => out.push_str(" |"),
                 }
@@ -304,6 +351,15 @@ impl PrivacyProfile {
                 out.push_str(&format!(" {} |", t.nf.get(l).copied().unwrap_or(0)));
             }
             out.push('\n');
+        }
+        match &self.confirm {
+            Some(full) => out.push_str(&format!(
+                "\n`*`: a cell a threshold rests on, re-attacked from scratch at full strength ({} auxiliary images, {} epochs) by the confirm pass; it holds the stronger of the two attacks ({} cells, {:.0} s).\n",
+                full.aux_samples, full.train.epochs, self.confirmed_cells, self.confirm_seconds
+            )),
+            None => out.push_str(
+                "\nNo confirm pass: the cells are the fast attack's and may understate the leakage.\n",
+            ),
         }
         out
     }
@@ -332,6 +388,7 @@ mod tests {
             ssim_std: 0.01,
             psnr_mean: 20.0,
             mse_mean: 0.01,
+            confirmed: k == 1,
         };
         let cells = vec![cell(1, 0.5), cell(2, 0.9)];
         let layers = vec!["conv1".to_string()];
@@ -348,6 +405,9 @@ mod tests {
             attack: AttackConfig::default(),
             method: ProfileMethod::Chain,
             step_samples: 100,
+            confirm: Some(AttackConfig::default()),
+            confirmed_cells: 1,
+            confirm_seconds: 0.5,
             seconds: 1.5,
         };
         let json = serde_json::to_string(&prof).expect("json");

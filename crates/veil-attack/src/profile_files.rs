@@ -38,6 +38,8 @@ pub struct ProfileSettings {
     pub draws: usize,
     /// Seed.
     pub seed: u64,
+    /// Re-attack the cells the thresholds rest on at full strength (the confirm pass).
+    pub confirm: bool,
 }
 
 impl ProfileSettings {
@@ -86,6 +88,16 @@ impl ProfileSettings {
             },
             method: self.method,
             step_samples: self.step_samples,
+            confirm: self.confirm.then(|| AttackConfig {
+                selection: MapSelection::Random,
+                draws: self.draws,
+                victims: self.victims,
+                train: TrainConfig {
+                    seed: self.seed,
+                    ..AttackConfig::default().train
+                },
+                ..AttackConfig::default()
+            }),
         })
     }
 }

@@ -121,6 +121,7 @@ mod tests {
             ssim_std: 0.0,
             psnr_mean: 0.0,
             mse_mean: 0.0,
+            confirmed: false,
         };
         let p = Profile {
             version: 1,

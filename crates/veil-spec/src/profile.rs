@@ -40,6 +40,10 @@ pub struct ProfileCell {
     /// MSE mean (0 where a profile does not give it).
     #[serde(default)]
     pub mse_mean: f64,
+    /// Re-attacked from scratch at full strength by a confirm pass (the cell then holds the
+    /// stronger of the fast and the full attack); false where no confirm pass ran.
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 /// Thresholds for one tolerated SSIM.
@@ -153,6 +157,67 @@ pub fn derive_thresholds(layers: &[String], cells: &[ProfileCell], tau: f64) -> 
     Thresholds { tau, nf, sp }
 }
 
+/// Makes every layer's SSIM non-decreasing in `k`: a cell with fewer maps than another of its
+/// layer that scores higher lends it its scores. Sound because a profile's subsets are nested
+/// (the `k` maps of a draw are the first `k` of one order), so an attacker holding more maps
+/// may drop the extra ones and use the decoder for fewer.
+pub fn monotone_envelope(cells: &mut [ProfileCell]) {
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by(|&a, &b| {
+        cells[a]
+            .layer
+            .cmp(&cells[b].layer)
+            .then(cells[a].k.cmp(&cells[b].k))
+    });
+    let mut best: Option<usize> = None;
+    for i in order {
+        match best {
+            Some(b) if cells[b].layer == cells[i].layer => {
+                if cells[b].ssim_mean > cells[i].ssim_mean {
+                    let (ssim, std, psnr, mse) = (
+                        cells[b].ssim_mean,
+                        cells[b].ssim_std,
+                        cells[b].psnr_mean,
+                        cells[b].mse_mean,
+                    );
+                    let c = &mut cells[i];
+                    (c.ssim_mean, c.ssim_std, c.psnr_mean, c.mse_mean) = (ssim, std, psnr, mse);
+                } else {
+                    best = Some(i);
+                }
+            }
+            _ => best = Some(i),
+        }
+    }
+}
+
+/// The cells `(layer, k)` of `cells` the thresholds `t` rest on: for each layer with
+/// `Nf > 0`, the cell at `k = Nf` (the most maps claimed safe), and for the layers from `SP`
+/// on, their all-maps cells. Raising one of them above `tau` changes a threshold; raising any
+/// other cell does not. Sorted and distinct.
+pub fn deciding_cells(
+    layers: &[String],
+    cells: &[ProfileCell],
+    t: &Thresholds,
+) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> =
+        t.nf.iter()
+            .filter(|&(_, &k)| k > 0)
+            .map(|(l, &k)| (l.clone(), k))
+            .collect();
+    if let Some(sp) = &t.sp {
+        let from = layers.iter().position(|l| l == sp).unwrap_or(layers.len());
+        for c in cells {
+            if layers[from..].contains(&c.layer) && c.k == c.total_maps {
+                out.push((c.layer.clone(), c.k));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +231,7 @@ mod tests {
             ssim_std: 0.0,
             psnr_mean: 0.0,
             mse_mean: 0.0,
+            confirmed: false,
         }
     }
 
@@ -213,5 +279,38 @@ mod tests {
                 .thresholds_at(0.6)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_deciding_cells_are_each_nf_and_the_full_cells_from_sp() {
+        let layers: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let cells = vec![
+            cell("a", 1, 2, 0.3),
+            cell("a", 2, 2, 0.9),
+            cell("b", 1, 2, 0.2),
+            cell("b", 2, 2, 0.35),
+        ];
+        let t = derive_thresholds(&layers, &cells, 0.4);
+        assert_eq!(t.sp.as_deref(), Some("b"));
+        assert_eq!(
+            deciding_cells(&layers, &cells, &t),
+            vec![("a".to_string(), 1), ("b".to_string(), 2)]
+        );
+        let strict = derive_thresholds(&layers, &cells, 0.1);
+        assert!(deciding_cells(&layers, &cells, &strict).is_empty());
+    }
+
+    #[test]
+    fn the_envelope_lifts_cells_below_a_smaller_subset() {
+        let mut cells = vec![
+            cell("b", 2, 3, 0.5),
+            cell("a", 3, 3, 0.7),
+            cell("a", 1, 3, 0.8),
+            cell("a", 2, 3, 0.6),
+            cell("b", 1, 3, 0.4),
+        ];
+        monotone_envelope(&mut cells);
+        let ssim: Vec<f64> = cells.iter().map(|c| c.ssim_mean).collect();
+        assert_eq!(ssim, vec![0.5, 0.8, 0.8, 0.8, 0.4]);
     }
 }

@@ -1,0 +1,144 @@
+//! A privacy profile on a small synthetic setting: monotone in `k` for both methods, and the
+//! confirm pass re-attacks exactly the cells the thresholds rest on, never lowering a cell.
+
+use veil_attack::profile::{ProfileMethod, ProfileRequest, profile};
+use veil_attack::{AttackConfig, MapSelection};
+use veil_model::{Model, TrainConfig};
+use veil_spec::profile::{ProfileCell, deciding_cells, derive_thresholds};
+
+fn setting() -> (Model, veil_data::Split) {
+    let split = veil_data::synthetic::mnist_like(900, 8);
+    let model = Model::init(veil_spec::zoo::lenet5(), 6).expect("init");
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 32,
+        ..TrainConfig::default()
+    };
+    let (model, _) =
+        veil_model::train(model, &split.train, None, &cfg, &mut |_| {}).expect("train");
+    (model, split)
+}
+
+fn attack(epochs: usize) -> AttackConfig {
+    AttackConfig {
+        selection: MapSelection::Random,
+        draws: 1,
+        aux_samples: 600,
+        victims: 60,
+        train: TrainConfig {
+            epochs,
+            batch_size: 32,
+            seed: 2,
+            ..TrainConfig::default()
+        },
+        ..AttackConfig::default()
+    }
+}
+
+fn request(method: ProfileMethod, taus: Vec<f64>, confirm: bool) -> ProfileRequest {
+    ProfileRequest {
+        layers: vec!["conv1".into(), "pool1".into()],
+        ks: Vec::new(),
+        taus,
+        attack: attack(1),
+        method,
+        step_samples: 200,
+        confirm: confirm.then(|| attack(3)),
+    }
+}
+
+fn assert_monotone(cells: &[ProfileCell]) {
+    for a in cells {
+        for b in cells {
+            if a.layer == b.layer && a.k < b.k {
+                assert!(
+                    a.ssim_mean <= b.ssim_mean,
+                    "{} k={} {} > k={} {}",
+                    a.layer,
+                    a.k,
+                    a.ssim_mean,
+                    b.k,
+                    b.ssim_mean
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn profiles_are_monotone_in_k() {
+    let (model, split) = setting();
+    for method in [ProfileMethod::Chain, ProfileMethod::PerCell] {
+        let prof = profile(
+            &model,
+            "synthetic",
+            &split.train,
+            &split.test,
+            &request(method, vec![0.5], false),
+            &mut |_| {},
+        )
+        .expect("profile");
+        assert_eq!(prof.table.entries.len(), 12);
+        assert_eq!(prof.confirmed_cells, 0);
+        assert_monotone(&prof.table.entries);
+    }
+}
+
+#[test]
+fn the_confirm_pass_covers_every_deciding_cell() {
+    let (model, split) = setting();
+    let fast = profile(
+        &model,
+        "synthetic",
+        &split.train,
+        &split.test,
+        &request(ProfileMethod::Chain, vec![], false),
+        &mut |_| {},
+    )
+    .expect("fast");
+    // Taus between the measured cells, so that thresholds rest on some of them.
+    let mut ssims: Vec<f64> = fast.table.entries.iter().map(|c| c.ssim_mean).collect();
+    ssims.sort_by(f64::total_cmp);
+    let taus = vec![ssims[2] + 1e-9, ssims[ssims.len() / 2] + 1e-9, 1.0];
+    let confirmed = profile(
+        &model,
+        "synthetic",
+        &split.train,
+        &split.test,
+        &request(ProfileMethod::Chain, taus.clone(), true),
+        &mut |_| {},
+    )
+    .expect("confirmed");
+    let cells = &confirmed.table.entries;
+    assert!(confirmed.confirmed_cells > 0);
+    assert_eq!(
+        confirmed.confirmed_cells,
+        cells.iter().filter(|c| c.confirmed).count()
+    );
+    assert_monotone(cells);
+    let layers = &confirmed.table.layers;
+    for &tau in &taus {
+        let t = derive_thresholds(layers, cells, tau);
+        assert_eq!(confirmed.table.thresholds_at(tau).expect("tau"), t);
+        for (layer, k) in deciding_cells(layers, cells, &t) {
+            let cell = cells
+                .iter()
+                .find(|c| c.layer == layer && c.k == k)
+                .expect("cell");
+            assert!(
+                cell.confirmed,
+                "{layer} k={k} decides tau {tau} unconfirmed"
+            );
+        }
+    }
+    // Same seed, same fast pass: a confirmed cell never scores below its fast value.
+    for c in cells.iter().filter(|c| c.confirmed) {
+        let before = fast
+            .table
+            .entries
+            .iter()
+            .find(|f| f.layer == c.layer && f.k == c.k)
+            .expect("fast cell");
+        assert!(c.ssim_mean >= before.ssim_mean, "{} k={}", c.layer, c.k);
+    }
+}
