@@ -8,7 +8,8 @@
 //!   kernel, stride and padding (and the output padding that restores the input size), ReLU;
 //!   the very first convolution, when it keeps the image size, is left to the final layer.
 //! - A pooling window of stride `s` becomes a `ConvTranspose2d` of stride `s` and kernel
-//!   `2s - 1` that restores the pooled map's size, ReLU.
+//!   `2s - 1` that restores the pooled map's size, ReLU; when the features are themselves a
+//!   pooled output, a 3x3 convolution to `width` channels with ReLU (a lift) comes first.
 //! - A `Linear` layer whose input was flattened from `[c, h, w]` becomes `Linear` to
 //!   `width x h x w` values, ReLU, reshaped to `[width, h, w]`; any other `Linear` becomes a
 //!   `Linear` to its input size (at least 256), ReLU. A `Flatten`/`Reshape` reached with the
@@ -18,9 +19,10 @@
 //!   layer (features taken right after the first convolution), a 3x3 convolution to `width`
 //!   channels with ReLU comes first.
 //!
-//! The width starts at twice the observed channels, clamped to `32..=64`, and halves (not
-//! below 16) after each undone pooling, where the maps grow. On LeNet-5's `relu2` this is
-//! `convT 5x5 16->32 (10->14), convT 3x3/2 32->16 (14->28), conv 3x3 16->1`.
+//! The width is twice the observed channels, clamped to `32..=64` (64 for flat features),
+//! and half that (at least 16) for the steps that produce maps at the image's resolution,
+//! which cost the most. On LeNet-5's `relu2` this is `convT 5x5 16->32 (10->14),
+//! convT 3x3/2 32->16 (14->28), conv 3x3 16->1`.
 //!
 //! **Shape decoder** (the fallback for features no device part produced, e.g. a helper's
 //! assembled view or an obfuscator's output, and for flat images), for features `[c, h, w]`
@@ -92,9 +94,20 @@ fn upsampling(from: usize, to: usize, s: usize) -> (usize, usize, usize) {
     (k, p, op)
 }
 
-/// The decoder width after `pools` undone poolings, starting from `start`.
-fn width_after(start: usize, pools: u32) -> usize {
-    (start >> pools.min(8)).max(16)
+/// A 3x3 convolution (padding 1) to `width` channels with its ReLU, at the current
+/// resolution.
+fn push_lift(layers: &mut Vec<Layer>, width: usize) {
+    let n = layers.len();
+    layers.push(layer(
+        &format!("lift{n}"),
+        LayerKind::Conv2d {
+            out_channels: width,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        },
+    ));
+    layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
 }
 
 /// A transposed convolution step with its ReLU.
@@ -145,14 +158,19 @@ pub fn mirror_decoder(
     let start = observed
         .as_chw()
         .map_or(64, |(c, _, _)| (2 * c).clamp(32, 64));
-    let mut pools = 0u32;
+    let image_side = device.input_shape.as_chw().map(|(_, h, w)| (h, w));
+    // Maps at the image's resolution get half the width (they cost the most).
+    let width_for = |target: &Shape| match (target.as_chw(), image_side) {
+        (Some((_, h, w)), Some(side)) if (h, w) == side => (start / 2).max(16),
+        _ => start,
+    };
     let mut layers: Vec<Layer> = Vec::new();
     let mut current = observed.clone();
     let mut i = device.layers.len();
     while i > 0 {
         i -= 1;
         let (input, output) = (&shapes[i], &shapes[i + 1]);
-        let width = width_after(start, pools);
+        let width = width_for(input);
         match &device.layers[i].kind {
             LayerKind::Relu | LayerKind::Dropout { .. } => continue,
             LayerKind::Conv2d {
@@ -183,8 +201,10 @@ pub fn mirror_decoder(
                 let s = stride.unwrap_or(*kernel);
                 let (kh, ph, oph) = upsampling(oh, ih, s[0]);
                 let (kw, pw, opw) = upsampling(ow, iw, s[1]);
-                pools += 1;
-                let width = width_after(start, pools);
+                if !layers.iter().any(|l| l.kind.has_params()) {
+                    // Pooled features are first lifted at their own resolution.
+                    push_lift(&mut layers, start);
+                }
                 push_deconv(&mut layers, width, [kh, kw], s, [ph, pw], [oph, opw]);
             }
             LayerKind::Linear { .. } => {
@@ -199,7 +219,7 @@ pub fn mirror_decoder(
                     .and_then(|j| shapes[j].as_chw().map(|chw| (j, chw)));
                 let n = layers.len();
                 if let Some((j, (_, h, w))) = flattened {
-                    let width = width_after(64, pools);
+                    let width = width_for(&shapes[j]).max(start);
                     layers.push(layer(
                         &format!("fc{n}"),
                         LayerKind::Linear {
@@ -245,16 +265,7 @@ pub fn mirror_decoder(
         return Ok(None);
     }
     if layers.is_empty() {
-        layers.push(layer(
-            "lift",
-            LayerKind::Conv2d {
-                out_channels: start,
-                kernel: [3, 3],
-                stride: [1, 1],
-                padding: [1, 1],
-            },
-        ));
-        layers.push(layer("relu_lift", LayerKind::Relu));
+        push_lift(&mut layers, start);
     }
     layers.push(layer(
         "out",
@@ -440,6 +451,18 @@ mod tests {
     }
 
     #[test]
+    fn pooled_features_are_lifted_before_they_are_upsampled() {
+        let device = prefix(&veil_spec::zoo::lenet5(), "pool1");
+        let spec = mirror_decoder(&device, &Shape::chw(6, 14, 14))
+            .expect("valid")
+            .expect("mirrored");
+        assert_eq!(
+            ops(&spec),
+            ["conv3/1->32", "relu", "convT3/2->16", "relu", "conv3/1->1"]
+        );
+    }
+
+    #[test]
     fn flat_features_are_lifted_back_onto_the_flattened_maps() {
         let device = prefix(&veil_spec::zoo::lenet5(), "relu4");
         let spec = mirror_decoder(&device, &Shape::flat(84))
@@ -453,11 +476,11 @@ mod tests {
                 "fc->1600",
                 "relu",
                 "reshape",
+                "convT3/2->64",
+                "relu",
+                "convT5/1->64",
+                "relu",
                 "convT3/2->32",
-                "relu",
-                "convT5/1->32",
-                "relu",
-                "convT3/2->16",
                 "relu",
                 "conv3/1->1"
             ]

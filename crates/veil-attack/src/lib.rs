@@ -34,7 +34,7 @@ pub use profile::{
     PrivacyProfile, ProfileCell, ProfileEvent, ProfileMethod, ProfileRequest, profile,
 };
 pub use run::{
-    AttackConfig, AttackError, AttackReport, AttackSetting, DEFAULT_AUX, LayerFeatures,
-    MapSelection, attack, attack_features, map_order, score_with_decoder, select_maps,
-    train_decoder,
+    AttackConfig, AttackError, AttackReport, AttackSetting, DEFAULT_AUX, DecoderKind,
+    LayerFeatures, MapSelection, attack, attack_features, map_order, score_with_decoder,
+    select_maps, train_decoder,
 };

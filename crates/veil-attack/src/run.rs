@@ -81,6 +81,20 @@ pub enum AttackSetting {
     QueryFree,
 }
 
+/// The decoder's architecture ([`crate::decoder`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum DecoderKind {
+    /// The device part's path walked back to the image (falls back to `shape` for features
+    /// no device part produced).
+    #[default]
+    Mirror,
+    /// Derived from the feature shape alone (veil's decoder before the mirror): kept for
+    /// comparisons.
+    Shape,
+}
+
 /// Auxiliary images an attack queries by default (from the training split).
 pub const DEFAULT_AUX: usize = 20_000;
 
@@ -104,6 +118,9 @@ pub struct AttackConfig {
     /// What the attacker knows of the device part.
     #[serde(default)]
     pub setting: AttackSetting,
+    /// The decoder architecture (black-box and query-free).
+    #[serde(default)]
+    pub decoder: DecoderKind,
     /// The white-box search (steps, step size, total-variation weight).
     #[serde(default)]
     pub white_box: MatchConfig,
@@ -149,6 +166,7 @@ impl Default for AttackConfig {
                 ..TrainConfig::default()
             },
             setting: AttackSetting::BlackBox,
+            decoder: DecoderKind::Mirror,
             white_box: MatchConfig::default(),
             shadow_epochs: default_shadow_epochs(),
         }
@@ -275,6 +293,13 @@ pub struct LayerFeatures {
 }
 
 impl LayerFeatures {
+    /// The device part the decoder of `cfg` mirrors: none for the shape decoder.
+    fn mirror_of(&self, cfg: &AttackConfig) -> Option<&ModelSpec> {
+        self.device
+            .as_ref()
+            .filter(|_| cfg.decoder == DecoderKind::Mirror)
+    }
+
     /// Queries the device part of `model` up to `layer` on the first `aux_samples` auxiliary
     /// and first `victim_count` victim images.
     pub fn extract(
@@ -372,7 +397,7 @@ pub fn attack_features(
         };
         let x_aux = gather(aux_feats, p, plane, &keep);
         let x_victim = gather(victim_feats, p, plane, &keep);
-        let spec = decoder_spec(feats.device.as_ref(), &observed_shape, image)?;
+        let spec = decoder_spec(feats.mirror_of(cfg), &observed_shape, image)?;
         let decoder = Model::init(spec, cfg.train.seed.wrapping_add(draw as u64))?;
         on_progress(&format!("training the decoder (draw {}/{draws})", draw + 1));
         let (decoder, report) =
@@ -420,7 +445,7 @@ pub(crate) fn observed_maps(
 /// after querying the device as it was then. Score later features with
 /// [`score_with_decoder`] (a *stale* attacker, who does not retrain when the device changes).
 pub fn train_decoder(feats: &LayerFeatures, cfg: &AttackConfig) -> Result<Model, AttackError> {
-    let spec = decoder_spec(feats.device.as_ref(), &feats.shape, feats.aux.shape)?;
+    let spec = decoder_spec(feats.mirror_of(cfg), &feats.shape, feats.aux.shape)?;
     let decoder = Model::init(spec, cfg.train.seed)?;
     let (decoder, _) = fit_regression(
         decoder,

@@ -55,6 +55,7 @@ fn config(layer: &str, setting: AttackSetting) -> AttackConfig {
             ..TrainConfig::default()
         },
         setting,
+        decoder: veil_attack::DecoderKind::Mirror,
         white_box: MatchConfig {
             steps: 150,
             ..MatchConfig::default()

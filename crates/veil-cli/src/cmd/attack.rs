@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use veil_attack::campaign::{self, AttackRun, helper_view};
-use veil_attack::{AttackConfig, AttackSetting, DEFAULT_AUX, MapSelection};
+use veil_attack::{AttackConfig, AttackSetting, DEFAULT_AUX, DecoderKind, MapSelection};
 use veil_model::inversion::MatchConfig;
 use veil_model::session::TrainRequest;
 use veil_model::{Model, TrainConfig};
@@ -44,6 +44,10 @@ pub struct Args {
     /// Decoder training epochs.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
+    /// Decoder architecture: mirror (the device part's path walked back to the image) or
+    /// shape (derived from the feature shape alone; the decoder before issue #16).
+    #[arg(long, value_enum, default_value_t = DecoderKind::Mirror)]
+    pub decoder: DecoderKind,
     /// White-box: Adam steps of the feature matching.
     #[arg(long, default_value_t = MatchConfig::default().steps, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub steps: usize,
@@ -146,6 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ..AttackConfig::default().train
             },
             setting: args.setting,
+            decoder: args.decoder,
             white_box: MatchConfig {
                 steps: args.steps,
                 tv_weight: args.tv,
