@@ -163,8 +163,13 @@ fn write(path: &Path, text: &str) -> Result<(), AttackError> {
 /// One report as a CSV header and row.
 fn csv(r: &AttackReport) -> String {
     format!(
-        "layer,maps,total_maps,selection,draws,victims,aux_samples,ssim_mean,ssim_std,psnr_mean,psnr_std,mse_mean,mse_std,seconds\n\
-         \"{}\",{},{},{},{},{},{},{:.6},{:.6},{:.4},{:.4},{:.6},{:.6},{:.1}\n",
+        "setting,layer,maps,total_maps,selection,draws,victims,aux_samples,ssim_mean,ssim_std,psnr_mean,psnr_std,mse_mean,mse_std,seconds\n\
+         {},\"{}\",{},{},{},{},{},{},{:.6},{:.6},{:.4},{:.4},{:.6},{:.6},{:.1}\n",
+        match r.setting {
+            AttackSetting::BlackBox => "black-box",
+            AttackSetting::WhiteBox => "white-box",
+            AttackSetting::QueryFree => "query-free",
+        },
         r.layer,
         r.maps,
         r.total_maps,
@@ -189,8 +194,13 @@ impl AttackOutcome {
     /// The outcome in one line.
     pub fn summary(&self) -> String {
         let r = &self.report;
+        let setting = match r.setting {
+            AttackSetting::BlackBox => "",
+            AttackSetting::WhiteBox => " (white-box)",
+            AttackSetting::QueryFree => " (query-free)",
+        };
         format!(
-            "{} / {} at {} with {} of {} maps: SSIM {:.4} +- {:.4}, PSNR {:.2} dB, MSE {:.5} over {} victims ({:.0} s); grid {}",
+            "{} / {} at {} with {} of {} maps{setting}: SSIM {:.4} +- {:.4}, PSNR {:.2} dB, MSE {:.5} over {} victims ({:.0} s); grid {}",
             self.model,
             self.dataset,
             r.layer,
