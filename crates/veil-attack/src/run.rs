@@ -118,7 +118,7 @@ pub struct AttackConfig {
     /// What the attacker knows of the device part.
     #[serde(default)]
     pub setting: AttackSetting,
-    /// The decoder architecture (black-box and query-free).
+    /// The decoder architecture (black-box and query-free attacks; profiles always mirror).
     #[serde(default)]
     pub decoder: DecoderKind,
     /// The white-box search (steps, step size, total-variation weight).

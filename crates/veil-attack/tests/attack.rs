@@ -1,20 +1,13 @@
 //! The attack on a small synthetic setting: it learns something, and hiding maps does not
 //! make it stronger.
 
+mod common;
+
 use veil_attack::{AttackConfig, MapSelection, attack};
 use veil_model::{Model, TrainConfig};
 
 fn setting() -> (Model, veil_data::Split) {
-    let split = veil_data::synthetic::mnist_like(1200, 11);
-    let model = Model::init(veil_spec::zoo::lenet5(), 4).expect("init");
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 32,
-        ..TrainConfig::default()
-    };
-    let (model, _) =
-        veil_model::train(model, &split.train, None, &cfg, &mut |_| {}).expect("train");
-    (model, split)
+    common::trained_lenet(1200, 11, 4)
 }
 
 fn cfg(layer: &str, maps: Option<usize>, selection: MapSelection) -> AttackConfig {

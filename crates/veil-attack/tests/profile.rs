@@ -1,22 +1,15 @@
 //! A privacy profile on a small synthetic setting: monotone in `k` for both methods, and the
 //! confirm pass re-attacks exactly the cells the thresholds rest on, never lowering a cell.
 
+mod common;
+
 use veil_attack::profile::{ProfileMethod, ProfileRequest, profile};
 use veil_attack::{AttackConfig, MapSelection};
 use veil_model::{Model, TrainConfig};
 use veil_spec::profile::{ProfileCell, deciding_cells, derive_thresholds};
 
 fn setting() -> (Model, veil_data::Split) {
-    let split = veil_data::synthetic::mnist_like(900, 8);
-    let model = Model::init(veil_spec::zoo::lenet5(), 6).expect("init");
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 32,
-        ..TrainConfig::default()
-    };
-    let (model, _) =
-        veil_model::train(model, &split.train, None, &cfg, &mut |_| {}).expect("train");
-    (model, split)
+    common::trained_lenet(900, 8, 6)
 }
 
 fn attack(epochs: usize) -> AttackConfig {

@@ -2,22 +2,15 @@
 //! beats the best guess without features, the mean auxiliary image (scored in the test),
 //! by more than two standard errors.
 
+mod common;
+
 use veil_attack::{AttackConfig, AttackSetting, MapSelection, attack};
 use veil_metrics::{Image, ssim};
 use veil_model::inversion::MatchConfig;
 use veil_model::{Model, TrainConfig};
 
 fn setting() -> (Model, veil_data::Split) {
-    let split = veil_data::synthetic::mnist_like(1200, 5);
-    let model = Model::init(veil_spec::zoo::lenet5(), 2).expect("init");
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 32,
-        ..TrainConfig::default()
-    };
-    let (model, _) =
-        veil_model::train(model, &split.train, None, &cfg, &mut |_| {}).expect("train");
-    (model, split)
+    common::trained_lenet(1200, 5, 2)
 }
 
 /// Mean SSIM of the mean auxiliary image against the first `victims` test images.
