@@ -133,6 +133,49 @@ fn push_deconv(
     layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
 }
 
+/// Whether `observed` features can stand for the device part's output `last`: the same
+/// spatial size (any number of maps), or the same number of flat values.
+fn same_geometry(observed: &Shape, last: &Shape) -> bool {
+    match (observed.as_chw(), last.as_chw()) {
+        (Some((_, h, w)), Some((_, lh, lw))) => (h, w) == (lh, lw),
+        (None, None) => observed.numel() == last.numel(),
+        _ => false,
+    }
+}
+
+/// For the linear layer `i` of `device`: the flatten (or reshape) right before it, as its
+/// index and the `[c, h, w]` maps it flattened, if there is one.
+fn flattened_input(
+    device: &ModelSpec,
+    shapes: &[Shape],
+    i: usize,
+) -> Option<(usize, (usize, usize, usize))> {
+    let j = i.checked_sub(1)?;
+    let flattens = matches!(
+        device.layers[j].kind,
+        LayerKind::Flatten | LayerKind::Reshape { .. }
+    );
+    flattens
+        .then(|| shapes[j].as_chw().map(|chw| (j, chw)))
+        .flatten()
+}
+
+/// A reshape of the current values to `shape`.
+fn push_reshape(layers: &mut Vec<Layer>, shape: Vec<usize>) {
+    let n = layers.len();
+    layers.push(layer(&format!("reshape{n}"), LayerKind::Reshape { shape }));
+}
+
+/// A dense step to `out` values with its ReLU.
+fn push_dense(layers: &mut Vec<Layer>, out: usize) {
+    let n = layers.len();
+    layers.push(layer(
+        &format!("fc{n}"),
+        LayerKind::Linear { out_features: out },
+    ));
+    layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
+}
+
 /// The mirror decoder of `device` for `observed` features of its output (see the module
 /// docs), or `None` when the path cannot be mirrored (a flat image, a layer kind without an
 /// inverse step, features whose size does not match the path).
@@ -141,18 +184,13 @@ pub fn mirror_decoder(
     observed: &Shape,
 ) -> Result<Option<ModelSpec>, SpecError> {
     let shapes = device.validate()?;
-    let Some((image_c, _, _)) = device.input_shape.as_chw() else {
+    if device.input_shape.as_chw().is_none() {
         return Ok(None);
-    };
-    let Some(last) = shapes.last() else {
-        return Ok(None);
-    };
-    let same_geometry = match (observed.as_chw(), last.as_chw()) {
-        (Some((_, h, w)), Some((_, lh, lw))) => (h, w) == (lh, lw),
-        (None, None) => observed.numel() == last.numel(),
-        _ => false,
-    };
-    if !same_geometry {
+    }
+    if !shapes
+        .last()
+        .is_some_and(|last| same_geometry(observed, last))
+    {
         return Ok(None);
     }
     let start = observed
@@ -186,21 +224,25 @@ pub fn mirror_decoder(
                 if i == 0 && *stride == [1, 1] && (ih, iw) == (oh, ow) {
                     continue; // the final 3x3 convolution stands in for the first one
                 }
-                let rest = |inp: usize, k: usize, s: usize, p: usize| (inp + 2 * p - k) % s;
-                let op = [
-                    rest(ih, kernel[0], stride[0], padding[0]),
-                    rest(iw, kernel[1], stride[1], padding[1]),
-                ];
-                push_deconv(&mut layers, width, *kernel, *stride, *padding, op);
+                // The rows the convolution's stride dropped come back as output padding.
+                let rest =
+                    |a: usize| (input.dims()[a + 1] + 2 * padding[a] - kernel[a]) % stride[a];
+                push_deconv(
+                    &mut layers,
+                    width,
+                    *kernel,
+                    *stride,
+                    *padding,
+                    [rest(0), rest(1)],
+                );
             }
             LayerKind::MaxPool2d { kernel, stride } | LayerKind::AvgPool2d { kernel, stride } => {
-                let (Some((_, ih, iw)), Some((_, oh, ow))) = (input.as_chw(), output.as_chw())
-                else {
+                let (Some(ih), Some(oh)) = (input.as_chw(), output.as_chw()) else {
                     return Ok(None);
                 };
                 let s = stride.unwrap_or(*kernel);
-                let (kh, ph, oph) = upsampling(oh, ih, s[0]);
-                let (kw, pw, opw) = upsampling(ow, iw, s[1]);
+                let (kh, ph, oph) = upsampling(oh.1, ih.1, s[0]);
+                let (kw, pw, opw) = upsampling(oh.2, ih.2, s[1]);
                 if !layers.iter().any(|l| l.kind.has_params()) {
                     // Pooled features are first lifted at their own resolution.
                     push_lift(&mut layers, start);
@@ -208,39 +250,13 @@ pub fn mirror_decoder(
                 push_deconv(&mut layers, width, [kh, kw], s, [ph, pw], [oph, opw]);
             }
             LayerKind::Linear { .. } => {
-                let flattened = i
-                    .checked_sub(1)
-                    .filter(|&j| {
-                        matches!(
-                            device.layers[j].kind,
-                            LayerKind::Flatten | LayerKind::Reshape { .. }
-                        )
-                    })
-                    .and_then(|j| shapes[j].as_chw().map(|chw| (j, chw)));
-                let n = layers.len();
-                if let Some((j, (_, h, w))) = flattened {
+                if let Some((j, (_, h, w))) = flattened_input(device, &shapes, i) {
                     let width = width_for(&shapes[j]).max(start);
-                    layers.push(layer(
-                        &format!("fc{n}"),
-                        LayerKind::Linear {
-                            out_features: width * h * w,
-                        },
-                    ));
-                    layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
-                    layers.push(layer(
-                        &format!("reshape{n}"),
-                        LayerKind::Reshape {
-                            shape: vec![width, h, w],
-                        },
-                    ));
+                    push_dense(&mut layers, width * h * w);
+                    push_reshape(&mut layers, vec![width, h, w]);
                     i = j; // the flatten is undone too
                 } else if input.as_chw().is_none() && i > 0 {
-                    let out = input.numel().max(256);
-                    layers.push(layer(
-                        &format!("fc{n}"),
-                        LayerKind::Linear { out_features: out },
-                    ));
-                    layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
+                    push_dense(&mut layers, input.numel().max(256));
                 } else {
                     return Ok(None);
                 }
@@ -249,13 +265,7 @@ pub fn mirror_decoder(
                 if current.as_chw().is_some() || current.numel() != input.numel() {
                     return Ok(None);
                 }
-                let n = layers.len();
-                layers.push(layer(
-                    &format!("reshape{n}"),
-                    LayerKind::Reshape {
-                        shape: input.dims().to_vec(),
-                    },
-                ));
+                push_reshape(&mut layers, input.dims().to_vec());
             }
             LayerKind::ConvTranspose2d { .. } => return Ok(None),
         }
@@ -264,6 +274,20 @@ pub fn mirror_decoder(
     if current.as_chw().is_none() {
         return Ok(None);
     }
+    finish(layers, observed, device, start)
+}
+
+/// Closes a mirrored path: a lift when nothing was mirrored, then the 3x3 projection to the
+/// image's channels; `None` unless the result has exactly the image's shape.
+fn finish(
+    mut layers: Vec<Layer>,
+    observed: &Shape,
+    device: &ModelSpec,
+    start: usize,
+) -> Result<Option<ModelSpec>, SpecError> {
+    let Some((image_c, _, _)) = device.input_shape.as_chw() else {
+        return Ok(None);
+    };
     if layers.is_empty() {
         push_lift(&mut layers, start);
     }
