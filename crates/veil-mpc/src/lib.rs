@@ -261,4 +261,7 @@ pub enum Refusal {
     /// The verified certificate is of none of the accepted parties.
     #[error("certificate is not one of {0:?}")]
     Certificate(Vec<String>),
+    /// The party already has its link; the first connection of each party stays.
+    #[error("a second connection of {0}")]
+    SecondConnection(String),
 }

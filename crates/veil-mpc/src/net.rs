@@ -306,52 +306,128 @@ pub fn listen(rt: &Arc<Runtime>, addr: SocketAddr) -> Result<TcpListener, MpcErr
         .map_err(|e| transport_err("-", format!("listening on {addr}"), e))
 }
 
-/// Accepts one connection from any of `accepted` (checked by certificate). A client without
-/// a certificate from the CA, or with one for another party, is dropped and reported.
-pub fn accept(
+/// The longest an incoming connection may take to finish its TLS handshake before it is
+/// dropped. Handshakes run concurrently, so a slow or idle peer holds up no one else.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Accepts one connection of each party in `wanted` (checked by certificate) and returns them
+/// in the order of `wanted`. Every TCP connection handshakes in its own task with deadline
+/// `handshake`, so an idle, slow or garbage-sending connection delays no valid party. A refused
+/// connection (failed or late handshake, no certificate, another party's certificate) and a
+/// second connection of a party already linked are handed to `refused` and do not end the
+/// wait. Errors: TLS set-up, a failing listener, or no new link within `timeout` (counted from
+/// the start and again from each link established).
+pub fn accept_parties(
     rt: &Arc<Runtime>,
     listener: &TcpListener,
     creds: &Credentials,
-    accepted: &[&str],
+    wanted: &[&str],
     timeout: Duration,
-) -> Result<Conn, MpcError> {
+    handshake: Duration,
+    refused: &mut dyn FnMut(&MpcError),
+) -> Result<Vec<Conn>, MpcError> {
     let acceptor = TlsAcceptor::from(creds.server_config().map_err(tls_err(&creds.name))?);
-    let (tcp, from) = rt
-        .block_on(async { tokio::time::timeout(timeout, listener.accept()).await })
-        .map_err(|_| timeout_err("-", "connection", timeout))?
-        .map_err(|e| transport_err("-", "accepting", e))?;
+    let names: Arc<Vec<String>> = Arc::new(wanted.iter().map(|n| n.to_string()).collect());
+    let mut links: Vec<Option<Stream>> = wanted.iter().map(|_| None).collect();
+    rt.block_on(async {
+        let mut pending = tokio::task::JoinSet::new();
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        while links.iter().any(Option::is_none) {
+            tokio::select! {
+                incoming = listener.accept() => match incoming {
+                    Ok((tcp, from)) => {
+                        let (acceptor, names) = (acceptor.clone(), names.clone());
+                        pending.spawn(handshake_with(acceptor, tcp, from, names, handshake));
+                    }
+                    Err(e) if transient(&e) => continue,
+                    Err(e) => return Err(transport_err("-", "accepting", e)),
+                },
+                Some(done) = pending.join_next(), if !pending.is_empty() => match done {
+                    Ok(Ok((party, from, tls))) => {
+                        if links[party].is_some() {
+                            refused(&MpcError::Refused {
+                                peer: from.to_string(),
+                                reason: Refusal::SecondConnection(names[party].clone()),
+                                source: None,
+                            });
+                        } else {
+                            links[party] = Some(TlsStream::Server(tls));
+                            deadline = tokio::time::Instant::now() + timeout;
+                        }
+                    }
+                    Ok(Err(e)) => refused(&e),
+                    Err(_) => return Err(MpcError::Panicked { party: "handshake task".into() }),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(timeout_err("-", "connection", timeout));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(links
+        .into_iter()
+        .flatten()
+        .zip(wanted)
+        .map(|(stream, party)| {
+            let (read, write) = tokio::io::split(stream);
+            Conn {
+                rt: rt.clone(),
+                read,
+                write,
+                peer: party.to_string(),
+                timeout,
+                stats: LinkStats::default(),
+            }
+        })
+        .collect())
+}
+
+/// Accept errors that concern one connection, not the listener.
+fn transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | BrokenPipe | Interrupted | WouldBlock | TimedOut
+    )
+}
+
+/// The TLS handshake of one incoming connection from `from`, within `limit`; the index in
+/// `names` of the party its verified certificate names.
+async fn handshake_with(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    from: SocketAddr,
+    names: Arc<Vec<String>>,
+    limit: Duration,
+) -> Result<
+    (
+        usize,
+        SocketAddr,
+        tokio_rustls::server::TlsStream<TcpStream>,
+    ),
+    MpcError,
+> {
     let _ = tcp.set_nodelay(true);
     let refused = |reason: Refusal, source: Option<std::io::Error>| MpcError::Refused {
         peer: from.to_string(),
         reason,
         source,
     };
-    let tls = rt
-        .block_on(async { tokio::time::timeout(timeout, acceptor.accept(tcp)).await })
-        .map_err(|_| refused(Refusal::HandshakeTimeout(timeout), None))?
+    let tls = tokio::time::timeout(limit, acceptor.accept(tcp))
+        .await
+        .map_err(|_| refused(Refusal::HandshakeTimeout(limit), None))?
         .map_err(|e| refused(Refusal::Handshake, Some(e)))?;
-    let peer = tls
+    let accepted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let party = tls
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(|c| veil_tls::peer_party(c, accepted))
-        .ok_or_else(|| {
-            refused(
-                Refusal::Certificate(accepted.iter().map(|a| a.to_string()).collect()),
-                None,
-            )
-        })?
-        .to_string();
-    let (read, write) = tokio::io::split(TlsStream::Server(tls));
-    Ok(Conn {
-        rt: rt.clone(),
-        read,
-        write,
-        peer,
-        timeout,
-        stats: LinkStats::default(),
-    })
+        .and_then(|c| veil_tls::peer_party(c, &accepted))
+        .and_then(|p| accepted.iter().position(|n| *n == p))
+        .ok_or_else(|| refused(Refusal::Certificate(names.to_vec()), None))?;
+    Ok((party, from, tls))
 }
 
 /// Loads `name`'s credentials from `dir`.

@@ -25,7 +25,9 @@ use crate::dealer::Dealer;
 use crate::engine::Server;
 use crate::local::share_input;
 use crate::model::{Architecture, architecture, compile, read_weight_file};
-use crate::net::{Conn, Kind, accept, connect, credentials, listen, runtime};
+use crate::net::{
+    Conn, HANDSHAKE_DEADLINE, Kind, accept_parties, connect, credentials, listen, runtime,
+};
 use crate::ring::decode;
 use crate::share::{Party, Shares, reveal};
 use crate::transport::Channel;
@@ -113,55 +115,45 @@ struct ServerLinks {
 
 impl ServerLinks {
     /// Connects the server of `cfg`: E2 first connects to E1; then it accepts the dealer, the
-    /// sensor and (E1) E2, in any order. A refused connection (no, late or foreign
-    /// certificate) and a second connection of a party are logged and skipped; the first
-    /// connection of each party is its link. Errors: credentials, listening, E1 unreachable,
-    /// or no connection within the timeout.
+    /// sensor and (E1) E2, in any order, each connection handshaking on its own within
+    /// [`HANDSHAKE_DEADLINE`] (or the timeout, when shorter). A refused connection (no, late
+    /// or foreign certificate, a failed handshake) and a second connection of a party are
+    /// logged once each with the peer's address and skipped; the first connection of each
+    /// party is its link. Errors: credentials, listening, E1 unreachable, or no new link
+    /// within the timeout.
     fn establish(cfg: &ServerConfig) -> Result<Self, MpcError> {
         let name = if cfg.party == Party::Zero { E1 } else { E2 };
         let creds = credentials(&cfg.keys, name)?;
         let rt = runtime()?;
         let listener = listen(&rt, cfg.listen)?;
-        let mut peer: Option<Conn> = None;
+        let wanted: &[&str] = if cfg.party == Party::Zero {
+            &[DEALER, SENSOR, E2]
+        } else {
+            &[DEALER, SENSOR]
+        };
+        let mut peer = None;
         if cfg.party == Party::One {
             let addr = cfg
                 .peer
                 .ok_or_else(|| MpcError::Input("E2 needs E1's address (--peer)".into()))?;
             peer = Some(connect(&rt, addr, &creds, E1, cfg.timeout)?);
         }
-        let (mut dealer, mut sensor): (Option<Conn>, Option<Conn>) = (None, None);
-        let accepted: &[&str] = if cfg.party == Party::Zero {
-            &[E2, DEALER, SENSOR]
-        } else {
-            &[DEALER, SENSOR]
+        let handshake = cfg.timeout.min(HANDSHAKE_DEADLINE);
+        let mut log = |e: &MpcError| eprintln!("veil mpc server {name}: {}", with_sources(e));
+        let mut links = accept_parties(
+            &rt,
+            &listener,
+            &creds,
+            wanted,
+            cfg.timeout,
+            handshake,
+            &mut log,
+        )?
+        .into_iter();
+        let (Some(dealer), Some(sensor)) = (links.next(), links.next()) else {
+            return Err(MpcError::Input("connections missing".into()));
         };
-        while dealer.is_none() || sensor.is_none() || peer.is_none() {
-            let conn = match accept(&rt, &listener, &creds, accepted, cfg.timeout) {
-                Ok(c) => c,
-                // A refused connection (no, late or foreign certificate) does not end the
-                // server.
-                Err(e @ MpcError::Refused { .. }) => {
-                    eprintln!("veil mpc server {name}: {}", with_sources(&e));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let slot = match conn.peer.as_str() {
-                E2 => &mut peer,
-                DEALER => &mut dealer,
-                _ => &mut sensor,
-            };
-            if slot.is_some() {
-                // The first connection of a party stays its link; a second one is dropped.
-                eprintln!(
-                    "veil mpc server {name}: refused a second connection of {}",
-                    conn.peer
-                );
-                continue;
-            }
-            *slot = Some(conn);
-        }
-        let (Some(dealer), Some(sensor), Some(peer)) = (dealer, sensor, peer) else {
+        let Some(peer) = peer.or_else(|| links.next()) else {
             return Err(MpcError::Input("connections missing".into()));
         };
         Ok(ServerLinks {
