@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod deploy;
 pub mod drive;
 pub mod grpc;
+pub mod incoming;
 pub mod load;
 pub mod node;
 pub mod planner;

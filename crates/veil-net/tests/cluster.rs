@@ -358,3 +358,53 @@ fn parties_without_the_fleets_certificate_cannot_register_receive_weights_or_inj
         assert!(matches!(out, Outcome::Answered { .. }), "{out:?}");
     });
 }
+
+/// Hostile connections to the coordinator and to the source: idle TCP connections, bytes
+/// that are not TLS, and an authenticated caller's malformed frames are refused (each with a
+/// logged warning) while the fleet registers, plans and answers requests as usual.
+#[test]
+fn idle_garbage_and_malformed_connections_do_not_stop_the_fleet() {
+    use std::io::Write;
+    let f = fleet(6);
+    let rt = runtime();
+    let hostile = |addr: SocketAddr| {
+        let mut held: Vec<std::net::TcpStream> = (0..4)
+            .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+            .collect();
+        if let Ok(mut g) = std::net::TcpStream::connect(addr) {
+            let _ = g.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 0, 0, 0, 0]);
+            held.push(g);
+        }
+        held
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let _at_coordinator = hostile(f.coordinator);
+    start_node(&rt, &f.keys, "cam0", "source", f.coordinator);
+    for i in 0..6 {
+        start_node(&rt, &f.keys, &format!("h{i}"), "helper", f.coordinator);
+    }
+    rt.block_on(async {
+        let plan = planned(&f, 1).await;
+        let _at_source = hostile(plan.source_addr.parse().expect("source address"));
+        let t = Duration::from_secs(20);
+        // An authenticated member's malformed frames are refused, one call at a time.
+        let mut member = client(&f.keys, "h0", "coordinator", &f.coordinator.to_string(), t)
+            .await
+            .expect("member");
+        for bytes in [vec![], vec![0xff; 3], vec![9; 1000]] {
+            let e = member
+                .call(Frame(bytes))
+                .await
+                .expect_err("malformed frame");
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        }
+        let mut c = client(&f.keys, "client", "cam0", &plan.source_addr, t)
+            .await
+            .expect("client");
+        for bytes in [vec![0u8; 7], vec![1; 64]] {
+            assert!(c.call(Frame(bytes)).await.is_err());
+        }
+        let outcome = infer_on(&mut c, 1, vec![0.5; 784]).await.expect("infer");
+        assert!(matches!(outcome, Outcome::Answered { .. }), "{outcome:?}");
+    });
+}

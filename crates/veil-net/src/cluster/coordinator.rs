@@ -20,7 +20,8 @@ use tonic::{Request, Response, Status};
 use super::{CLIENT, COORDINATOR, call, status};
 use crate::NetError;
 use crate::grpc::service::veil_server::{Veil, VeilServer};
-use crate::grpc::{Frame, caller_name, client, server_tls};
+use crate::grpc::{Frame, caller_name, client};
+use crate::incoming::TlsIncoming;
 use crate::planner::Planner;
 use crate::wire::{Assignment, Envelope};
 
@@ -129,7 +130,10 @@ impl Veil for CoordinatorService {
             tracing::warn!(peer = ?req.remote_addr(), "refused a caller whose certificate is not accepted");
             return Err(Status::permission_denied("certificate not accepted"));
         };
-        let env = Envelope::decode(&req.into_inner().0).map_err(status)?;
+        let env = Envelope::decode(&req.into_inner().0).map_err(|e| {
+            tracing::warn!(caller = %caller, "refused a malformed frame: {e}");
+            status(e)
+        })?;
         let mut members = self
             .members
             .lock()
@@ -236,16 +240,11 @@ impl Coordinator {
             members: members.clone(),
             accepted: Arc::new(accepted),
         };
-        let tls = server_tls(&cfg.keys, COORDINATOR)?;
+        let incoming = TlsIncoming::bind(cfg.listen, &cfg.keys, COORDINATOR)?.start();
         let server = Server::builder()
-            .tls_config(tls)
-            .map_err(|source| NetError::Transport {
-                context: "server TLS".into(),
-                source,
-            })?
             .timeout(cfg.timeout)
             .add_service(VeilServer::new(svc))
-            .serve(cfg.listen);
+            .serve_with_incoming(incoming);
         tokio::spawn(server);
         Ok(Coordinator { members, cfg })
     }

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
@@ -28,7 +27,8 @@ use super::{CLIENT, COORDINATOR, LinkStats, NodeStats, Outcome, call, rss_kib, s
 use crate::NetError;
 use crate::grpc::service::veil_client::VeilClient;
 use crate::grpc::service::veil_server::{Veil, VeilServer};
-use crate::grpc::{Frame, MAX_FRAME, caller_name, client, server_tls};
+use crate::grpc::{Frame, MAX_FRAME, caller_name, client};
+use crate::incoming::{Incoming, TlsIncoming};
 use crate::node::{Completed, Message, Node, Outbox};
 use crate::wire::{Assignment, Envelope};
 
@@ -583,7 +583,10 @@ impl Veil for NodeService {
             tracing::warn!(peer = ?req.remote_addr(), "refused a caller whose certificate is not accepted");
             return Err(Status::permission_denied("certificate not accepted"));
         };
-        let env = Envelope::decode(&req.into_inner().0).map_err(status)?;
+        let env = Envelope::decode(&req.into_inner().0).map_err(|e| {
+            tracing::warn!(node = %self.cfg.name, caller = %caller, "refused a malformed frame: {e}");
+            status(e)
+        })?;
         let reply = match env {
             Envelope::Assign(a) if caller == COORDINATOR => {
                 let out = self.assign(*a)?;
@@ -624,18 +627,12 @@ impl Veil for NodeService {
 /// Runs a node until the process ends: serves, registers with the coordinator (retrying
 /// until the timeout while it starts), then heartbeats and expires stale request state.
 pub async fn run_node(mut cfg: NodeConfig) -> Result<(), NetError> {
-    let listen_err = |addr: std::net::SocketAddr| {
-        move |source| NetError::Listen {
-            addr: addr.to_string(),
-            source,
-        }
-    };
     // Bound before registering, so the coordinator never plans around a node that cannot
     // listen; port 0 picks a free port and the coordinator learns the real one.
-    let incoming = TcpIncoming::bind(cfg.listen).map_err(listen_err(cfg.listen))?;
-    cfg.listen = incoming.local_addr().map_err(listen_err(cfg.listen))?;
+    let incoming = TlsIncoming::bind(cfg.listen, &cfg.keys, &cfg.name)?;
+    cfg.listen = incoming.local_addr()?;
     let state = Arc::new(Mutex::new(NodeState::new()));
-    let serving = serve(&cfg, state.clone(), incoming)?;
+    let serving = serve(&cfg, state.clone(), incoming.start());
     let coordinator = register(&cfg).await?;
     tracing::info!(name = %cfg.name, role = %cfg.role, device = %cfg.class.name, "registered");
     tokio::spawn(heartbeats(cfg, state, coordinator));
@@ -648,26 +645,19 @@ pub async fn run_node(mut cfg: NodeConfig) -> Result<(), NetError> {
         })
 }
 
-/// Starts the node's gRPC server (mutual TLS with `cfg`'s keys) on `incoming` (bound to
-/// `cfg.listen`) as a task; the handle ends with the server. Errors before the task starts:
-/// keys or TLS set-up.
+/// Starts the node's gRPC server on `incoming` (mutual TLS with `cfg`'s keys, bound to
+/// `cfg.listen`) as a task; the handle ends with the server.
 fn serve(
     cfg: &NodeConfig,
     state: Arc<Mutex<NodeState>>,
-    incoming: TcpIncoming,
-) -> Result<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>, NetError> {
+    incoming: Incoming,
+) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
     let svc = NodeService {
         cfg: Arc::new(cfg.clone()),
         state,
         cpu: Arc::new(tokio::sync::Mutex::new(())),
     };
-    let tls = server_tls(&cfg.keys, &cfg.name)?;
     let server = Server::builder()
-        .tls_config(tls)
-        .map_err(|source| NetError::Transport {
-            context: "server TLS".into(),
-            source,
-        })?
         .timeout(cfg.timeout)
         .add_service(
             VeilServer::new(svc)
@@ -675,7 +665,7 @@ fn serve(
                 .max_encoding_message_size(MAX_FRAME),
         )
         .serve_with_incoming(incoming);
-    Ok(tokio::spawn(server))
+    tokio::spawn(server)
 }
 
 /// Registers with the coordinator and returns the connection, retrying every 100 ms (the
