@@ -555,6 +555,13 @@ impl Scores {
             Summary::of(&self.psnr)?,
             Summary::of(&self.mse)?,
         );
+        if !(s.mean.is_finite() && ps.mean.is_finite() && m.mean.is_finite()) {
+            // A score of NaN must never read as a result (a NaN SSIM sorts as "no leak").
+            return Err(AttackError::Invalid(format!(
+                "the attack at {layer} diverged: its reconstructions are not finite numbers (SSIM {}); lower the learning rate or the prior's weight",
+                s.mean
+            )));
+        }
         Ok(AttackReport {
             setting,
             layer: layer.to_string(),

@@ -32,4 +32,17 @@ pub enum ModelError {
     /// A request that makes no sense for this model (e.g. partial sums of a linear layer).
     #[error("{0}")]
     Invalid(String),
+    /// Training produced a loss that is not a finite number: the weights are ruined, and
+    /// nothing trained from here on may be saved or scored.
+    #[error(
+        "training diverged at step {step} of epoch {epoch}: the loss is {loss}; lower the learning rate"
+    )]
+    Diverged {
+        /// Epoch (from 1).
+        epoch: usize,
+        /// Step (from 1, counted over all epochs).
+        step: usize,
+        /// The loss.
+        loss: f32,
+    },
 }

@@ -48,9 +48,10 @@ impl MatchConfig {
                 crate::MAX_BATCH
             )));
         }
-        if self.lr <= 0.0 || self.tv_weight < 0.0 {
+        let in_range = self.lr > 0.0 && self.lr <= 10.0 && (0.0..=1e3).contains(&self.tv_weight);
+        if !in_range {
             return Err(ModelError::Invalid(format!(
-                "feature matching needs lr > 0 and tv weight >= 0; got {self:?}"
+                "feature matching needs lr in (0, 10] and tv weight in [0, 1000]; got {self:?}"
             )));
         }
         Ok(())

@@ -216,6 +216,13 @@ pub fn train(
             let logits = forward_layers(&spec, &net, x, 0..layers)?.into_flat();
             let loss = loss_fn.forward(logits, y);
             let loss_value = loss.clone().into_scalar::<f32>();
+            if !loss_value.is_finite() {
+                return Err(ModelError::Diverged {
+                    epoch,
+                    step: step + 1,
+                    loss: loss_value,
+                });
+            }
             let mut grads = GradientsParams::from_grads(loss.backward(), &net);
             drop_frozen(&spec, &net, &cfg.frozen, &mut grads);
             net = optim.step(cfg.lr_at(step, total_steps), net, grads);

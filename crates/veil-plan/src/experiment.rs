@@ -212,6 +212,11 @@ pub fn draw_fleet(mix: &Mix, n: usize, budgets: &Budgets, seed: u64) -> Result<F
     })
 }
 
+/// Smallest and largest arrival rate of an experiment (requests per second): below one a
+/// week and a half, a simulation spans absurd times (`lambda = 1e-300` walked ~1e300 empty
+/// periods before they were skipped).
+pub const LAMBDA_RANGE: (f64, f64) = (1e-6, 1e6);
+
 impl Experiment {
     /// Parses an experiment file.
     pub fn from_toml_str(text: &str) -> Result<Self, PlanError> {
@@ -219,13 +224,15 @@ impl Experiment {
             .map_err(|e| PlanError::config("experiment", e.message().to_string()))?;
         if e.requests == 0
             || e.requests > 1_000_000
-            || !e.lambda.is_finite()
-            || e.lambda <= 0.0
+            || !(LAMBDA_RANGE.0..=LAMBDA_RANGE.1).contains(&e.lambda)
             || e.cameras == 0
         {
             return Err(PlanError::config(
                 "experiment",
-                "requests must be in 1..=1000000, lambda > 0 and cameras >= 1",
+                format!(
+                    "requests must be in 1..=1000000, lambda in [{}, {}] per second and cameras >= 1",
+                    LAMBDA_RANGE.0, LAMBDA_RANGE.1
+                ),
             ));
         }
         if e.devices.iter().any(|&d| d == 0 || d > 100_000)

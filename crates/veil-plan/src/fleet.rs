@@ -148,16 +148,22 @@ impl Default for Budgets {
     }
 }
 
+/// Shortest and longest budget period (seconds): a millisecond to about eleven days. Outside
+/// them a simulation walks absurd numbers of periods (`period_s = 1e-300` did).
+pub const PERIOD_RANGE_S: (f64, f64) = (1e-3, 1e6);
+
 impl Budgets {
     pub(crate) fn check(&self) -> Result<(), PlanError> {
         let ok = |v: f64| v.is_finite() && v > 0.0;
-        if ok(self.period_s) && ok(self.compute) && ok(self.bandwidth) && ok(self.memory) {
+        let period_ok = (PERIOD_RANGE_S.0..=PERIOD_RANGE_S.1).contains(&self.period_s);
+        if period_ok && ok(self.compute) && ok(self.bandwidth) && ok(self.memory) {
             Ok(())
         } else {
             Err(PlanError::config(
                 "budgets",
                 format!(
-                    "period_s, compute, bandwidth and memory must be positive numbers, got {self:?}"
+                    "period_s must be in [{}, {}] s and compute, bandwidth and memory positive numbers, got {self:?}",
+                    PERIOD_RANGE_S.0, PERIOD_RANGE_S.1
                 ),
             ))
         }

@@ -113,7 +113,7 @@ pub fn plan_request(
         PlanError::config(
             "placement",
             format!(
-                "no placement of {} at tau {tau} fits this fleet (privacy caps or budgets); more or stronger helpers, or a higher tau, may",
+                "no placement of {} at tau {tau} fits this fleet (privacy caps or budgets); more or stronger helpers, or a higher tau may help",
                 spec.name
             ),
         )

@@ -34,17 +34,39 @@ fn absurd_counts_and_budgets_are_refused_before_allocating() {
     }
 }
 
-/// Arrival rates and periods that make almost every period empty: the simulation skips empty
-/// periods, so it ends at once (it used to loop once per empty period, practically forever).
+/// Rates and periods outside the documented ranges (`LAMBDA_RANGE`, `PERIOD_RANGE_S`) are
+/// refused: `lambda = 1e-300` or `period_s = 1e-300` used to loop once per empty period.
 #[test]
-fn tiny_rates_and_periods_finish_quickly() {
+fn absurd_rates_and_periods_are_refused() {
     for (top, budgets) in [
         ("lambda = 1e-300\n", ""),
+        ("lambda = 1e300\n", ""),
         ("", "period_s = 1e-300"),
-        ("lambda = 1e-300\n", "period_s = 1e-300"),
+        ("", "period_s = 1e300"),
+    ] {
+        let text = experiment(top, budgets, "[\"lenet5\"]");
+        assert!(Experiment::from_toml_str(&text).is_err(), "{top}{budgets}");
+    }
+}
+
+/// At the edges of the ranges almost every period is empty: the simulation skips empty
+/// periods, so it still ends at once.
+#[test]
+fn the_slowest_rate_and_shortest_period_allowed_finish_quickly() {
+    let (lambda, period) = (
+        veil_plan::experiment::LAMBDA_RANGE.0,
+        veil_plan::fleet::PERIOD_RANGE_S.0,
+    );
+    for (top, budgets) in [
+        (format!("lambda = {lambda:e}\n"), String::new()),
+        (String::new(), format!("period_s = {period:e}")),
+        (
+            format!("lambda = {lambda:e}\n"),
+            format!("period_s = {period:e}"),
+        ),
     ] {
         let e =
-            Experiment::from_toml_str(&experiment(top, budgets, "[\"lenet5\"]")).expect("valid");
+            Experiment::from_toml_str(&experiment(&top, &budgets, "[\"lenet5\"]")).expect("valid");
         let started = Instant::now();
         let rows = e.run(&mut |_| {}).expect("runs");
         assert_eq!(rows.len(), 1);

@@ -34,33 +34,37 @@ pub struct ZooEntry {
 pub fn catalog() -> Result<Vec<ZooEntry>, SpecError> {
     crate::zoo::names()
         .iter()
-        .map(|name| {
-            let spec = crate::zoo::model(name)?;
-            let cost = model_cost(&spec)?;
-            Ok(ZooEntry {
-                name: spec.name.clone(),
-                input_shape: spec.input_shape.dims().to_vec(),
-                output_shape: spec.output_shape()?.dims().to_vec(),
-                layers: spec.layers.len(),
-                params: cost.params,
-                macs: cost.macs,
-                layer_names: spec.layers.iter().map(|l| l.name.clone()).collect(),
-                layer_rows: cost
-                    .layers
-                    .iter()
-                    .map(|l| {
-                        format!(
-                            "    {:<10} {:<17} {:>12} {:>12}",
-                            l.name,
-                            l.op,
-                            l.output_shape.to_string(),
-                            l.macs
-                        )
-                    })
-                    .collect(),
-            })
-        })
+        .map(|name| entry(&crate::zoo::model(name)?))
         .collect()
+}
+
+/// The summary of any spec (a zoo model's or a spec file's): shapes inferred, costs counted,
+/// nothing allocated. Errors: the spec's shape inference or its size budgets.
+pub fn entry(spec: &crate::ModelSpec) -> Result<ZooEntry, SpecError> {
+    spec.validate()?;
+    let cost = model_cost(spec)?;
+    Ok(ZooEntry {
+        name: spec.name.clone(),
+        input_shape: spec.input_shape.dims().to_vec(),
+        output_shape: spec.output_shape()?.dims().to_vec(),
+        layers: spec.layers.len(),
+        params: cost.params,
+        macs: cost.macs,
+        layer_names: spec.layers.iter().map(|l| l.name.clone()).collect(),
+        layer_rows: cost
+            .layers
+            .iter()
+            .map(|l| {
+                format!(
+                    "    {:<10} {:<17} {:>12} {:>12}",
+                    l.name,
+                    l.op,
+                    l.output_shape.to_string(),
+                    l.macs
+                )
+            })
+            .collect(),
+    })
 }
 
 /// The catalog as an aligned text table, with each model's layers under it when `layers`.
