@@ -4,7 +4,7 @@
 //! Every case runs `veil` as its own process in a fresh directory, under an address-space cap
 //! of 2 GiB, and fails on a panic, a signal (SIGABRT included), a hang (20 s), an exit code
 //! other than 0 and 2, an exit 2 without a one-line `veil:` message, a peak resident memory
-//! above 512 MiB, or (for reproductions of known bugs) accepting what it must refuse. The
+//! above 512 MiB (its own `VmHWM`), or (for reproductions of known bugs) accepting what it must refuse. The
 //! runtime's servers get a barrage of malformed and forged calls from authenticated members
 //! and must still answer a valid request afterwards.
 //!
@@ -17,8 +17,8 @@ mod cases;
 mod fleet;
 mod mutate;
 mod net;
-// The runner sets rlimits before exec and reaps with wait4 for each case's peak memory: the
-// only way to bound and measure a child process per case; every block states its safety.
+// The runner sets rlimits before exec and reaps its children with waitpid: the only way to
+// cap a child process's address space and judge how it ended; every block states its safety.
 #[allow(unsafe_code)]
 mod run;
 

@@ -1,7 +1,8 @@
 //! Running one hostile case: the `veil` binary in a fresh directory holding the case's files,
-//! under an address-space cap, with its peak memory (from `wait4`) and wall time measured, and
-//! its outcome judged: a panic, a signal (SIGABRT included), a hang, an exit code other than 0
+//! under an address-space cap, with its peak memory (its own `VmHWM`, polled) and wall time
+//! measured, and its outcome judged: a panic, a signal (SIGABRT included), a hang, an exit code other than 0
 //! or 2, a multi-line or missing error message, or memory above the bound is a failure.
+//! Peak memory is the process's own `VmHWM`, polled while it runs (see [`wait_within`]).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -221,20 +222,34 @@ enum Status {
     Lost,
 }
 
+/// The process's own peak resident memory so far (bytes): `VmHWM` of its current address
+/// space, which exec starts afresh.
+fn hwm(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Waits for `pid` up to `limit` (then kills it); its status and peak resident memory.
+///
+/// The peak is the largest `VmHWM` read while it runs, every millisecond or five. `wait4`'s
+/// `ru_maxrss` cannot be used alone: on Linux it also counts the parent's resident pages at
+/// the fork (the forked copy of the test's address space), so it reads the test's size, not
+/// the case's. A high-water mark only grows, so polling misses at most what a process
+/// allocates in its last few milliseconds, far less than the bound (and the address-space cap
+/// stops anything larger).
 fn wait_within(pid: libc::pid_t, limit: Duration) -> (Status, u64) {
     let deadline = Instant::now() + limit;
     let mut sleep = Duration::from_millis(1);
     let mut hung = false;
+    let mut peak = 0;
     loop {
         let mut status = 0;
-        // SAFETY: an all-zero rusage is valid; wait4 writes it for our own child.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         let flags = if hung { 0 } else { libc::WNOHANG };
-        // SAFETY: pid is our child, the pointers are to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        // SAFETY: pid is our child and `status` a live local.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
         if r == pid {
-            let rss = usage.ru_maxrss.max(0) as u64 * 1024;
             let s = if hung {
                 Status::Hung
             } else if libc::WIFEXITED(status) {
@@ -244,19 +259,22 @@ fn wait_within(pid: libc::pid_t, limit: Duration) -> (Status, u64) {
             } else {
                 Status::Lost
             };
-            return (s, rss);
+            return (s, peak);
         }
         if r < 0 {
-            return (Status::Lost, 0);
+            return (Status::Lost, peak);
         }
-        if Instant::now() >= deadline {
+        if let Some(h) = hwm(pid) {
+            peak = peak.max(h);
+        }
+        if Instant::now() >= deadline && !hung {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             hung = true;
             continue;
         }
         std::thread::sleep(sleep);
-        sleep = (sleep * 2).min(Duration::from_millis(20));
+        sleep = (sleep * 2).min(Duration::from_millis(5));
     }
 }
 
