@@ -265,6 +265,18 @@ impl Node {
                             format!("{} channel {q} is not an input of this device", stage.layer),
                         ));
                     }
+                    // Only the device that finishes a map may deliver it finished: another
+                    // enrolled device cannot displace it.
+                    let producer = self.deployment.finisher(msg.stage, *q);
+                    if producer != msg.from {
+                        return Err(self.bad(
+                            r,
+                            format!(
+                                "{} channel {q} finished by device {}, which is not its producer (device {producer})",
+                                stage.layer, msg.from
+                            ),
+                        ));
+                    }
                 }
                 if msg.stage + 1 == stages {
                     let mut logits = Vec::new();
@@ -286,7 +298,19 @@ impl Node {
                 }
             }
             Payload::Partial => {
-                let senders = stage.devices().len();
+                let holders = stage.devices();
+                // Partial sums count only from the devices that hold segments of this stage:
+                // any other enrolled device would otherwise inject or displace one.
+                if !holders.contains(&msg.from) {
+                    return Err(self.bad(
+                        r,
+                        format!(
+                            "partial sums of {} from device {}, which holds no segment of it (holders {holders:?})",
+                            stage.layer, msg.from
+                        ),
+                    ));
+                }
+                let senders = holders.len();
                 let mut finished = Vec::new();
                 self.state(r)?.trace.extend(msg.trace);
                 for (q, v) in msg.channels {

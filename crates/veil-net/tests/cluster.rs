@@ -408,3 +408,46 @@ fn idle_garbage_and_malformed_connections_do_not_stop_the_fleet() {
         assert!(matches!(outcome, Outcome::Answered { .. }), "{outcome:?}");
     });
 }
+
+/// Roles are bound to certificates: a helper's certificate cannot register as the source
+/// (before, `h0` registered with role `source` was accepted and planned as the source), nor a
+/// source's as a helper; the role its certificate grants is accepted.
+#[test]
+fn a_role_the_certificate_does_not_grant_is_refused() {
+    let f = fleet(6);
+    let rt = runtime();
+    rt.block_on(async {
+        let caddr = f.coordinator.to_string();
+        let t = Duration::from_secs(5);
+        let register = |role: &str| Envelope::Register {
+            role: role.into(),
+            class: veil_plan::DeviceClass::rpi3(),
+            addr: "127.0.0.1:9".into(),
+        };
+        let mut h6 = None;
+        for _ in 0..100 {
+            if let Ok(c) = client(&f.keys, "h6", "coordinator", &caddr, t).await {
+                h6 = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut h6 = h6.expect("h6 connects");
+        let e = h6
+            .call(Frame(register("source").encode()))
+            .await
+            .expect_err("a helper registering as the source");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        let mut cam = client(&f.keys, "cam0", "coordinator", &caddr, t)
+            .await
+            .expect("cam0");
+        let e = cam
+            .call(Frame(register("helper").encode()))
+            .await
+            .expect_err("the source registering as a helper");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        h6.call(Frame(register("helper").encode()))
+            .await
+            .expect("the role h6's certificate grants");
+    });
+}

@@ -158,6 +158,42 @@ fn bad_messages_are_errors() {
         helper.start(1, &[0.0; 784]).is_err(),
         "only the source starts"
     );
+    // Integrity: device 2 (a helper of conv2) cannot deliver conv1's maps, which the source
+    // finishes; the source, which holds no segment of conv2, cannot add a partial sum of it.
+    let from = |from, stage, payload, channels| Message {
+        request: 8,
+        stage,
+        payload,
+        from,
+        channels,
+        trace: Vec::new(),
+    };
+    use veil_net::node::Payload;
+    let err = helper
+        .handle(from(2, 0, Payload::Finished, vec![(0, vec![0.0; 196])]))
+        .expect_err("a finished map from another device than its producer");
+    assert!(err.to_string().contains("not its producer"), "{err}");
+    let conv2_raw = dep.stages[1].raw_len();
+    let err = helper
+        .handle(from(
+            0,
+            1,
+            Payload::Partial,
+            vec![(0, vec![0.0; conv2_raw])],
+        ))
+        .expect_err("a partial sum from a device without a segment of the stage");
+    assert!(err.to_string().contains("holds no segment"), "{err}");
+    // The real holders' partial sums are taken.
+    assert!(
+        helper
+            .handle(from(
+                2,
+                1,
+                Payload::Partial,
+                vec![(0, vec![0.0; conv2_raw])]
+            ))
+            .is_ok()
+    );
     assert!(Deployment::new(&spec, &owners[..4], 0).is_err());
     let mut wrong = owners.clone();
     wrong[0] = vec![3];

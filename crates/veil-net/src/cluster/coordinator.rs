@@ -140,8 +140,14 @@ impl Veil for CoordinatorService {
             .map_err(|_| Status::internal("poisoned"))?;
         match env {
             Envelope::Register { role, class, addr } => {
-                if super::NodeRole::from_name(&role).is_none() {
+                let Some(claimed) = super::NodeRole::from_name(&role) else {
                     return Err(status(format!("role `{role}`")));
+                };
+                if super::NodeRole::of_party(&caller) != Some(claimed) {
+                    tracing::warn!(caller = %caller, role = %role, "refused a registration whose role the certificate does not grant");
+                    return Err(Status::permission_denied(format!(
+                        "{caller}'s certificate does not grant the role `{role}`"
+                    )));
                 }
                 let sane = |v: f64| v.is_finite() && v > 0.0;
                 if !sane(class.macs_per_s) || !sane(class.rate_bps) || class.memory_bytes == 0 {

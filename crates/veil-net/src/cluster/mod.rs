@@ -58,6 +58,23 @@ impl NodeRole {
         }
     }
 
+    /// The role a party's certificate entitles it to: `cam<N>` (the sources `veil net keygen`
+    /// issues) may only be a source, `h<N>` only a helper; any other name neither. A role is
+    /// bound to the certificate, never taken from what a node claims when it registers.
+    pub fn of_party(name: &str) -> Option<Self> {
+        let numbered = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if numbered("cam") {
+            Some(NodeRole::Source)
+        } else if numbered("h") {
+            Some(NodeRole::Helper)
+        } else {
+            None
+        }
+    }
+
     /// The role named `name` on the wire, if any.
     pub fn from_name(name: &str) -> Option<Self> {
         [NodeRole::Source, NodeRole::Helper]
@@ -202,5 +219,20 @@ pub async fn node_stats(c: &mut VeilClient<Channel>) -> Result<NodeStats, NetErr
             peer: "the node".into(),
             answer: format!("{other:?}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeRole;
+
+    #[test]
+    fn roles_follow_the_certificate_names() {
+        assert_eq!(NodeRole::of_party("cam0"), Some(NodeRole::Source));
+        assert_eq!(NodeRole::of_party("cam12"), Some(NodeRole::Source));
+        assert_eq!(NodeRole::of_party("h0"), Some(NodeRole::Helper));
+        for name in ["h", "cam", "h0x", "coordinator", "client", "hx1", "camera0"] {
+            assert_eq!(NodeRole::of_party(name), None, "{name}");
+        }
     }
 }
