@@ -15,6 +15,7 @@ use crate::run::Outcome;
 
 /// A started fleet with its key directory and the source's address.
 pub struct Running {
+    dir: std::path::PathBuf,
     fleet: std::cell::RefCell<Fleet>,
     keys: std::path::PathBuf,
     coordinator: String,
@@ -90,6 +91,7 @@ pub fn start(veil: &Path, dir: &Path) -> Result<Running, String> {
         .to_string();
     let rt = veil_net::drive::runtime().map_err(|e| e.to_string())?;
     Ok(Running {
+        dir: dir.to_path_buf(),
         fleet: std::cell::RefCell::new(fleet),
         keys,
         coordinator,
@@ -148,6 +150,19 @@ pub fn barrage(f: &Running, n: usize, seed: u64) -> Vec<Outcome> {
         ("client", "cam0", f.source.clone()),
     ];
     let mut outcomes = Vec::new();
+    // Connections that never start TLS, and one that is not TLS at all, held through the
+    // barrage: the servers must keep serving around them.
+    let mut held = Vec::new();
+    for addr in [&f.coordinator, &f.source] {
+        for _ in 0..3 {
+            held.extend(std::net::TcpStream::connect(addr.as_str()).ok());
+        }
+        if let Ok(mut g) = std::net::TcpStream::connect(addr.as_str()) {
+            use std::io::Write;
+            let _ = g.write_all(b"GET / HTTP/1.1\r\n\r\n");
+            held.push(g);
+        }
+    }
     f.rt.block_on(async {
         let mut clients = Vec::new();
         for (who, target, addr) in &targets {
@@ -176,6 +191,7 @@ pub fn barrage(f: &Running, n: usize, seed: u64) -> Vec<Outcome> {
             });
         }
     });
+    drop(held);
     outcomes
 }
 
@@ -216,6 +232,13 @@ pub fn health(f: &Running, memory: u64, peak_rss: &dyn Fn(u32) -> Option<u64>) -
     }
     if max_rss > memory {
         failure = Some(format!("peak memory {} MiB above the bound", max_rss >> 20));
+    }
+    // The coordinator logged the non-TLS connection and the malformed frames with the peer.
+    let log = std::fs::read_to_string(f.dir.join("coordinator.log")).unwrap_or_default();
+    for wanted in ["refused a connection", "refused a malformed frame"] {
+        if !log.contains(wanted) {
+            failure = Some(format!("the coordinator's log lacks `{wanted}`"));
+        }
     }
     Outcome {
         family: "runtime-frames",

@@ -53,6 +53,7 @@ fn hostile_inputs_never_panic_hang_abort_or_overallocate() {
     cases.extend(cases::options());
     cases.extend(cases::mutated(24 * scale, seed));
     cases.extend(net::mpc_frames(40 * scale, seed, &keys));
+    cases.extend(net::mpc_connections(&keys));
     let started = Instant::now();
     let mut outcomes = run::run_all(veil, &root.path().join("cases"), &cases, LIMITS, 2);
     outcomes.extend(net::runtime_frames(veil, 60 * scale, seed, LIMITS.memory));

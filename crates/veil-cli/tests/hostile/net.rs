@@ -12,7 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use veil_mpc::net::{connect, credentials, runtime};
-use veil_mpc::roles::{DEALER, E1, E2, PARTIES, SENSOR};
+use veil_mpc::roles::{
+    DEALER, DealerConfig, E1, E2, PARTIES, SENSOR, SensorConfig, ServerConfig, run_dealer,
+    run_sensor, run_server,
+};
+use veil_mpc::share::Party;
 use veil_mpc::transport::encode_frame_bytes;
 
 use crate::mutate::Mutator;
@@ -208,6 +212,121 @@ pub fn mpc_frames(n: usize, seed: u64, keys: &Path) -> Vec<Case> {
             c
         })
         .collect()
+}
+
+/// Hostile connections to E1 before and during a valid session: `idle` TCP connections that
+/// never start TLS, one that sends HTTP instead, and a second sensor connection; then E2 (in
+/// this process), the dealer and the sensor run a real two-sample session of minionn with the
+/// `veil mpc server` process, which must finish it (exit 0).
+fn hostile_connections_then_session(
+    dir: &Path,
+    addr: SocketAddr,
+    idle: usize,
+    garbage: bool,
+    twice: bool,
+) {
+    let keys = dir.join("keys");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held: Vec<TcpStream> = Vec::new();
+    while held.len() < idle + usize::from(garbage) && Instant::now() < deadline {
+        match TcpStream::connect(addr) {
+            Ok(t) => held.push(t),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    if garbage && let Some(g) = held.last_mut() {
+        let _ = g.write_all(b"GET / HTTP/1.1\r\nHost: e1\r\n\r\n");
+    }
+    let Ok(e2) = veil_harness::free_loopback_addr() else {
+        return;
+    };
+    let t = Duration::from_secs(20);
+    let server = ServerConfig {
+        party: Party::One,
+        listen: e2,
+        peer: Some(addr),
+        keys: keys.clone(),
+        timeout: t,
+    };
+    let dealer = DealerConfig {
+        weights: dir.join("minionn.safetensors"),
+        servers: [addr, e2],
+        keys: keys.clone(),
+        batches: vec![2],
+        insecure_seed: Some(1),
+        timeout: t,
+    };
+    let sensor = SensorConfig {
+        servers: [addr, e2],
+        keys: keys.clone(),
+        inputs: vec![0.5; 2 * 784],
+        input_len: 784,
+        batches: vec![2],
+        timeout: t,
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| run_server(&server));
+        s.spawn(|| run_sensor(&sensor));
+        if twice {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(150));
+                tls_client(&keys, SENSOR, E1, addr)
+            });
+        }
+        let _ = run_dealer(&dealer, &mut |_, _| {});
+    });
+    drop(held);
+}
+
+/// The session cases: idle, non-TLS and duplicate connections around a valid session.
+pub fn mpc_connections(keys: &Path) -> Vec<Case> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(keys)
+        .expect("keys")
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (
+                format!("keys/{name}"),
+                std::fs::read(e.path()).expect("key"),
+            )
+        })
+        .collect();
+    files.push((
+        "minionn.safetensors".into(),
+        crate::cases::weights_file("minionn"),
+    ));
+    [
+        (3, false, false),
+        (0, true, false),
+        (0, false, true),
+        (4, true, true),
+    ]
+    .into_iter()
+    .map(|(idle, garbage, twice)| {
+        let mut c = Case::new(
+            "mpc-connections",
+            format!("{idle} idle, non-TLS {garbage}, second sensor {twice}, then a valid session"),
+            &[
+                "mpc",
+                "server",
+                "--party",
+                "0",
+                "--listen",
+                "127.0.0.1:{port}",
+                "--keys",
+                "keys",
+                "--timeout",
+                "20",
+            ],
+            Expect::Accepted,
+        );
+        c.files = files.clone();
+        c.client = Some(Arc::new(move |dir: &Path, addr: SocketAddr| {
+            hostile_connections_then_session(dir, addr, idle, garbage, twice);
+        }));
+        c
+    })
+    .collect()
 }
 
 /// Keys for every MPC party in `dir`.

@@ -175,13 +175,14 @@ pub fn run_case(veil: &Path, dir: &Path, case: &Case, limits: Limits) -> Outcome
         std::thread::spawn(move || client(&dir, addr))
     });
     let (status, rss) = wait_within(child.id() as libc::pid_t, limits.time);
+    // The process's time; the peer may linger on its own timeouts after the process ended.
+    out.wall = started.elapsed();
     if let Some(peer) = peer
         && peer.join().is_err()
     {
         out.failure = Some("the hostile peer panicked".into());
         return out;
     }
-    out.wall = started.elapsed();
     out.max_rss = rss;
     let err_text = std::fs::read_to_string(&stderr).unwrap_or_default();
     let out_text = std::fs::read_to_string(&stdout).unwrap_or_default();
