@@ -57,6 +57,8 @@ pub struct FleetBench {
     pub attempt_timeout_ms: u64,
     /// Nodes emulate their device's compute speed.
     pub emulate: bool,
+    /// How partial sums travel.
+    pub partial_sums: crate::cluster::PartialSums,
     /// A helper (`h<i>`) to fault, how, and after how many requests.
     pub fault: Option<(String, FaultKind, usize)>,
     /// Write one JSON line per request (outcome, latency, trace) here.
@@ -106,6 +108,8 @@ impl FleetBench {
                 &self.helpers.to_string(),
                 "--keys",
                 keys,
+                "--partial-sums",
+                self.partial_sums.name(),
             ]),
         )];
         let mut nodes: Vec<(String, &str)> = vec![("cam0".into(), "source")];

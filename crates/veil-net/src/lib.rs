@@ -29,6 +29,7 @@ pub mod drive;
 pub mod grpc;
 pub mod incoming;
 pub mod load;
+pub mod mask;
 pub mod node;
 pub mod planner;
 pub mod wire;

@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::NetError;
 use crate::deploy::{Deployment, DeviceWork, Stage, StageWork, apply_post};
+use crate::mask::PairKeys;
 use veil_spec::kernels::Linear;
 
 /// What a message carries.
@@ -36,6 +37,9 @@ pub enum Payload {
     Finished,
     /// Partial sums of output channels of `stage` for their finisher to reduce.
     Partial,
+    /// Masked partial sums in the ring ([`crate::mask`]): in [`Message::ring`], never in
+    /// [`Message::channels`]; only their sum over all holders of the stage means anything.
+    Masked,
 }
 
 /// One message between devices.
@@ -51,6 +55,8 @@ pub struct Message {
     pub from: usize,
     /// `(channel, values)`.
     pub channels: Vec<(usize, Vec<f32>)>,
+    /// `(channel, ring elements)` of masked partial sums ([`Payload::Masked`] only).
+    pub ring: Vec<(usize, Vec<u64>)>,
     /// Trace records of upstream computations of this request.
     pub trace: Vec<TraceRecord>,
 }
@@ -89,9 +95,11 @@ pub struct Completed {
 pub const MAX_LIVE_REQUESTS: usize = 4096;
 
 impl Message {
-    /// Bytes of the values (4 per scalar), the quantity the cost model counts.
+    /// Bytes of the values: 4 per scalar (the quantity the cost model counts) and 8 per
+    /// masked ring element.
     pub fn value_bytes(&self) -> usize {
-        self.channels.iter().map(|(_, v)| 4 * v.len()).sum()
+        let real: usize = self.channels.iter().map(|(_, v)| 4 * v.len()).sum();
+        real + self.ring.iter().map(|(_, v)| 8 * v.len()).sum::<usize>()
     }
 }
 
@@ -107,6 +115,8 @@ struct RequestState {
     inputs: HashMap<(usize, usize), Vec<f32>>,
     /// Partial sums being reduced: `(stage, channel) -> (contributions, sum)`.
     partials: HashMap<(usize, usize), (HashSet<usize>, Vec<f32>)>,
+    /// Masked partial sums being reduced in the ring.
+    masked: HashMap<(usize, usize), (HashSet<usize>, Vec<u64>)>,
     /// Stages already computed.
     done: HashSet<usize>,
 }
@@ -118,6 +128,7 @@ impl RequestState {
             trace: Vec::new(),
             inputs: HashMap::new(),
             partials: HashMap::new(),
+            masked: HashMap::new(),
             done: HashSet::new(),
         }
     }
@@ -136,6 +147,8 @@ pub struct Node {
     speed: Option<f64>,
     /// Emulated compute time owed (the caller sleeps it off, see [`Node::take_delay`]).
     delay: Duration,
+    /// Pair keys when partial sums travel masked ([`crate::mask`]); plain otherwise.
+    mask: Option<PairKeys>,
 }
 
 impl Node {
@@ -153,7 +166,25 @@ impl Node {
             macs: 0,
             speed: None,
             delay: Duration::ZERO,
+            mask: None,
         }
+    }
+
+    /// Sends and takes partial sums masked with `keys` (this device's pair keys of the plan
+    /// epoch) from now on. Errors when a stage this device holds a segment of has a holder it
+    /// shares no key with.
+    pub fn mask_partial_sums(&mut self, keys: PairKeys) -> Result<(), NetError> {
+        for stage in self.deployment.stages.iter().filter(|st| !st.whole()) {
+            let holders = stage.devices();
+            if holders.contains(&self.device) && !keys.covers(self.device, &holders) {
+                return Err(NetError::Deploy(format!(
+                    "no mask key for some holder of {} ({holders:?})",
+                    stage.layer
+                )));
+            }
+        }
+        self.mask = Some(keys);
+        Ok(())
     }
 
     /// Makes every computation take at least `macs / macs_per_s` (a device slower than this
@@ -238,10 +269,31 @@ impl Node {
             return Err(self.bad(r, format!("stage {} of {stages}", msg.stage)));
         }
         let stage = self.deployment.stages[msg.stage].clone();
+        let masked = msg.payload == Payload::Masked;
+        let wrong_mode = match msg.payload {
+            Payload::Finished => false,
+            Payload::Partial => self.mask.is_some(),
+            Payload::Masked => self.mask.is_none() || !msg.channels.is_empty(),
+        };
+        if wrong_mode {
+            // Plain and masked partial sums never mix: either would corrupt the other's sum.
+            return Err(self.bad(r, format!("{:?} message in this plan", msg.payload)));
+        }
+        if !masked && !msg.ring.is_empty() {
+            return Err(self.bad(r, "ring elements outside a masked message".into()));
+        }
+        for (q, len) in msg.ring.iter().map(|(q, v)| (*q, v.len())) {
+            if q >= stage.channels || len != stage.raw_len() {
+                return Err(self.bad(
+                    r,
+                    format!("{} masked channel {q} with {len} elements", stage.layer),
+                ));
+            }
+        }
         for (q, v) in &msg.channels {
             let want = match msg.payload {
                 Payload::Finished => stage.finished_len,
-                Payload::Partial => stage.raw_len(),
+                Payload::Partial | Payload::Masked => stage.raw_len(),
             };
             if *q >= stage.channels || v.len() != want {
                 return Err(self.bad(
@@ -297,20 +349,16 @@ impl Node {
                     st.inputs.insert((msg.stage + 1, q), v);
                 }
             }
-            Payload::Partial => {
-                let holders = stage.devices();
-                // Partial sums count only from the devices that hold segments of this stage:
-                // any other enrolled device would otherwise inject or displace one.
-                if !holders.contains(&msg.from) {
-                    return Err(self.bad(
-                        r,
-                        format!(
-                            "partial sums of {} from device {}, which holds no segment of it (holders {holders:?})",
-                            stage.layer, msg.from
-                        ),
-                    ));
+            Payload::Masked => {
+                let s = msg.stage;
+                self.check_holder(r, &stage, msg.from)?;
+                for (q, sum) in self.take_masked(r, &stage, msg)? {
+                    let v = self.finish(s, q, sum, r)?;
+                    self.state(r)?.inputs.insert((s + 1, q), v);
                 }
-                let senders = holders.len();
+            }
+            Payload::Partial => {
+                let senders = self.check_holder(r, &stage, msg.from)?;
                 let mut finished = Vec::new();
                 self.state(r)?.trace.extend(msg.trace);
                 for (q, v) in msg.channels {
@@ -350,6 +398,67 @@ impl Node {
             }
         }
         Ok((self.progress(r)?, None))
+    }
+
+    /// Partial sums count only from the devices that hold segments of a stage: any other
+    /// enrolled device would otherwise inject or displace one. The number of holders.
+    fn check_holder(&self, r: u64, stage: &Stage, from: usize) -> Result<usize, NetError> {
+        let holders = stage.devices();
+        if !holders.contains(&from) {
+            return Err(self.bad(
+                r,
+                format!(
+                    "partial sums of {} from device {from}, which holds no segment of it (holders {holders:?})",
+                    stage.layer
+                ),
+            ));
+        }
+        Ok(holders.len())
+    }
+
+    /// Adds `msg`'s masked partial sums to the ring sums of request `r` and returns the
+    /// channels whose sums are complete (every holder's share in), decoded: the masks have
+    /// cancelled, only the complete sum is ever decoded.
+    fn take_masked(
+        &mut self,
+        r: u64,
+        stage: &Stage,
+        msg: Message,
+    ) -> Result<Vec<(usize, Vec<f32>)>, NetError> {
+        let senders = stage.devices().len();
+        let (s, from) = (msg.stage, msg.from);
+        let mut complete = Vec::new();
+        self.state(r)?.trace.extend(msg.trace);
+        for (q, v) in msg.ring {
+            if self.deployment.finisher(s, q) != self.device {
+                return Err(self.bad(
+                    r,
+                    format!("{} channel {q} is not finished here", stage.layer),
+                ));
+            }
+            let st = self.state(r)?;
+            let entry = st
+                .masked
+                .entry((s, q))
+                .or_insert_with(|| (HashSet::new(), vec![0; v.len()]));
+            if !entry.0.insert(from) {
+                return Err(self.bad(
+                    r,
+                    format!(
+                        "second masked sum of {} channel {q} from {from}",
+                        stage.layer
+                    ),
+                ));
+            }
+            for (a, b) in entry.1.iter_mut().zip(&v) {
+                *a = a.wrapping_add(*b);
+            }
+            if entry.0.len() == senders {
+                let (_, sum) = st.masked.remove(&(s, q)).unwrap_or_default();
+                complete.push((q, sum.into_iter().map(crate::mask::decode).collect()));
+            }
+        }
+        Ok(complete)
     }
 
     /// Bias and post ops of channel `q` of stage `s`.
@@ -435,8 +544,16 @@ impl Node {
         let y = lin.apply(&w.weight, &x);
         let whole = stage.whole();
         let groups = self.route(r, s, &stage, &y)?;
+        let (mut out, sent_bytes, messages) = match (&self.mask, whole) {
+            (Some(keys), false) => {
+                let masked =
+                    crate::mask::mask_groups(keys, device, &stage.devices(), (r, s), groups)
+                        .map_err(|m| self.bad(r, format!("{}: {m}", stage.layer)))?;
+                addressed_masked(r, s, device, masked)
+            }
+            _ => addressed(r, s, whole, device, groups),
+        };
         let compute = self.emulated(macs, began.elapsed());
-        let (mut out, sent_bytes, messages) = addressed(r, s, whole, device, groups);
         trace.push(TraceRecord {
             device,
             stage: s,
@@ -569,6 +686,36 @@ fn addressed(r: u64, s: usize, whole: bool, device: usize, groups: Routed) -> (O
             },
             from: device,
             channels,
+            ring: Vec::new(),
+            trace: Vec::new(),
+        };
+        if to != device {
+            sent_bytes += m.value_bytes() as u64;
+            messages += 1;
+        }
+        out.push((to, m));
+    }
+    (out, sent_bytes, messages)
+}
+
+/// One [`Payload::Masked`] message of stage `s` of request `r` from `device` per destination
+/// in `groups`, with the value bytes and number of the messages that leave the device.
+fn addressed_masked(
+    r: u64,
+    s: usize,
+    device: usize,
+    groups: crate::mask::MaskedGroups,
+) -> (Outbox, u64, u64) {
+    let mut out = Outbox::new();
+    let (mut sent_bytes, mut messages) = (0u64, 0u64);
+    for (to, ring) in groups {
+        let m = Message {
+            request: r,
+            stage: s,
+            payload: Payload::Masked,
+            from: device,
+            channels: Vec::new(),
+            ring,
             trace: Vec::new(),
         };
         if to != device {

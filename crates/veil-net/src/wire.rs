@@ -24,6 +24,10 @@ pub struct Assignment {
     pub work: DeviceWork,
     /// `(device id, party name, address)` of every node.
     pub peers: Vec<(usize, String, String)>,
+    /// This device's pair keys of the epoch when partial sums travel masked
+    /// ([`crate::mask`]); `None` for plain partial sums. Secret (redacted `Debug`).
+    #[serde(default)]
+    pub mask: Option<crate::mask::PairKeys>,
 }
 
 impl Assignment {
@@ -167,12 +171,23 @@ impl Envelope {
                 w.u64(*epoch);
                 w.u64(m.request);
                 w.count(m.stage);
-                w.u8(u8::from(m.payload == Payload::Partial));
+                w.u8(match m.payload {
+                    Payload::Finished => 0,
+                    Payload::Partial => 1,
+                    Payload::Masked => 2,
+                });
                 w.count(m.from);
                 w.count(m.channels.len());
                 for (q, v) in &m.channels {
                     w.count(*q);
                     w.f32s(v);
+                }
+                if m.payload == Payload::Masked {
+                    w.count(m.ring.len());
+                    for (q, v) in &m.ring {
+                        w.count(*q);
+                        w.words(v);
+                    }
                 }
                 write_trace(&mut w, &m.trace);
             }
@@ -243,6 +258,7 @@ impl Envelope {
                 let payload = match r.u8()? {
                     0 => Payload::Finished,
                     1 => Payload::Partial,
+                    2 => Payload::Masked,
                     b => return Err(r.error(format!("payload kind {b}"))),
                 };
                 let from = r.index()?;
@@ -253,6 +269,15 @@ impl Envelope {
                     let q = r.index()?;
                     channels.push((q, r.f32s()?));
                 }
+                let mut ring = Vec::new();
+                if payload == Payload::Masked {
+                    let n = r.count(8)?;
+                    ring.reserve(n);
+                    for _ in 0..n {
+                        let q = r.index()?;
+                        ring.push((q, r.words()?));
+                    }
+                }
                 let trace = read_trace(&mut r)?;
                 Envelope::Deliver {
                     epoch,
@@ -262,6 +287,7 @@ impl Envelope {
                         payload,
                         from,
                         channels,
+                        ring,
                         trace,
                     },
                 }
@@ -312,6 +338,7 @@ mod tests {
             payload: Payload::Partial,
             from: 3,
             channels: vec![(0, vec![1.5, -2.0]), (5, vec![])],
+            ring: Vec::new(),
             trace: vec![record.clone()],
         };
         for e in [
@@ -359,5 +386,23 @@ mod tests {
             .is_err()
         );
         assert!(Envelope::decode(&[2, b'{']).is_err());
+    }
+
+    #[test]
+    fn masked_partial_sums_round_trip_and_stay_apart_from_plain_values() {
+        let m = Message {
+            request: 3,
+            stage: 1,
+            payload: Payload::Masked,
+            from: 2,
+            channels: Vec::new(),
+            ring: vec![(4, vec![u64::MAX, 0, 1 << 63]), (9, vec![])],
+            trace: Vec::new(),
+        };
+        let e = Envelope::Deliver { epoch: 5, msg: m };
+        let bytes = e.encode();
+        assert_eq!(Envelope::decode(&bytes).expect("decodes"), e);
+        // A truncated ring section is refused.
+        assert!(Envelope::decode(&bytes[..bytes.len() - 9]).is_err());
     }
 }

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use tonic::{Request, Response, Status};
 use veil_model::Model;
 use veil_net::cluster::{
-    Coordinator, CoordinatorConfig, NodeConfig, Outcome, PlanEvent, infer_on, run_node,
+    Coordinator, CoordinatorConfig, NodeConfig, Outcome, PartialSums, PlanEvent, infer_on, run_node,
 };
 use veil_net::grpc::service::veil_server::{Veil, VeilServer};
 use veil_net::grpc::{Frame, client, server_tls};
@@ -51,6 +51,11 @@ struct Fleet {
 /// Keys for the coordinator, client, cam0 and h0..h6 (h6 never starts), a rogue CA's keys for
 /// the same names, and a coordinator planning lenet5 (random weights) for six helpers.
 fn fleet(helpers: usize) -> Fleet {
+    fleet_with(helpers, PartialSums::default())
+}
+
+/// [`fleet`] with partial sums travelling as `partial_sums` says.
+fn fleet_with(helpers: usize, partial_sums: PartialSums) -> Fleet {
     let dir = tempfile::tempdir().expect("tmp");
     let keys = dir.path().join("keys");
     let rogue = dir.path().join("rogue");
@@ -70,7 +75,8 @@ fn fleet(helpers: usize) -> Fleet {
         .filter(|n| **n != "client")
         .map(|n| n.to_string())
         .collect();
-    let cfg = CoordinatorConfig::new(coordinator, &keys, helpers);
+    let mut cfg = CoordinatorConfig::new(coordinator, &keys, helpers);
+    cfg.partial_sums = partial_sums;
     let log = plans.clone();
     std::thread::spawn(move || {
         runtime().block_on(async move {
@@ -132,9 +138,23 @@ async fn planned(f: &Fleet, epoch: u64) -> PlanEvent {
     );
 }
 
+/// Plain partial sums: the bytes every request's trace accounts for are exactly the bytes the
+/// cost model predicts.
 #[test]
 fn a_tls_cluster_runs_lenet5_like_one_process_and_traces_it() {
-    let f = fleet(6);
+    cluster_run(PartialSums::Plain);
+}
+
+/// Masked partial sums (the default): the same answers within the fixed-point bound, and the
+/// partial-sum links carry 8-byte ring elements instead of 4-byte floats.
+#[test]
+fn a_tls_cluster_with_masked_partial_sums_gives_the_same_answers() {
+    cluster_run(PartialSums::Masked);
+}
+
+fn cluster_run(partial_sums: PartialSums) {
+    let masked = partial_sums == PartialSums::Masked;
+    let f = fleet_with(6, partial_sums);
     let rt = runtime();
     start_node(&rt, &f.keys, "cam0", "source", f.coordinator);
     for i in 0..6 {
@@ -166,17 +186,23 @@ fn a_tls_cluster_runs_lenet5_like_one_process_and_traces_it() {
                 panic!("request {r} rejected");
             };
             assert_eq!(attempts, 1);
+            // Masked: conv2's sums are exact to 2^-17 per holder, grown by fc1..fc3.
+            let tolerance = if masked { 1e-3 } else { 1e-4 };
             for (g, w) in logits.iter().zip(&want[r * 10..(r + 1) * 10]) {
-                assert!((g - w).abs() < 1e-4, "request {r}: {g} vs {w}");
+                assert!((g - w).abs() < tolerance, "request {r}: {g} vs {w}");
             }
             // Every stage's record reached the source, and the bytes the devices sent are
             // the bytes the cost model counts for this placement.
             let sent: u64 = trace.iter().map(|t| t.sent_bytes).sum();
-            assert_eq!(
-                sent as f64,
-                plan.shared_bytes_planned.expect("bytes"),
-                "{trace:?}"
-            );
+            let planned = plan.shared_bytes_planned.expect("bytes");
+            if masked {
+                assert!(
+                    sent as f64 > planned && (sent as f64) < 2.0 * planned,
+                    "{trace:?}"
+                );
+            } else {
+                assert_eq!(sent as f64, planned, "{trace:?}");
+            }
             assert!(trace.iter().any(|t| t.stage == 4));
             assert!(trace.iter().filter(|t| t.stage == 0).count() >= 1);
         }
@@ -190,10 +216,12 @@ fn a_tls_cluster_runs_lenet5_like_one_process_and_traces_it() {
             .flat_map(|s| &s.links)
             .map(|l| l.value_bytes)
             .sum();
-        assert_eq!(
-            links as f64,
-            8.0 * plan.shared_bytes_planned.expect("bytes")
-        );
+        if !masked {
+            assert_eq!(
+                links as f64,
+                8.0 * plan.shared_bytes_planned.expect("bytes")
+            );
+        }
         assert!(stats.iter().all(|s| s.refused == 0 && s.live_requests == 0));
     });
 }
@@ -298,6 +326,7 @@ fn parties_without_the_fleets_certificate_cannot_register_receive_weights_or_inj
                 payload: Payload::Finished,
                 from,
                 channels: vec![(0, vec![0.0; 84])],
+                ring: Vec::new(),
                 trace: Vec::new(),
             },
         };
@@ -345,6 +374,7 @@ fn parties_without_the_fleets_certificate_cannot_register_receive_weights_or_inj
                 payload: Payload::Finished,
                 from: h0,
                 channels: vec![(0, vec![0.0; 84])],
+                ring: Vec::new(),
                 trace: Vec::new(),
             },
         };

@@ -8,14 +8,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use veil_model::Model;
 use veil_net::deploy::Deployment;
-use veil_net::node::{Message, Node};
+use veil_net::node::{Message, Node, Payload};
 
-/// Runs requests through `nodes`; returns logits per request and the bytes sent between
-/// different devices.
+/// Runs requests through `nodes`, showing every message and its destination to `observe`;
+/// returns logits per request and the bytes sent between different devices.
 fn run(
     nodes: &mut HashMap<usize, Node>,
     source: usize,
     inputs: &[Vec<f32>],
+    observe: &mut dyn FnMut(usize, &Message),
 ) -> (Vec<Vec<f32>>, usize) {
     let mut queue: VecDeque<(usize, Message)> = VecDeque::new();
     let mut results = vec![Vec::new(); inputs.len()];
@@ -31,6 +32,7 @@ fn run(
         queue.extend(out);
     }
     while let Some((to, msg)) = queue.pop_front() {
+        observe(to, &msg);
         if to != msg.from {
             bytes += msg.value_bytes();
         }
@@ -107,7 +109,7 @@ fn random_placements_of_lenet5_match_single_process_inference() {
                 .map_or(0, |s| s.weight.len());
             assert_eq!(conv2_weights, held * 16 * 25, "trial {trial} device {d}");
         }
-        let (got, bytes) = run(&mut nodes, 0, &inputs);
+        let (got, bytes) = run(&mut nodes, 0, &inputs, &mut |_, _| {});
         for (r, logits) in got.iter().enumerate() {
             assert_eq!(logits.len(), 10, "trial {trial} request {r}");
             for (g, w) in logits.iter().zip(&want[r * 10..(r + 1) * 10]) {
@@ -143,6 +145,7 @@ fn bad_messages_are_errors() {
         payload: veil_net::node::Payload::Finished,
         from: 0,
         channels,
+        ring: Vec::new(),
         trace: Vec::new(),
     };
     assert!(helper.handle(msg(9, vec![])).is_err());
@@ -166,6 +169,7 @@ fn bad_messages_are_errors() {
         payload,
         from,
         channels,
+        ring: Vec::new(),
         trace: Vec::new(),
     };
     use veil_net::node::Payload;
@@ -240,7 +244,7 @@ fn the_planner_s_greedy_placement_runs_and_matches() {
             .expect("forward")
             .into_values()
             .expect("values");
-        let (got, _) = run(&mut nodes, report.source, &inputs);
+        let (got, _) = run(&mut nodes, report.source, &inputs, &mut |_, _| {});
         for (r, logits) in got.iter().enumerate() {
             for (g, w) in logits.iter().zip(&want[r * 10..(r + 1) * 10]) {
                 assert!(
@@ -271,6 +275,7 @@ fn an_assignment_that_breaks_the_deployment_invariants_is_refused_when_decoded()
             stages: Vec::new(),
         },
         peers: peers.clone(),
+        mask: None,
     };
     let decode = |a: Assignment| Envelope::decode(&Envelope::Assign(Box::new(a)).encode());
     assert!(
@@ -296,4 +301,135 @@ fn an_assignment_that_breaks_the_deployment_invariants_is_refused_when_decoded()
         let err = decode(assignment(bad)).expect_err(what);
         assert!(err.to_string().contains("assignment"), "{what}: {err}");
     }
+}
+
+/// Nodes of `dep` with `params`, their partial sums masked with keys dealt from `seed` when
+/// `masked`.
+fn nodes_of(
+    dep: &Deployment,
+    params: &[(Vec<f32>, Vec<f32>)],
+    devices: usize,
+    masked: bool,
+    seed: u64,
+) -> HashMap<usize, Node> {
+    let ids: Vec<usize> = (0..devices).collect();
+    let mut keys = veil_net::mask::deal(&ids, &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+    ids.iter()
+        .map(|&d| {
+            let mut n = Node::new(dep.clone(), dep.work_of(d, params));
+            if masked {
+                n.mask_partial_sums(keys.remove(&d).expect("keys"))
+                    .expect("masks");
+            }
+            (d, n)
+        })
+        .collect()
+}
+
+/// Masked partial sums give the plain logits within the fixed-point bound: each reduced
+/// element is off by at most `holders * 2^-17`, ReLU and max pooling do not grow it, and each
+/// later dense layer grows it by at most its largest row sum of absolute weights.
+#[test]
+fn masked_partial_sums_match_plain_within_the_fixed_point_bound() {
+    let spec = veil_spec::zoo::lenet5();
+    let model = Model::init(spec.clone(), 3).expect("model");
+    let params = model.compute_layer_params().expect("parameters");
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let inputs: Vec<Vec<f32>> = (0..6)
+        .map(|_| (0..784).map(|_| rng.random_range(0.0..1.0)).collect())
+        .collect();
+    let row_sum = |(w, b): &(Vec<f32>, Vec<f32>)| {
+        w.chunks(w.len() / b.len())
+            .map(|row| row.iter().map(|x| x.abs()).sum::<f32>())
+            .fold(0.0f32, f32::max)
+    };
+    for trial in 0..6 {
+        let conv2: Vec<usize> = (0..6).map(|_| 1 + rng.random_range(0..4)).collect();
+        let holders = {
+            let mut h = conv2.clone();
+            h.sort_unstable();
+            h.dedup();
+            h.len()
+        };
+        let owners = vec![vec![0], conv2, vec![1 + trial % 4], vec![1], vec![0]];
+        let dep = Deployment::new(&spec, &owners, 0).expect("deploy");
+        let (plain, plain_bytes) = run(
+            &mut nodes_of(&dep, &params, 5, false, 0),
+            0,
+            &inputs,
+            &mut |_, _| {},
+        );
+        let mut masked_seen = 0;
+        let (masked, masked_bytes) = run(
+            &mut nodes_of(&dep, &params, 5, true, trial as u64),
+            0,
+            &inputs,
+            &mut |_, m| masked_seen += usize::from(m.payload == Payload::Masked),
+        );
+        let bound = (holders as f32 * veil_net::mask::rounding_bound())
+            * row_sum(&params[2])
+            * row_sum(&params[3])
+            * row_sum(&params[4])
+            + 1e-4;
+        for (r, (p, m)) in plain.iter().zip(&masked).enumerate() {
+            for (a, b) in p.iter().zip(m) {
+                assert!(
+                    (a - b).abs() <= bound,
+                    "trial {trial} request {r}: {a} vs {b} (bound {bound})"
+                );
+            }
+        }
+        if holders > 1 {
+            assert!(masked_seen > 0, "trial {trial}: no masked message");
+            // Ring elements are 8 bytes, plain values 4: partial-sum links cost twice as much.
+            assert!(masked_bytes > plain_bytes, "trial {trial}");
+        }
+    }
+}
+
+/// What the finisher of a map sees of one other device's masked partial sum does not depend on
+/// the input: over 400 requests, every bit of the observed element is 1 about half the time
+/// for an all-zero and for an all-one image alike (within 6 standard deviations). In plain mode
+/// the same observation is the partial sum itself and tells the two images apart.
+#[test]
+fn one_masked_partial_sum_looks_uniform_whatever_the_input() {
+    let spec = veil_spec::zoo::lenet5();
+    let model = Model::init(spec.clone(), 5).expect("model");
+    let params = model.compute_layer_params().expect("parameters");
+    // conv2 held by devices 1, 2, 3; fc1 (which finishes conv2's maps) on device 4.
+    let owners = vec![vec![0], vec![1, 1, 2, 2, 3, 3], vec![4], vec![4], vec![0]];
+    let dep = Deployment::new(&spec, &owners, 0).expect("deploy");
+    let requests = 400;
+    let observe = |masked: bool, pixel: f32| {
+        let inputs = vec![vec![pixel; 784]; requests];
+        let mut seen: Vec<u64> = Vec::new();
+        let mut nodes = nodes_of(&dep, &params, 5, masked, 9);
+        run(&mut nodes, 0, &inputs, &mut |to, m| {
+            if to == 4 && m.from == 1 && m.stage == 1 {
+                match m.payload {
+                    Payload::Masked => seen.push(m.ring[0].1[7]),
+                    _ => seen.push(u64::from(m.channels[0].1[7].to_bits())),
+                }
+            }
+        });
+        assert_eq!(seen.len(), requests);
+        seen
+    };
+    let sigma = (0.25 / requests as f64).sqrt();
+    for pixel in [0.0f32, 1.0] {
+        let seen = observe(true, pixel);
+        for bit in 0..64 {
+            let ones = seen.iter().filter(|&&x| x >> bit & 1 == 1).count() as f64;
+            let share = ones / requests as f64;
+            assert!(
+                (share - 0.5).abs() < 6.0 * sigma,
+                "pixel {pixel} bit {bit}: {share}"
+            );
+        }
+    }
+    let (zeros, ones) = (observe(false, 0.0), observe(false, 1.0));
+    assert!(
+        zeros.iter().all(|x| *x == zeros[0]) && zeros[0] != ones[0],
+        "plain partial sums reveal the input"
+    );
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::bail;
 use veil_net::bench::party_names;
-use veil_net::cluster::{Coordinator, CoordinatorConfig, NodeConfig, NodeRole, run_node};
+use veil_net::cluster::{
+    Coordinator, CoordinatorConfig, NodeConfig, NodeRole, PartialSums, run_node,
+};
 use veil_net::drive::runtime;
 use veil_net::planner::Planner;
 use veil_plan::{Budgets, DeviceClass, Fleet};
@@ -135,6 +137,11 @@ pub struct CoordinatorArgs {
     /// default measured on the reference test bed, see docs/BENCHMARKS.md).
     #[arg(long, default_value_t = veil_net::cluster::coordinator::DEFAULT_HOP_S * 1e3)]
     pub hop_ms: f64,
+    /// How partial sums travel between the devices of a channel-partitioned stage: masked
+    /// (fixed point under zero-sum masks, fresh pair keys every plan; the finisher of a map
+    /// learns only the complete sum) or plain (every contribution visible, for comparison).
+    #[arg(long, value_enum, default_value_t = PartialSums::Masked)]
+    pub partial_sums: PartialSums,
 }
 
 /// Logs of `veil node` and `veil coordinator` (tracing, to stderr; info and above).
@@ -209,6 +216,7 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         bail!("--hop-ms must be a non-negative number, got {}", a.hop_ms);
     }
     cfg.hop_s = a.hop_ms * 1e-3;
+    cfg.partial_sums = a.partial_sums;
     init_logs();
     // One JSON line per plan epoch: `veil net bench` waits for the first.
     Coordinator::serve_fleet(cfg, expected, &planner, |event| {

@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// Nodes emulate their device's compute speed.
     #[arg(long)]
     pub emulate: bool,
+    /// How partial sums travel (the coordinator's `--partial-sums`).
+    #[arg(long, value_enum, default_value_t = veil_net::cluster::PartialSums::Masked)]
+    pub partial_sums: veil_net::cluster::PartialSums,
     /// Write one JSON line per request (outcome, latency, trace) here.
     #[arg(long)]
     pub trace: Option<PathBuf>,
@@ -162,6 +165,7 @@ pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         rate: b.rate,
         attempt_timeout_ms: b.attempt_timeout_ms,
         emulate: b.emulate,
+        partial_sums: b.partial_sums,
         fault,
         trace: b.trace.clone(),
     };

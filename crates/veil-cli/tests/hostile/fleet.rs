@@ -108,6 +108,7 @@ fn seeds() -> Vec<Envelope> {
         payload,
         from: 1,
         channels,
+        ring: Vec::new(),
         trace: Vec::new(),
     };
     vec![

@@ -13,11 +13,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use serde::Serialize;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 use super::{CLIENT, COORDINATOR, call, status};
+
 use crate::NetError;
 use crate::grpc::service::veil_server::{Veil, VeilServer};
 use crate::grpc::{Frame, caller_name, client};
@@ -43,6 +45,31 @@ pub struct CoordinatorConfig {
     /// Fixed cost of one message hop that the paper's cost model leaves out (TLS, HTTP/2,
     /// decoding, scheduling), used for [`PlanEvent::latency_s_calibrated`].
     pub hop_s: f64,
+    /// How partial sums travel between the devices of a channel-partitioned stage.
+    pub partial_sums: PartialSums,
+}
+
+/// How partial sums travel ([`crate::mask`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum PartialSums {
+    /// Fixed point in `Z_2^64` under zero-sum masks: a map's finisher learns only the
+    /// complete sum. Fresh pair keys every plan epoch.
+    #[default]
+    Masked,
+    /// Plain `f32` partial sums: the finisher sees every device's contribution (the
+    /// paper's protocol, kept for comparison).
+    Plain,
+}
+
+impl PartialSums {
+    /// The name on the command line (`--partial-sums`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PartialSums::Masked => "masked",
+            PartialSums::Plain => "plain",
+        }
+    }
 }
 
 impl CoordinatorConfig {
@@ -56,6 +83,7 @@ impl CoordinatorConfig {
             heartbeat: Duration::from_millis(250),
             dead_after: Duration::from_secs(1),
             hop_s: DEFAULT_HOP_S,
+            partial_sums: PartialSums::default(),
         }
     }
 }
@@ -379,6 +407,15 @@ impl Coordinator {
                     .iter()
                     .map(|(d, r)| (*d, r.name.clone(), r.addr.clone()))
                     .collect();
+                let mut keys = match self.cfg.partial_sums {
+                    PartialSums::Masked => {
+                        let devices: Vec<usize> = nodes.iter().map(|(d, _)| *d).collect();
+                        // Fresh keys from the OS CSPRNG for every epoch.
+                        let mut rng = rand::rngs::StdRng::from_os_rng();
+                        crate::mask::deal(&devices, &mut rng)
+                    }
+                    PartialSums::Plain => Default::default(),
+                };
                 for (d, r) in &nodes {
                     let a = Assignment {
                         epoch,
@@ -386,6 +423,7 @@ impl Coordinator {
                         deployment: deployment.clone(),
                         work: deployment.work_of(*d, planner.params()),
                         peers: peers.clone(),
+                        mask: keys.remove(d),
                     };
                     if let Err(e) = self.send(r, &Envelope::Assign(Box::new(a))).await {
                         tracing::warn!(name = %r.name, error = %e, "assignment failed: re-planning");

@@ -457,6 +457,9 @@ impl NodeService {
             .chain(std::iter::once(CLIENT.to_string()))
             .collect();
         let mut node = Node::new(a.deployment, a.work);
+        if let Some(keys) = a.mask {
+            node.mask_partial_sums(keys).map_err(status)?;
+        }
         if self.cfg.emulate_device {
             node.emulate_speed(self.cfg.class.macs_per_s);
         }

@@ -30,7 +30,7 @@ use crate::grpc::service::veil_client::VeilClient;
 use crate::node::TraceRecord;
 use crate::wire::Envelope;
 
-pub use coordinator::{Coordinator, CoordinatorConfig, PlanEvent, Registered};
+pub use coordinator::{Coordinator, CoordinatorConfig, PartialSums, PlanEvent, Registered};
 pub use member::{NodeConfig, run_node};
 
 /// The coordinator's party name.
