@@ -59,6 +59,8 @@ pub struct FleetBench {
     pub emulate: bool,
     /// How partial sums travel.
     pub partial_sums: crate::cluster::PartialSums,
+    /// The coordinator's privacy profile file, when not the built-in one.
+    pub profile: Option<PathBuf>,
     /// A helper (`h<i>`) to fault, how, and after how many requests.
     pub fault: Option<(String, FaultKind, usize)>,
     /// Write one JSON line per request (outcome, latency, trace) here.
@@ -112,6 +114,11 @@ impl FleetBench {
                 self.partial_sums.name(),
             ]),
         )];
+        if let Some(p) = &self.profile {
+            members[0]
+                .1
+                .extend(s(&["--profile", &p.display().to_string()]));
+        }
         let mut nodes: Vec<(String, &str)> = vec![("cam0".into(), "source")];
         nodes.extend((0..self.helpers).map(|i| (format!("h{i}"), "helper")));
         for (name, role) in nodes {

@@ -24,12 +24,14 @@ pub struct Planner {
 
 impl Planner {
     /// A planner for `spec` whose parameters come from the weight file at `weights` (read
-    /// without burn: the coordinator only slices parameters), which must hold `spec`.
+    /// without burn: the coordinator only slices parameters), which must hold `spec`; the
+    /// privacy profile is `profile` when given (a `veil profile` JSON), else the built-in one.
     pub fn from_weight_file(
         spec: ModelSpec,
         weights: &std::path::Path,
         tau: f64,
         budgets: Budgets,
+        profile: Option<veil_plan::privacy::Profile>,
     ) -> Result<Self, NetError> {
         let (file_spec, tensors) = veil_spec::weights::read_file(weights)?;
         if file_spec.name != spec.name {
@@ -41,7 +43,10 @@ impl Planner {
             )));
         }
         let params = veil_spec::weights::compute_layer_params(&file_spec, &tensors)?;
-        Self::new(spec, tau, budgets, params)
+        match profile {
+            Some(profile) => Self::with_profile(spec, &profile, tau, budgets, params),
+            None => Self::new(spec, tau, budgets, params),
+        }
     }
 
     /// A planner for `spec` at tolerated SSIM `tau` (the model's built-in privacy profile),
@@ -54,9 +59,23 @@ impl Planner {
         params: Vec<(Vec<f32>, Vec<f32>)>,
     ) -> Result<Self, NetError> {
         let profile = veil_plan::privacy::builtin(&spec.name).ok_or_else(|| {
-            NetError::Deploy(format!("no built-in privacy profile for {}", spec.name))
+            NetError::Deploy(format!(
+                "no built-in privacy profile for {}: give a `veil profile` JSON (--profile)",
+                spec.name
+            ))
         })?;
-        let plan = ModelPlan::new(&spec, &profile, tau).map_err(|source| NetError::Plan {
+        Self::with_profile(spec, &profile, tau, budgets, params)
+    }
+
+    /// [`Planner::new`] with the privacy profile `profile`.
+    pub fn with_profile(
+        spec: ModelSpec,
+        profile: &veil_plan::privacy::Profile,
+        tau: f64,
+        budgets: Budgets,
+        params: Vec<(Vec<f32>, Vec<f32>)>,
+    ) -> Result<Self, NetError> {
+        let plan = ModelPlan::new(&spec, profile, tau).map_err(|source| NetError::Plan {
             model: spec.name.clone(),
             source,
         })?;

@@ -433,3 +433,26 @@ fn one_masked_partial_sum_looks_uniform_whatever_the_input() {
         "plain partial sums reveal the input"
     );
 }
+
+/// The coordinator's planner takes a `veil profile` JSON (`--profile`) and says so when a
+/// model has no built-in profile.
+#[test]
+fn a_planner_takes_a_measured_profile_and_names_the_flag_when_none_is_built_in() {
+    use veil_net::planner::Planner;
+    use veil_plan::Budgets;
+    let gtsrb = veil_spec::zoo::model("gtsrb_cnn").expect("zoo");
+    let err = Planner::new(gtsrb, 0.8, Budgets::default(), Vec::new())
+        .err()
+        .expect("no built-in profile");
+    assert!(err.to_string().contains("--profile"), "{err}");
+    let profile = veil_plan::privacy::Profile::from_json_str(include_str!(
+        "../../../docs/results/profile-lenet5-mnist.json"
+    ))
+    .expect("profile");
+    let spec = veil_spec::zoo::lenet5();
+    let params = Model::init(spec.clone(), 1)
+        .expect("model")
+        .compute_layer_params()
+        .expect("parameters");
+    assert!(Planner::with_profile(spec, &profile, 0.8, Budgets::default(), params).is_ok());
+}

@@ -142,6 +142,9 @@ pub struct CoordinatorArgs {
     /// learns only the complete sum) or plain (every contribution visible, for comparison).
     #[arg(long, value_enum, default_value_t = PartialSums::Masked)]
     pub partial_sums: PartialSums,
+    /// Privacy profile (`veil profile` JSON) for models without a built-in one.
+    #[arg(long, value_name = "JSON")]
+    pub profile: Option<std::path::PathBuf>,
 }
 
 /// Logs of `veil node` and `veil coordinator` (tracing, to stderr; info and above).
@@ -207,7 +210,11 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         None => (a.helpers, Budgets::default()),
     };
     let spec = super::resolve_spec(&a.model)?;
-    let planner = Planner::from_weight_file(spec, &a.weights, a.tau, budgets)?;
+    let profile = match &a.profile {
+        Some(p) => Some(veil_plan::experiment::read_profile(p)?),
+        None => None,
+    };
+    let planner = Planner::from_weight_file(spec, &a.weights, a.tau, budgets, profile)?;
     let mut cfg = CoordinatorConfig::new(a.listen, &a.keys, expected);
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);

@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// Nodes emulate their device's compute speed.
     #[arg(long)]
     pub emulate: bool,
+    /// Privacy profile for the coordinator (`veil profile` JSON; models without a built-in one).
+    #[arg(long, value_name = "JSON")]
+    pub profile: Option<std::path::PathBuf>,
     /// How partial sums travel (the coordinator's `--partial-sums`).
     #[arg(long, value_enum, default_value_t = veil_net::cluster::PartialSums::Masked)]
     pub partial_sums: veil_net::cluster::PartialSums,
@@ -166,6 +169,7 @@ pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         attempt_timeout_ms: b.attempt_timeout_ms,
         emulate: b.emulate,
         partial_sums: b.partial_sums,
+        profile: b.profile.clone(),
         fault,
         trace: b.trace.clone(),
     };
