@@ -8,17 +8,19 @@
 # Usage: scripts/testbed.sh [--netns] [--helpers N] [--stm32 K] [--emulate]
 #          [--rate R] [--requests N | --duration S] [--sample-s S]
 #          [--weights FILE] [--tau T] [--out DIR] [--veil BIN] [--delay-ms D]
+#          [--partial-sums masked|plain]
 #   --netns     one namespace per node on a bridge, tc tbf shaping (needs root, iproute2)
 #   --stm32 K   the last K helpers are stm32h7 (7.2 Mb/s); the others rpi3 (72.2 Mb/s)
 #   --emulate   nodes compute at their device class's speed (multiplications / e)
 #   --delay-ms  one-way netem delay added on every shaped link (default 0)
+#   --partial-sums  how partial sums travel (the coordinator's flag; default masked)
 # Outputs in --out (default runs/testbed): coordinator.out (one JSON line per plan),
 # load.json (the report), trace.jsonl (one line per request), samples.csv, *.log.
 set -euo pipefail
 
 helpers=6 stm32=0 netns=0 emulate=0 rate=10 requests=200 duration="" sample_s=0
 weights=runs/lenet5-mnist/model.safetensors tau=0.8 out=runs/testbed veil=target/release/veil
-delay_ms=0
+delay_ms=0 partial_sums=masked
 while [ $# -gt 0 ]; do
   case "$1" in
     --netns) netns=1 ;;
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --veil) veil=$2; shift ;;
     --delay-ms) delay_ms=$2; shift ;;
+    --partial-sums) partial_sums=$2; shift ;;
     *) echo "testbed: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -106,7 +109,7 @@ else
 fi
 
 run_in coordinator "$veil" coordinator --listen "${addr[coordinator]}" --weights "$weights" \
-  --tau "$tau" --helpers "$helpers" --keys "$keys" >"$out/coordinator.out" 2>"$out/coordinator.log" &
+  --tau "$tau" --helpers "$helpers" --keys "$keys" --partial-sums "$partial_sums" >"$out/coordinator.out" 2>"$out/coordinator.log" &
 pids+=($!)
 node_flags=()
 ((emulate)) && node_flags+=(--emulate)
