@@ -264,4 +264,7 @@ pub enum Refusal {
     /// The party already has its link; the first connection of each party stays.
     #[error("a second connection of {0}")]
     SecondConnection(String),
+    /// This many handshakes were already running; the connection was closed at once.
+    #[error("{0} handshakes already in progress")]
+    Busy(usize),
 }

@@ -306,17 +306,18 @@ pub fn listen(rt: &Arc<Runtime>, addr: SocketAddr) -> Result<TcpListener, MpcErr
         .map_err(|e| transport_err("-", format!("listening on {addr}"), e))
 }
 
-/// The longest an incoming connection may take to finish its TLS handshake before it is
-/// dropped. Handshakes run concurrently, so a slow or idle peer holds up no one else.
-pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+pub use veil_tls::accept::HANDSHAKE_DEADLINE;
+use veil_tls::accept::{ACCEPT_BACKOFF, MAX_PENDING_HANDSHAKES, accept_error_is_per_connection};
 
 /// Accepts one connection of each party in `wanted` (checked by certificate) and returns them
 /// in the order of `wanted`. Every TCP connection handshakes in its own task with deadline
 /// `handshake`, so an idle, slow or garbage-sending connection delays no valid party. A refused
 /// connection (failed or late handshake, no certificate, another party's certificate) and a
 /// second connection of a party already linked are handed to `refused` and do not end the
-/// wait. Errors: TLS set-up, a failing listener, or no new link within `timeout` (counted from
-/// the start and again from each link established).
+/// wait. At most [`MAX_PENDING_HANDSHAKES`] handshakes run at once (a connection beyond them
+/// is closed at once and reported), and an `accept` error never ends the wait (it backs off
+/// and retries). Errors: TLS set-up, or no new link within `timeout` (counted from the start
+/// and again from each link established).
 pub fn accept_parties(
     rt: &Arc<Runtime>,
     listener: &TcpListener,
@@ -335,12 +336,22 @@ pub fn accept_parties(
         while links.iter().any(Option::is_none) {
             tokio::select! {
                 incoming = listener.accept() => match incoming {
+                    Ok((_, from)) if pending.len() >= MAX_PENDING_HANDSHAKES => {
+                        refused(&MpcError::Refused {
+                            peer: from.to_string(),
+                            reason: Refusal::Busy(MAX_PENDING_HANDSHAKES),
+                            source: None,
+                        });
+                    }
                     Ok((tcp, from)) => {
                         let (acceptor, names) = (acceptor.clone(), names.clone());
                         pending.spawn(handshake_with(acceptor, tcp, from, names, handshake));
                     }
-                    Err(e) if transient(&e) => continue,
-                    Err(e) => return Err(transport_err("-", "accepting", e)),
+                    Err(e) if accept_error_is_per_connection(&e) => continue,
+                    Err(e) => {
+                        refused(&transport_err("-", "accepting (retrying)", e));
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
                 },
                 Some(done) = pending.join_next(), if !pending.is_empty() => match done {
                     Ok(Ok((party, from, tls))) => {
@@ -381,15 +392,6 @@ pub fn accept_parties(
             }
         })
         .collect())
-}
-
-/// Accept errors that concern one connection, not the listener.
-fn transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | BrokenPipe | Interrupted | WouldBlock | TimedOut
-    )
 }
 
 /// The TLS handshake of one incoming connection from `from`, within `limit`; the index in

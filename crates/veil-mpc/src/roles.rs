@@ -139,7 +139,23 @@ impl ServerLinks {
             peer = Some(connect(&rt, addr, &creds, E1, cfg.timeout)?);
         }
         let handshake = cfg.timeout.min(HANDSHAKE_DEADLINE);
-        let mut log = |e: &MpcError| eprintln!("veil mpc server {name}: {}", with_sources(e));
+        // One line per refusal, at the 1st, 2nd, 4th, ... of each address: a flood cannot
+        // fill the log.
+        let mut counts = veil_tls::accept::RefusalLog::default();
+        let mut log = |e: &MpcError| {
+            let ip = match e {
+                MpcError::Refused { peer, .. } => peer.parse::<SocketAddr>().ok().map(|a| a.ip()),
+                _ => None,
+            };
+            // Errors without a peer (accept failing) are counted together.
+            let key = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            if let Some(n) = counts.count(key) {
+                eprintln!(
+                    "veil mpc server {name}: {} (occurrence {n} from this peer)",
+                    with_sources(e)
+                );
+            }
+        };
         let mut links = accept_parties(
             &rt,
             &listener,

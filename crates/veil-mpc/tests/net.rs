@@ -208,6 +208,9 @@ fn idle_garbage_and_duplicate_connections_do_not_hold_up_valid_parties() {
             let dealer = credentials(&keys, DEALER).expect("dealer keys");
             let first = connect(&crt, addr, &sensor, E1, t).expect("sensor");
             let second = connect(&crt, addr, &sensor, E1, t).expect("second sensor");
+            // Time for the server to finish the second sensor's handshake before the dealer
+            // completes the set (after that, nothing more is accepted).
+            std::thread::sleep(Duration::from_millis(300));
             let d = connect(&crt, addr, &dealer, E1, t).expect("dealer");
             (first, second, d)
         });

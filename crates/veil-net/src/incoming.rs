@@ -1,39 +1,36 @@
 //! Incoming mutual-TLS connections for the runtime's gRPC servers (the coordinator and every
 //! node), accepted by veil rather than by tonic so that a hostile connection costs no one
-//! else anything and leaves a trace:
+//! else anything and leaves a trace. The policy is `veil_tls::accept`'s:
 //! - every TCP connection handshakes in its own task within [`HANDSHAKE_DEADLINE`], so idle,
 //!   slow or garbage-sending connections hold up no valid peer;
-//! - a refused handshake (no certificate, one from another CA, not TLS at all, too slow) is
-//!   logged with the peer's address: the first refusal of each address, then at 2, 4, 8, ...
-//!   refusals, so a flood cannot fill the log ([`RefusalLog`]);
+//! - at most [`MAX_PENDING_HANDSHAKES`] handshakes run at once: a connection beyond them is
+//!   closed at once, so a flood costs bounded memory;
+//! - accepting never stops: an `accept` error that is not about one connection (no file
+//!   descriptor left) backs off and retries, where it used to end the server;
+//! - a refused handshake (no certificate, one from another CA, not TLS at all, too slow, too
+//!   many at once) is logged with the peer's address: the first refusal of each address, then
+//!   at 2, 4, 8, ... refusals;
 //! - the handshaken streams keep their peer certificates for tonic
 //!   (`Request::peer_certs`), from which the services learn the caller's party.
 //!
-//! Key items: [`TlsIncoming`], [`HANDSHAKE_DEADLINE`], [`RefusalLog`].
+//! Key items: [`TlsIncoming`], [`Incoming`].
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+use veil_tls::accept::{ACCEPT_BACKOFF, RefusalLog, accept_error_is_per_connection};
+pub use veil_tls::accept::{HANDSHAKE_DEADLINE, MAX_PENDING_HANDSHAKES};
 
 use crate::NetError;
 
-/// The longest an incoming connection may take to finish its TLS handshake.
-pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
-
 /// Handshaken connections waiting for the server to take them.
 const QUEUE: usize = 64;
-
-/// Distinct peer addresses [`RefusalLog`] keeps counts for; beyond them every refusal is
-/// counted under one overflow entry.
-const TRACKED_PEERS: usize = 4096;
 
 /// The stream of handshaken connections tonic's `serve_with_incoming` takes.
 pub type Incoming = ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>>;
@@ -79,39 +76,52 @@ impl TlsIncoming {
     }
 
     /// Starts accepting on the current runtime: one task accepts TCP connections and one
-    /// task per connection handshakes it. The stream ends when the listener fails; the tasks
-    /// end when the stream is dropped.
+    /// task per connection handshakes it (at most [`MAX_PENDING_HANDSHAKES`] at once). The
+    /// tasks end when the stream is dropped; accepting never stops before.
     pub fn start(self) -> Incoming {
         let (tx, rx) = mpsc::channel(QUEUE);
         let log = Arc::new(Mutex::new(RefusalLog::default()));
+        let slots = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
         tokio::spawn(async move {
             while !tx.is_closed() {
-                match self.listener.accept().await {
-                    Ok((tcp, from)) => {
-                        let (acceptor, tx, log) = (self.acceptor.clone(), tx.clone(), log.clone());
-                        let party = self.party.clone();
-                        tokio::spawn(async move {
-                            match handshake(acceptor, tcp).await {
-                                Ok(tls) => {
-                                    let _ = tx.send(Ok(tls)).await;
-                                }
-                                Err(reason) => {
-                                    if let Ok(mut log) = log.lock() {
-                                        log.refused(&party, from, &reason);
-                                    }
-                                }
-                            }
-                        });
-                    }
-                    Err(e) if transient(&e) => continue,
+                let (tcp, from) = match self.listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) if accept_error_is_per_connection(&e) => continue,
                     Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
+                        tracing::warn!(server = %self.party, "accepting failed, retrying: {e}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
                     }
-                }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // Closed at once: the handshakes already running are enough.
+                    refused(&log, &self.party, from, "too many handshakes in progress");
+                    continue;
+                };
+                let (acceptor, tx, log) = (self.acceptor.clone(), tx.clone(), log.clone());
+                let party = self.party.clone();
+                tokio::spawn(async move {
+                    let outcome = handshake(acceptor, tcp).await;
+                    drop(slot);
+                    match outcome {
+                        Ok(tls) => {
+                            let _ = tx.send(Ok(tls)).await;
+                        }
+                        Err(reason) => refused(&log, &party, from, &reason),
+                    }
+                });
             }
         });
         ReceiverStream::new(rx)
+    }
+}
+
+/// Counts a refusal by `party`'s server of a connection from `from` and logs it (a warning
+/// naming the peer and the reason) when [`RefusalLog::count`] says so.
+fn refused(log: &Mutex<RefusalLog>, party: &str, from: SocketAddr, reason: &str) {
+    let report = log.lock().ok().and_then(|mut l| l.count(from.ip()));
+    if let Some(n) = report {
+        tracing::warn!(server = %party, peer = %from, refusals = n, "refused a connection: {reason}");
     }
 }
 
@@ -124,73 +134,5 @@ async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream) -> Result<TlsStream<Tc
         Err(_) => Err(format!(
             "TLS handshake not finished within {HANDSHAKE_DEADLINE:?}"
         )),
-    }
-}
-
-/// Accept errors that concern one connection, not the listener.
-fn transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | BrokenPipe | Interrupted | WouldBlock | TimedOut
-    )
-}
-
-/// Counts refusals per peer address and says which ones to log: the first of each address,
-/// then the 2nd, 4th, 8th, ... (with the count so far). At most [`TRACKED_PEERS`] addresses
-/// are tracked; the rest share one count (logged the same way), so memory stays bounded.
-#[derive(Debug, Default)]
-pub struct RefusalLog {
-    counts: HashMap<IpAddr, u64>,
-    overflow: u64,
-}
-
-impl RefusalLog {
-    /// Counts one refusal from `from`; `Some(count)` when this one should be logged.
-    pub fn count(&mut self, from: IpAddr) -> Option<u64> {
-        let n = if let Some(n) = self.counts.get_mut(&from) {
-            *n += 1;
-            *n
-        } else if self.counts.len() < TRACKED_PEERS {
-            self.counts.insert(from, 1);
-            1
-        } else {
-            self.overflow += 1;
-            self.overflow
-        };
-        n.is_power_of_two().then_some(n)
-    }
-
-    /// Counts a refusal by `party`'s server of a connection from `from` and logs it (a
-    /// warning naming the peer and the reason) when [`RefusalLog::count`] says so.
-    pub fn refused(&mut self, party: &str, from: SocketAddr, reason: &str) {
-        if let Some(n) = self.count(from.ip()) {
-            tracing::warn!(server = %party, peer = %from, refusals = n, "refused a connection: {reason}");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_are_logged_at_powers_of_two_per_peer() {
-        let mut log = RefusalLog::default();
-        let a: IpAddr = "10.0.0.1".parse().expect("ip");
-        let b: IpAddr = "10.0.0.2".parse().expect("ip");
-        let logged: Vec<u64> = (0..20).filter_map(|_| log.count(a)).collect();
-        assert_eq!(logged, [1, 2, 4, 8, 16]);
-        assert_eq!(log.count(b), Some(1));
-    }
-
-    #[test]
-    fn the_log_tracks_a_bounded_number_of_peers() {
-        let mut log = RefusalLog::default();
-        for i in 0..(TRACKED_PEERS as u32 + 100) {
-            log.count(IpAddr::from(i.to_be_bytes()));
-        }
-        assert_eq!(log.counts.len(), TRACKED_PEERS);
-        assert_eq!(log.overflow, 100);
     }
 }

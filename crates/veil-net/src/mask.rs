@@ -35,9 +35,13 @@ pub const FRACTION_BITS: u32 = 16;
 /// integer range at 16 fraction bits, so sums of up to 128 holders cannot wrap).
 pub const MAX_MAGNITUDE: f32 = (1u64 << 40) as f32;
 
-/// Most stages and channels the PRF's position can address (`2^12` stages, `2^20` channels).
-const MAX_STAGES: usize = 1 << 12;
-const MAX_CHANNELS: usize = 1 << 20;
+/// Most stages the PRF's position can address.
+pub const MAX_STAGES: usize = 1 << 12;
+/// Most channels per stage the PRF's position can address.
+pub const MAX_CHANNELS: usize = 1 << 20;
+/// Most holders of one stage: 64 values of at most [`MAX_MAGNITUDE`] (`2^56` encoded) sum to
+/// at most `2^62`, so the ring sum never wraps into the sign bit.
+pub const MAX_HOLDERS: usize = 64;
 
 /// The per-element rounding bound of [`encode`]: half a unit of `2^-FRACTION_BITS`.
 pub fn rounding_bound() -> f32 {

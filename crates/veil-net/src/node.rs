@@ -174,8 +174,20 @@ impl Node {
     /// epoch) from now on. Errors when a stage this device holds a segment of has a holder it
     /// shares no key with.
     pub fn mask_partial_sums(&mut self, keys: PairKeys) -> Result<(), NetError> {
+        use crate::mask::{MAX_CHANNELS, MAX_HOLDERS, MAX_STAGES};
+        if self.deployment.stages.len() > MAX_STAGES {
+            return Err(NetError::Deploy(format!(
+                "masking addresses at most {MAX_STAGES} stages"
+            )));
+        }
         for stage in self.deployment.stages.iter().filter(|st| !st.whole()) {
             let holders = stage.devices();
+            if holders.len() > MAX_HOLDERS || stage.channels > MAX_CHANNELS {
+                return Err(NetError::Deploy(format!(
+                    "masking {}: at most {MAX_HOLDERS} holders and {MAX_CHANNELS} channels",
+                    stage.layer
+                )));
+            }
             if holders.contains(&self.device) && !keys.covers(self.device, &holders) {
                 return Err(NetError::Deploy(format!(
                     "no mask key for some holder of {} ({holders:?})",

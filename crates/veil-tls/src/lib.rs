@@ -16,6 +16,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
+
 use std::path::Path;
 use std::sync::Arc;
 

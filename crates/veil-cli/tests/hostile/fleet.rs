@@ -130,6 +130,13 @@ fn seeds() -> Vec<Envelope> {
             epoch: 1,
             msg: msg(Payload::Finished, 0, vec![(2, vec![0.25; 144])]),
         },
+        Envelope::Deliver {
+            epoch: 1,
+            msg: Message {
+                ring: vec![(1, vec![u64::MAX; 64]), (4, vec![7; 64])],
+                ..msg(Payload::Masked, 1, Vec::new())
+            },
+        },
         Envelope::Infer {
             request: 9,
             input: vec![0.5; 784],

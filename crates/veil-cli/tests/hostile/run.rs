@@ -1,7 +1,9 @@
 //! Running one hostile case: the `veil` binary in a fresh directory holding the case's files,
 //! under an address-space cap, with its peak memory (its own `VmHWM`, polled) and wall time
-//! measured, and its outcome judged: a panic, a signal (SIGABRT included), a hang, an exit code other than 0
-//! or 2, a multi-line or missing error message, or memory above the bound is a failure.
+//! measured, and its outcome judged: a panic, a signal (SIGABRT included), a hang, an exit
+//! code other than 0 or 2, an exit 2 whose last line is not a `veil:` error (veil's errors
+//! cannot span lines, `one_line` joins them; progress and log lines may come before), or
+//! memory above the bound is a failure.
 //! Peak memory is the process's own `VmHWM`, polled while it runs (see [`wait_within`]).
 
 use std::os::unix::process::CommandExt;
@@ -24,8 +26,10 @@ pub enum Expect {
 pub type AfterCheck = fn(&Path) -> Result<(), String>;
 
 /// A hostile peer run beside the process: gets the case's directory and the address the
-/// process listens on (its `{port}` argument).
-pub type Client = std::sync::Arc<dyn Fn(&Path, std::net::SocketAddr) + Send + Sync>;
+/// process listens on (its `{port}` argument); `Err` when it could not do its part (the case
+/// then fails: a case whose hostile bytes never arrived tested nothing).
+pub type Client =
+    std::sync::Arc<dyn Fn(&Path, std::net::SocketAddr) -> Result<(), String> + Send + Sync>;
 
 /// One hostile case for the binary.
 pub struct Case {
@@ -45,6 +49,11 @@ pub struct Case {
     pub after: Option<AfterCheck>,
     /// A peer to run against the process; `{port}` in the arguments becomes a free port.
     pub client: Option<Client>,
+    /// Text an exit 2 must mention (e.g. the misbehaving peer), so that an unrelated failure
+    /// (a timeout, a port taken) cannot pass for the refusal the case is about.
+    pub refusal_names: Option<&'static str>,
+    /// A limit on the process's open files (`RLIMIT_NOFILE`), to run a server out of them.
+    pub fd_limit: Option<u64>,
 }
 
 impl Case {
@@ -64,6 +73,8 @@ impl Case {
             expect,
             after: None,
             client: None,
+            refusal_names: None,
+            fd_limit: None,
         }
     }
 
@@ -126,6 +137,7 @@ pub fn run_case(veil: &Path, dir: &Path, case: &Case, limits: Limits) -> Outcome
         return out;
     };
     let cap = limits.address_space;
+    let fds = case.fd_limit;
     let addr = match veil_harness::free_loopback_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -157,8 +169,20 @@ pub fn run_case(veil: &Path, dir: &Path, case: &Case, limits: Limits) -> Outcome
                 rlim_cur: 0,
                 rlim_max: 0,
             };
-            libc::setrlimit(libc::RLIMIT_AS, &as_limit);
-            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            if libc::setrlimit(libc::RLIMIT_AS, &as_limit) != 0
+                || libc::setrlimit(libc::RLIMIT_CORE, &no_core) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(n) = fds {
+                let files = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &files) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
@@ -177,17 +201,23 @@ pub fn run_case(veil: &Path, dir: &Path, case: &Case, limits: Limits) -> Outcome
     let (status, rss) = wait_within(child.id() as libc::pid_t, limits.time);
     // The process's time; the peer may linger on its own timeouts after the process ended.
     out.wall = started.elapsed();
-    if let Some(peer) = peer
-        && peer.join().is_err()
-    {
-        out.failure = Some("the hostile peer panicked".into());
-        return out;
+    if let Some(peer) = peer {
+        let why = match peer.join() {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(format!("the hostile peer could not do its part: {why}")),
+            Err(_) => Some("the hostile peer panicked".to_string()),
+        };
+        if why.is_some() {
+            out.failure = why;
+            return out;
+        }
     }
     out.max_rss = rss;
     let err_text = std::fs::read_to_string(&stderr).unwrap_or_default();
     let out_text = std::fs::read_to_string(&stdout).unwrap_or_default();
     out.failure = judge(status, &err_text, case.expect, rss, limits)
         .and_then(|()| finite_results(status, &out_text))
+        .and_then(|()| names_the_refusal(status, &err_text, case.refusal_names))
         .err()
         .or_else(|| case.after.and_then(|check| check(dir).err()));
     if let Status::Exited(code) = status {
@@ -263,6 +293,9 @@ fn wait_within(pid: libc::pid_t, limit: Duration) -> (Status, u64) {
             return (s, peak);
         }
         if r < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
             return (Status::Lost, peak);
         }
         if let Some(h) = hwm(pid) {
@@ -317,6 +350,21 @@ fn judge(
         ));
     }
     Ok(())
+}
+
+/// An exit 2 of a case about one refusal must name it in its error line.
+fn names_the_refusal(status: Status, stderr: &str, wanted: Option<&str>) -> Result<(), String> {
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    match (status, wanted) {
+        (Status::Exited(2), Some(w)) if !last.contains(w) => {
+            Err(format!("exit 2 for another reason than `{w}`: {last}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A successful run must not report NaN (a NaN SSIM reads as "no leak" wherever results are

@@ -279,7 +279,12 @@ impl Coordinator {
             .timeout(cfg.timeout)
             .add_service(VeilServer::new(svc))
             .serve_with_incoming(incoming);
-        tokio::spawn(server);
+        tokio::spawn(async move {
+            // Accepting never stops on its own (see `incoming`): an end here is a bug to see.
+            if let Err(e) = server.await {
+                tracing::error!("the coordinator's server ended: {e}");
+            }
+        });
         Ok(Coordinator { members, cfg })
     }
 

@@ -440,6 +440,11 @@ impl NodeService {
             parameters = a.work.parameters(),
             "assigned"
         );
+        let mut node = Node::new(a.deployment, a.work);
+        if let Some(keys) = a.mask {
+            // Checked before any state changes: a refused assignment leaves the node as it was.
+            node.mask_partial_sums(keys).map_err(status)?;
+        }
         let mut st = self.lock()?;
         if a.epoch <= st.epoch {
             return Err(Status::failed_precondition(format!(
@@ -456,10 +461,6 @@ impl NodeService {
             .chain(a.peers.iter().map(|(_, n, _)| n.clone()))
             .chain(std::iter::once(CLIENT.to_string()))
             .collect();
-        let mut node = Node::new(a.deployment, a.work);
-        if let Some(keys) = a.mask {
-            node.mask_partial_sums(keys).map_err(status)?;
-        }
         if self.cfg.emulate_device {
             node.emulate_speed(self.cfg.class.macs_per_s);
         }
