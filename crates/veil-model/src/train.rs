@@ -152,14 +152,14 @@ pub struct TrainReport {
     pub images_per_second: f64,
 }
 
-/// Trains `model` on `train`; evaluates on `test` after every epoch when given.
-pub fn train(
-    model: Model,
+/// The datasets fit the model and are not empty, the settings are valid for them, and every
+/// frozen layer exists.
+fn check_training(
+    model: &Model,
     train: &Dataset,
     test: Option<&Dataset>,
     cfg: &TrainConfig,
-    on_step: &mut dyn FnMut(StepInfo),
-) -> Result<(Model, TrainReport), ModelError> {
+) -> Result<(), ModelError> {
     model.check_dataset(train)?;
     if let Some(t) = test {
         model.check_dataset(t)?;
@@ -177,6 +177,18 @@ pub fn train(
             train.name
         )));
     }
+    Ok(())
+}
+
+/// Trains `model` on `train`; evaluates on `test` after every epoch when given.
+pub fn train(
+    model: Model,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    cfg: &TrainConfig,
+    on_step: &mut dyn FnMut(StepInfo),
+) -> Result<(Model, TrainReport), ModelError> {
+    check_training(&model, train, test, cfg)?;
     let device = model.device().clone().autodiff();
     device.seed(cfg.seed);
     let spec = model.spec().clone();

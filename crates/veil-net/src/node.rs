@@ -281,6 +281,30 @@ impl Node {
             return Err(self.bad(r, format!("stage {} of {stages}", msg.stage)));
         }
         let stage = self.deployment.stages[msg.stage].clone();
+        self.check_message(&msg, &stage)?;
+        match msg.payload {
+            Payload::Finished => {
+                if let Some(done) = self.take_finished(&stage, msg)? {
+                    return Ok((Vec::new(), Some(done)));
+                }
+            }
+            Payload::Masked => {
+                let s = msg.stage;
+                self.check_holder(r, &stage, msg.from)?;
+                for (q, sum) in self.take_masked(r, &stage, msg)? {
+                    let v = self.finish(s, q, sum, r)?;
+                    self.state(r)?.inputs.insert((s + 1, q), v);
+                }
+            }
+            Payload::Partial => self.take_partial(&stage, msg)?,
+        }
+        Ok((self.progress(r)?, None))
+    }
+
+    /// The message's mode (plain and masked partial sums never mix: either would corrupt the
+    /// other's sum) and the channel indices and lengths of its values against `stage`.
+    fn check_message(&self, msg: &Message, stage: &Stage) -> Result<(), NetError> {
+        let r = msg.request;
         let masked = msg.payload == Payload::Masked;
         let wrong_mode = match msg.payload {
             Payload::Finished => false,
@@ -320,96 +344,99 @@ impl Node {
                 ));
             }
         }
-        match msg.payload {
-            Payload::Finished => {
-                for (q, _) in &msg.channels {
-                    if self.deployment.consumer(msg.stage, *q) != self.device {
-                        return Err(self.bad(
-                            r,
-                            format!("{} channel {q} is not an input of this device", stage.layer),
-                        ));
-                    }
-                    // Only the device that finishes a map may deliver it finished: another
-                    // enrolled device cannot displace it.
-                    let producer = self.deployment.finisher(msg.stage, *q);
-                    if producer != msg.from {
-                        return Err(self.bad(
-                            r,
-                            format!(
-                                "{} channel {q} finished by device {}, which is not its producer (device {producer})",
-                                stage.layer, msg.from
-                            ),
-                        ));
-                    }
-                }
-                if msg.stage + 1 == stages {
-                    let mut logits = Vec::new();
-                    for (_, v) in msg.channels {
-                        logits.extend(v);
-                    }
-                    let mut trace = self
-                        .requests
-                        .remove(&r)
-                        .map(|st| st.trace)
-                        .unwrap_or_default();
-                    trace.extend(msg.trace);
-                    return Ok((Vec::new(), Some(Completed { logits, trace })));
-                }
-                let st = self.state(r)?;
-                st.trace.extend(msg.trace);
-                for (q, v) in msg.channels {
-                    st.inputs.insert((msg.stage + 1, q), v);
-                }
+        Ok(())
+    }
+
+    /// Finished maps from their producer: the next stage's inputs, or the logits (with the
+    /// request's trace) when they are the last stage's.
+    fn take_finished(
+        &mut self,
+        stage: &Stage,
+        msg: Message,
+    ) -> Result<Option<Completed>, NetError> {
+        let (r, stages) = (msg.request, self.deployment.stages.len());
+        for (q, _) in &msg.channels {
+            if self.deployment.consumer(msg.stage, *q) != self.device {
+                return Err(self.bad(
+                    r,
+                    format!("{} channel {q} is not an input of this device", stage.layer),
+                ));
             }
-            Payload::Masked => {
-                let s = msg.stage;
-                self.check_holder(r, &stage, msg.from)?;
-                for (q, sum) in self.take_masked(r, &stage, msg)? {
-                    let v = self.finish(s, q, sum, r)?;
-                    self.state(r)?.inputs.insert((s + 1, q), v);
-                }
-            }
-            Payload::Partial => {
-                let senders = self.check_holder(r, &stage, msg.from)?;
-                let mut finished = Vec::new();
-                self.state(r)?.trace.extend(msg.trace);
-                for (q, v) in msg.channels {
-                    if self.deployment.finisher(msg.stage, q) != self.device {
-                        return Err(self.bad(
-                            r,
-                            format!("{} channel {q} is not finished here", stage.layer),
-                        ));
-                    }
-                    let st = self.state(r)?;
-                    let entry = st
-                        .partials
-                        .entry((msg.stage, q))
-                        .or_insert_with(|| (HashSet::new(), vec![0.0; v.len()]));
-                    if !entry.0.insert(msg.from) {
-                        return Err(self.bad(
-                            r,
-                            format!(
-                                "second partial sum of {} channel {q} from {}",
-                                stage.layer, msg.from
-                            ),
-                        ));
-                    }
-                    for (a, b) in entry.1.iter_mut().zip(&v) {
-                        *a += b;
-                    }
-                    if entry.0.len() == senders {
-                        let (_, sum) = st.partials.remove(&(msg.stage, q)).unwrap_or_default();
-                        finished.push((q, sum));
-                    }
-                }
-                for (q, sum) in finished {
-                    let v = self.finish(msg.stage, q, sum, r)?;
-                    let st = self.state(r)?;
-                    st.inputs.insert((msg.stage + 1, q), v);
-                }
+            // Only the device that finishes a map may deliver it finished: another
+            // enrolled device cannot displace it.
+            let producer = self.deployment.finisher(msg.stage, *q);
+            if producer != msg.from {
+                return Err(self.bad(
+                    r,
+                    format!(
+                        "{} channel {q} finished by device {}, which is not its producer (device {producer})",
+                        stage.layer, msg.from
+                    ),
+                ));
             }
         }
-        Ok((self.progress(r)?, None))
+        if msg.stage + 1 == stages {
+            let mut logits = Vec::new();
+            for (_, v) in msg.channels {
+                logits.extend(v);
+            }
+            let mut trace = self
+                .requests
+                .remove(&r)
+                .map(|st| st.trace)
+                .unwrap_or_default();
+            trace.extend(msg.trace);
+            return Ok(Some(Completed { logits, trace }));
+        }
+        let st = self.state(r)?;
+        st.trace.extend(msg.trace);
+        for (q, v) in msg.channels {
+            st.inputs.insert((msg.stage + 1, q), v);
+        }
+        Ok(None)
+    }
+
+    /// Plain partial sums from a holder of the stage, added up; complete sums finished.
+    fn take_partial(&mut self, stage: &Stage, msg: Message) -> Result<(), NetError> {
+        let r = msg.request;
+        let senders = self.check_holder(r, stage, msg.from)?;
+        let mut finished = Vec::new();
+        self.state(r)?.trace.extend(msg.trace);
+        for (q, v) in msg.channels {
+            if self.deployment.finisher(msg.stage, q) != self.device {
+                return Err(self.bad(
+                    r,
+                    format!("{} channel {q} is not finished here", stage.layer),
+                ));
+            }
+            let st = self.state(r)?;
+            let entry = st
+                .partials
+                .entry((msg.stage, q))
+                .or_insert_with(|| (HashSet::new(), vec![0.0; v.len()]));
+            if !entry.0.insert(msg.from) {
+                return Err(self.bad(
+                    r,
+                    format!(
+                        "second partial sum of {} channel {q} from {}",
+                        stage.layer, msg.from
+                    ),
+                ));
+            }
+            for (a, b) in entry.1.iter_mut().zip(&v) {
+                *a += b;
+            }
+            if entry.0.len() == senders {
+                let (_, sum) = st.partials.remove(&(msg.stage, q)).unwrap_or_default();
+                finished.push((q, sum));
+            }
+        }
+        for (q, sum) in finished {
+            let v = self.finish(msg.stage, q, sum, r)?;
+            let st = self.state(r)?;
+            st.inputs.insert((msg.stage + 1, q), v);
+        }
+        Ok(())
     }
 
     /// Partial sums count only from the devices that hold segments of a stage: any other
@@ -685,56 +712,59 @@ struct Taken {
 /// (finished channels when the stage is `whole`, partial sums otherwise; no trace yet), with
 /// the value bytes and number of the messages that leave the device.
 fn addressed(r: u64, s: usize, whole: bool, device: usize, groups: Routed) -> (Outbox, u64, u64) {
-    let mut out = Outbox::new();
-    let (mut sent_bytes, mut messages) = (0u64, 0u64);
-    for (to, channels) in groups {
-        let m = Message {
-            request: r,
-            stage: s,
-            payload: if whole {
-                Payload::Finished
-            } else {
-                Payload::Partial
-            },
-            from: device,
-            channels,
-            ring: Vec::new(),
-            trace: Vec::new(),
-        };
-        if to != device {
-            sent_bytes += m.value_bytes() as u64;
-            messages += 1;
-        }
-        out.push((to, m));
-    }
-    (out, sent_bytes, messages)
+    let payload = if whole {
+        Payload::Finished
+    } else {
+        Payload::Partial
+    };
+    outbox(
+        device,
+        groups.into_iter().map(|(to, channels)| {
+            let m = message(r, s, device, payload.clone());
+            (to, Message { channels, ..m })
+        }),
+    )
 }
 
-/// One [`Payload::Masked`] message of stage `s` of request `r` from `device` per destination
-/// in `groups`, with the value bytes and number of the messages that leave the device.
+/// [`addressed`] for masked partial sums: one [`Payload::Masked`] message per destination.
 fn addressed_masked(
     r: u64,
     s: usize,
     device: usize,
     groups: crate::mask::MaskedGroups,
 ) -> (Outbox, u64, u64) {
+    outbox(
+        device,
+        groups.into_iter().map(|(to, ring)| {
+            let m = message(r, s, device, Payload::Masked);
+            (to, Message { ring, ..m })
+        }),
+    )
+}
+
+/// An empty message of stage `s` of request `r` from `device`.
+fn message(r: u64, s: usize, device: usize, payload: Payload) -> Message {
+    Message {
+        request: r,
+        stage: s,
+        payload,
+        from: device,
+        channels: Vec::new(),
+        ring: Vec::new(),
+        trace: Vec::new(),
+    }
+}
+
+/// The messages as an outbox, with the value bytes and number of those that leave `device`.
+fn outbox(device: usize, messages: impl Iterator<Item = (usize, Message)>) -> (Outbox, u64, u64) {
     let mut out = Outbox::new();
-    let (mut sent_bytes, mut messages) = (0u64, 0u64);
-    for (to, ring) in groups {
-        let m = Message {
-            request: r,
-            stage: s,
-            payload: Payload::Masked,
-            from: device,
-            channels: Vec::new(),
-            ring,
-            trace: Vec::new(),
-        };
+    let (mut sent_bytes, mut sent) = (0u64, 0u64);
+    for (to, m) in messages {
         if to != device {
             sent_bytes += m.value_bytes() as u64;
-            messages += 1;
+            sent += 1;
         }
         out.push((to, m));
     }
-    (out, sent_bytes, messages)
+    (out, sent_bytes, sent)
 }

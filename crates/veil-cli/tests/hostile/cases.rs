@@ -233,6 +233,23 @@ struct Family {
     args: Vec<&'static str>,
 }
 
+/// A family whose seed is one file.
+fn one_file(
+    name: &'static str,
+    path: &str,
+    bytes: Vec<u8>,
+    text: bool,
+    args: Vec<&'static str>,
+) -> Family {
+    Family {
+        name,
+        files: vec![(path.to_string(), bytes)],
+        targets: vec![0],
+        text,
+        args,
+    }
+}
+
 fn families() -> Vec<Family> {
     let lenet = veil_spec::zoo::lenet5();
     let spec_json = serde_json::to_string_pretty(&lenet).expect("json");
@@ -253,20 +270,20 @@ fn families() -> Vec<Family> {
         ]
     };
     let mut v = vec![
-        Family {
-            name: "spec-json",
-            files: vec![("spec.json".into(), spec_json.into_bytes())],
-            targets: vec![0],
-            text: true,
-            args: vec!["models", "--spec", "spec.json", "--layers"],
-        },
-        Family {
-            name: "spec-toml",
-            files: vec![("spec.toml".into(), spec_toml.into_bytes())],
-            targets: vec![0],
-            text: true,
-            args: vec!["models", "--spec", "spec.toml", "--layers"],
-        },
+        one_file(
+            "spec-json",
+            "spec.json",
+            spec_json.into_bytes(),
+            true,
+            vec!["models", "--spec", "spec.json", "--layers"],
+        ),
+        one_file(
+            "spec-toml",
+            "spec.toml",
+            spec_toml.into_bytes(),
+            true,
+            vec!["models", "--spec", "spec.toml", "--layers"],
+        ),
         Family {
             name: "safetensors",
             files: vec![("w.safetensors".into(), weights_file("lenet5"))],
@@ -300,13 +317,13 @@ fn families() -> Vec<Family> {
                 "p.json",
             ],
         },
-        Family {
-            name: "profile-redraw",
-            files: vec![("p.json".into(), PROFILE.as_bytes().to_vec())],
-            targets: vec![0],
-            text: true,
-            args: vec!["profile", "--redraw", "p.json", "--out", "out"],
-        },
+        one_file(
+            "profile-redraw",
+            "p.json",
+            PROFILE.as_bytes().to_vec(),
+            true,
+            vec!["profile", "--redraw", "p.json", "--out", "out"],
+        ),
         Family {
             name: "fleet-toml",
             files: vec![("fleet.toml".into(), FLEET.as_bytes().to_vec())],
@@ -322,27 +339,27 @@ fn families() -> Vec<Family> {
                 "0.6",
             ],
         },
-        Family {
-            name: "experiment-toml",
-            files: vec![("exp.toml".into(), EXPERIMENT.as_bytes().to_vec())],
-            targets: vec![0],
-            text: true,
-            args: vec!["simulate", "--config", "exp.toml", "--out", "out"],
-        },
-        Family {
-            name: "game-toml",
-            files: vec![("game.toml".into(), GAME.as_bytes().to_vec())],
-            targets: vec![0],
-            text: true,
-            args: vec!["game", "--config", "game.toml"],
-        },
-        Family {
-            name: "defend-csv",
-            files: vec![("a.csv".into(), DEFEND_CSV.as_bytes().to_vec())],
-            targets: vec![0],
-            text: true,
-            args: vec!["defend", "chart", "--csv", "a.csv", "--png", "out/c.png"],
-        },
+        one_file(
+            "experiment-toml",
+            "exp.toml",
+            EXPERIMENT.as_bytes().to_vec(),
+            true,
+            vec!["simulate", "--config", "exp.toml", "--out", "out"],
+        ),
+        one_file(
+            "game-toml",
+            "game.toml",
+            GAME.as_bytes().to_vec(),
+            true,
+            vec!["game", "--config", "game.toml"],
+        ),
+        one_file(
+            "defend-csv",
+            "a.csv",
+            DEFEND_CSV.as_bytes().to_vec(),
+            true,
+            vec!["defend", "chart", "--csv", "a.csv", "--png", "out/c.png"],
+        ),
     ];
     for (name, ext, bytes) in [
         (
@@ -677,78 +694,62 @@ pub fn reproductions() -> Vec<Case> {
         ..veil_spec::zoo::lenet5()
     })
     .expect("toml");
+    let repro = |name: &str, args: &[&str]| Case::new("repro", name, args, Refused);
     let mut cases = vec![
-        Case::new(
-            "repro",
+        repro(
             "defend chart: param NaN",
             &["defend", "chart", "--csv", "a.csv", "--png", "out/c.png"],
-            Refused,
         )
         .file("a.csv", nan_param),
-        Case::new(
-            "repro",
+        repro(
             "defend chart: accuracies +-1e308",
             &["defend", "chart", "--csv", "a.csv", "--png", "out/c.png"],
-            Refused,
         )
         .file("a.csv", huge_acc),
-        Case::new(
-            "repro",
+        repro(
             "simulate: models = []",
             &["simulate", "--config", "e.toml", "--out", "out"],
-            Refused,
         )
         .file(
             "e.toml",
             EXPERIMENT.replace("models = [\"lenet5\"]", "models = []"),
         ),
-        Case::new(
-            "repro",
+        repro(
             "simulate: lambda 1e-300",
             &["simulate", "--config", "e.toml", "--out", "out"],
-            Refused,
         )
         .file(
             "e.toml",
             EXPERIMENT.replace("lambda = 3.0", "lambda = 1e-300"),
         ),
-        Case::new(
-            "repro",
+        repro(
             "simulate: cameras 1e9",
             &["simulate", "--config", "e.toml", "--out", "out"],
-            Refused,
         )
         .file("e.toml", format!("cameras = 1000000000\n{EXPERIMENT}")),
-        Case::new(
-            "repro",
+        repro(
             "fleet: period_s 1e-300",
             &[
                 "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.6",
             ],
-            Refused,
         )
         .file(
             "f.toml",
             FLEET.replace("period_s = 1.0", "period_s = 1e-300"),
         ),
-        Case::new(
-            "repro",
+        repro(
             "compare: 16 KB PNG of 4000x4000",
             &["compare", "a.png", "b.png"],
-            Refused,
         )
         .file("a.png", small.clone())
         .file("b.png", big_gray),
-        Case::new(
-            "repro",
+        repro(
             "compare: RGB PNG of 3000x3000",
             &["compare", "a.png", "b.png"],
-            Refused,
         )
         .file("a.png", small.clone())
         .file("b.png", big_rgb.clone()),
-        Case::new(
-            "repro",
+        repro(
             "folder dataset: first image 3000x3000",
             &[
                 "train",
@@ -761,14 +762,12 @@ pub fn reproductions() -> Vec<Case> {
                 "--out",
                 "out",
             ],
-            Refused,
         )
         .file("imgs/a/0.png", big_rgb)
         .file("imgs/a/1.png", small.clone())
         .file("imgs/b/0.png", small.clone())
         .file("imgs/b/1.png", small),
-        Case::new(
-            "repro",
+        repro(
             "spec: out_channels 2^20",
             &[
                 "train",
@@ -781,11 +780,9 @@ pub fn reproductions() -> Vec<Case> {
                 "--out",
                 "out",
             ],
-            Refused,
         )
         .file("s.toml", wide_conv),
-        Case::new(
-            "repro",
+        repro(
             "spec: 2^20 x 2^20 linear",
             &[
                 "train",
@@ -798,11 +795,9 @@ pub fn reproductions() -> Vec<Case> {
                 "--out",
                 "out",
             ],
-            Refused,
         )
         .file("s.toml", huge_linear),
-        Case::new(
-            "repro",
+        repro(
             "train --batch-size 1e9",
             &[
                 "train",
@@ -813,59 +808,44 @@ pub fn reproductions() -> Vec<Case> {
                 "--out",
                 "out",
             ],
-            Refused,
         ),
-        Case::new(
-            "repro",
+        repro(
             "mpc bench --images 1e9",
             &["mpc", "bench", "--images", "1000000000"],
-            Refused,
         ),
-        Case::new(
-            "repro",
+        repro(
             "bench --train-steps 100000 (cifar_cnn)",
             &["bench", "--model", "cifar_cnn", "--train-steps", "100000"],
-            Refused,
         ),
-        Case::new(
-            "repro",
+        repro(
             "game --fleets 1e9",
             &["game", "--figure", "6", "--fleets", "1000000000"],
-            Refused,
         ),
-        Case::new(
-            "repro",
+        repro(
             "plan: 10^6 helpers --exact",
             &[
                 "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.6", "--exact",
             ],
-            Refused,
         )
         .file("f.toml", FLEET.replace("count = 6", "count = 1000000")),
-        Case::new(
-            "repro",
+        repro(
             "fleet memory_mb 2^44",
             &[
                 "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.6",
             ],
-            Refused,
         )
         .file(
             "f.toml",
             FLEET.replace("memory_mb = 4096", "memory_mb = 17592186044416"),
         ),
-        Case::new(
-            "repro",
+        repro(
             "net bench --helpers 0 --kill h0",
             &["net", "bench", "--helpers", "0", "--kill", "h0"],
-            Refused,
         ),
     ];
-    let mut link = Case::new(
-        "repro",
+    let mut link = repro(
         "compare: .ppm linked to /dev/zero",
         &["compare", "a.ppm", "z.ppm"],
-        Refused,
     )
     .file("a.ppm", ppm(8, 8));
     link.links.push(("z.ppm".into(), "/dev/zero".into()));

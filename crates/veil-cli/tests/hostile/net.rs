@@ -115,11 +115,9 @@ fn minionn_session() -> (String, Vec<u8>) {
     )
 }
 
-/// `n` cases of malformed frames from an authenticated dealer to a `veil mpc server`.
-pub fn mpc_frames(n: usize, seed: u64, keys: &Path) -> Vec<Case> {
-    let (spec, model) = minionn_session();
-    let mut m = Mutator::new(seed ^ 0x6d70_6300);
-    let key_files: Vec<(String, Vec<u8>)> = std::fs::read_dir(keys)
+/// The key directory `keys` as a case's files under `keys/`.
+fn key_case_files(keys: &Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::read_dir(keys)
         .expect("keys")
         .flatten()
         .map(|e| {
@@ -129,7 +127,14 @@ pub fn mpc_frames(n: usize, seed: u64, keys: &Path) -> Vec<Case> {
                 std::fs::read(e.path()).expect("key"),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// `n` cases of malformed frames from an authenticated dealer to a `veil mpc server`.
+pub fn mpc_frames(n: usize, seed: u64, keys: &Path) -> Vec<Case> {
+    let (spec, model) = minionn_session();
+    let mut m = Mutator::new(seed ^ 0x6d70_6300);
+    let key_files = key_case_files(keys);
     let mut fixed: Vec<(String, DealerSends)> = vec![
         (
             "frame header claiming 2 GiB".into(),
@@ -283,17 +288,7 @@ fn hostile_connections_then_session(
 
 /// The session cases: idle, non-TLS and duplicate connections around a valid session.
 pub fn mpc_connections(keys: &Path) -> Vec<Case> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(keys)
-        .expect("keys")
-        .flatten()
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            (
-                format!("keys/{name}"),
-                std::fs::read(e.path()).expect("key"),
-            )
-        })
-        .collect();
+    let mut files = key_case_files(keys);
     files.push((
         "minionn.safetensors".into(),
         crate::cases::weights_file("minionn"),
