@@ -115,6 +115,22 @@ fn minionn_session() -> (String, Vec<u8>) {
     )
 }
 
+/// `veil mpc server` as E1 on the case's port with the case's keys and `timeout` seconds.
+fn e1_server_args(timeout: &'static str) -> [&'static str; 10] {
+    [
+        "mpc",
+        "server",
+        "--party",
+        "0",
+        "--listen",
+        "127.0.0.1:{port}",
+        "--keys",
+        "keys",
+        "--timeout",
+        timeout,
+    ]
+}
+
 /// The key directory `keys` as a case's files under `keys/`.
 fn key_case_files(keys: &Path) -> Vec<(String, Vec<u8>)> {
     std::fs::read_dir(keys)
@@ -196,18 +212,7 @@ pub fn mpc_frames(n: usize, seed: u64, keys: &Path) -> Vec<Case> {
             let mut c = Case::new(
                 "mpc-frames",
                 format!("dealer sends {name}"),
-                &[
-                    "mpc",
-                    "server",
-                    "--party",
-                    "0",
-                    "--listen",
-                    "127.0.0.1:{port}",
-                    "--keys",
-                    "keys",
-                    "--timeout",
-                    "3",
-                ],
+                &e1_server_args("3"),
                 Expect::Refused,
             );
             c.files = key_files.clone();
@@ -310,18 +315,7 @@ pub fn mpc_connections(keys: &Path) -> Vec<Case> {
             format!(
                 "{idle} idle, non-TLS {garbage}, second sensor {twice}, open files {fd_limit:?}, then a valid session"
             ),
-            &[
-                "mpc",
-                "server",
-                "--party",
-                "0",
-                "--listen",
-                "127.0.0.1:{port}",
-                "--keys",
-                "keys",
-                "--timeout",
-                "20",
-            ],
+            &e1_server_args("20"),
             Expect::Accepted,
         );
         c.files = files.clone();
