@@ -54,8 +54,9 @@ impl HelperView {
     }
 }
 
-/// Copies `src` (`[c, sh, sw]`) into the centre of a zeroed `[c, h, w]` block appended to `out`.
-fn push_centred(
+/// Copies `src` (`[c, sh, sw]`) into the centre of a zeroed `[c, h, w]` block appended to `out`
+/// (`sh <= h`, `sw <= w`): maps of different sizes stacked with their centres aligned.
+pub fn push_centred(
     out: &mut Vec<f32>,
     src: &[f32],
     c: usize,

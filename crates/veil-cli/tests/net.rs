@@ -154,3 +154,80 @@ fn net_bench_refuses_an_empty_fleet() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("18446744073709551615"), "{err}");
 }
+
+/// `veil net audit`: a real deployment (coordinator, source and helpers as processes over
+/// mutual TLS) whose helpers record what they observe; every answer matches one process, every
+/// helper that observed something is attacked on exactly that and scored against tau, with a
+/// grid; a tau the planner cannot meet on the fleet is an answer (`placed: false`), not a
+/// failure.
+#[test]
+fn net_audit_attacks_what_each_helper_observed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = |p: &str| dir.path().join(p).to_str().expect("utf-8").to_string();
+    let t = json(&veil(&[
+        "train",
+        "--model",
+        "lenet5",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        &path("run"),
+        "--json",
+    ]));
+    let weights = t["weights"].as_str().expect("weights").to_string();
+    let audit = |helpers: &str, tau: &str, out: &str| {
+        json(&veil(&[
+            "net",
+            "audit",
+            "--weights",
+            &weights,
+            "--dataset",
+            "synthetic",
+            "--helpers",
+            helpers,
+            "--tau",
+            tau,
+            "--aux",
+            "300",
+            "--victims",
+            "40",
+            "--epochs",
+            "1",
+            "--out",
+            &path(out),
+            "--json",
+        ]))
+    };
+    let v = audit("6", "0.8", "a");
+    assert_eq!(v["placed"], true, "{v}");
+    assert_eq!(v["argmax_agree"], 340, "{v}");
+    let helpers = v["helpers"].as_array().expect("helpers");
+    assert_eq!(helpers.len(), 6);
+    let attacked: Vec<&serde_json::Value> = helpers
+        .iter()
+        .filter(|h| h["saw"].as_array().is_some_and(|s| !s.is_empty()))
+        .collect();
+    assert!(!attacked.is_empty(), "{v}");
+    for h in &attacked {
+        let ssim = h["ssim_mean"].as_f64().expect("ssim");
+        assert!((-1.0..=1.0).contains(&ssim), "{h}");
+        let grid = h["grid"].as_str().expect("grid");
+        assert!(std::path::Path::new(grid).exists(), "{grid}");
+    }
+    let max = attacked
+        .iter()
+        .filter_map(|h| h["ssim_mean"].as_f64())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(v["max_ssim"].as_f64(), Some(max));
+    assert!(dir.path().join("a/audit.json").exists());
+    let none = audit("2", "0.4", "b");
+    assert_eq!(none["placed"], false, "{none}");
+    assert_eq!(none["helpers"].as_array().map(Vec::len), Some(0));
+    assert!(
+        none["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no placement"))
+    );
+}

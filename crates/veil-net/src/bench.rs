@@ -4,8 +4,9 @@
 //! helper killed or stalled mid-run.
 //!
 //! Readiness is signalled by the coordinator: it prints each plan epoch as a JSON line on
-//! stdout, and the fleet is ready at the first line with `"planned": true` (which names the
-//! source's address).
+//! stdout, the first once every helper has registered; the fleet is ready at the first line
+//! with `"planned": true` (which names the source's address), and a first line that says no
+//! placement exists ends the wait ([`Started::placement`]).
 //!
 //! Key items: [`FleetBench`], [`FaultKind`], [`run`].
 
@@ -65,6 +66,9 @@ pub struct FleetBench {
     pub fault: Option<(String, FaultKind, usize)>,
     /// Write one JSON line per request (outcome, latency, trace) here.
     pub trace: Option<PathBuf>,
+    /// Helpers record what they observe in this directory (`h<i>.views`, see
+    /// [`crate::views`]).
+    pub record_views: Option<PathBuf>,
 }
 
 impl FleetBench {
@@ -133,30 +137,68 @@ impl FleetBench {
             if self.emulate {
                 args.push("--emulate".into());
             }
+            if let Some(dir) = self.record_views.as_ref().filter(|_| role == "helper") {
+                let log = dir.join(format!("{name}.views"));
+                args.extend(s(&["--record-views", &log.display().to_string()]));
+            }
             members.push((name, args));
         }
         Ok(members)
     }
 }
 
-/// Starts the fleet, waits for its first plan (60 s at most), sends `inputs` (one request
-/// each), checks the answers against `want` (single-process logits, `classes` each) and reads
-/// every node's counters; `on_done` is called as each request ends.
-pub fn run(
-    bench: &FleetBench,
-    inputs: &[Vec<f32>],
-    want: &[f32],
-    on_done: impl Fn() + Send + Sync + 'static,
-) -> Result<FleetReport, NetError> {
-    bench.validate()?;
-    if let Some((target, _, after)) = &bench.fault
-        && *after >= inputs.len()
-    {
-        return Err(NetError::Invalid(format!(
-            "--fault-after {after}: the run sends only {} requests, so {target} would never fail",
-            inputs.len()
-        )));
+/// A fleet of processes started by [`start`], with its keys and its first plan.
+pub struct Started {
+    /// The processes (killed when dropped).
+    pub fleet: Fleet,
+    /// Key directory (with the `client` certificate).
+    pub keys: PathBuf,
+    /// The coordinator's first plan event (on every helper): `planned`, `reason`,
+    /// `source_addr`, `owners`, ...
+    pub first_plan: serde_json::Value,
+    /// Every plan event read so far.
+    pub plans: Vec<serde_json::Value>,
+    /// Keys and logs; removed when dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl Started {
+    /// The plan the fleet runs: the first plan when it placed the model, `None` when the
+    /// planner found no placement; a plan that failed otherwise (an assignment that did not
+    /// reach a node) is followed by the next one (60 s at most).
+    pub fn placement(&mut self) -> Result<Option<serde_json::Value>, NetError> {
+        let mut plan = self.first_plan.clone();
+        loop {
+            if plan["planned"] == true {
+                return Ok(Some(plan));
+            }
+            let reason = plan["reason"].as_str().unwrap_or_default();
+            if reason.starts_with("no placement") {
+                return Ok(None);
+            }
+            let plans = &mut self.plans;
+            plan = self
+                .fleet
+                .wait_for(
+                    "the coordinator's next plan",
+                    Duration::from_secs(60),
+                    &mut |e| {
+                        if e.member == "coordinator" {
+                            plans.push(e.value.clone());
+                        }
+                        e.member == "coordinator" && e.value.get("planned").is_some()
+                    },
+                )?
+                .value;
+        }
     }
+}
+
+/// Starts the coordinator and the fleet of `bench` as processes in a fresh directory and waits
+/// (60 s at most) for the coordinator's first plan, which it makes once every helper has
+/// registered: placed or not.
+pub fn start(bench: &FleetBench) -> Result<Started, NetError> {
+    bench.validate()?;
     // Keys and logs in a fresh directory, removed on every way out (error paths included).
     let tmp = tempfile::Builder::new()
         .prefix("veil-net-bench-")
@@ -176,17 +218,59 @@ pub fn run(
         fleet.spawn(&name, &args)?;
     }
     let mut plans = Vec::new();
-    let ready = fleet.wait_for(
+    let first = fleet.wait_for(
         "the coordinator's first plan",
         Duration::from_secs(60),
         &mut |e| {
             if e.member == "coordinator" {
                 plans.push(e.value.clone());
             }
-            e.member == "coordinator" && e.value["planned"] == true
+            e.member == "coordinator" && e.value.get("planned").is_some()
         },
     )?;
-    let source_addr = ready.value["source_addr"]
+    Ok(Started {
+        fleet,
+        keys,
+        first_plan: first.value,
+        plans,
+        _dir: tmp,
+    })
+}
+
+/// Starts the fleet ([`start`]), sends `inputs` (one request each), checks the answers
+/// against `want` (single-process logits, `classes` each) and reads every node's counters;
+/// `on_done` is called as each request ends. Errors when the first plan places nothing.
+pub fn run(
+    bench: &FleetBench,
+    inputs: &[Vec<f32>],
+    want: &[f32],
+    on_done: impl Fn() + Send + Sync + 'static,
+) -> Result<FleetReport, NetError> {
+    bench.validate()?;
+    if let Some((target, _, after)) = &bench.fault
+        && *after >= inputs.len()
+    {
+        return Err(NetError::Invalid(format!(
+            "--fault-after {after}: the run sends only {} requests, so {target} would never fail",
+            inputs.len()
+        )));
+    }
+    let mut started = start(bench)?;
+    let plan = started.placement()?.ok_or_else(|| {
+        NetError::Deploy(format!(
+            "the coordinator placed nothing: {}",
+            started.first_plan["reason"]
+                .as_str()
+                .unwrap_or("no reason given")
+        ))
+    })?;
+    let Started {
+        mut fleet,
+        keys,
+        mut plans,
+        ..
+    } = started;
+    let source_addr = plan["source_addr"]
         .as_str()
         .ok_or_else(|| NetError::Deploy("the coordinator's plan names no source".into()))?
         .to_string();

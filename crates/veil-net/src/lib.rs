@@ -16,6 +16,7 @@
 //!   and the report of the run (`veil net load`).
 //! - [`bench`]: a coordinator and a fleet started as processes on loopback, driven and
 //!   checked against single-process inference (`veil net bench`).
+//! - [`views`]: what a device observed, recorded for an audit, and read back per request.
 //! - [`grpc`]: one unary gRPC method over mutual TLS carrying veil's frames.
 //!
 //! The node logic is transport-independent and also tested over an in-process message queue.
@@ -32,6 +33,7 @@ pub mod load;
 pub mod mask;
 pub mod node;
 pub mod planner;
+pub mod views;
 pub mod wire;
 
 /// Errors of the runtime (named with the request, stage, layer or device).

@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::NetError;
 use crate::deploy::{Deployment, DeviceWork, Stage, StageWork, apply_post};
 use crate::mask::PairKeys;
+use crate::views::{Observation, Seen};
 use veil_spec::kernels::Linear;
 
 /// What a message carries.
@@ -149,6 +150,8 @@ pub struct Node {
     delay: Duration,
     /// Pair keys when partial sums travel masked ([`crate::mask`]); plain otherwise.
     mask: Option<PairKeys>,
+    /// What this device observed since the last [`Node::take_views`], when recording.
+    views: Option<Vec<Observation>>,
 }
 
 impl Node {
@@ -167,6 +170,40 @@ impl Node {
             speed: None,
             delay: Duration::ZERO,
             mask: None,
+            views: None,
+        }
+    }
+
+    /// Records every channel this device receives, and every sum it completes, from now on
+    /// (for an audit: [`crate::views`]); collect them with [`Node::take_views`].
+    pub fn record_views(&mut self) {
+        self.views.get_or_insert_with(Vec::new);
+    }
+
+    /// The observations recorded since the last call (none when not recording).
+    pub fn take_views(&mut self) -> Vec<Observation> {
+        self.views.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Records one observation of request `request` when recording.
+    fn observe(
+        &mut self,
+        request: u64,
+        (stage, channel, from): (usize, usize, usize),
+        seen: Seen,
+        values: &[f32],
+        ring: &[u64],
+    ) {
+        if let Some(views) = self.views.as_mut() {
+            views.push(Observation {
+                request,
+                stage,
+                channel,
+                from,
+                seen,
+                values: values.to_vec(),
+                ring: ring.to_vec(),
+            });
         }
     }
 
@@ -375,6 +412,9 @@ impl Node {
                 ));
             }
         }
+        for (q, v) in &msg.channels {
+            self.observe(r, (msg.stage, *q, msg.from), Seen::Finished, v, &[]);
+        }
         if msg.stage + 1 == stages {
             let mut logits = Vec::new();
             for (_, v) in msg.channels {
@@ -409,6 +449,7 @@ impl Node {
                     format!("{} channel {q} is not finished here", stage.layer),
                 ));
             }
+            self.observe(r, (msg.stage, q, msg.from), Seen::Partial, &v, &[]);
             let st = self.state(r)?;
             let entry = st
                 .partials
@@ -475,6 +516,7 @@ impl Node {
                     format!("{} channel {q} is not finished here", stage.layer),
                 ));
             }
+            self.observe(r, (s, q, from), Seen::Masked, &[], &v);
             let st = self.state(r)?;
             let entry = st
                 .masked
@@ -500,8 +542,22 @@ impl Node {
         Ok(complete)
     }
 
-    /// Bias and post ops of channel `q` of stage `s`.
-    fn finish(&self, s: usize, q: usize, mut sum: Vec<f32>, r: u64) -> Result<Vec<f32>, NetError> {
+    /// The complete sum of channel `q` of stage `s`, received: bias added (observed, when
+    /// recording: the pre-activation output), then the post ops.
+    fn finish(&mut self, s: usize, q: usize, sum: Vec<f32>, r: u64) -> Result<Vec<f32>, NetError> {
+        let biased = self.add_bias(s, q, sum, r)?;
+        self.observe(r, (s, q, self.device), Seen::Sum, &biased, &[]);
+        Ok(apply_post(&self.deployment.stages[s].post, biased))
+    }
+
+    /// `sum` plus the bias of channel `q` of stage `s`.
+    fn add_bias(
+        &self,
+        s: usize,
+        q: usize,
+        mut sum: Vec<f32>,
+        r: u64,
+    ) -> Result<Vec<f32>, NetError> {
         let bias = self
             .work
             .get(&s)
@@ -511,7 +567,7 @@ impl Node {
             [b] => sum.iter_mut().for_each(|v| *v += b),
             bs => sum.iter_mut().zip(bs).for_each(|(v, b)| *v += b),
         }
-        Ok(apply_post(&self.deployment.stages[s].post, sum))
+        Ok(sum)
     }
 
     /// Runs every stage of request `r` whose inputs are complete.
@@ -652,7 +708,8 @@ impl Node {
         let mut groups: Routed = BTreeMap::new();
         for (q, chunk) in y.chunks_exact(stage.raw_len()).enumerate() {
             if whole {
-                let v = self.finish(s, q, chunk.to_vec(), r)?;
+                let biased = self.add_bias(s, q, chunk.to_vec(), r)?;
+                let v = apply_post(&stage.post, biased);
                 groups
                     .entry(self.deployment.consumer(s, q))
                     .or_default()

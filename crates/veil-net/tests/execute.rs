@@ -456,3 +456,65 @@ fn a_planner_takes_a_measured_profile_and_names_the_flag_when_none_is_built_in()
         .expect("parameters");
     assert!(Planner::with_profile(spec, &profile, 0.8, Budgets::default(), params).is_ok());
 }
+
+/// A recording node observes exactly what it receives: the finished maps it holds, every
+/// holder's partial sum of the maps it finishes (plain: the values, which add up with the bias
+/// to the recorded sum; masked: ring elements only) and the complete pre-activation sums,
+/// which masking leaves equal within the fixed-point bound.
+#[test]
+fn recorded_views_are_what_a_node_receives_and_masking_hides_only_the_contributions() {
+    use veil_net::views::{Seen, assemble};
+    let spec = veil_spec::zoo::lenet5();
+    let model = Model::init(spec.clone(), 5).expect("model");
+    let params = model.compute_layer_params().expect("parameters");
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let inputs: Vec<Vec<f32>> = (0..3)
+        .map(|_| (0..784).map(|_| rng.random_range(0.0..1.0)).collect())
+        .collect();
+    // conv2's six input maps on devices 1-3; device 1 runs fc1, so it finishes every conv2 map.
+    let owners = vec![vec![0], vec![1, 2, 1, 3, 2, 3], vec![1], vec![2], vec![0]];
+    let dep = Deployment::new(&spec, &owners, 0).expect("deploy");
+    let mut views = Vec::new();
+    for masked in [false, true] {
+        let mut nodes = nodes_of(&dep, &params, 4, masked, 9);
+        nodes.values_mut().for_each(Node::record_views);
+        run(&mut nodes, 0, &inputs, &mut |_, _| {});
+        let seen = nodes.get_mut(&1).expect("device 1").take_views();
+        views.push(assemble(seen).expect("lines up"));
+    }
+    let (plain, masked) = (&views[0], &views[1]);
+    assert_eq!(plain.requests, vec![0, 1, 2]);
+    let count =
+        |v: &veil_net::views::DeviceViews, s: Seen| v.parts.iter().filter(|p| p.seen == s).count();
+    // Two held pool1 maps from the source; 16 conv2 maps, 3 holders each.
+    for v in [plain, masked] {
+        assert_eq!(count(v, Seen::Finished), 2);
+        assert_eq!(count(v, Seen::Sum), 16);
+    }
+    assert_eq!(
+        (count(plain, Seen::Partial), count(plain, Seen::Masked)),
+        (48, 0)
+    );
+    assert_eq!(
+        (count(masked, Seen::Partial), count(masked, Seen::Masked)),
+        (0, 48)
+    );
+    let plane = 100; // conv2's 10 x 10 output
+    let bias = &params[1].1;
+    for (r, (pv, mv)) in plain.values.iter().zip(&masked.values).enumerate() {
+        // Plain: finished maps, then partial sums (channel-major, 3 senders), then sums.
+        let partial = &pv[2 * 196..2 * 196 + 48 * plane];
+        let sums = &pv[2 * 196 + 48 * plane..];
+        let masked_sums = &mv[2 * 196..];
+        assert_eq!(masked_sums.len(), sums.len());
+        for q in 0..16 {
+            for i in 0..plane {
+                let added: f32 = (0..3).map(|s| partial[(3 * q + s) * plane + i]).sum();
+                let sum = sums[q * plane + i];
+                assert!((added + bias[q] - sum).abs() < 1e-4, "request {r} map {q}");
+                let bound = 3.0 * veil_net::mask::rounding_bound() + 1e-6;
+                assert!((masked_sums[q * plane + i] - sum).abs() <= bound);
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod game;
 pub mod models;
 pub mod mpc;
 pub mod net;
+pub mod net_audit;
 pub mod net_load;
 pub mod plan;
 pub mod profile;

@@ -2,7 +2,8 @@
 //! `net keygen` writes the CA and certificates; `node` runs a source or helper; `coordinator`
 //! waits for the fleet's nodes, places the model with the planner's greedy, sends each node only
 //! its weight slices and re-plans around dead helpers, printing one JSON line per plan;
-//! `net bench` and `net load` (in `net_load`) drive a fleet with requests.
+//! `net bench` and `net load` (in `net_load`) drive a fleet with requests; `net audit` (in
+//! `net_audit`) attacks what each helper of a running deployment observed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,9 @@ pub enum NetCommand {
     /// Drive a running fleet with Poisson requests: latency percentiles, rejections by reason,
     /// bytes per link, memory of every node over time.
     Load(LoadArgs),
+    /// Run a deployment for real with every helper recording what it observes, attack each
+    /// helper's views with the spear and check its SSIM against tau.
+    Audit(super::net_audit::AuditArgs),
 }
 
 /// `veil node`.
@@ -97,6 +101,10 @@ pub struct NodeArgs {
     /// Make every computation last as long as on the device class (multiplications / e).
     #[arg(long)]
     pub emulate: bool,
+    /// Record everything this node receives (and every sum it completes) in this file, for
+    /// an audit (`veil net audit` reads it).
+    #[arg(long, value_name = "FILE")]
+    pub record_views: Option<PathBuf>,
 }
 
 /// `veil coordinator`.
@@ -170,6 +178,7 @@ pub fn run(args: NetArgs) -> anyhow::Result<()> {
         }
         NetCommand::Bench(b) => super::net_load::bench(&b),
         NetCommand::Load(l) => super::net_load::load(&l),
+        NetCommand::Audit(a) => super::net_audit::audit(&a),
     }
 }
 
@@ -195,6 +204,7 @@ pub fn node(a: NodeArgs) -> anyhow::Result<()> {
     cfg.max_attempts = a.max_attempts;
     cfg.max_inflight = a.max_inflight;
     cfg.emulate_device = a.emulate;
+    cfg.record_views = a.record_views;
     runtime()?.block_on(run_node(cfg))?;
     Ok(())
 }

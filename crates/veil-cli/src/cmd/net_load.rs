@@ -172,6 +172,7 @@ pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         profile: b.profile.clone(),
         fault,
         trace: b.trace.clone(),
+        record_views: None,
     };
     bench.validate()?;
     let model = Model::load(&weights)

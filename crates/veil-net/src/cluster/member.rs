@@ -30,6 +30,7 @@ use crate::grpc::service::veil_server::{Veil, VeilServer};
 use crate::grpc::{Frame, MAX_FRAME, caller_name, client};
 use crate::incoming::{Incoming, TlsIncoming};
 use crate::node::{Completed, Message, Node, Outbox};
+use crate::views::ViewLog;
 use crate::wire::{Assignment, Envelope};
 
 /// A node's settings.
@@ -59,6 +60,8 @@ pub struct NodeConfig {
     pub max_inflight: usize,
     /// Make every computation take as long as on the device class (`macs / e`).
     pub emulate_device: bool,
+    /// Record everything this node observes in this log ([`crate::views`]; for an audit).
+    pub record_views: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
@@ -85,6 +88,7 @@ impl NodeConfig {
             max_attempts: 3,
             max_inflight: 256,
             emulate_device: false,
+            record_views: None,
         }
     }
 }
@@ -118,6 +122,8 @@ struct NodeState {
     rejected: u64,
     retries: u64,
     refused: u64,
+    /// Where observations go, when recording.
+    views: Option<ViewLog>,
 }
 
 impl NodeState {
@@ -138,7 +144,16 @@ impl NodeState {
             rejected: 0,
             retries: 0,
             refused: 0,
+            views: None,
         }
+    }
+
+    /// Appends what the node observed since the last call to the view log, when recording.
+    fn log_views(&mut self) -> Result<(), Status> {
+        if let (Some(node), Some(log)) = (self.node.as_mut(), self.views.as_mut()) {
+            log.append(&node.take_views()).map_err(status)?;
+        }
+        Ok(())
     }
 
     /// Starts a new attempt of pending request `request`; what the node sends.
@@ -383,6 +398,7 @@ impl NodeService {
                             .as_mut()
                             .ok_or_else(|| Status::failed_precondition("not assigned"))?;
                         let (out, done) = node.handle(msg).map_err(status)?;
+                        st.log_views()?;
                         if let Some(done) = done {
                             st.complete(attempt, done);
                         }
@@ -464,6 +480,9 @@ impl NodeService {
         if self.cfg.emulate_device {
             node.emulate_speed(self.cfg.class.macs_per_s);
         }
+        if self.cfg.record_views.is_some() {
+            node.record_views();
+        }
         st.node = Some(node);
         st.epoch = a.epoch;
         st.suspended = None;
@@ -518,6 +537,7 @@ impl NodeService {
                         return Err(status(e));
                     }
                 };
+                st.log_views()?;
                 if let Some(done) = done {
                     st.complete(attempt, done);
                 }
@@ -635,7 +655,11 @@ pub async fn run_node(mut cfg: NodeConfig) -> Result<(), NetError> {
     // listen; port 0 picks a free port and the coordinator learns the real one.
     let incoming = TlsIncoming::bind(cfg.listen, &cfg.keys, &cfg.name)?;
     cfg.listen = incoming.local_addr()?;
-    let state = Arc::new(Mutex::new(NodeState::new()));
+    let mut st = NodeState::new();
+    if let Some(path) = &cfg.record_views {
+        st.views = Some(ViewLog::create(path)?);
+    }
+    let state = Arc::new(Mutex::new(st));
     let serving = serve(&cfg, state.clone(), incoming.start());
     let coordinator = register(&cfg).await?;
     tracing::info!(name = %cfg.name, role = %cfg.role, device = %cfg.class.name, "registered");

@@ -1,0 +1,585 @@
+//! `veil net audit`: what each helper of a running deployment really observes, and how well
+//! the spear reconstructs the images from it.
+//!
+//! 1. A coordinator and a fleet (source `cam0`, helpers `h0..`) start as processes over mutual
+//!    TLS ([`veil_net::bench::start`]), every helper recording its views
+//!    ([`veil_net::views`]). When the planner cannot place the model at tau the audit ends
+//!    there and says so (`placed: false`, no helpers).
+//! 2. `aux` auxiliary images (training split) then `victims` test images go through the
+//!    deployment one at a time; every answer is compared with single-process inference. A
+//!    request that needed a second attempt (a re-plan) makes the run unauditable.
+//! 3. Each helper's log is lined up per request ([`veil_net::views::assemble`]): the attacker
+//!    is the helper itself, training on the views the deployment gave it of the auxiliary
+//!    images (which the attacker knows) and reconstructing the victims from theirs. Every
+//!    reading of [`crate::views::readings`] is attacked; the strongest is the helper's
+//!    leakage, within tau when its SSIM mean is at most `tau + 2` standard errors.
+//!
+//! The request ids the helpers see are the source's attempt ids: one attempt per request,
+//! numbered from 1 in the order sent, so attempt `a` carries input `a - 1`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use veil_attack::{AttackConfig, AttackReport, LayerFeatures, attack_features};
+use veil_data::{Dataset, Split};
+use veil_model::Model;
+use veil_net::bench::{FleetBench, start};
+use veil_net::drive::drive;
+use veil_net::load::{LoadConfig, RequestRecord};
+use veil_net::views::{DeviceViews, Seen, assemble, read_log};
+use veil_spec::{LayerKind, ModelSpec};
+
+use crate::AuditError;
+use crate::views::{Reading, ViewFeatures, readings};
+
+/// What to audit.
+#[derive(Clone, Debug)]
+pub struct NetAudit {
+    /// The deployment (program, model, weights, helpers, tau, partial sums, profile); its
+    /// `record_views` is set by the audit.
+    pub bench: FleetBench,
+    /// Dataset name (for the report).
+    pub dataset: String,
+    /// Auxiliary images sent (from the training split).
+    pub aux: usize,
+    /// Victims sent and scored (from the test split).
+    pub victims: usize,
+    /// The spear's decoder training (epochs, batch, lr, seed); layer and maps are unused.
+    pub attack: AttackConfig,
+    /// Directory of the report, the grids and the view logs.
+    pub out: PathBuf,
+}
+
+/// One kind of thing a helper observed at one stage.
+#[derive(Clone, Debug, Serialize)]
+pub struct SawRow {
+    /// What: finished maps or vectors, plain or masked partial sums, complete sums.
+    pub seen: Seen,
+    /// The layer whose output it is (for finished maps, the last channel-wise layer applied).
+    pub layer: String,
+    /// Channels.
+    pub channels: usize,
+    /// Distinct senders.
+    pub senders: usize,
+    /// Values (ring elements for masked sums) per request.
+    pub values: usize,
+    /// Values of one channel (a square number for maps, the length for a vector).
+    pub per_channel: usize,
+}
+
+/// One attack on one reading of a helper's views.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadingScore {
+    /// The reading.
+    pub reading: Reading,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// SSIM mean over the victims.
+    pub ssim_mean: f64,
+    /// Seconds of the attack.
+    pub seconds: f64,
+}
+
+/// One helper's audit.
+#[derive(Clone, Debug, Serialize)]
+pub struct HelperAudit {
+    /// Party name.
+    pub name: String,
+    /// Device id in the plan.
+    pub device: usize,
+    /// What it observed per request.
+    pub saw: Vec<SawRow>,
+    /// SSIM mean of the strongest attack (`None`: it observed nothing).
+    pub ssim_mean: Option<f64>,
+    /// SSIM standard deviation over the victims.
+    pub ssim_std: Option<f64>,
+    /// Standard error of the SSIM mean.
+    pub ssim_stderr: Option<f64>,
+    /// PSNR mean (dB).
+    pub psnr_mean: Option<f64>,
+    /// MSE mean.
+    pub mse_mean: Option<f64>,
+    /// Every reading attacked.
+    pub readings: Vec<ReadingScore>,
+    /// `ssim_mean <= tau + 2 ssim_stderr` (true when it observed nothing).
+    pub within_tau: bool,
+    /// Originals above the strongest attack's reconstructions.
+    pub grid: Option<PathBuf>,
+}
+
+/// The audit's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetAuditReport {
+    /// Model.
+    pub model: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Tolerated SSIM.
+    pub tau: f64,
+    /// `masked` or `plain`.
+    pub partial_sums: String,
+    /// Helpers started.
+    pub helpers_started: usize,
+    /// Whether the planner placed the model.
+    pub placed: bool,
+    /// Why not, when it did not.
+    pub reason: Option<String>,
+    /// The plan: owners of every segment of every stage.
+    pub owners: serde_json::Value,
+    /// The largest helper SSIM mean.
+    pub max_ssim: Option<f64>,
+    /// Every helper within tau.
+    pub within_tau: bool,
+    /// Per helper.
+    pub helpers: Vec<HelperAudit>,
+    /// Auxiliary images sent.
+    pub aux: usize,
+    /// Victims sent and scored.
+    pub victims: usize,
+    /// Answers whose argmax equals single-process inference.
+    pub argmax_agree: usize,
+    /// Largest absolute logit difference from single-process inference.
+    pub max_logit_diff: f64,
+    /// Decoder epochs.
+    pub epochs: usize,
+    /// Seed of the decoders.
+    pub seed: u64,
+    /// Seconds running the deployment.
+    pub fleet_s: f64,
+    /// Seconds attacking.
+    pub attack_s: f64,
+}
+
+/// Most images an audit sends (auxiliary and victims together).
+pub const MAX_AUDIT_IMAGES: usize = 200_000;
+
+/// Runs `audit` of `model` (the weights the fleet runs) on `data`; `on_request` hears each
+/// answered request, `progress` each phase.
+pub fn run(
+    audit: &NetAudit,
+    model: &Model,
+    data: &Split,
+    on_request: impl Fn() + Send + Sync + 'static,
+    progress: &mut dyn FnMut(&str),
+) -> Result<NetAuditReport, AuditError> {
+    let (aux, victims) = take_images(audit, data)?;
+    std::fs::create_dir_all(audit.out.join("views")).map_err(|e| write_err(&audit.out, e))?;
+    let bench = FleetBench {
+        record_views: Some(audit.out.join("views")),
+        rate: 0.0,
+        ..audit.bench.clone()
+    };
+    let mut report = NetAuditReport {
+        model: model.spec().name.clone(),
+        dataset: audit.dataset.clone(),
+        tau: bench.tau,
+        partial_sums: bench.partial_sums.name().to_string(),
+        helpers_started: bench.helpers,
+        placed: false,
+        reason: None,
+        owners: serde_json::Value::Null,
+        max_ssim: None,
+        within_tau: true,
+        helpers: Vec::new(),
+        aux: aux.len(),
+        victims: victims.len(),
+        argmax_agree: 0,
+        max_logit_diff: 0.0,
+        epochs: audit.attack.train.epochs,
+        seed: audit.attack.train.seed,
+        fleet_s: 0.0,
+        attack_s: 0.0,
+    };
+    progress("starting the deployment");
+    let started_at = Instant::now();
+    let Some((names, records)) = run_fleet(&bench, &aux, &victims, &mut report, on_request)? else {
+        return Ok(report);
+    };
+    report.fleet_s = started_at.elapsed().as_secs_f64();
+    check_answers(model, &aux, &victims, &records, &mut report)?;
+    let attack_at = Instant::now();
+    for (device, name) in names.iter().enumerate() {
+        progress(&format!("attacking {name}'s views"));
+        let log = audit.out.join("views").join(format!("{name}.views"));
+        let views = helper_views(&log, aux.len() + victims.len())?;
+        let h = audit_helper(
+            audit,
+            model.spec(),
+            (device, name),
+            &views,
+            (&aux, &victims),
+        )?;
+        report.helpers.push(h);
+    }
+    report.attack_s = attack_at.elapsed().as_secs_f64();
+    report.max_ssim = report
+        .helpers
+        .iter()
+        .filter_map(|h| h.ssim_mean)
+        .reduce(f64::max);
+    report.within_tau = report.helpers.iter().all(|h| h.within_tau);
+    let json = serde_json::to_string_pretty(&report)
+        .map_err(|e| AuditError::Invalid(format!("encoding the report: {e}")))?;
+    let path = audit.out.join("audit.json");
+    std::fs::write(&path, json).map_err(|e| write_err(&path, e))?;
+    Ok(report)
+}
+
+fn write_err(path: &Path, source: std::io::Error) -> AuditError {
+    AuditError::Write {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The auxiliary and victim images of `audit` (checked against the data and the limit).
+fn take_images(audit: &NetAudit, data: &Split) -> Result<(Dataset, Dataset), AuditError> {
+    if audit.aux == 0 || audit.victims == 0 || audit.aux + audit.victims > MAX_AUDIT_IMAGES {
+        return Err(AuditError::Invalid(format!(
+            "--aux {} and --victims {}: each at least 1, together at most {MAX_AUDIT_IMAGES}",
+            audit.aux, audit.victims
+        )));
+    }
+    let (aux, victims) = (data.train.take(audit.aux), data.test.take(audit.victims));
+    if aux.len() < 2 {
+        return Err(AuditError::Invalid(
+            "the training split needs at least two auxiliary images".into(),
+        ));
+    }
+    Ok((aux, victims))
+}
+
+/// The helpers' names in device order and one record per request.
+type FleetRun = (Vec<String>, Vec<RequestRecord>);
+
+/// Starts the fleet, and when the model is placed sends the auxiliary images then the
+/// victims, one at a time; the helpers' names in device order and one record per request.
+/// `None` (with `report.reason`) when nothing was placed.
+fn run_fleet(
+    bench: &FleetBench,
+    aux: &Dataset,
+    victims: &Dataset,
+    report: &mut NetAuditReport,
+    on_request: impl Fn() + Send + Sync + 'static,
+) -> Result<Option<FleetRun>, AuditError> {
+    let mut started = start(bench)?;
+    let Some(plan) = started.placement()? else {
+        report.reason = started.first_plan["reason"].as_str().map(str::to_string);
+        return Ok(None);
+    };
+    report.placed = true;
+    report.owners = plan["owners"].clone();
+    let names: Vec<String> = plan["helpers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let source_addr = plan["source_addr"]
+        .as_str()
+        .ok_or_else(|| AuditError::Invalid("the coordinator's plan names no source".into()))?;
+    let inputs: Vec<Vec<f32>> = (0..aux.len())
+        .map(|i| aux.sample(i).to_vec())
+        .chain((0..victims.len()).map(|i| victims.sample(i).to_vec()))
+        .collect();
+    let cfg = LoadConfig {
+        keys: started.keys.clone(),
+        source: "cam0".into(),
+        source_addr: source_addr.to_string(),
+        rate: 0.0,
+        requests: inputs.len(),
+        timeout: Duration::from_secs(60),
+        seed: 1,
+    };
+    let driven = drive(&cfg, &inputs, None, None, on_request)?;
+    drop(started);
+    if let Some(r) = driven
+        .records
+        .iter()
+        .find(|r| r.outcome != "answered" || r.attempts != 1)
+    {
+        return Err(AuditError::Invalid(format!(
+            "request {} was {} after {} attempts ({}): the views no longer line up with the \
+             images; run the audit again",
+            r.request,
+            r.outcome,
+            r.attempts,
+            r.reason.as_deref().unwrap_or("re-planned")
+        )));
+    }
+    Ok(Some((names, driven.records)))
+}
+
+/// Compares every answer with single-process inference (in batches of 1,000).
+fn check_answers(
+    model: &Model,
+    aux: &Dataset,
+    victims: &Dataset,
+    records: &[RequestRecord],
+    report: &mut NetAuditReport,
+) -> Result<(), AuditError> {
+    let all: Vec<&[f32]> = (0..aux.len())
+        .map(|i| aux.sample(i))
+        .chain((0..victims.len()).map(|i| victims.sample(i)))
+        .collect();
+    for (chunk, recs) in all.chunks(1000).zip(records.chunks(1000)) {
+        let want = model.logits(&chunk.concat())?;
+        let classes = want.len() / chunk.len();
+        for (w, r) in want.chunks(classes).zip(recs) {
+            if r.logits.len() != classes {
+                return Err(AuditError::Invalid(format!(
+                    "request {} answered {} logits, expected {classes}",
+                    r.request,
+                    r.logits.len()
+                )));
+            }
+            report.argmax_agree += usize::from(argmax(w) == argmax(&r.logits));
+            for (a, b) in w.iter().zip(&r.logits) {
+                report.max_logit_diff = report.max_logit_diff.max(f64::from((a - b).abs()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv { (i, x) } else { (bi, bv) }
+        })
+        .0
+}
+
+/// A helper's log lined up per request; it must cover attempts `1..=n` (or nothing at all: a
+/// helper the plan gave no work).
+fn helper_views(log: &Path, n: usize) -> Result<DeviceViews, AuditError> {
+    let views = match log.exists() {
+        true => assemble(read_log(log)?)?,
+        false => assemble(Vec::new())?,
+    };
+    let expected =
+        views.requests.is_empty() || views.requests.iter().copied().eq((1..=n).map(|a| a as u64));
+    if !expected {
+        return Err(AuditError::Invalid(format!(
+            "{}: views of {} requests, expected attempts 1..={n}",
+            log.display(),
+            views.requests.len()
+        )));
+    }
+    Ok(views)
+}
+
+/// Attacks every reading of one helper's views and keeps the strongest.
+fn audit_helper(
+    audit: &NetAudit,
+    spec: &ModelSpec,
+    (device, name): (usize, &str),
+    views: &DeviceViews,
+    (aux, victims): (&Dataset, &Dataset),
+) -> Result<HelperAudit, AuditError> {
+    let tau = audit.bench.tau;
+    let mut h = HelperAudit {
+        name: name.to_string(),
+        device,
+        saw: saw_rows(spec, views),
+        ssim_mean: None,
+        ssim_std: None,
+        ssim_stderr: None,
+        psnr_mean: None,
+        mse_mean: None,
+        readings: Vec::new(),
+        within_tau: true,
+        grid: None,
+    };
+    let mut best: Option<AttackReport> = None;
+    for reading in readings(views) {
+        let r = attack_reading(audit, name, reading, aux, victims)?;
+        h.readings.push(ReadingScore {
+            reading: r.0,
+            shape: r.1.feature_shape.clone(),
+            ssim_mean: r.1.ssim_mean,
+            seconds: r.1.seconds,
+        });
+        if best.as_ref().is_none_or(|b| r.1.ssim_mean > b.ssim_mean) {
+            best = Some(r.1);
+        }
+    }
+    if let Some(b) = best {
+        let stderr = b.ssim_std / (b.victims.max(1) as f64).sqrt();
+        h.ssim_mean = Some(b.ssim_mean);
+        h.ssim_std = Some(b.ssim_std);
+        h.ssim_stderr = Some(stderr);
+        h.psnr_mean = Some(b.psnr_mean);
+        h.mse_mean = Some(b.mse_mean);
+        h.within_tau = b.ssim_mean <= tau + 2.0 * stderr;
+        let grid = audit.out.join(format!("{name}.png"));
+        veil_attack::grid::save_victim_grid(&grid, victims, &b.examples).map_err(|source| {
+            AuditError::Attack {
+                helper: name.to_string(),
+                source,
+            }
+        })?;
+        h.grid = Some(grid);
+    }
+    Ok(h)
+}
+
+/// Trains the spear on the auxiliary rows of `reading` and scores the victims.
+fn attack_reading(
+    audit: &NetAudit,
+    name: &str,
+    reading: ViewFeatures,
+    aux: &Dataset,
+    victims: &Dataset,
+) -> Result<(Reading, AttackReport), AuditError> {
+    let per = reading.shape.numel();
+    let split = aux.len() * per;
+    let feats = LayerFeatures {
+        layer: format!("{name} view"),
+        shape: reading.shape,
+        aux: aux.clone(),
+        victims: victims.clone(),
+        aux_feats: reading.rows[..split].to_vec(),
+        victim_feats: reading.rows[split..].to_vec(),
+        device: None,
+    };
+    let cfg = AttackConfig {
+        maps: None,
+        aux_samples: aux.len(),
+        victims: victims.len(),
+        ..audit.attack.clone()
+    };
+    let report =
+        attack_features(&feats, &cfg, &mut |_| {}).map_err(|source| AuditError::Attack {
+            helper: name.to_string(),
+            source,
+        })?;
+    Ok((reading.reading, report))
+}
+
+/// What a helper saw, grouped by kind and stage.
+fn saw_rows(spec: &ModelSpec, views: &DeviceViews) -> Vec<SawRow> {
+    let mut rows: Vec<SawRow> = Vec::new();
+    let mut senders: Vec<std::collections::BTreeSet<usize>> = Vec::new();
+    let mut last: Option<(Seen, usize)> = None;
+    for p in &views.parts {
+        if last != Some((p.seen, p.stage)) {
+            rows.push(SawRow {
+                seen: p.seen,
+                layer: stage_layer(spec, p.stage, p.seen == Seen::Finished),
+                channels: 0,
+                senders: 0,
+                values: 0,
+                per_channel: p.len,
+            });
+            senders.push(Default::default());
+            last = Some((p.seen, p.stage));
+        }
+        if let (Some(row), Some(s)) = (rows.last_mut(), senders.last_mut()) {
+            row.values += p.len;
+            s.insert(p.from);
+            row.channels = views
+                .parts
+                .iter()
+                .filter(|q| (q.seen, q.stage) == (p.seen, p.stage))
+                .map(|q| q.channel)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            row.senders = s.len();
+        }
+    }
+    rows
+}
+
+/// The name of compute stage `stage`'s layer, or with `finished` the last layer applied
+/// before the next compute layer (shape-only layers skipped).
+fn stage_layer(spec: &ModelSpec, stage: usize, finished: bool) -> String {
+    let compute: Vec<usize> = spec
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l.kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&at) = compute.get(stage) else {
+        return format!("stage {stage}");
+    };
+    if !finished {
+        return spec.layers[at].name.clone();
+    }
+    let end = compute.get(stage + 1).copied().unwrap_or(spec.layers.len());
+    spec.layers[at..end]
+        .iter()
+        .rev()
+        .find(|l| !matches!(l.kind, LayerKind::Flatten | LayerKind::Reshape { .. }))
+        .map_or_else(|| format!("stage {stage}"), |l| l.name.clone())
+}
+
+impl NetAuditReport {
+    /// The report as a table: one row per helper (what it saw, its SSIM, within tau).
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "{} on {} helpers, tau {}, {} partial sums: ",
+            self.model, self.helpers_started, self.tau, self.partial_sums
+        );
+        if !self.placed {
+            s += &format!(
+                "not placed ({})\n",
+                self.reason.as_deref().unwrap_or("no reason given")
+            );
+            return s;
+        }
+        s += &format!(
+            "{} of {} answers agree with one process (max logit diff {:.1e}); spear trained on \
+             {} auxiliary views, {} victims, {} epochs\n",
+            self.argmax_agree,
+            self.aux + self.victims,
+            self.max_logit_diff,
+            self.aux,
+            self.victims,
+            self.epochs
+        );
+        s += "helper  SSIM            PSNR   within  saw\n";
+        for h in &self.helpers {
+            let saw: Vec<String> = h
+                .saw
+                .iter()
+                .map(|r| {
+                    let side = (r.per_channel as f64).sqrt().round() as usize;
+                    let kind = match r.seen {
+                        Seen::Finished if side * side != r.per_channel => "vector",
+                        Seen::Finished => "maps",
+                        Seen::Partial => "partial sums",
+                        Seen::Masked => "masked sums",
+                        Seen::Sum => "sums",
+                    };
+                    format!("{} {kind} x{} ({} from)", r.layer, r.channels, r.senders)
+                })
+                .collect();
+            let score = match (h.ssim_mean, h.ssim_stderr, h.psnr_mean) {
+                (Some(m), Some(e), Some(p)) => format!("{m:.3} +- {e:.3}  {p:5.1}"),
+                _ => "-                   -".into(),
+            };
+            s += &format!(
+                "{:<7} {score}  {:<6}  {}\n",
+                h.name,
+                if h.within_tau { "yes" } else { "NO" },
+                if saw.is_empty() {
+                    "nothing".into()
+                } else {
+                    saw.join(", ")
+                }
+            );
+        }
+        s += &format!(
+            "max SSIM {}; every helper within tau: {}\n",
+            self.max_ssim.map_or("-".into(), |m| format!("{m:.3}")),
+            if self.within_tau { "yes" } else { "NO" }
+        );
+        s
+    }
+}
