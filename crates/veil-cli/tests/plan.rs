@@ -27,6 +27,8 @@ fn plan_places_a_request_greedily_and_exactly() {
         "cifar_cnn",
         "--tau",
         "0.4",
+        "--privacy-rule",
+        "paper",
         "--json",
     ]));
     assert_eq!(v["strategy"], "distprivacy");
@@ -43,6 +45,10 @@ fn plan_places_a_request_greedily_and_exactly() {
             .values()
             .all(|n| n.as_u64().expect("n") <= 8)
     );
+    // The sound rule keeps each constrained stage's helpers apart: cifar_cnn's five shared
+    // conv stages need at least 8 + 4 + 8 + 4 + 4 helpers at tau 0.4, not 10.
+    let sound = veil(&["plan", "--fleet", f, "--model", "cifar_cnn", "--tau", "0.4"]);
+    assert_bad_input(&sound, "no placement");
     let exact = json(&veil(&[
         "plan", "--fleet", f, "--model", "lenet5", "--tau", "0.8", "--exact", "--json",
     ]));

@@ -17,6 +17,7 @@ use crate::deploy::Deployment;
 #[derive(Clone, Debug)]
 pub struct Planner {
     spec: ModelSpec,
+    profile: veil_plan::privacy::Profile,
     plan: ModelPlan,
     budgets: Budgets,
     params: Vec<(Vec<f32>, Vec<f32>)>,
@@ -81,10 +82,24 @@ impl Planner {
         })?;
         Ok(Planner {
             spec,
+            profile: profile.clone(),
             plan,
             budgets,
             params,
         })
+    }
+
+    /// The same planner under privacy rule `rule` (the sound rule by default; see
+    /// [`veil_plan::PrivacyRule`]): the runtime's plain partial sums need
+    /// [`veil_plan::PrivacyRule::SoundPlain`].
+    pub fn under_rule(mut self, rule: veil_plan::PrivacyRule) -> Result<Self, NetError> {
+        self.plan = ModelPlan::with_rule(&self.spec, &self.profile, self.plan.tau, rule).map_err(
+            |source| NetError::Plan {
+                model: self.spec.name.clone(),
+                source,
+            },
+        )?;
+        Ok(self)
     }
 
     /// The model.

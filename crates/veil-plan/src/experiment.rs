@@ -81,6 +81,8 @@ pub struct Experiment {
     pub budgets: Budgets,
     /// Profile files per model (built-in profiles otherwise).
     pub profiles: BTreeMap<String, PathBuf>,
+    /// The privacy constraint (`sound` by default; `paper` for DistPrivacy's as published).
+    pub privacy_rule: crate::PrivacyRule,
 }
 
 impl Default for Experiment {
@@ -109,6 +111,7 @@ impl Default for Experiment {
             }],
             budgets: Budgets::default(),
             profiles: BTreeMap::new(),
+            privacy_rule: crate::PrivacyRule::Sound,
         }
     }
 }
@@ -272,7 +275,8 @@ impl Experiment {
                     .iter()
                     .map(|m| {
                         let spec = veil_spec::zoo::model(m)?;
-                        ModelPlan::new(&spec, &profile_for(m, &self.profiles)?, tau)
+                        let profile = profile_for(m, &self.profiles)?;
+                        ModelPlan::with_rule(&spec, &profile, tau, self.privacy_rule)
                     })
                     .collect::<Result<Vec<_>, PlanError>>()?;
                 for mix in &self.mixes {

@@ -4,7 +4,8 @@
 //! Greedy rules: stages marked `source_only` run on the request's source; every other segment
 //! goes to the helper with the lowest `nrm(j) = alpha * t(j) / max t + beta / (b(j) / max b)`
 //! among those that pass cond1 (compute and memory left), cond2 (every device that must send
-//! it the segment's input has the bandwidth left) and cond4 (the privacy cap of the stage),
+//! it the segment's input has the bandwidth left) and cond4 (the privacy cap of the stage,
+//! and under the sound rule: a helper holding an exclusive stage holds nothing else),
 //! where `t(j)` is the segment's slowest incoming transfer plus its compute time on `j` and
 //! `b(j)` is `j`'s remaining bandwidth. When no device fits, the request is rejected and
 //! everything it took is given back.
@@ -122,6 +123,16 @@ impl Journal<'_> {
     }
 }
 
+/// Whether a helper that holds `prior` of the request (see [`Placer::place`]) may take a
+/// segment of `stage`: nothing may join an exclusive stage, and an exclusive stage joins
+/// nothing ([`crate::stages::PrivacyRule::Sound`]).
+fn joint_view_allowed(prior: Option<bool>, stage: &crate::stages::Stage) -> bool {
+    match prior {
+        None => true,
+        Some(exclusive) => !exclusive && !stage.exclusive,
+    }
+}
+
 /// Context of one placement call.
 pub struct Placer<'a> {
     /// Model plans, indexed by [`Placement::model`].
@@ -151,6 +162,9 @@ impl Placer<'_> {
         };
         let mut devices: Vec<Vec<usize>> = Vec::with_capacity(plan.stages.len());
         let mut holders: Vec<(usize, usize)> = Vec::new();
+        // Per helper: `None` while it holds nothing of this request, else whether what it
+        // holds includes an exclusive stage.
+        let mut prior: Vec<Option<bool>> = vec![None; self.helpers];
         for (s, stage) in plan.stages.iter().enumerate() {
             let unit = match s {
                 0 => 0.0,
@@ -163,7 +177,7 @@ impl Placer<'_> {
             let mut chosen_for_stage: Option<usize> = None;
             let mut greedy = match self.strategy {
                 Strategy::Greedy { alpha, .. } if !stage.source_only => {
-                    Some(self.greedy_stage(&journal, stage, unit, &holders, alpha))
+                    Some(self.greedy_stage(&journal, stage, unit, &holders, alpha, &prior))
                 }
                 _ => None,
             };
@@ -182,7 +196,9 @@ impl Placer<'_> {
                         (Some(gs), Strategy::Greedy { beta, .. }) => {
                             Self::pick_greedy(gs, &journal, unit, &holders, beta, self.rates)
                         }
-                        _ => self.pick_random(&journal, stage, unit, &holders, &held, rng),
+                        _ => {
+                            self.pick_random(&journal, (stage, &prior), unit, &holders, &held, rng)
+                        }
                     }
                 };
                 let Some(d) = target else {
@@ -211,9 +227,14 @@ impl Placer<'_> {
                 {
                     // Resources only shrink within a stage: a device that cannot take one more
                     // segment now never can.
-                    gs.alive[d] = stage.cap.admits(held[d]) && fits_compute(&journal, d, stage, 1);
+                    gs.alive[d] = stage.cap.admits(held[d])
+                        && fits_compute(&journal, d, stage, 1)
+                        && joint_view_allowed(prior[d], stage);
                 }
                 row.push(d);
+            }
+            for &d in row.iter().filter(|&&d| d < self.helpers) {
+                prior[d] = Some(prior[d].unwrap_or(false) || stage.exclusive);
             }
             holders = counts(&row);
             devices.push(row);
@@ -234,6 +255,7 @@ impl Placer<'_> {
         unit: f64,
         holders: &[(usize, usize)],
         alpha: f64,
+        prior: &[Option<bool>],
     ) -> GreedyStage {
         let senders = SenderView::new(holders, journal.ledger, self.rates);
         let t: Vec<f64> = (0..self.helpers)
@@ -246,7 +268,11 @@ impl Placer<'_> {
         GreedyStage {
             base: t.iter().map(|t| alpha * t / t_max).collect(),
             alive: (0..self.helpers)
-                .map(|j| stage.cap.admits(0) && fits_compute(journal, j, stage, 1))
+                .map(|j| {
+                    stage.cap.admits(0)
+                        && fits_compute(journal, j, stage, 1)
+                        && joint_view_allowed(prior[j], stage)
+                })
                 .collect(),
         }
     }
@@ -292,7 +318,7 @@ impl Placer<'_> {
     fn pick_random(
         &self,
         journal: &Journal<'_>,
-        stage: &crate::stages::Stage,
+        (stage, prior): (&crate::stages::Stage, &[Option<bool>]),
         unit: f64,
         holders: &[(usize, usize)],
         held: &[usize],
@@ -304,6 +330,7 @@ impl Placer<'_> {
                 stage.cap.admits(held[j])
                     && fits_compute(journal, j, stage, 1)
                     && senders.can_send(j, unit)
+                    && joint_view_allowed(prior[j], stage)
             })
             .collect();
         (!feasible.is_empty()).then(|| feasible[rng.random_range(0..feasible.len())])

@@ -346,7 +346,28 @@ impl<'a> Builder<'a> {
                 zw,
             });
         }
+        self.add_joint_views(plan, &stages);
         stages
+    }
+
+    /// Under the sound rule: `h[s][d] + h[t][d] <= 1` for every exclusive stage `s`, every
+    /// other helper stage `t` and helper `d` (a helper holding an exclusive stage holds
+    /// nothing else of the request).
+    fn add_joint_views(&mut self, plan: &ModelPlan, stages: &[StageVars]) {
+        for (s, sv) in stages.iter().enumerate() {
+            if !plan.stages[s].exclusive {
+                continue;
+            }
+            for (t, tv) in stages.iter().enumerate() {
+                if t == s || tv.holds.is_empty() || (plan.stages[t].exclusive && t < s) {
+                    continue;
+                }
+                for (a, b) in sv.holds.iter().zip(&tv.holds) {
+                    self.cons
+                        .push((Expression::from(*a) + Expression::from(*b)).leq(1.0));
+                }
+            }
+        }
     }
 
     /// A source-only stage: all segments on `source`, charged to its compute and memory. No

@@ -42,4 +42,4 @@ pub use greedy::{Ledger, Placer, Strategy};
 pub use placement::{Cost, Placement, Violation, check, request_cost};
 pub use privacy::{Profile, StageCap};
 pub use sim::{SimConfig, SimResult, simulate};
-pub use stages::{ModelPlan, Stage};
+pub use stages::{ModelPlan, PrivacyRule, Stage};

@@ -213,6 +213,19 @@ pub enum Violation {
         /// `Nf`.
         cap: usize,
     },
+    /// A helper holds segments of an exclusive stage and of another stage of the same
+    /// request: a joint view the profile never measured ([`crate::stages::PrivacyRule::Sound`]).
+    #[error("request {request}: helper {device} holds {stage} with other stages ({others})")]
+    JointView {
+        /// Request index.
+        request: usize,
+        /// The exclusive stage.
+        stage: String,
+        /// Global device index.
+        device: usize,
+        /// The other stages it holds.
+        others: String,
+    },
     /// A device exceeds its compute, memory or bandwidth budget (8b-8d).
     #[error("device {device}: {resource} {used:.0} exceeds the budget {budget:.0}")]
     Budget {
@@ -244,9 +257,44 @@ pub fn budgets(fleet: &Fleet) -> Vec<(f64, f64, f64)> {
         .collect()
 }
 
+/// A helper of request `r` that holds an exclusive stage holds no other stage.
+fn check_joint_views(r: usize, plan: &ModelPlan, pl: &Placement) -> Result<(), Violation> {
+    let mut stages_of = std::collections::BTreeMap::<usize, Vec<usize>>::new();
+    for (s, row) in pl.devices.iter().enumerate() {
+        if plan.stages[s].source_only {
+            continue;
+        }
+        for &d in row {
+            let held = stages_of.entry(d).or_default();
+            if held.last() != Some(&s) {
+                held.push(s);
+            }
+        }
+    }
+    for (device, held) in stages_of {
+        if let Some(&s) = held.iter().find(|&&s| plan.stages[s].exclusive)
+            && held.len() > 1
+        {
+            let others: Vec<&str> = held
+                .iter()
+                .filter(|&&t| t != s)
+                .map(|&t| plan.stages[t].name.as_str())
+                .collect();
+            return Err(Violation::JointView {
+                request: r,
+                stage: plan.stages[s].name.clone(),
+                device,
+                others: others.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks every constraint for `placements` placed in one period: shape (8e), source rules
-/// (8h), privacy caps (8f, skipped when `privacy` is false, for the no-privacy baseline) and
-/// the budgets (8b-8d). Single linear segments (8g) hold by construction.
+/// (8h), privacy caps (8f) and, under the sound rule, joint views (both skipped when
+/// `privacy` is false, for the no-privacy baseline) and the budgets (8b-8d). Single linear
+/// segments (8g) hold by construction.
 pub fn check(
     fleet: &Fleet,
     plans: &[ModelPlan],
@@ -311,6 +359,9 @@ pub fn check(
                     cap,
                 });
             }
+        }
+        if privacy {
+            check_joint_views(r, plan, pl)?;
         }
         add_usage(plan, pl, &mut usage);
     }

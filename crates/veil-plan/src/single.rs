@@ -87,14 +87,14 @@ pub struct ExactSummary {
     pub greedy_latency_s: Option<f64>,
 }
 
-/// What `veil plan` asks: one request of `spec` at `tau` on `fleet`, with the privacy profile
+/// What `veil plan` asks: one request of `spec` at `tau` under `rule` on `fleet`, with the privacy profile
 /// in `profile` (a `veil profile` JSON) or the built-in one. Unlike [`plan_one`], finding no
 /// placement is an error that says what could help.
 pub fn plan_request(
     fleet: &Fleet,
     spec: &veil_spec::ModelSpec,
     profile: Option<&std::path::Path>,
-    tau: f64,
+    (tau, rule): (f64, crate::PrivacyRule),
     strategy: Strategy,
     exact: Option<&ExactConfig>,
 ) -> Result<PlanReport, PlanError> {
@@ -108,7 +108,7 @@ pub fn plan_request(
         Some(p) => crate::experiment::read_profile(p)?,
         None => crate::experiment::profile_for(&spec.name, &Default::default())?,
     };
-    let plan = ModelPlan::new(spec, &profile, tau)?;
+    let plan = ModelPlan::with_rule(spec, &profile, tau, rule)?;
     plan_one(fleet, plan, strategy, exact)?.ok_or_else(|| {
         PlanError::config(
             "placement",

@@ -44,6 +44,30 @@ pub struct Stage {
     pub source_only: bool,
     /// Most segments one helper may hold (constraint 8f).
     pub cap: StageCap,
+    /// A helper holding a segment of this stage may hold nothing of any other stage of the
+    /// request ([`PrivacyRule::Sound`]: its joint view was never measured).
+    pub exclusive: bool,
+}
+
+/// Which privacy constraint the planner enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivacyRule {
+    /// DistPrivacy's constraint (8f) as published: each conv stage on its own against the
+    /// `Nf` of the layers it exposes; linear stages after the first unconstrained.
+    Paper,
+    /// What a helper really observes when partial sums travel masked (the runtime's default):
+    /// a linear stage after the first is held by a helper only when the leakage of its input
+    /// vector is measured and within tau (else the source runs it), and a helper holding a
+    /// segment of a constrained stage holds nothing else of the request (views across stages
+    /// are not measured, so they are not allowed).
+    #[default]
+    Sound,
+    /// [`PrivacyRule::Sound`] with plain partial sums: the finisher of a map of a constrained
+    /// conv stage receives every holder's contribution, which together show all its input
+    /// maps; so the stage after a constrained conv stage runs on the source.
+    SoundPlain,
 }
 
 /// The stages of a model for one tolerated SSIM.
@@ -53,6 +77,8 @@ pub struct ModelPlan {
     pub model: String,
     /// Tolerated SSIM.
     pub tau: f64,
+    /// The privacy constraint enforced.
+    pub rule: PrivacyRule,
     /// Stages in order.
     pub stages: Vec<Stage>,
     /// `SP(tau)` layer name, if any.
@@ -62,8 +88,19 @@ pub struct ModelPlan {
 }
 
 impl ModelPlan {
-    /// Splits `spec` into stages with caps from `profile` at `tau`.
+    /// Splits `spec` into stages with caps from `profile` at `tau` under the sound rule
+    /// ([`PrivacyRule::Sound`]).
     pub fn new(spec: &ModelSpec, profile: &Profile, tau: f64) -> Result<Self, PlanError> {
+        Self::with_rule(spec, profile, tau, PrivacyRule::Sound)
+    }
+
+    /// Splits `spec` into stages with caps from `profile` at `tau` under `rule`.
+    pub fn with_rule(
+        spec: &ModelSpec,
+        profile: &Profile,
+        tau: f64,
+        rule: PrivacyRule,
+    ) -> Result<Self, PlanError> {
         let shapes = spec.validate()?;
         let thresholds = profile.thresholds_at(tau)?;
         let compute = compute_layers(spec)?;
@@ -75,14 +112,16 @@ impl ModelPlan {
                 shapes: &shapes,
                 compute: &compute,
                 thresholds: &thresholds,
+                rule,
             }
-            .stage(s, first_linear_seen)?;
+            .stage(s, first_linear_seen, stages.last())?;
             first_linear_seen |= stage.linear;
             stages.push(stage);
         }
         Ok(ModelPlan {
             model: spec.name.clone(),
             tau,
+            rule,
             stages,
             sp: thresholds.sp,
             profile_source: profile
@@ -140,6 +179,7 @@ struct Splitter<'a> {
     shapes: &'a [Shape],
     compute: &'a [usize],
     thresholds: &'a Thresholds,
+    rule: PrivacyRule,
 }
 
 /// A compute layer's segment costs: `(linear, segments, macs per segment, weight bytes per
@@ -147,8 +187,14 @@ struct Splitter<'a> {
 type SegmentCosts = (bool, usize, u64, u64);
 
 impl Splitter<'_> {
-    /// Stage `s` (of `compute.len()`), given whether an earlier stage is linear.
-    fn stage(&self, s: usize, first_linear_seen: bool) -> Result<Stage, PlanError> {
+    /// Stage `s` (of `compute.len()`), given whether an earlier stage is linear and the
+    /// previous stage.
+    fn stage(
+        &self,
+        s: usize,
+        first_linear_seen: bool,
+        previous: Option<&Stage>,
+    ) -> Result<Stage, PlanError> {
         let index = self.compute[s];
         let layer = &self.spec.layers[index];
         let (input, output) = (&self.shapes[index], &self.shapes[index + 1]);
@@ -156,19 +202,10 @@ impl Splitter<'_> {
         let (linear, segments, macs, weights) = segment_costs(&layer.kind, input, output);
         let per_segment_input = in_numel / segments as u64 * BYTES_PER_SCALAR;
         let partial = self.partial_bytes(s, segments, per_segment_input);
-        // Layers whose outputs a helper of this stage sees: after the source's first stage
-        // only the finished input; after a shared stage, the raw conv output onwards.
-        let exposed = match s {
-            0 => index..index,
-            1 => index - 1..index,
-            _ => self.compute[s - 1]..index,
-        };
-        let cap = if s == 0 || (linear && first_linear_seen) {
-            StageCap::Free
-        } else {
-            stage_cap(self.spec, self.thresholds, exposed)?
-        };
+        let (cap, forced_to_source) = self.cap(s, linear, first_linear_seen, previous)?;
         let first_linear_before_sp = linear && !first_linear_seen && cap != StageCap::Free;
+        let source_only =
+            s == 0 || s + 1 == self.compute.len() || first_linear_before_sp || forced_to_source;
         Ok(Stage {
             name: layer.name.clone(),
             index,
@@ -178,9 +215,81 @@ impl Splitter<'_> {
             segment_weight_bytes: weights,
             input_bytes_whole: per_segment_input,
             input_bytes_partial: partial,
-            source_only: s == 0 || s + 1 == self.compute.len() || first_linear_before_sp,
+            source_only,
             cap,
+            exclusive: self.rule != PrivacyRule::Paper
+                && !source_only
+                && matches!(cap, StageCap::AtMost(_)),
         })
+    }
+
+    /// The cap of stage `s`, and whether the rule sends it to the source.
+    ///
+    /// Exposed layers: after a stage run whole (the source's first stage, any linear stage)
+    /// only its finished output ([`Splitter::finished_layer`]); after a conv stage that may be
+    /// shared, the raw conv output onwards (the owner of a map forms it from partial sums).
+    /// [`PrivacyRule::Paper`] keeps the published rule: linear stages after the first free.
+    fn cap(
+        &self,
+        s: usize,
+        linear: bool,
+        first_linear_seen: bool,
+        previous: Option<&Stage>,
+    ) -> Result<(StageCap, bool), PlanError> {
+        let index = self.compute[s];
+        let Some(previous) = previous else {
+            return Ok((StageCap::Free, false));
+        };
+        if self.rule == PrivacyRule::Paper {
+            if linear && first_linear_seen {
+                return Ok((StageCap::Free, false));
+            }
+            let exposed = match s {
+                1 => index - 1..index,
+                _ => self.compute[s - 1]..index,
+            };
+            return Ok((stage_cap(self.spec, self.thresholds, exposed)?, false));
+        }
+        let exposed = match s == 1 || previous.linear {
+            true => {
+                let finished = self.finished_layer(s);
+                finished..finished + 1
+            }
+            false => self.compute[s - 1]..index,
+        };
+        let cap = match stage_cap(self.spec, self.thresholds, exposed) {
+            Ok(cap) => cap,
+            // A flat input whose leakage was never measured: only the source may see it.
+            Err(_) if linear => StageCap::AtMost(0),
+            Err(e) => return Err(e),
+        };
+        let plain_contributions = self.rule == PrivacyRule::SoundPlain
+            && s >= 2
+            && !previous.linear
+            && !previous.source_only
+            && matches!(previous.cap, StageCap::AtMost(_));
+        // A flat input no helper may see goes to the source, like the first linear stage
+        // before SP; a conv stage no helper may hold stays unplaceable, as in the paper.
+        Ok((
+            cap,
+            (linear && cap == StageCap::AtMost(0)) || plain_contributions,
+        ))
+    }
+
+    /// The layer whose output a stage run whole before stage `s` sends (the last layer before
+    /// stage `s` that is not shape-only; the previous compute layer itself when nothing
+    /// follows it).
+    fn finished_layer(&self, s: usize) -> usize {
+        let (from, to) = (self.compute[s - 1], self.compute[s]);
+        (from + 1..to)
+            .rev()
+            .find(|&i| {
+                !matches!(
+                    self.spec.layers[i].kind,
+                    LayerKind::Flatten | LayerKind::Reshape { .. }
+                )
+            })
+            .unwrap_or(from)
     }
 
     /// Bytes of partial sums per segment of stage `s`: the previous conv stage's raw output
@@ -233,12 +342,14 @@ fn segment_costs(kind: &LayerKind, input: &Shape, output: &Shape) -> SegmentCost
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::privacy::Profile;
     use crate::privacy::builtin;
 
     #[test]
     fn lenet5_stages_follow_the_cost_model() {
         let spec = veil_spec::zoo::lenet5();
-        let plan = ModelPlan::new(&spec, &builtin("lenet5").expect("profile"), 0.8).expect("plan");
+        let profile = builtin("lenet5").expect("profile");
+        let plan = ModelPlan::with_rule(&spec, &profile, 0.8, PrivacyRule::Paper).expect("plan");
         let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["conv1", "conv2", "fc1", "fc2", "fc3"]);
         let conv2 = &plan.stages[1];
@@ -255,5 +366,85 @@ mod tests {
         assert!(plan.stages[0].source_only && plan.stages[4].source_only);
         assert!(!plan.stages[1].source_only && !plan.stages[3].source_only);
         assert_eq!(plan.total_segments(), 1 + 6 + 3);
+        assert!(plan.stages.iter().all(|s| !s.exclusive));
+    }
+
+    /// A profile of `(layer, k, ssim)` cells over maps of `total` each.
+    fn profile(cells: &[(&str, usize, usize, f64)]) -> Profile {
+        let mut layers: Vec<String> = Vec::new();
+        for (l, ..) in cells {
+            if !layers.iter().any(|x| x == l) {
+                layers.push(l.to_string());
+            }
+        }
+        Profile {
+            version: 1,
+            model: "lenet5".into(),
+            dataset: "mnist".into(),
+            layers,
+            entries: cells
+                .iter()
+                .map(
+                    |&(layer, k, total_maps, ssim)| crate::privacy::ProfileCell {
+                        layer: layer.into(),
+                        k,
+                        total_maps,
+                        ssim_mean: ssim,
+                        ssim_std: 0.0,
+                        psnr_mean: 0.0,
+                        mse_mean: 0.0,
+                        confirmed: false,
+                    },
+                )
+                .collect(),
+            thresholds: vec![],
+            source: None,
+        }
+    }
+
+    /// The sound rule: a flat stage's input is constrained like a map (fc2 sees relu3's 120
+    /// values: on the source when they leak more than tau or were never measured, free at or
+    /// after `SP`); constrained stages are exclusive; with plain partial sums the
+    /// stage after a constrained conv stage runs on the source.
+    #[test]
+    fn the_sound_rule_constrains_flat_inputs_and_joint_views() {
+        let spec = veil_spec::zoo::lenet5();
+        let mut cells = vec![("pool1", 1, 6, 0.5), ("pool1", 6, 6, 0.9)];
+        cells.extend([("conv2", 1, 16, 0.5), ("conv2", 16, 16, 0.9)]);
+        let maps = profile(&cells);
+        let plan = ModelPlan::new(&spec, &maps, 0.6).expect("plan");
+        assert_eq!(plan.rule, PrivacyRule::Sound);
+        let fc2 = &plan.stages[3];
+        assert_eq!(fc2.cap, StageCap::AtMost(0));
+        assert!(
+            fc2.source_only,
+            "relu3 never measured: only the source sees it"
+        );
+        assert!(plan.stages[1].exclusive && plan.stages[1].cap == StageCap::AtMost(1));
+        cells.push(("relu3", 1, 1, 0.65));
+        let leaky = ModelPlan::new(&spec, &profile(&cells), 0.6).expect("plan");
+        assert!(leaky.stages[3].source_only, "relu3 leaks 0.65 > 0.6");
+        let safe = ModelPlan::new(&spec, &profile(&cells), 0.7).expect("plan");
+        // relu3 is within 0.7 with all its values: SP(0.7), after which stages are free.
+        assert_eq!(safe.sp.as_deref(), Some("relu3"));
+        assert!(!safe.stages[3].source_only && !safe.stages[3].exclusive);
+        assert_eq!(safe.stages[3].cap, StageCap::Free);
+        let paper = ModelPlan::with_rule(&spec, &maps, 0.6, PrivacyRule::Paper).expect("plan");
+        assert!(!paper.stages[3].source_only && paper.stages[3].cap == StageCap::Free);
+        // gtsrb_cnn: conv2..conv6 may be shared; plain partial sums send conv3..conv6 and fc1
+        // to the source wherever the stage before is constrained.
+        let gtsrb = veil_spec::zoo::gtsrb_cnn();
+        let layers = ["relu1", "conv2", "conv3", "conv4", "conv5", "conv6"];
+        let g: Vec<(&str, usize, usize, f64)> = layers
+            .iter()
+            .flat_map(|&l| [(l, 1, 64, 0.3), (l, 8, 64, 0.5), (l, 64, 64, 0.9)])
+            .collect();
+        let masked = ModelPlan::new(&gtsrb, &profile(&g), 0.6).expect("plan");
+        let plain =
+            ModelPlan::with_rule(&gtsrb, &profile(&g), 0.6, PrivacyRule::SoundPlain).expect("plan");
+        let shared =
+            |p: &ModelPlan| -> Vec<bool> { p.stages.iter().map(|s| !s.source_only).collect() };
+        assert_eq!(shared(&masked)[..6], [false, true, true, true, true, true]);
+        assert_eq!(shared(&plain)[..6], [false, true, false, true, false, true]);
     }
 }

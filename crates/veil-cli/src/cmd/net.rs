@@ -224,7 +224,8 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         Some(p) => Some(veil_plan::experiment::read_profile(p)?),
         None => None,
     };
-    let planner = Planner::from_weight_file(spec, &a.weights, a.tau, budgets, profile)?;
+    let planner = Planner::from_weight_file(spec, &a.weights, a.tau, budgets, profile)?
+        .under_rule(a.partial_sums.privacy_rule())?;
     let mut cfg = CoordinatorConfig::new(a.listen, &a.keys, expected);
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);

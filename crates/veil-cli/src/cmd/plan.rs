@@ -23,6 +23,11 @@ pub struct Args {
     /// Privacy profile JSON from `veil profile` (default: the built-in one for the model).
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// The privacy constraint: `sound` counts what a helper really observes with masked
+    /// partial sums (flat inputs, one constrained stage per helper), `sound-plain` with plain
+    /// partial sums, `paper` is DistPrivacy's as published.
+    #[arg(long, value_enum, default_value_t = veil_plan::PrivacyRule::Sound)]
+    pub privacy_rule: veil_plan::PrivacyRule,
     /// Placement: distprivacy (the greedy), no-privacy, single or random.
     #[arg(long, default_value = "distprivacy", value_parser = STRATEGY_NAMES)]
     pub strategy: String,
@@ -52,6 +57,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let spec = super::resolve_spec(&args.model)?;
     let profile = args.profile.as_deref();
     let strategy = strategy(&args.strategy)?;
-    let out = plan_request(&fleet, &spec, profile, args.tau, strategy, exact.as_ref())?;
+    let out = plan_request(
+        &fleet,
+        &spec,
+        profile,
+        (args.tau, args.privacy_rule),
+        strategy,
+        exact.as_ref(),
+    )?;
     crate::report(&out, |x| x.text())
 }

@@ -53,6 +53,10 @@ pub struct Args {
     /// With --exact-gap: solver time limit per instance, seconds.
     #[arg(long, default_value_t = 60.0, requires = "exact_gap")]
     pub time_limit: f64,
+    /// The privacy constraint (overrides the experiment's): `sound` (default), `sound-plain`
+    /// or `paper` (DistPrivacy's as published).
+    #[arg(long, value_enum)]
+    pub privacy_rule: Option<veil_plan::PrivacyRule>,
     /// Output directory (CSV and PNG).
     #[arg(long, default_value = "runs/simulate")]
     pub out: PathBuf,
@@ -80,7 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(path)) => Study::File(path),
         (None, None) => Study::Default,
     };
-    let p = study.prepare()?;
+    let mut p = study.prepare()?;
+    if let Some(rule) = args.privacy_rule {
+        p.experiment.privacy_rule = rule;
+    }
     let rows = p.experiment.run(&mut |r| {
         if !crate::json() {
             eprintln!("{}", progress_line(r));

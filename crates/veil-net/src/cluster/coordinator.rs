@@ -70,6 +70,15 @@ impl PartialSums {
             PartialSums::Plain => "plain",
         }
     }
+
+    /// The planner's privacy rule for what helpers observe in this mode: with plain partial
+    /// sums a map's finisher sees every contribution ([`veil_plan::PrivacyRule::SoundPlain`]).
+    pub fn privacy_rule(self) -> veil_plan::PrivacyRule {
+        match self {
+            PartialSums::Masked => veil_plan::PrivacyRule::Sound,
+            PartialSums::Plain => veil_plan::PrivacyRule::SoundPlain,
+        }
+    }
 }
 
 impl CoordinatorConfig {
