@@ -80,6 +80,12 @@ impl FleetBench {
                 self.helpers
             )));
         }
+        if !(0.0..=1.0).contains(&self.tau) {
+            return Err(NetError::Invalid(format!(
+                "--tau must be an SSIM in [0, 1], got {}",
+                self.tau
+            )));
+        }
         if let Some((target, _, _)) = &self.fault
             && !(0..self.helpers).any(|i| format!("h{i}") == *target)
         {

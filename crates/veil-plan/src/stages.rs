@@ -101,6 +101,12 @@ impl ModelPlan {
         tau: f64,
         rule: PrivacyRule,
     ) -> Result<Self, PlanError> {
+        if !(0.0..=1.0).contains(&tau) {
+            return Err(PlanError::config(
+                "tau",
+                format!("tau must be an SSIM in [0, 1], got {tau}"),
+            ));
+        }
         let shapes = spec.validate()?;
         let thresholds = profile.thresholds_at(tau)?;
         let compute = compute_layers(spec)?;

@@ -479,7 +479,7 @@ pub fn mutated(per_family: usize, seed: u64) -> Vec<Case> {
 
 /// Hostile values for numeric options of every command (counts, rates, thresholds).
 pub fn options() -> Vec<Case> {
-    let templates: [&[&str]; 16] = [
+    let templates: [&[&str]; 18] = [
         &[
             "train",
             "--dataset",
@@ -612,6 +612,26 @@ pub fn options() -> Vec<Case> {
             "out/c.png",
         ],
         &["net", "bench", "--helpers", "{}", "--kill", "h0"],
+        &[
+            "net",
+            "audit",
+            "--tau",
+            "{}",
+            "--dataset",
+            "synthetic",
+            "--helpers",
+            "1",
+        ],
+        &[
+            "net",
+            "audit",
+            "--aux",
+            "{}",
+            "--dataset",
+            "synthetic",
+            "--helpers",
+            "1",
+        ],
     ];
     let values = [
         "nan",
