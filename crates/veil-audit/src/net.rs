@@ -119,6 +119,8 @@ pub struct NetAuditReport {
     pub tau: f64,
     /// `masked` or `plain`.
     pub partial_sums: String,
+    /// The planner's privacy rule (`sound`, `sound-plain` or `paper`).
+    pub privacy_rule: String,
     /// Helpers started.
     pub helpers_started: usize,
     /// Whether the planner placed the model.
@@ -175,6 +177,11 @@ pub fn run(
         dataset: audit.dataset.clone(),
         tau: bench.tau,
         partial_sums: bench.partial_sums.name().to_string(),
+        privacy_rule: bench
+            .privacy_rule
+            .unwrap_or(bench.partial_sums.privacy_rule())
+            .name()
+            .to_string(),
         helpers_started: bench.helpers,
         placed: false,
         reason: None,
@@ -523,8 +530,8 @@ impl NetAuditReport {
     /// The report as a table: one row per helper (what it saw, its SSIM, within tau).
     pub fn text(&self) -> String {
         let mut s = format!(
-            "{} on {} helpers, tau {}, {} partial sums: ",
-            self.model, self.helpers_started, self.tau, self.partial_sums
+            "{} on {} helpers, tau {}, {} partial sums, {} rule: ",
+            self.model, self.helpers_started, self.tau, self.partial_sums, self.privacy_rule
         );
         if !self.placed {
             s += &format!(

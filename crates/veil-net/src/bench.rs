@@ -62,6 +62,8 @@ pub struct FleetBench {
     pub partial_sums: crate::cluster::PartialSums,
     /// The coordinator's privacy profile file, when not the built-in one.
     pub profile: Option<PathBuf>,
+    /// The coordinator's privacy rule, when not its partial-sum mode's.
+    pub privacy_rule: Option<veil_plan::PrivacyRule>,
     /// A helper (`h<i>`) to fault, how, and after how many requests.
     pub fault: Option<(String, FaultKind, usize)>,
     /// Write one JSON line per request (outcome, latency, trace) here.
@@ -128,6 +130,9 @@ impl FleetBench {
             members[0]
                 .1
                 .extend(s(&["--profile", &p.display().to_string()]));
+        }
+        if let Some(rule) = self.privacy_rule {
+            members[0].1.extend(s(&["--privacy-rule", rule.name()]));
         }
         let mut nodes: Vec<(String, &str)> = vec![("cam0".into(), "source")];
         nodes.extend((0..self.helpers).map(|i| (format!("h{i}"), "helper")));

@@ -70,6 +70,17 @@ pub enum PrivacyRule {
     SoundPlain,
 }
 
+impl PrivacyRule {
+    /// The name on the command line (`--privacy-rule`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PrivacyRule::Paper => "paper",
+            PrivacyRule::Sound => "sound",
+            PrivacyRule::SoundPlain => "sound-plain",
+        }
+    }
+}
+
 /// The stages of a model for one tolerated SSIM.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ModelPlan {

@@ -153,6 +153,10 @@ pub struct CoordinatorArgs {
     /// Privacy profile (`veil profile` JSON) for models without a built-in one.
     #[arg(long, value_name = "JSON")]
     pub profile: Option<std::path::PathBuf>,
+    /// The planner's privacy rule (default: `sound` with masked partial sums, `sound-plain`
+    /// with plain ones); `paper` reproduces DistPrivacy's constraint, for comparison only.
+    #[arg(long, value_enum)]
+    pub privacy_rule: Option<veil_plan::PrivacyRule>,
 }
 
 /// Logs of `veil node` and `veil coordinator` (tracing, to stderr; info and above).
@@ -225,7 +229,7 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         None => None,
     };
     let planner = Planner::from_weight_file(spec, &a.weights, a.tau, budgets, profile)?
-        .under_rule(a.partial_sums.privacy_rule())?;
+        .under_rule(a.privacy_rule.unwrap_or(a.partial_sums.privacy_rule()))?;
     let mut cfg = CoordinatorConfig::new(a.listen, &a.keys, expected);
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);

@@ -29,6 +29,10 @@ pub struct AuditArgs {
     /// Tolerated attack SSIM of the plan.
     #[arg(long, default_value_t = 0.6)]
     pub tau: f64,
+    /// The coordinator's privacy rule (default: its partial-sum mode's; `paper` for
+    /// comparison only).
+    #[arg(long, value_enum)]
+    pub privacy_rule: Option<veil_plan::PrivacyRule>,
     /// How partial sums travel (the coordinator's `--partial-sums`).
     #[arg(long, value_enum, default_value_t = PartialSums::Masked)]
     pub partial_sums: PartialSums,
@@ -81,6 +85,7 @@ pub fn audit(a: &AuditArgs) -> anyhow::Result<()> {
             emulate: false,
             partial_sums: a.partial_sums,
             profile: a.profile.clone(),
+            privacy_rule: a.privacy_rule,
             fault: None,
             trace: None,
             record_views: None,

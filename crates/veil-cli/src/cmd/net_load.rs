@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// Privacy profile for the coordinator (`veil profile` JSON; models without a built-in one).
     #[arg(long, value_name = "JSON")]
     pub profile: Option<std::path::PathBuf>,
+    /// The coordinator's privacy rule (default: its partial-sum mode's; `paper` for
+    /// comparison only).
+    #[arg(long, value_enum)]
+    pub privacy_rule: Option<veil_plan::PrivacyRule>,
     /// How partial sums travel (the coordinator's `--partial-sums`).
     #[arg(long, value_enum, default_value_t = veil_net::cluster::PartialSums::Masked)]
     pub partial_sums: veil_net::cluster::PartialSums,
@@ -170,6 +174,7 @@ pub fn bench(b: &BenchArgs) -> anyhow::Result<()> {
         emulate: b.emulate,
         partial_sums: b.partial_sums,
         profile: b.profile.clone(),
+        privacy_rule: b.privacy_rule,
         fault,
         trace: b.trace.clone(),
         record_views: None,
