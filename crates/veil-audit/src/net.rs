@@ -28,7 +28,8 @@ use veil_net::bench::{FleetBench, start};
 use veil_net::drive::drive;
 use veil_net::load::{LoadConfig, RequestRecord};
 use veil_net::views::{DeviceViews, Seen, assemble, read_log};
-use veil_spec::{LayerKind, ModelSpec};
+use veil_spec::ModelSpec;
+use veil_spec::lower::LoweredOp;
 
 use crate::AuditError;
 use crate::views::{Reading, ViewFeatures, readings};
@@ -502,28 +503,35 @@ fn saw_rows(spec: &ModelSpec, views: &DeviceViews) -> Vec<SawRow> {
     rows
 }
 
-/// The name of compute stage `stage`'s layer, or with `finished` the last layer applied
-/// before the next compute layer (shape-only layers skipped).
+/// The name of compute stage `stage`'s layer (the `stage`-th linear map of the spec's one
+/// lowering, as the runtime deploys it), or with `finished` the last channel-wise layer
+/// applied after it (the layer itself when none).
 fn stage_layer(spec: &ModelSpec, stage: usize, finished: bool) -> String {
-    let compute: Vec<usize> = spec
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| matches!(l.kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. }))
-        .map(|(i, _)| i)
-        .collect();
-    let Some(&at) = compute.get(stage) else {
+    let Ok(ops) = veil_spec::lower::lower(spec) else {
         return format!("stage {stage}");
     };
-    if !finished {
-        return spec.layers[at].name.clone();
+    let mut name = None;
+    let mut linear = 0;
+    for op in &ops {
+        match op {
+            LoweredOp::Linear { layer, .. } => {
+                if linear > stage {
+                    break;
+                }
+                if linear == stage {
+                    name = Some(layer);
+                }
+                linear += 1;
+            }
+            LoweredOp::Relu { layer, .. } | LoweredOp::Pool { layer, .. }
+                if finished && name.is_some() =>
+            {
+                name = Some(layer);
+            }
+            _ => {}
+        }
     }
-    let end = compute.get(stage + 1).copied().unwrap_or(spec.layers.len());
-    spec.layers[at..end]
-        .iter()
-        .rev()
-        .find(|l| !matches!(l.kind, LayerKind::Flatten | LayerKind::Reshape { .. }))
-        .map_or_else(|| format!("stage {stage}"), |l| l.name.clone())
+    name.map_or_else(|| format!("stage {stage}"), String::clone)
 }
 
 impl NetAuditReport {
@@ -588,5 +596,29 @@ impl NetAuditReport {
             if self.within_tau { "yes" } else { "NO" }
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_are_named_by_the_runtime_s_lowering() {
+        let spec = veil_spec::zoo::lenet5();
+        let names: Vec<(String, String)> = (0..5)
+            .map(|s| (stage_layer(&spec, s, false), stage_layer(&spec, s, true)))
+            .collect();
+        let want = [
+            ("conv1", "pool1"),
+            ("conv2", "pool2"),
+            ("fc1", "relu3"),
+            ("fc2", "relu4"),
+            ("fc3", "fc3"),
+        ];
+        for ((a, b), (x, y)) in names.iter().zip(want) {
+            assert_eq!((a.as_str(), b.as_str()), (x, y));
+        }
+        assert_eq!(stage_layer(&spec, 9, true), "stage 9");
     }
 }

@@ -75,18 +75,7 @@ fn compare_scores_images_and_rejects_bad_ones() {
 fn train_then_eval_on_synthetic_data() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("run");
-    let v = json(&veil(&[
-        "train",
-        "--model",
-        "lenet5",
-        "--dataset",
-        "synthetic",
-        "--epochs",
-        "1",
-        "--out",
-        out.to_str().expect("p"),
-        "--json",
-    ]));
+    let v = common::train_synthetic(&out);
     let acc = v["test_accuracy"].as_f64().expect("acc");
     assert!((0.0..=1.0).contains(&acc) && acc > 0.5, "{acc}");
     assert!(v["train_seconds"].as_f64().expect("secs") > 0.0);
@@ -419,17 +408,7 @@ fn defend_dp_and_noise_report_accuracy_attack_and_fit() {
 
 /// Trains lenet5 on synthetic data for one epoch under `dir`; returns the weight file.
 fn train_synthetic(dir: &Path) -> String {
-    let run = dir.join("model");
-    let t = json(&veil(&[
-        "train",
-        "--dataset",
-        "synthetic",
-        "--epochs",
-        "1",
-        "--out",
-        run.to_str().expect("p"),
-        "--json",
-    ]));
+    let t = common::train_synthetic(&dir.join("model"));
     t["weights"].as_str().expect("weights").to_string()
 }
 

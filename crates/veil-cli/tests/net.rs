@@ -5,24 +5,13 @@
 
 mod common;
 
-use common::{assert_bad_input, json, veil};
+use common::{assert_bad_input, json, train_synthetic, veil};
 
 #[test]
 fn a_process_cluster_matches_one_process() {
     let dir = tempfile::tempdir().expect("tmp");
     let run = dir.path().join("run");
-    let t = json(&veil(&[
-        "train",
-        "--model",
-        "lenet5",
-        "--dataset",
-        "synthetic",
-        "--epochs",
-        "1",
-        "--out",
-        run.to_str().expect("utf-8"),
-        "--json",
-    ]));
+    let t = train_synthetic(&run);
     let weights = t["weights"].as_str().expect("weights").to_string();
     let v = json(&veil(&[
         "net",
@@ -164,18 +153,7 @@ fn net_bench_refuses_an_empty_fleet() {
 fn net_audit_attacks_what_each_helper_observed() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = |p: &str| dir.path().join(p).to_str().expect("utf-8").to_string();
-    let t = json(&veil(&[
-        "train",
-        "--model",
-        "lenet5",
-        "--dataset",
-        "synthetic",
-        "--epochs",
-        "1",
-        "--out",
-        &path("run"),
-        "--json",
-    ]));
+    let t = train_synthetic(&dir.path().join("run"));
     let weights = t["weights"].as_str().expect("weights").to_string();
     let audit = |helpers: &str, tau: &str, out: &str| {
         json(&veil(&[

@@ -39,3 +39,20 @@ pub fn assert_bad_input(out: &Output, mention: &str) {
     );
     assert!(err.contains(mention), "{err} should mention {mention}");
 }
+
+/// Trains lenet5 on the synthetic dataset for one epoch into `out` (a run directory) and
+/// returns `veil train`'s JSON report (its `weights` names the weight file).
+pub fn train_synthetic(out: &std::path::Path) -> serde_json::Value {
+    json(&veil(&[
+        "train",
+        "--model",
+        "lenet5",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+        "--json",
+    ]))
+}
