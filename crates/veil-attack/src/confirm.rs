@@ -5,6 +5,11 @@
 //! trained for exactly that subset with the default attack budget, the same map subsets as
 //! the fast pass), and keeps the stronger of the two attacks. Raising a cell can move a
 //! threshold onto another cell, so the pass repeats until every deciding cell is confirmed.
+//!
+//! A cell scores random map subsets, but a planner hands *some* subset to every helper, so the
+//! worst subset is what a threshold must bound. With [`ConfirmPass::every_map`] a deciding
+//! cell with one map is re-attacked on every map of its layer, and keeps the worst (for two
+//! or more maps the subsets are too many; those stay random).
 
 use std::collections::BTreeSet;
 
@@ -12,8 +17,8 @@ use veil_data::Dataset;
 use veil_model::Model;
 use veil_spec::profile::{ProfileCell, deciding_cells, derive_thresholds, monotone_envelope};
 
-use crate::run::attack_features;
-use crate::{AttackConfig, AttackError, LayerFeatures};
+use crate::run::{attack_features, gather};
+use crate::{AttackConfig, AttackError, AttackReport, LayerFeatures};
 
 /// A confirm pass: the attacked model, its data and the full-strength attack.
 pub struct ConfirmPass<'a> {
@@ -25,6 +30,8 @@ pub struct ConfirmPass<'a> {
     pub victims: &'a Dataset,
     /// The full-strength attack (its `layer` and `maps` are set per cell).
     pub full: &'a AttackConfig,
+    /// Re-attack a deciding one-map cell on every map of its layer and keep the worst.
+    pub every_map: bool,
 }
 
 impl ConfirmPass<'_> {
@@ -71,12 +78,7 @@ impl ConfirmPass<'_> {
                 let Some(feats) = current.as_ref() else {
                     continue;
                 };
-                let cfg = AttackConfig {
-                    layer: layer.clone(),
-                    maps: Some(k),
-                    ..full.clone()
-                };
-                let r = attack_features(feats, &cfg, &mut |_| {})?;
+                let r = self.attack_cell(feats, &layer, k)?;
                 let Some(cell) = cells.iter_mut().find(|c| c.layer == layer && c.k == k) else {
                     continue;
                 };
@@ -91,5 +93,54 @@ impl ConfirmPass<'_> {
                 on_cell(cell);
             }
         }
+    }
+}
+
+impl ConfirmPass<'_> {
+    /// The full-strength attack of cell `(layer, k)` on `feats`: on the cell's random subsets,
+    /// or with [`ConfirmPass::every_map`] and `k = 1` on every single map, the worst.
+    fn attack_cell(
+        &self,
+        feats: &LayerFeatures,
+        layer: &str,
+        k: usize,
+    ) -> Result<AttackReport, AttackError> {
+        let cfg = AttackConfig {
+            layer: layer.to_string(),
+            maps: Some(k),
+            ..self.full.clone()
+        };
+        let maps = feats.shape.as_chw().map_or(1, |(c, _, _)| c);
+        if !(self.every_map && k == 1 && maps > 1) {
+            return attack_features(feats, &cfg, &mut |_| {});
+        }
+        let mut worst: Option<AttackReport> = None;
+        for m in 0..maps {
+            let one = single_map(feats, m);
+            let cfg = AttackConfig {
+                maps: None,
+                ..cfg.clone()
+            };
+            let r = attack_features(&one, &cfg, &mut |_| {})?;
+            if worst.as_ref().is_none_or(|w| r.ssim_mean > w.ssim_mean) {
+                worst = Some(r);
+            }
+        }
+        worst.ok_or_else(|| AttackError::Invalid(format!("{layer} has no maps")))
+    }
+}
+
+/// The features of map `m` of `feats` alone (shape `[1, h, w]`; the same device part, so
+/// the decoder still mirrors it).
+fn single_map(feats: &LayerFeatures, m: usize) -> LayerFeatures {
+    let (p, h, w) = feats.shape.as_chw().unwrap_or((1, 1, feats.shape.numel()));
+    LayerFeatures {
+        layer: feats.layer.clone(),
+        shape: veil_spec::Shape::chw(1, h, w),
+        aux: feats.aux.clone(),
+        victims: feats.victims.clone(),
+        aux_feats: gather(&feats.aux_feats, p, h * w, &[m]),
+        victim_feats: gather(&feats.victim_feats, p, h * w, &[m]),
+        device: feats.device.clone(),
     }
 }

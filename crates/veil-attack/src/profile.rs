@@ -68,6 +68,9 @@ pub struct PrivacyProfile {
     /// Seconds of the confirm pass (included in `seconds`).
     #[serde(default)]
     pub confirm_seconds: f64,
+    /// Whether the confirm pass took the worst single map for one-map cells.
+    #[serde(default)]
+    pub every_map: bool,
     /// Wall-clock seconds of the sweep.
     pub seconds: f64,
 }
@@ -113,6 +116,8 @@ pub struct ProfileRequest {
     pub step_samples: usize,
     /// The full-strength attack of the confirm pass ([`crate::confirm`]); `None` skips it.
     pub confirm: Option<AttackConfig>,
+    /// Confirm pass: a deciding one-map cell is re-attacked on every map, keeping the worst.
+    pub every_map: bool,
 }
 
 /// Runs the sweep of `req` on `model`; `dataset` names the data in the profile.
@@ -178,6 +183,7 @@ pub fn profile(
                 aux,
                 victims,
                 full,
+                every_map: req.every_map,
             };
             pass.run(layers, taus, &mut entries, &mut |c| {
                 on_event(ProfileEvent::Confirmed(c))
@@ -205,6 +211,7 @@ pub fn profile(
         confirm: req.confirm.clone(),
         confirmed_cells,
         confirm_seconds,
+        every_map: req.every_map && req.confirm.is_some(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -353,10 +360,16 @@ impl PrivacyProfile {
             out.push('\n');
         }
         match &self.confirm {
-            Some(full) => out.push_str(&format!(
-                "\n`*`: a cell a threshold rests on, re-attacked from scratch at full strength ({} auxiliary images, {} epochs) by the confirm pass; it holds the stronger of the two attacks ({} cells, {:.0} s).\n",
-                full.aux_samples, full.train.epochs, self.confirmed_cells, self.confirm_seconds
-            )),
+            Some(full) => {
+                out.push_str(&format!(
+                    "\n`*`: a cell a threshold rests on, re-attacked from scratch at full strength ({} auxiliary images, {} epochs) by the confirm pass; it holds the stronger of the two attacks ({} cells, {:.0} s).\n",
+                    full.aux_samples, full.train.epochs, self.confirmed_cells, self.confirm_seconds
+                ));
+                out.push_str(match self.every_map {
+                    true => "A confirmed one-map cell is its layer's worst single map (every map attacked).\n",
+                    false => "A cell scores random map subsets, not the worst subset a helper may get.\n",
+                });
+            }
             None => out.push_str(
                 "\nNo confirm pass: the cells are the fast attack's and may understate the leakage.\n",
             ),
@@ -408,6 +421,7 @@ mod tests {
             confirm: Some(AttackConfig::default()),
             confirmed_cells: 1,
             confirm_seconds: 0.5,
+            every_map: false,
             seconds: 1.5,
         };
         let json = serde_json::to_string(&prof).expect("json");

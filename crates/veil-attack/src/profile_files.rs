@@ -40,6 +40,8 @@ pub struct ProfileSettings {
     pub seed: u64,
     /// Re-attack the cells the thresholds rest on at full strength (the confirm pass).
     pub confirm: bool,
+    /// Confirm pass: re-attack a deciding one-map cell on every map and keep the worst.
+    pub every_map: bool,
 }
 
 impl ProfileSettings {
@@ -98,6 +100,7 @@ impl ProfileSettings {
                 },
                 ..AttackConfig::default()
             }),
+            every_map: self.every_map,
         })
     }
 }

@@ -37,6 +37,7 @@ fn request(method: ProfileMethod, taus: Vec<f64>, confirm: bool) -> ProfileReque
         method,
         step_samples: 200,
         confirm: confirm.then(|| attack(3)),
+        every_map: false,
     }
 }
 
@@ -134,4 +135,69 @@ fn the_confirm_pass_covers_every_deciding_cell() {
             .expect("fast cell");
         assert!(c.ssim_mean >= before.ssim_mean, "{} k={}", c.layer, c.k);
     }
+}
+
+/// With `every_map`, a deciding one-map cell is re-attacked on each map and keeps the worst:
+/// never below the confirm pass on its one random map (the same attack on one of the maps).
+#[test]
+fn every_map_confirms_one_map_cells_at_their_worst_map() {
+    let (model, split) = setting();
+    let fast = profile(
+        &model,
+        "synthetic",
+        &split.train,
+        &split.test,
+        &request(ProfileMethod::Chain, vec![], false),
+        &mut |_| {},
+    )
+    .expect("fast");
+    let lowest_one_map = fast
+        .table
+        .entries
+        .iter()
+        .filter(|c| c.k == 1)
+        .map(|c| c.ssim_mean)
+        .fold(f64::INFINITY, f64::min);
+    let taus = vec![lowest_one_map + 1e-9];
+    let run = |every_map: bool| {
+        let req = ProfileRequest {
+            every_map,
+            ..request(ProfileMethod::Chain, taus.clone(), true)
+        };
+        profile(
+            &model,
+            "synthetic",
+            &split.train,
+            &split.test,
+            &req,
+            &mut |_| {},
+        )
+        .expect("profile")
+    };
+    let (random, worst) = (run(false), run(true));
+    assert!(worst.every_map && !random.every_map);
+    let mut compared = 0;
+    for w in worst
+        .table
+        .entries
+        .iter()
+        .filter(|c| c.k == 1 && c.confirmed)
+    {
+        if let Some(r) = random
+            .table
+            .entries
+            .iter()
+            .find(|r| r.layer == w.layer && r.k == 1 && r.confirmed)
+        {
+            assert!(
+                w.ssim_mean >= r.ssim_mean - 1e-9,
+                "{}: {} < {}",
+                w.layer,
+                w.ssim_mean,
+                r.ssim_mean
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 0, "no one-map cell decided a threshold");
 }

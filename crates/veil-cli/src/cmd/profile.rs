@@ -48,6 +48,10 @@ pub struct Args {
     /// threshold rests on): faster, but the fast attack may understate the leakage.
     #[arg(long)]
     pub no_confirm: bool,
+    /// Confirm pass: re-attack every deciding one-map cell on each map of its layer and keep
+    /// the worst (a planner gives every helper *some* map; P attacks per such cell).
+    #[arg(long, conflicts_with = "no_confirm")]
+    pub every_map: bool,
     /// Output JSON file (CSV, Markdown and PNG are written beside it).
     #[arg(long, default_value = "runs/profile/profile.json")]
     pub out: PathBuf,
@@ -77,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         draws: args.draws,
         seed: args.seed,
         confirm: !args.no_confirm,
+        every_map: args.every_map,
     };
     settings.check()?;
     let (id, split, model) = args.target.load()?;
