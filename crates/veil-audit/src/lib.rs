@@ -5,6 +5,7 @@
 //!   observes ([`veil_net::views`]); auxiliary images (training split) and victims (test
 //!   split) are sent through it; each helper's recorded views are attacked ([`views`]) and
 //!   scored against tau.
+//! - [`report`]: the audit's report and its text table.
 //! - [`views`]: a device's recorded views turned into attack features: the maps it observed
 //!   stacked at a common size (conv decoder), and all its values as one vector (flat decoder);
 //!   the stronger of the two attacks is its leakage.
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod net;
+pub mod report;
 pub mod views;
 
 /// Errors of an audit.
