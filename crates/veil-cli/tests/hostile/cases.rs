@@ -336,7 +336,7 @@ fn families() -> Vec<Family> {
                 "--model",
                 "lenet5",
                 "--tau",
-                "0.6",
+                "0.8",
             ],
         },
         one_file(
@@ -750,7 +750,7 @@ pub fn reproductions() -> Vec<Case> {
         repro(
             "fleet: period_s 1e-300",
             &[
-                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.6",
+                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.8",
             ],
         )
         .file(
@@ -844,14 +844,14 @@ pub fn reproductions() -> Vec<Case> {
         repro(
             "plan: 10^6 helpers --exact",
             &[
-                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.6", "--exact",
+                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.8", "--exact",
             ],
         )
         .file("f.toml", FLEET.replace("count = 6", "count = 1000000")),
         repro(
             "fleet memory_mb 2^44",
             &[
-                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.6",
+                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.8",
             ],
         )
         .file(
