@@ -3,7 +3,7 @@
 
 mod common;
 
-use veil_attack::profile::{ProfileMethod, ProfileRequest, profile};
+use veil_attack::profile::{PrivacyProfile, ProfileMethod, ProfileRequest, profile};
 use veil_attack::{AttackConfig, MapSelection};
 use veil_model::{Model, TrainConfig};
 use veil_spec::profile::{ProfileCell, deciding_cells, derive_thresholds};
@@ -39,6 +39,19 @@ fn request(method: ProfileMethod, taus: Vec<f64>, confirm: bool) -> ProfileReque
         confirm: confirm.then(|| attack(3)),
         every_map: false,
     }
+}
+
+/// The profile of `req` on the synthetic setting.
+fn run(model: &Model, split: &veil_data::Split, req: &ProfileRequest) -> PrivacyProfile {
+    profile(
+        model,
+        "synthetic",
+        &split.train,
+        &split.test,
+        req,
+        &mut |_| {},
+    )
+    .expect("profile")
 }
 
 fn assert_monotone(cells: &[ProfileCell]) {
@@ -81,28 +94,20 @@ fn profiles_are_monotone_in_k() {
 #[test]
 fn the_confirm_pass_covers_every_deciding_cell() {
     let (model, split) = setting();
-    let fast = profile(
+    let fast = run(
         &model,
-        "synthetic",
-        &split.train,
-        &split.test,
+        &split,
         &request(ProfileMethod::Chain, vec![], false),
-        &mut |_| {},
-    )
-    .expect("fast");
+    );
     // Taus between the measured cells, so that thresholds rest on some of them.
     let mut ssims: Vec<f64> = fast.table.entries.iter().map(|c| c.ssim_mean).collect();
     ssims.sort_by(f64::total_cmp);
     let taus = vec![ssims[2] + 1e-9, ssims[ssims.len() / 2] + 1e-9, 1.0];
-    let confirmed = profile(
+    let confirmed = run(
         &model,
-        "synthetic",
-        &split.train,
-        &split.test,
+        &split,
         &request(ProfileMethod::Chain, taus.clone(), true),
-        &mut |_| {},
-    )
-    .expect("confirmed");
+    );
     let cells = &confirmed.table.entries;
     assert!(confirmed.confirmed_cells > 0);
     assert_eq!(
@@ -142,15 +147,11 @@ fn the_confirm_pass_covers_every_deciding_cell() {
 #[test]
 fn every_map_confirms_one_map_cells_at_their_worst_map() {
     let (model, split) = setting();
-    let fast = profile(
+    let fast = run(
         &model,
-        "synthetic",
-        &split.train,
-        &split.test,
+        &split,
         &request(ProfileMethod::Chain, vec![], false),
-        &mut |_| {},
-    )
-    .expect("fast");
+    );
     let lowest_one_map = fast
         .table
         .entries

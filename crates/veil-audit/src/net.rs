@@ -342,15 +342,17 @@ fn attack_reading(
     aux: &Dataset,
     victims: &Dataset,
 ) -> Result<(Reading, AttackReport), AuditError> {
-    let per = reading.shape.numel();
-    let split = aux.len() * per;
+    let split = aux.len() * reading.shape.numel();
+    // The rows move into the features: a view of many maps is large, so it is not copied.
+    let mut aux_feats = reading.rows;
+    let victim_feats = aux_feats.split_off(split);
     let feats = LayerFeatures {
         layer: format!("{name} view"),
         shape: reading.shape,
         aux: aux.clone(),
         victims: victims.clone(),
-        aux_feats: reading.rows[..split].to_vec(),
-        victim_feats: reading.rows[split..].to_vec(),
+        aux_feats,
+        victim_feats,
         device: None,
     };
     let cfg = AttackConfig {
@@ -369,36 +371,31 @@ fn attack_reading(
 
 /// What a helper saw, grouped by kind and stage.
 fn saw_rows(spec: &ModelSpec, views: &DeviceViews) -> Vec<SawRow> {
-    let mut rows: Vec<SawRow> = Vec::new();
-    let mut senders: Vec<std::collections::BTreeSet<usize>> = Vec::new();
-    let mut last: Option<(Seen, usize)> = None;
+    use std::collections::{BTreeMap, BTreeSet};
+    // Per (kind, stage): channels, senders, values, values of one channel.
+    type Group = (BTreeSet<usize>, BTreeSet<usize>, usize, usize);
+    let mut groups: BTreeMap<(Seen, usize), Group> = BTreeMap::new();
     for p in &views.parts {
-        if last != Some((p.seen, p.stage)) {
-            rows.push(SawRow {
-                seen: p.seen,
-                layer: stage_layer(spec, p.stage, p.seen == Seen::Finished),
-                channels: 0,
-                senders: 0,
-                values: 0,
-                per_channel: p.len,
-            });
-            senders.push(Default::default());
-            last = Some((p.seen, p.stage));
-        }
-        if let (Some(row), Some(s)) = (rows.last_mut(), senders.last_mut()) {
-            row.values += p.len;
-            s.insert(p.from);
-            row.channels = views
-                .parts
-                .iter()
-                .filter(|q| (q.seen, q.stage) == (p.seen, p.stage))
-                .map(|q| q.channel)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len();
-            row.senders = s.len();
-        }
+        let g = groups
+            .entry((p.seen, p.stage))
+            .or_insert_with(|| (BTreeSet::new(), BTreeSet::new(), 0, p.len));
+        g.0.insert(p.channel);
+        g.1.insert(p.from);
+        g.2 += p.len;
     }
-    rows
+    groups
+        .into_iter()
+        .map(
+            |((seen, stage), (channels, senders, values, per_channel))| SawRow {
+                seen,
+                layer: stage_layer(spec, stage, seen == Seen::Finished),
+                channels: channels.len(),
+                senders: senders.len(),
+                values,
+                per_channel,
+            },
+        )
+        .collect()
 }
 
 /// The name of compute stage `stage`'s layer (the `stage`-th linear map of the spec's one
