@@ -18,8 +18,8 @@
 # load.json (the report), trace.jsonl (one line per request), samples.csv, *.log.
 set -euo pipefail
 
-helpers=6 stm32=0 netns=0 emulate=0 rate=10 requests=200 duration="" sample_s=0
-weights=runs/lenet5-mnist/model.safetensors tau=0.8 out=runs/testbed veil=target/release/veil
+helpers=7 stm32=0 netns=0 emulate=0 rate=10 requests=200 duration="" sample_s=0
+weights=runs/lenet5-mnist/model.safetensors tau=0.95 out=runs/testbed veil=target/release/veil
 delay_ms=0 partial_sums=masked
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -67,7 +67,15 @@ fn fleet_with(helpers: usize, partial_sums: PartialSums) -> Fleet {
     let spec = veil_spec::zoo::lenet5();
     let model = Model::init(spec.clone(), 11).expect("model");
     let params = model.compute_layer_params().expect("parameters");
-    let planner = Planner::new(spec, 0.8, Budgets::default(), params).expect("planner");
+    // The runtime, not the privacy rule, is under test: the #16 profile (one *random* map per
+    // one-map cell) plans conv2 over six helpers at tau 0.8. veil's built-in profile scores the
+    // worst pool1 map (0.926) and needs tau 0.95 and seven helpers for LeNet-5.
+    let profile = veil_plan::privacy::Profile::from_json_str(include_str!(
+        "../../../docs/results/profile-lenet5-mnist.json"
+    ))
+    .expect("profile");
+    let planner =
+        Planner::with_profile(spec, &profile, 0.8, Budgets::default(), params).expect("planner");
     let coordinator = free();
     let plans = Arc::new(std::sync::Mutex::new(Vec::new()));
     let accepted: Vec<String> = names

@@ -212,15 +212,16 @@ fn the_planner_s_greedy_placement_runs_and_matches() {
     use veil_plan::{Budgets, DeviceClass, Fleet, ModelPlan, Strategy};
     let spec = veil_spec::zoo::lenet5();
     let profile = veil_plan::privacy::builtin("lenet5").expect("profile");
-    // At tau 0.8 the measured profile lets a helper hold one conv2 input map (Nf(conv1) = 1), so
-    // conv2 needs six helpers; fewer are rejected by the planner.
-    for helpers in [6, 7, 8] {
+    // At tau 0.95 the built-in profile lets a helper hold one conv2 input map (the worst pool1
+    // map leaks 0.926), so conv2 needs six helpers that hold nothing else of the request, and
+    // fc1-fc3 a seventh; fewer are rejected by the planner (below 0.926 none can be placed).
+    for helpers in [7, 8] {
         let fleet = Fleet::mixed(
             helpers,
             &[DeviceClass::rpi3(), DeviceClass::nexus5()],
             Budgets::default(),
         );
-        let plan = ModelPlan::new(&spec, &profile, 0.8).expect("plan");
+        let plan = ModelPlan::new(&spec, &profile, 0.95).expect("plan");
         let report = veil_plan::single::plan_one(&fleet, plan, Strategy::DISTPRIVACY, None)
             .expect("plan_one")
             .expect("a placement");
@@ -253,6 +254,14 @@ fn the_planner_s_greedy_placement_runs_and_matches() {
                 );
             }
         }
+    }
+    // Six helpers at tau 0.95, or any number below the worst pool1 map: no placement.
+    for (helpers, tau) in [(6, 0.95), (16, 0.9)] {
+        let fleet = Fleet::mixed(helpers, &[DeviceClass::rpi3()], Budgets::default());
+        let plan = ModelPlan::new(&spec, &profile, tau).expect("plan");
+        let report = veil_plan::single::plan_one(&fleet, plan, Strategy::DISTPRIVACY, None)
+            .expect("plan_one");
+        assert!(report.is_none(), "{helpers} helpers at tau {tau}");
     }
 }
 

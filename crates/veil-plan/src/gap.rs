@@ -16,10 +16,10 @@ use crate::{ModelPlan, PlanError, Strategy};
 
 /// The preset instances: `(model, tau, helpers, requests in one period)`.
 pub const PRESET: [(&str, f64, usize, usize); 7] = [
-    ("lenet5", 0.8, 6, 1),
-    ("lenet5", 0.8, 8, 2),
+    ("lenet5", 0.95, 6, 1),
+    ("lenet5", 0.95, 8, 2),
     ("lenet5", 0.6, 10, 3),
-    ("lenet5", 0.8, 12, 4),
+    ("lenet5", 0.95, 12, 4),
     ("cifar_cnn", 0.8, 4, 1),
     ("cifar_cnn", 0.4, 8, 1),
     ("cifar_cnn", 0.6, 8, 2),

@@ -150,7 +150,7 @@ mod tests {
         );
         assert!(scaling_checked("lenet5", 0.8, &[0], &[1]).is_err());
         assert!(scaling_checked("lenet5", 1.5, &[10], &[1]).is_err());
-        let rows = scaling_checked("lenet5", 0.8, &[10], &[5]).expect("rows");
+        let rows = scaling_checked("lenet5", 0.95, &[10], &[5]).expect("rows");
         let table = scaling_markdown(&rows);
         assert_eq!(table.lines().count(), 3, "{table}");
     }

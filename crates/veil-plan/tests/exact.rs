@@ -45,7 +45,7 @@ fn total(plans: &[ModelPlan], ps: &[Placement], rates: &[(f64, f64)]) -> f64 {
 
 #[test]
 fn the_ilp_is_optimal_consistent_and_no_worse_than_the_greedy() {
-    let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.8)];
+    let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.95)];
     let classes: Vec<DeviceClass> = (0..8)
         .map(|i| {
             [
@@ -66,7 +66,7 @@ fn the_ilp_is_optimal_consistent_and_no_worse_than_the_greedy() {
     };
     let mut ledger = Ledger::new(&fleet);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let greedy: Vec<Placement> = (0..3)
+    let greedy: Vec<Placement> = (0..2)
         .map(|_| placer.place(0, 8, &mut ledger, &mut rng).expect("greedy"))
         .collect();
     let requests = vec![
@@ -74,7 +74,7 @@ fn the_ilp_is_optimal_consistent_and_no_worse_than_the_greedy() {
             model: 0,
             source: 8
         };
-        3
+        2
     ];
     for cfg in &configs() {
         let exact = solve_exact(&fleet, &plans, &requests, Some(&greedy), cfg)
@@ -216,7 +216,7 @@ proptest::proptest! {
     fn exact_placements_satisfy_every_constraint(
         classes in proptest::collection::vec(0usize..3, 6..10),
         requests in 1usize..3,
-        tau in proptest::prelude::prop_oneof![proptest::prelude::Just(0.6), proptest::prelude::Just(0.8)],
+        tau in proptest::prelude::prop_oneof![proptest::prelude::Just(0.6), proptest::prelude::Just(0.95)],
         budget in 0.0005f64..0.05,
     ) {
         let catalog = [DeviceClass::rpi3(), DeviceClass::nexus5(), DeviceClass::stm32h7()];
@@ -231,8 +231,9 @@ proptest::proptest! {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let greedy: Option<Vec<Placement>> = (0..requests).map(|_| placer.place(0, helpers, &mut ledger, &mut rng)).collect();
         let reqs = vec![Request { model: 0, source: helpers }; requests];
-        for cfg in &configs() {
-            let exact = solve_exact(&fleet, &plans, &reqs, greedy.as_deref(), cfg).expect("solve");
+        // A short limit: the property holds for whatever the solver returns in time.
+        for cfg in configs().into_iter().map(|c| ExactConfig { time_limit_s: 5.0, ..c }) {
+            let exact = solve_exact(&fleet, &plans, &reqs, greedy.as_deref(), &cfg).expect("solve");
             if let Some(e) = &exact {
                 proptest::prop_assert_eq!(check(&fleet, &plans, &e.placements, true), Ok(()));
                 if let Some(g) = &greedy {
@@ -249,8 +250,9 @@ proptest::proptest! {
 /// Asking for a solver this build lacks is an error that says how to get it, never a panic.
 #[test]
 fn a_missing_solver_is_a_clear_error() {
-    let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.8)];
-    let fleet = fleet(&vec![DeviceClass::rpi3(); 6]);
+    let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.95)];
+    // Seven helpers: six hold one conv2 map each and hold nothing else; fc1-fc3 need a seventh.
+    let fleet = fleet(&vec![DeviceClass::rpi3(); 7]);
     for solver in ExactSolver::ALL {
         let cfg = ExactConfig {
             solver,
@@ -261,7 +263,7 @@ fn a_missing_solver_is_a_clear_error() {
             &plans,
             &[Request {
                 model: 0,
-                source: 6,
+                source: 7,
             }],
             None,
             &cfg,
@@ -279,7 +281,7 @@ fn a_missing_solver_is_a_clear_error() {
 fn an_instance_too_large_for_the_ilp_is_refused_before_it_is_built() {
     // 200,000 helpers x 20 LeNet-5 requests: millions of columns, which would take gigabytes
     // to build. Refused at once, naming the limit.
-    let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.8)];
+    let plans = [lenet_plan(&builtin("lenet5").expect("profile"), 0.95)];
     let classes = [DeviceClass::rpi3()];
     let fleet = with_cameras(
         &Fleet::mixed(200_000, &classes, Budgets::default()),

@@ -32,7 +32,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Helpers.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = veil_net::cluster::coordinator::DEFAULT_HELPERS)]
     pub helpers: usize,
     /// Requests (test images in turn).
     #[arg(long, default_value_t = 1000)]
@@ -40,8 +40,9 @@ pub struct BenchArgs {
     /// Mean requests per second (Poisson arrivals); 0 sends one at a time.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
-    /// Tolerated attack SSIM.
-    #[arg(long, default_value_t = 0.8)]
+    /// Tolerated attack SSIM (default: the lowest at which LeNet-5 can be channel-partitioned
+    /// at all; one pool1 map leaks 0.926).
+    #[arg(long, default_value_t = veil_net::cluster::coordinator::DEFAULT_TAU)]
     pub tau: f64,
     /// Kill this helper (SIGKILL) after `--fault-after` requests.
     #[arg(long)]

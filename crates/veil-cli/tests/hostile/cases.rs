@@ -210,7 +210,7 @@ memory_mb = 4096\nrate_mbps = 100\ncount = 2\n\n[[sources]]\nclass = \"rpi3\"\n\
 model = \"lenet5\"\ncount = 1\n";
 
 const EXPERIMENT: &str = "requests = 40\nlambda = 3.0\nseed = 0\ndevices = [6, 10]\n\
-taus = [0.6, 0.8]\nstrategies = [\"distprivacy\", \"single\"]\n[[mixes]]\nlabel = \"uniform\"\n\
+taus = [0.6, 0.95]\nstrategies = [\"distprivacy\", \"single\"]\n[[mixes]]\nlabel = \"uniform\"\n\
 classes = [\"rpi3\", \"nexus5\", \"stm32h7\"]\nweights = [1, 1, 1]\n[[workloads]]\n\
 label = \"lenet\"\nmodels = [\"lenet5\"]\n";
 
@@ -336,7 +336,7 @@ fn families() -> Vec<Family> {
                 "--model",
                 "lenet5",
                 "--tau",
-                "0.8",
+                "0.95",
             ],
         },
         one_file(
@@ -750,7 +750,7 @@ pub fn reproductions() -> Vec<Case> {
         repro(
             "fleet: period_s 1e-300",
             &[
-                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.8",
+                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.95",
             ],
         )
         .file(
@@ -844,14 +844,14 @@ pub fn reproductions() -> Vec<Case> {
         repro(
             "plan: 10^6 helpers --exact",
             &[
-                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.8", "--exact",
+                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.95", "--exact",
             ],
         )
         .file("f.toml", FLEET.replace("count = 6", "count = 1000000")),
         repro(
             "fleet memory_mb 2^44",
             &[
-                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.8",
+                "plan", "--fleet", "f.toml", "--model", "lenet5", "--tau", "0.95",
             ],
         )
         .file(

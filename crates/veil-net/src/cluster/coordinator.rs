@@ -102,6 +102,16 @@ impl CoordinatorConfig {
 /// TLS, lenet5 on 6 emulated RPi3 helpers: (4.03 ms measured - 1.27 ms modelled) / 4 hops).
 pub const DEFAULT_HOP_S: f64 = 0.69e-3;
 
+/// The runtime commands' default tau: the lowest of the profile's taus at which LeNet-5 (the
+/// default model) can be channel-partitioned at all. One pool1 map leaks SSIM 0.926 (veil's
+/// built-in profile, `veil profile --every-map`), so below that no helper may hold a conv2
+/// input; at 0.95 each of six helpers holds one and a seventh runs fc1-fc3.
+pub const DEFAULT_TAU: f64 = 0.95;
+
+/// The runtime commands' default number of helpers: the fewest that place LeNet-5 at
+/// [`DEFAULT_TAU`].
+pub const DEFAULT_HELPERS: usize = 7;
+
 /// A registered node.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Registered {
