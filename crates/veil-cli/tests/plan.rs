@@ -60,7 +60,7 @@ fn plan_places_a_request_greedily_and_exactly() {
     // pool1 map leaks SSIM 0.926, so Nf(pool1) = 0.
     for tau in ["0.4", "0.8", "0.9"] {
         let out = veil(&["plan", "--fleet", f, "--model", "lenet5", "--tau", tau]);
-        assert_bad_input(&out, "no placement");
+        assert_bad_input(&out, "no helper may hold even one input map of conv2");
     }
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[helpers]]\nclass = \"pdp11\"\n").expect("write");

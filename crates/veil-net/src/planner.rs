@@ -102,6 +102,12 @@ impl Planner {
         Ok(self)
     }
 
+    /// The first stage no helper may hold at this tau (see
+    /// [`ModelPlan::blocked_stage`]): while there is one, no fleet can run the model.
+    pub fn blocked_stage(&self) -> Option<&str> {
+        self.plan.blocked_stage().map(|s| s.name.as_str())
+    }
+
     /// The model.
     pub fn spec(&self) -> &ModelSpec {
         &self.spec

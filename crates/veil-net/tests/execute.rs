@@ -463,6 +463,11 @@ fn a_planner_takes_a_measured_profile_and_names_the_flag_when_none_is_built_in()
         .expect("model")
         .compute_layer_params()
         .expect("parameters");
+    // The built-in profile (worst pool1 map 0.926) blocks conv2 below that tau on any fleet.
+    let strict = Planner::new(spec.clone(), 0.8, Budgets::default(), params.clone()).expect("p");
+    assert_eq!(strict.blocked_stage(), Some("conv2"));
+    let loose = Planner::new(spec.clone(), 0.95, Budgets::default(), params.clone()).expect("p");
+    assert_eq!(loose.blocked_stage(), None);
     assert!(Planner::with_profile(spec, &profile, 0.8, Budgets::default(), params).is_ok());
 }
 

@@ -109,11 +109,19 @@ pub fn plan_request(
         None => crate::experiment::profile_for(&spec.name, &Default::default())?,
     };
     let plan = ModelPlan::with_rule(spec, &profile, tau, rule)?;
+    let blocked = plan.blocked_stage().map(|s| s.name.clone());
     plan_one(fleet, plan, strategy, exact)?.ok_or_else(|| {
+        let why = match blocked {
+            Some(stage) => format!(
+                "no helper may hold even one input map of {stage} (the profile's leakage of a single map exceeds tau), on any fleet; only a higher tau can help"
+            ),
+            None => "privacy caps or budgets; more or stronger helpers, or a higher tau may help"
+                .to_string(),
+        };
         PlanError::config(
             "placement",
             format!(
-                "no placement of {} at tau {tau} fits this fleet (privacy caps or budgets); more or stronger helpers, or a higher tau may help",
+                "no placement of {} at tau {tau} fits this fleet: {why}",
                 spec.name
             ),
         )

@@ -105,6 +105,15 @@ impl ModelPlan {
         Self::with_rule(spec, profile, tau, PrivacyRule::Sound)
     }
 
+    /// The first stage no helper may hold any segment of (cap 0) that the source does not run
+    /// either: while there is one, no fleet can place the model at this tau.
+    pub fn blocked_stage(&self) -> Option<&Stage> {
+        self.stages
+            .iter()
+            .skip(1)
+            .find(|s| !s.source_only && s.cap == StageCap::AtMost(0))
+    }
+
     /// Splits `spec` into stages with caps from `profile` at `tau` under `rule`.
     pub fn with_rule(
         spec: &ModelSpec,
@@ -361,6 +370,19 @@ mod tests {
     use super::*;
     use crate::privacy::Profile;
     use crate::privacy::builtin;
+
+    #[test]
+    fn a_stage_no_helper_may_hold_blocks_every_fleet() {
+        let spec = veil_spec::zoo::lenet5();
+        let profile = builtin("lenet5").expect("profile");
+        for tau in [0.4, 0.8, 0.9] {
+            let plan = ModelPlan::new(&spec, &profile, tau).expect("plan");
+            let blocked = plan.blocked_stage().map(|s| s.name.as_str());
+            assert_eq!(blocked, Some("conv2"), "tau {tau}");
+        }
+        let plan = ModelPlan::new(&spec, &profile, 0.95).expect("plan");
+        assert!(plan.blocked_stage().is_none());
+    }
 
     #[test]
     fn lenet5_stages_follow_the_cost_model() {

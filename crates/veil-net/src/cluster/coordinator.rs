@@ -465,11 +465,17 @@ impl Coordinator {
                 event.owners = report.owners;
             }
             None => {
-                let reason = format!(
+                let mut reason = format!(
                     "no placement of {} satisfies the constraints on {} live helpers",
                     planner.spec().name,
                     helpers.len()
                 );
+                if let Some(stage) = planner.blocked_stage() {
+                    reason.push_str(&format!(
+                        ": no helper may hold even one input map of {stage} at this tau, on \
+                         any fleet"
+                    ));
+                }
                 tracing::warn!(epoch, reason = %reason, "suspending the fleet");
                 nodes.push((helpers.len(), source.clone()));
                 for (_, r) in &nodes {
