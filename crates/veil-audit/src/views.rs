@@ -64,23 +64,19 @@ fn map_side(p: &ViewPart) -> Option<usize> {
     (s * s == p.len).then_some(s)
 }
 
-/// The readings of `views` worth attacking (none for a device that observed nothing).
-pub fn readings(views: &DeviceViews) -> Vec<ViewFeatures> {
+/// The readings of `views` worth attacking (none for a device that observed nothing), built
+/// one at a time as the iterator is advanced: a wide view's readings together can exceed the
+/// memory its log took, so only one is held at once.
+pub fn readings(views: &DeviceViews) -> impl Iterator<Item = ViewFeatures> + '_ {
     let real: Vec<(usize, &ViewPart)> = real_parts(views).collect();
     let sides: Vec<Option<usize>> = real.iter().map(|(_, p)| map_side(p)).collect();
-    let mut out = Vec::new();
-    let all: Vec<usize> = (0..real.len()).collect();
-    out.extend(stacked(views, &real, &sides, &all, Reading::Maps));
+    let mut plans: Vec<(Reading, Vec<usize>)> = vec![(Reading::Maps, (0..real.len()).collect())];
     let side = sides.iter().flatten().copied().max();
     let mixed =
         sides.iter().any(Option::is_none) || sides.iter().flatten().any(|s| Some(*s) != side);
     let total: usize = real.iter().map(|(_, p)| p.len).sum();
     if (mixed || side.is_none()) && total > 0 && total <= MAX_FLAT {
-        out.push(ViewFeatures {
-            reading: Reading::Flat,
-            shape: Shape::flat(total),
-            rows: views.values.concat(),
-        });
+        plans.push((Reading::Flat, Vec::new()));
     }
     let mut groups: Vec<(Seen, usize)> = real
         .iter()
@@ -92,19 +88,22 @@ pub fn readings(views: &DeviceViews) -> Vec<ViewFeatures> {
     groups.dedup();
     if groups.len() > 1 {
         for (seen, stage) in groups {
-            let members: Vec<usize> = (0..real.len())
+            let members = (0..real.len())
                 .filter(|&i| real[i].1.seen == seen && real[i].1.stage == stage)
                 .collect();
-            out.extend(stacked(
-                views,
-                &real,
-                &sides,
-                &members,
-                Reading::Part { seen, stage },
-            ));
+            plans.push((Reading::Part { seen, stage }, members));
         }
     }
-    out
+    plans
+        .into_iter()
+        .filter_map(move |(reading, members)| match reading {
+            Reading::Flat => Some(ViewFeatures {
+                reading,
+                shape: Shape::flat(total),
+                rows: views.values.concat(),
+            }),
+            _ => stacked(views, &real, &sides, &members, reading),
+        })
 }
 
 /// The parts of `views` that are not masked, each with the offset of its values in a
@@ -174,7 +173,7 @@ mod tests {
             requests: vec![1],
             values: vec![(0..23).map(|x| x as f32).collect()],
         };
-        let r = readings(&views);
+        let r: Vec<ViewFeatures> = readings(&views).collect();
         assert_eq!(r.len(), 4);
         assert_eq!(r[0].reading, Reading::Maps);
         assert_eq!(r[0].shape, Shape::chw(2, 4, 4));
@@ -210,7 +209,7 @@ mod tests {
             requests: vec![1, 2],
             values: vec![vec![1.0; 8], vec![2.0; 8]],
         };
-        let r = readings(&views);
+        let r: Vec<ViewFeatures> = readings(&views).collect();
         // All maps together, then each kind alone (a finished map and a sum).
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].shape, Shape::chw(2, 2, 2));
@@ -221,12 +220,12 @@ mod tests {
             parts: vec![part(Seen::Finished, 0, 4), part(Seen::Finished, 1, 4)],
             ..views.clone()
         };
-        assert_eq!(readings(&one_kind).len(), 1, "one kind: no part readings");
+        assert_eq!(readings(&one_kind).count(), 1, "one kind: no part readings");
         let empty = DeviceViews {
             parts: Vec::new(),
             requests: Vec::new(),
             values: Vec::new(),
         };
-        assert!(readings(&empty).is_empty());
+        assert_eq!(readings(&empty).count(), 0);
     }
 }
