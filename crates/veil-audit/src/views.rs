@@ -17,6 +17,8 @@
 //! statistical test of `veil-net`'s masking), so only the complete sum they add up to, which
 //! the view holds as a sum part, carries information. The audit reports the stronger attack.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use veil_attack::helper::push_centred;
 use veil_net::views::{DeviceViews, Seen, ViewPart};
@@ -78,21 +80,19 @@ pub fn readings(views: &DeviceViews) -> impl Iterator<Item = ViewFeatures> + '_ 
     if (mixed || side.is_none()) && total > 0 && total <= MAX_FLAT {
         plans.push((Reading::Flat, Vec::new()));
     }
-    let mut groups: Vec<(Seen, usize)> = real
-        .iter()
-        .zip(&sides)
-        .filter(|(_, s)| s.is_some())
-        .map(|((_, p), _)| (p.seen, p.stage))
-        .collect();
-    groups.sort();
-    groups.dedup();
-    if groups.len() > 1 {
-        for (seen, stage) in groups {
-            let members = (0..real.len())
-                .filter(|&i| real[i].1.seen == seen && real[i].1.stage == stage)
-                .collect();
-            plans.push((Reading::Part { seen, stage }, members));
+    // The square maps of each (kind, stage), in one pass; ordered by kind, then stage.
+    let mut groups: BTreeMap<(Seen, usize), Vec<usize>> = BTreeMap::new();
+    for (i, ((_, p), side)) in real.iter().zip(&sides).enumerate() {
+        if side.is_some() {
+            groups.entry((p.seen, p.stage)).or_default().push(i);
         }
+    }
+    if groups.len() > 1 {
+        plans.extend(
+            groups
+                .into_iter()
+                .map(|((seen, stage), members)| (Reading::Part { seen, stage }, members)),
+        );
     }
     plans
         .into_iter()
