@@ -3,7 +3,9 @@
 //! A node told to record ([`crate::node::Node::record_views`]) keeps one [`Observation`] per
 //! received channel: finished maps ([`Seen::Finished`], the inputs it holds, flat vectors
 //! included), plain partial sums ([`Seen::Partial`], one per sender), masked partial sums
-//! ([`Seen::Masked`], the ring elements exactly as received) and the complete sums it forms
+//! ([`Seen::Masked`]: only how many ring elements arrived; each contribution is uniform on its
+//! own, as the security test `one_masked_partial_sum_looks_uniform_whatever_the_input` in
+//! `tests/execute.rs` checks, so its content is not kept) and the complete sums it forms
 //! for the maps it finishes ([`Seen::Sum`]: the pre-activation output, bias added, before
 //! ReLU and pooling). A member process appends them to a log file ([`ViewLog`]); the audit
 //! reads the log back ([`read_log`]) and lines each request's observations up into one vector
@@ -11,7 +13,7 @@
 //!
 //! Log format, on `veil-codec`: a sequence of batches, each a `u32` byte length followed by a
 //! counted sequence of observations (request `u64`, stage, channel, sender as counts, kind
-//! `u8`, values `f32`s, ring `u64`s). The reader treats the file as hostile like every
+//! `u8`, values `f32`s, the number of ring elements as a count). The reader treats the file as hostile like every
 //! decoder of veil's (sizes checked before allocating, trailing bytes refused).
 
 use std::collections::BTreeMap;
@@ -31,7 +33,8 @@ pub enum Seen {
     Finished,
     /// One sender's plain partial sum for a channel this device finishes.
     Partial,
-    /// One sender's masked partial sum (ring elements; uniform on its own).
+    /// One sender's masked partial sum (ring elements; uniform on its own, so only their
+    /// number is recorded).
     Masked,
     /// The complete sum of a channel this device finishes, bias added, before the
     /// channel-wise layers: the layer's pre-activation output.
@@ -74,12 +77,27 @@ pub struct Observation {
     pub seen: Seen,
     /// Real values (empty for [`Seen::Masked`]).
     pub values: Vec<f32>,
-    /// Ring elements ([`Seen::Masked`] only).
-    pub ring: Vec<u64>,
+    /// How many ring elements arrived ([`Seen::Masked`] only; 0 otherwise).
+    pub ring_len: usize,
+}
+
+impl Observation {
+    /// How many values (or ring elements) were observed.
+    pub fn len(&self) -> usize {
+        self.values.len().max(self.ring_len)
+    }
+
+    /// Nothing observed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Most bytes of a view log [`read_log`] reads.
 pub const MAX_LOG_BYTES: u64 = 8 << 30;
+
+/// Most ring elements one masked observation may claim (a whole frame of 8-byte elements).
+pub const MAX_RING_LEN: usize = crate::grpc::MAX_FRAME / 8;
 
 /// One batch of observations as a log record (length-prefixed).
 pub fn encode_batch(batch: &[Observation]) -> Vec<u8> {
@@ -92,7 +110,7 @@ pub fn encode_batch(batch: &[Observation]) -> Vec<u8> {
         w.count(o.from);
         w.u8(o.seen.code());
         w.f32s(&o.values);
-        w.words(&o.ring);
+        w.count(o.ring_len);
     }
     let body = w.into_bytes();
     let mut out = Writer::with_capacity(body.len() + 4);
@@ -109,7 +127,7 @@ pub fn decode_log(buf: &[u8]) -> Result<Vec<Observation>, WireError> {
     while r.remaining() > 0 {
         let len = r.count(1)?;
         let mut b = Reader::new(r.take(len)?, "view log batch");
-        // request 8, three counts 12, kind 1, two empty sequences 8.
+        // request 8, three counts 12, kind 1, an empty sequence 4, a count 4.
         let n = b.count(29)?;
         for _ in 0..n {
             let request = b.u64()?;
@@ -118,7 +136,12 @@ pub fn decode_log(buf: &[u8]) -> Result<Vec<Observation>, WireError> {
             let seen = Seen::from_code(code)
                 .ok_or_else(|| b.error(format!("unknown observation kind {code}")))?;
             let values = b.f32s()?;
-            let ring = b.words()?;
+            let ring_len = b.index()?;
+            if ring_len > MAX_RING_LEN || (ring_len > 0 && seen != Seen::Masked) {
+                return Err(b.error(format!(
+                    "{ring_len} ring elements in a {seen:?} observation"
+                )));
+            }
             all.push(Observation {
                 request,
                 stage,
@@ -126,7 +149,7 @@ pub fn decode_log(buf: &[u8]) -> Result<Vec<Observation>, WireError> {
                 from,
                 seen,
                 values,
-                ring,
+                ring_len,
             });
         }
         b.finish()?;
@@ -243,7 +266,7 @@ pub fn assemble(observations: Vec<Observation>) -> Result<DeviceViews, NetError>
             stage,
             channel,
             from,
-            len: o.values.len().max(o.ring.len()),
+            len: o.len(),
         })
         .collect();
     let mut views = DeviceViews {
@@ -257,8 +280,7 @@ pub fn assemble(observations: Vec<Observation>) -> Result<DeviceViews, NetError>
                 .iter()
                 .zip(&views.parts)
                 .all(|(((k, st, c, f), o), p)| {
-                    (*k, *st, *c, *f) == (p.seen, p.stage, p.channel, p.from)
-                        && o.values.len().max(o.ring.len()) == p.len
+                    (*k, *st, *c, *f) == (p.seen, p.stage, p.channel, p.from) && o.len() == p.len
                 });
         if !same {
             return Err(NetError::Invalid(format!(
@@ -281,10 +303,10 @@ mod tests {
     use super::*;
 
     fn obs(request: u64, seen: Seen, channel: usize, values: Vec<f32>) -> Observation {
-        let ring = if seen == Seen::Masked {
-            vec![7; values.len()]
+        let ring_len = if seen == Seen::Masked {
+            values.len()
         } else {
-            Vec::new()
+            0
         };
         Observation {
             request,
@@ -297,7 +319,7 @@ mod tests {
             } else {
                 values
             },
-            ring,
+            ring_len,
         }
     }
 
@@ -342,6 +364,13 @@ mod tests {
         let mut bad = log.clone();
         bad[4 + 4 + 8 + 12] = 9; // the kind byte
         assert!(decode_log(&bad).is_err());
+        // Ring elements claimed by a real-valued observation, or more than a frame holds.
+        let mut claim = obs(1, Seen::Sum, 0, vec![1.0]);
+        claim.ring_len = 3;
+        assert!(decode_log(&encode_batch(&[claim])).is_err());
+        let mut huge = obs(1, Seen::Masked, 0, Vec::new());
+        huge.ring_len = MAX_RING_LEN + 1;
+        assert!(decode_log(&encode_batch(&[huge])).is_err());
     }
 
     proptest::proptest! {

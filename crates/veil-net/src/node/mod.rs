@@ -194,7 +194,7 @@ impl Node {
         (stage, channel, from): (usize, usize, usize),
         seen: Seen,
         values: &[f32],
-        ring: &[u64],
+        ring_len: usize,
     ) {
         if let Some(views) = self.views.as_mut() {
             views.push(Observation {
@@ -204,7 +204,7 @@ impl Node {
                 from,
                 seen,
                 values: values.to_vec(),
-                ring: ring.to_vec(),
+                ring_len,
             });
         }
     }

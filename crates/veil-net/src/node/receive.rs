@@ -85,7 +85,7 @@ impl Node {
             }
         }
         for (q, v) in &msg.channels {
-            self.observe(r, (msg.stage, *q, msg.from), Seen::Finished, v, &[]);
+            self.observe(r, (msg.stage, *q, msg.from), Seen::Finished, v, 0);
         }
         if msg.stage + 1 == stages {
             let mut logits = Vec::new();
@@ -121,7 +121,7 @@ impl Node {
                     format!("{} channel {q} is not finished here", stage.layer),
                 ));
             }
-            self.observe(r, (msg.stage, q, msg.from), Seen::Partial, &v, &[]);
+            self.observe(r, (msg.stage, q, msg.from), Seen::Partial, &v, 0);
             let st = self.state(r)?;
             let entry = st
                 .partials
@@ -193,7 +193,7 @@ impl Node {
                     format!("{} channel {q} is not finished here", stage.layer),
                 ));
             }
-            self.observe(r, (s, q, from), Seen::Masked, &[], &v);
+            self.observe(r, (s, q, from), Seen::Masked, &[], v.len());
             let st = self.state(r)?;
             let entry = st
                 .masked
@@ -229,7 +229,7 @@ impl Node {
         r: u64,
     ) -> Result<Vec<f32>, NetError> {
         let biased = self.add_bias(s, q, sum, r)?;
-        self.observe(r, (s, q, self.device), Seen::Sum, &biased, &[]);
+        self.observe(r, (s, q, self.device), Seen::Sum, &biased, 0);
         Ok(apply_post(&self.deployment.stages[s].post, biased))
     }
 
