@@ -5,6 +5,8 @@
 //!   observes ([`veil_net::views`]); auxiliary images (training split) and victims (test
 //!   split) are sent through it; each helper's recorded views are attacked ([`views`]) and
 //!   scored against tau.
+//! - [`helper`]: one helper's audit (every reading attacked, the strongest kept) and the
+//!   confirm pass that attacks helpers near tau again at full strength.
 //! - [`report`]: the audit's report and its text table.
 //! - [`views`]: a device's recorded views turned into attack features: the maps it observed
 //!   stacked at a common size (conv decoder), and all its values as one vector (flat decoder);
@@ -12,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod helper;
 pub mod net;
 pub mod report;
 pub mod views;

@@ -12,7 +12,9 @@
 //!    is the helper itself, training on the views the deployment gave it of the auxiliary
 //!    images (which the attacker knows) and reconstructing the victims from theirs. Every
 //!    reading of [`crate::views::readings`] is attacked; the strongest is the helper's
-//!    leakage, within tau when its SSIM mean is at most `tau + 2` standard errors.
+//!    leakage, within tau when its SSIM mean is at most `tau + 2` standard errors. With a
+//!    [`Confirm`] pass, a helper found near tau is attacked again at full strength
+//!    ([`crate::helper`]).
 //!
 //! The request ids the helpers see are the source's attempt ids: one attempt per request,
 //! numbered from 1 in the order sent, so attempt `a` carries input `a - 1`.
@@ -20,7 +22,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use veil_attack::{AttackConfig, AttackReport, LayerFeatures, attack_features};
+use veil_attack::AttackConfig;
 use veil_data::{Dataset, Split};
 use veil_model::Model;
 use veil_net::bench::{FleetBench, start};
@@ -31,8 +33,9 @@ use veil_spec::ModelSpec;
 use veil_spec::lower::LoweredOp;
 
 use crate::AuditError;
+pub use crate::helper::Confirm;
+use crate::helper::attack_helper;
 pub use crate::report::{HelperAudit, NetAuditReport, ReadingScore, SawRow};
-use crate::views::{Reading, ViewFeatures, readings};
 
 /// What to audit.
 #[derive(Clone, Debug)]
@@ -48,6 +51,8 @@ pub struct NetAudit {
     pub victims: usize,
     /// The spear's decoder training (epochs, batch, lr, seed); layer and maps are unused.
     pub attack: AttackConfig,
+    /// A second, stronger attack on the helpers the first found near tau (none: one pass).
+    pub confirm: Option<Confirm>,
     /// Directory of the report, the grids and the view logs.
     pub out: PathBuf,
 }
@@ -93,6 +98,8 @@ pub fn run(
         argmax_agree: 0,
         max_logit_diff: 0.0,
         epochs: audit.attack.train.epochs,
+        confirm_epochs: audit.confirm.as_ref().map(|c| c.attack.train.epochs),
+        confirm_margin: audit.confirm.as_ref().map(|c| c.margin),
         seed: audit.attack.train.seed,
         fleet_s: 0.0,
         attack_s: 0.0,
@@ -109,14 +116,29 @@ pub fn run(
         progress(&format!("attacking {name}'s views"));
         let log = audit.out.join("views").join(format!("{name}.views"));
         let views = helper_views(&log, aux.len() + victims.len())?;
-        let h = audit_helper(
-            audit,
-            model.spec(),
-            (device, name),
-            &views,
-            (&aux, &victims),
-        )?;
-        report.helpers.push(h);
+        let images = (&aux, &victims);
+        let fresh = || HelperAudit::new(name, device, saw_rows(model.spec(), &views));
+        let mut h = attack_helper(&audit.attack, (report.tau, false), fresh(), &views, images)?;
+        if let Some(c) = audit
+            .confirm
+            .as_ref()
+            .filter(|c| c.wants(report.tau, h.audit.ssim_mean))
+        {
+            progress(&format!("confirming {name} at full strength"));
+            let strong = attack_helper(&c.attack, (report.tau, true), fresh(), &views, images)?;
+            h.merge(strong, report.tau);
+        }
+        if let Some(b) = &h.best {
+            let grid = audit.out.join(format!("{name}.png"));
+            veil_attack::grid::save_victim_grid(&grid, &victims, &b.examples).map_err(
+                |source| AuditError::Attack {
+                    helper: name.clone(),
+                    source,
+                },
+            )?;
+            h.audit.grid = Some(grid);
+        }
+        report.helpers.push(h.audit);
     }
     report.attack_s = attack_at.elapsed().as_secs_f64();
     report.max_ssim = report
@@ -277,96 +299,6 @@ fn helper_views(log: &Path, n: usize) -> Result<DeviceViews, AuditError> {
         )));
     }
     Ok(views)
-}
-
-/// Attacks every reading of one helper's views and keeps the strongest.
-fn audit_helper(
-    audit: &NetAudit,
-    spec: &ModelSpec,
-    (device, name): (usize, &str),
-    views: &DeviceViews,
-    (aux, victims): (&Dataset, &Dataset),
-) -> Result<HelperAudit, AuditError> {
-    let tau = audit.bench.tau;
-    let mut h = HelperAudit {
-        name: name.to_string(),
-        device,
-        saw: saw_rows(spec, views),
-        ssim_mean: None,
-        ssim_std: None,
-        ssim_stderr: None,
-        psnr_mean: None,
-        mse_mean: None,
-        readings: Vec::new(),
-        within_tau: true,
-        grid: None,
-    };
-    let mut best: Option<AttackReport> = None;
-    for reading in readings(views) {
-        let r = attack_reading(audit, name, reading, aux, victims)?;
-        h.readings.push(ReadingScore {
-            reading: r.0,
-            shape: r.1.feature_shape.clone(),
-            ssim_mean: r.1.ssim_mean,
-            seconds: r.1.seconds,
-        });
-        if best.as_ref().is_none_or(|b| r.1.ssim_mean > b.ssim_mean) {
-            best = Some(r.1);
-        }
-    }
-    if let Some(b) = best {
-        let stderr = b.ssim_std / (b.victims.max(1) as f64).sqrt();
-        h.ssim_mean = Some(b.ssim_mean);
-        h.ssim_std = Some(b.ssim_std);
-        h.ssim_stderr = Some(stderr);
-        h.psnr_mean = Some(b.psnr_mean);
-        h.mse_mean = Some(b.mse_mean);
-        h.within_tau = b.ssim_mean <= tau + 2.0 * stderr;
-        let grid = audit.out.join(format!("{name}.png"));
-        veil_attack::grid::save_victim_grid(&grid, victims, &b.examples).map_err(|source| {
-            AuditError::Attack {
-                helper: name.to_string(),
-                source,
-            }
-        })?;
-        h.grid = Some(grid);
-    }
-    Ok(h)
-}
-
-/// Trains the spear on the auxiliary rows of `reading` and scores the victims.
-fn attack_reading(
-    audit: &NetAudit,
-    name: &str,
-    reading: ViewFeatures,
-    aux: &Dataset,
-    victims: &Dataset,
-) -> Result<(Reading, AttackReport), AuditError> {
-    let split = aux.len() * reading.shape.numel();
-    // The rows move into the features: a view of many maps is large, so it is not copied.
-    let mut aux_feats = reading.rows;
-    let victim_feats = aux_feats.split_off(split);
-    let feats = LayerFeatures {
-        layer: format!("{name} view"),
-        shape: reading.shape,
-        aux: aux.clone(),
-        victims: victims.clone(),
-        aux_feats,
-        victim_feats,
-        device: None,
-    };
-    let cfg = AttackConfig {
-        maps: None,
-        aux_samples: aux.len(),
-        victims: victims.len(),
-        ..audit.attack.clone()
-    };
-    let report =
-        attack_features(&feats, &cfg, &mut |_| {}).map_err(|source| AuditError::Attack {
-            helper: name.to_string(),
-            source,
-        })?;
-    Ok((reading.reading, report))
 }
 
 /// What a helper saw, grouped by kind and stage.

@@ -36,6 +36,8 @@ pub struct ReadingScore {
     pub ssim_mean: f64,
     /// Seconds of the attack.
     pub seconds: f64,
+    /// The confirm pass's attack (full strength), not the first pass's.
+    pub confirm: bool,
 }
 
 /// One helper's audit.
@@ -61,8 +63,33 @@ pub struct HelperAudit {
     pub readings: Vec<ReadingScore>,
     /// `ssim_mean <= tau + 2 ssim_stderr` (true when it observed nothing).
     pub within_tau: bool,
+    /// Whether the confirm pass attacked it again at full strength.
+    pub confirmed: bool,
+    /// The first pass's SSIM mean, when confirmed (`ssim_mean` is the stronger of the two).
+    pub screen_ssim: Option<f64>,
     /// Originals above the strongest attack's reconstructions.
     pub grid: Option<PathBuf>,
+}
+
+impl HelperAudit {
+    /// A helper not attacked yet: what it saw, no scores, within tau.
+    pub fn new(name: &str, device: usize, saw: Vec<SawRow>) -> Self {
+        HelperAudit {
+            name: name.to_string(),
+            device,
+            saw,
+            ssim_mean: None,
+            ssim_std: None,
+            ssim_stderr: None,
+            psnr_mean: None,
+            mse_mean: None,
+            readings: Vec::new(),
+            within_tau: true,
+            confirmed: false,
+            screen_ssim: None,
+            grid: None,
+        }
+    }
 }
 
 /// The audit's report.
@@ -100,8 +127,12 @@ pub struct NetAuditReport {
     pub argmax_agree: usize,
     /// Largest absolute logit difference from single-process inference.
     pub max_logit_diff: f64,
-    /// Decoder epochs.
+    /// Decoder epochs (the first pass).
     pub epochs: usize,
+    /// Decoder epochs of the confirm pass (none: one pass).
+    pub confirm_epochs: Option<usize>,
+    /// Helpers within this margin of tau (or above) were confirmed.
+    pub confirm_margin: Option<f64>,
     /// Seed of the decoders.
     pub seed: u64,
     /// Seconds running the deployment.
@@ -134,6 +165,12 @@ impl NetAuditReport {
             self.victims,
             self.epochs
         );
+        if let (Some(e), Some(m)) = (self.confirm_epochs, self.confirm_margin) {
+            s += &format!(
+                "helpers marked * were attacked again with {e} epochs (first pass within {m} \
+                 of tau); the stronger attack counts\n"
+            );
+        }
         s += "helper  SSIM            PSNR   within  saw\n";
         for h in &self.helpers {
             let saw: Vec<String> = h
@@ -155,9 +192,10 @@ impl NetAuditReport {
                 (Some(m), Some(e), Some(p)) => format!("{m:.3} +- {e:.3}  {p:5.1}"),
                 _ => "-                   -".into(),
             };
+            let name = format!("{}{}", h.name, if h.confirmed { "*" } else { "" });
             s += &format!(
                 "{:<7} {score}  {:<6}  {}\n",
-                h.name,
+                name,
                 if h.within_tau { "yes" } else { "NO" },
                 if saw.is_empty() {
                     "nothing".into()

@@ -156,8 +156,8 @@ fn net_audit_attacks_what_each_helper_observed() {
     let path = |p: &str| dir.path().join(p).to_str().expect("utf-8").to_string();
     let t = train_synthetic(&dir.path().join("run"));
     let weights = t["weights"].as_str().expect("weights").to_string();
-    let audit = |helpers: &str, tau: &str, out: &str| {
-        json(&veil(&[
+    let audit = |helpers: &str, tau: &str, out: &str, more: &[&str]| {
+        let mut args = vec![
             "net",
             "audit",
             "--weights",
@@ -175,11 +175,20 @@ fn net_audit_attacks_what_each_helper_observed() {
             "--epochs",
             "1",
             "--out",
-            &path(out),
-            "--json",
-        ]))
+        ];
+        let out = path(out);
+        args.extend([out.as_str(), "--json"]);
+        args.extend(more);
+        json(&veil(&args))
     };
-    let v = audit("7", "0.95", "a");
+    // A confirm pass with margin 1: every helper at or above tau - 1 is attacked again.
+    let v = audit(
+        "7",
+        "0.95",
+        "a",
+        &["--confirm-epochs", "2", "--confirm-margin", "1"],
+    );
+    assert_eq!(v["confirm_epochs"], 2, "{v}");
     assert_eq!(v["placed"], true, "{v}");
     assert_eq!(v["argmax_agree"], 340, "{v}");
     let helpers = v["helpers"].as_array().expect("helpers");
@@ -194,6 +203,15 @@ fn net_audit_attacks_what_each_helper_observed() {
         assert!((-1.0..=1.0).contains(&ssim), "{h}");
         let grid = h["grid"].as_str().expect("grid");
         assert!(std::path::Path::new(grid).exists(), "{grid}");
+        let readings = h["readings"].as_array().expect("readings");
+        let confirms = readings.iter().filter(|r| r["confirm"] == true).count();
+        if h["confirmed"] == true {
+            let screen = h["screen_ssim"].as_f64().expect("screen ssim");
+            assert!(screen >= 0.95 - 1.0 && ssim >= screen, "{h}");
+            assert_eq!(2 * confirms, readings.len(), "{h}");
+        } else {
+            assert!(ssim < 0.95 - 1.0 && confirms == 0, "{h}");
+        }
     }
     let max = attacked
         .iter()
@@ -201,7 +219,7 @@ fn net_audit_attacks_what_each_helper_observed() {
         .fold(f64::MIN, f64::max);
     assert_eq!(v["max_ssim"].as_f64(), Some(max));
     assert!(dir.path().join("a/audit.json").exists());
-    let none = audit("2", "0.4", "b");
+    let none = audit("2", "0.4", "b", &[]);
     assert_eq!(none["placed"], false, "{none}");
     assert_eq!(none["helpers"].as_array().map(Vec::len), Some(0));
     assert!(

@@ -48,6 +48,13 @@ pub struct AuditArgs {
     /// Decoder epochs.
     #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
     pub epochs: usize,
+    /// Confirm pass: attack every helper the first pass puts within `--confirm-margin` of tau
+    /// (or above it) again with this many epochs; the stronger attack counts (none: one pass).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub confirm_epochs: Option<usize>,
+    /// Confirm pass: how far below tau a first-pass SSIM still gets a second attack.
+    #[arg(long, default_value_t = 0.15, requires = "confirm_epochs")]
+    pub confirm_margin: f64,
     /// Seed of the decoders.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -71,8 +78,19 @@ pub fn audit(a: &AuditArgs) -> anyhow::Result<()> {
             a.partial_sums.name()
         ))
     });
+    if !(0.0..=1.0).contains(&a.confirm_margin) {
+        anyhow::bail!("--confirm-margin {}: expected 0 to 1", a.confirm_margin);
+    }
     let mut attack = veil_attack::AttackConfig::with_budget(a.aux, a.victims, a.epochs);
     attack.train.seed = a.seed;
+    let confirm = a.confirm_epochs.map(|epochs| {
+        let mut strong = veil_attack::AttackConfig::with_budget(a.aux, a.victims, epochs);
+        strong.train.seed = a.seed;
+        veil_audit::net::Confirm {
+            attack: strong,
+            margin: a.confirm_margin,
+        }
+    });
     let audit = veil_audit::net::NetAudit {
         bench: FleetBench {
             program: std::env::current_exe().context("locating the veil binary")?,
@@ -94,6 +112,7 @@ pub fn audit(a: &AuditArgs) -> anyhow::Result<()> {
         aux: a.aux,
         victims: a.victims,
         attack,
+        confirm,
         out,
     };
     audit.bench.validate()?;
