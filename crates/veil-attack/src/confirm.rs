@@ -36,13 +36,14 @@ pub struct ConfirmPass<'a> {
 
 impl ConfirmPass<'_> {
     /// Confirms every deciding cell of `cells` (over `layers` and `taus`). Returns how many
-    /// cells were re-attacked; `on_cell` hears each as it is confirmed.
+    /// cells were re-attacked; `on_cell` hears each as it is confirmed, with every cell as
+    /// it stands then.
     pub fn run(
         &self,
         layers: &[String],
         taus: &[f64],
         cells: &mut [ProfileCell],
-        on_cell: &mut dyn FnMut(&ProfileCell),
+        on_cell: &mut dyn FnMut(&ProfileCell, &[ProfileCell]),
     ) -> Result<usize, AttackError> {
         let (model, aux, victims, full) = (self.model, self.aux, self.victims, self.full);
         let mut confirmed = 0;
@@ -79,9 +80,10 @@ impl ConfirmPass<'_> {
                     continue;
                 };
                 let r = self.attack_cell(feats, &layer, k)?;
-                let Some(cell) = cells.iter_mut().find(|c| c.layer == layer && c.k == k) else {
+                let Some(at) = cells.iter().position(|c| c.layer == layer && c.k == k) else {
                     continue;
                 };
+                let cell = &mut cells[at];
                 if r.ssim_mean > cell.ssim_mean {
                     cell.ssim_mean = r.ssim_mean;
                     cell.ssim_std = r.ssim_std;
@@ -90,7 +92,9 @@ impl ConfirmPass<'_> {
                 }
                 cell.confirmed = true;
                 confirmed += 1;
-                on_cell(cell);
+                let cell = cell.clone();
+                monotone_envelope(cells);
+                on_cell(&cell, cells);
             }
         }
     }

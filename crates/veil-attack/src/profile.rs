@@ -39,6 +39,9 @@ pub enum ProfileEvent<'a> {
     Confirming,
     /// A deciding cell has been re-attacked at full strength (the confirm pass).
     Confirmed(&'a ProfileCell),
+    /// The profile so far (after each layer of the fast pass and each confirmed cell): a
+    /// checkpoint a later run can resume from ([`ProfileRequest::resume`]).
+    Checkpoint(&'a PrivacyProfile),
 }
 
 pub use veil_spec::profile::{PROFILE_VERSION, Profile, ProfileCell, Thresholds};
@@ -118,6 +121,12 @@ pub struct ProfileRequest {
     pub confirm: Option<AttackConfig>,
     /// Confirm pass: a deciding one-map cell is re-attacked on every map, keeping the worst.
     pub every_map: bool,
+    /// Cells of an earlier, interrupted run of the same request (a checkpoint): a layer
+    /// with cells here is not attacked again by the fast pass, and its confirmed cells stay
+    /// confirmed. Empty for a fresh run.
+    pub resume: Vec<ProfileCell>,
+    /// Seconds the earlier run had spent (added to `seconds`).
+    pub resume_seconds: f64,
 }
 
 /// Runs the sweep of `req` on `model`; `dataset` names the data in the profile.
@@ -133,6 +142,11 @@ pub fn profile(
     let started = std::time::Instant::now();
     let mut entries = Vec::new();
     for layer in layers {
+        let resumed: Vec<&ProfileCell> = req.resume.iter().filter(|c| &c.layer == layer).collect();
+        if !resumed.is_empty() {
+            resumed.into_iter().for_each(|c| entries.push(c.clone()));
+            continue;
+        }
         let index = model.spec().layer_index(layer)?;
         let shape = &model.shapes()[index + 1];
         let p = shape.as_chw().map_or(1, |(c, _, _)| c);
@@ -171,6 +185,8 @@ pub fn profile(
             on_event(ProfileEvent::Cell(&entry));
             entries.push(entry);
         }
+        let so_far = assemble(model, dataset, req, entries.clone(), (0, 0.0), started);
+        on_event(ProfileEvent::Checkpoint(&so_far));
     }
     // An attacker with more maps of a nested subset may drop the extra ones.
     veil_spec::profile::monotone_envelope(&mut entries);
@@ -185,24 +201,49 @@ pub fn profile(
                 full,
                 every_map: req.every_map,
             };
-            pass.run(layers, taus, &mut entries, &mut |c| {
-                on_event(ProfileEvent::Confirmed(c))
+            let mut done = 0;
+            pass.run(layers, taus, &mut entries, &mut |c, all| {
+                done += 1;
+                on_event(ProfileEvent::Confirmed(c));
+                let seconds = confirm_started.elapsed().as_secs_f64();
+                let so_far = assemble(model, dataset, req, all.to_vec(), (done, seconds), started);
+                on_event(ProfileEvent::Checkpoint(&so_far));
             })?
         }
         None => 0,
     };
     let confirm_seconds = confirm_started.elapsed().as_secs_f64();
-    Ok(PrivacyProfile {
+    Ok(assemble(
+        model,
+        dataset,
+        req,
+        entries,
+        (confirmed_cells, confirm_seconds),
+        started,
+    ))
+}
+
+/// The profile of `entries` measured for `req` since `started` (plus the seconds of the run
+/// it resumes), with `(cells confirmed, seconds of the confirm pass)`.
+fn assemble(
+    model: &Model,
+    dataset: &str,
+    req: &ProfileRequest,
+    entries: Vec<ProfileCell>,
+    (confirmed_cells, confirm_seconds): (usize, f64),
+    started: std::time::Instant,
+) -> PrivacyProfile {
+    PrivacyProfile {
         table: Profile {
             version: PROFILE_VERSION,
             model: model.spec().name.clone(),
             dataset: dataset.to_string(),
-            layers: layers.clone(),
-            thresholds: thresholds(layers, &entries, taus),
+            layers: req.layers.clone(),
+            thresholds: thresholds(&req.layers, &entries, &req.taus),
             entries,
             source: None,
         },
-        attack: base.clone(),
+        attack: req.attack.clone(),
         method: req.method,
         step_samples: match req.method {
             ProfileMethod::Chain => req.step_samples,
@@ -212,8 +253,8 @@ pub fn profile(
         confirmed_cells,
         confirm_seconds,
         every_map: req.every_map && req.confirm.is_some(),
-        seconds: started.elapsed().as_secs_f64(),
-    })
+        seconds: req.resume_seconds + started.elapsed().as_secs_f64(),
+    }
 }
 
 /// The cells `ks` of one layer by the chain method: one root decoder, then `draws` chains

@@ -3,9 +3,14 @@
 //! written beside each other: `<out>.json` (versioned, what the planner reads), `.csv`, `.md`
 //! (DistPrivacy Table I's shape) and a heat map of SSIM per layer and `k` (`.png` and `.svg`).
 //!
+//! A long sweep checkpoints itself: after each layer of the fast pass and each confirmed
+//! cell the profile so far is written to `<out>.checkpoint.json` ([`checkpoint_path`]), and
+//! `veil profile --resume` ([`ProfileSettings::resume`]) continues from it; the checkpoint is
+//! removed once the profile is written.
+//!
 //! Key items: [`ProfileSettings`], [`run`], [`redraw`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use veil_data::Split;
 use veil_model::{Model, TrainConfig};
@@ -42,6 +47,9 @@ pub struct ProfileSettings {
     pub confirm: bool,
     /// Confirm pass: re-attack a deciding one-map cell on every map and keep the worst.
     pub every_map: bool,
+    /// A checkpoint (or any profile JSON of this model) to continue from: its layers are not
+    /// attacked again by the fast pass, and its confirmed cells stay confirmed.
+    pub resume: Option<PathBuf>,
 }
 
 impl ProfileSettings {
@@ -66,6 +74,25 @@ impl ProfileSettings {
         for l in &layers {
             model.spec().layer_index(l)?;
         }
+        let (resume, resume_seconds) = match &self.resume {
+            Some(path) => {
+                let before = read_profile(path)?;
+                if before.table.model != model.spec().name {
+                    return Err(AttackError::Invalid(format!(
+                        "{}: a profile of {}, not {}",
+                        path.display(),
+                        before.table.model,
+                        model.spec().name
+                    )));
+                }
+                let cells = before.table.entries.into_iter();
+                (
+                    cells.filter(|c| layers.contains(&c.layer)).collect(),
+                    before.seconds,
+                )
+            }
+            None => (Vec::new(), 0.0),
+        };
         let epochs = match self.method {
             ProfileMethod::Chain => 5,
             ProfileMethod::PerCell => 3,
@@ -101,6 +128,8 @@ impl ProfileSettings {
                 ..AttackConfig::default()
             }),
             every_map: self.every_map,
+            resume,
+            resume_seconds,
         })
     }
 }
@@ -123,7 +152,8 @@ pub fn cell_count(model: &Model, request: &ProfileRequest) -> usize {
 }
 
 /// Profiles `model` on `data` (auxiliary images from the training split, victims from the
-/// test split) and writes `out` (JSON) with its `.csv`, `.md` and heat map beside it.
+/// test split) and writes `out` (JSON) with its `.csv`, `.md` and heat map beside it,
+/// checkpointing to [`checkpoint_path`] on the way (removed at the end).
 pub fn run(
     model: &Model,
     dataset: &str,
@@ -132,46 +162,90 @@ pub fn run(
     out: &Path,
     on_event: &mut dyn FnMut(ProfileEvent<'_>),
 ) -> Result<PrivacyProfile, AttackError> {
-    let prof = profile(model, dataset, &data.train, &data.test, request, on_event)?;
+    let checkpoint = checkpoint_path(out);
+    create_parent(out)?;
+    let mut failed: Option<AttackError> = None;
+    let mut events = |event: ProfileEvent<'_>| {
+        if let ProfileEvent::Checkpoint(so_far) = event
+            && let Err(e) = write_json(so_far, &checkpoint)
+        {
+            failed.get_or_insert(e);
+        }
+        on_event(event);
+    };
+    let prof = profile(
+        model,
+        dataset,
+        &data.train,
+        &data.test,
+        request,
+        &mut events,
+    )?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     write_files(&prof, out)?;
+    if checkpoint.exists() {
+        std::fs::remove_file(&checkpoint).map_err(|e| write_error(&checkpoint, &e))?;
+    }
     Ok(prof)
+}
+
+/// Where [`run`] checkpoints a profile bound for `out`: `<out>` with the extension
+/// `checkpoint.json`.
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    out.with_extension("checkpoint.json")
+}
+
+/// Reads a profile JSON (the table's checks, then the measurement settings around it).
+fn read_profile(json: &Path) -> Result<PrivacyProfile, AttackError> {
+    let text = std::fs::read_to_string(json).map_err(|source| AttackError::Read {
+        path: json.display().to_string(),
+        source,
+    })?;
+    veil_spec::profile::Profile::from_json_str(&text)?;
+    serde_json::from_str(&text)
+        .map_err(|e| AttackError::Invalid(format!("{}: not a profile: {e}", json.display())))
 }
 
 /// Reads the profile JSON at `json` and writes its files again at `out` (`veil profile
 /// --redraw`): for a new chart style without re-running the attacks. The file must parse as
 /// a profile of this version.
 pub fn redraw(json: &Path, out: &Path) -> Result<PrivacyProfile, AttackError> {
-    let text = std::fs::read_to_string(json).map_err(|source| AttackError::Read {
-        path: json.display().to_string(),
-        source,
-    })?;
-    // The table's checks (version, finite SSIMs), then the measurement settings around it.
-    veil_spec::profile::Profile::from_json_str(&text)?;
-    let prof: PrivacyProfile = serde_json::from_str(&text)
-        .map_err(|e| AttackError::Invalid(format!("{}: not a profile: {e}", json.display())))?;
+    let prof = read_profile(json)?;
     write_files(&prof, out)?;
     Ok(prof)
 }
 
-/// Writes `prof` as `out` (JSON) and its `.csv`, `.md`, `.png` and `.svg` siblings.
-pub fn write_files(prof: &PrivacyProfile, out: &Path) -> Result<(), AttackError> {
-    let write = |path: &Path, text: &str| {
-        std::fs::write(path, text).map_err(|e| AttackError::Write {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
-    };
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| AttackError::Write {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
+fn write_error(path: &Path, e: &std::io::Error) -> AttackError {
+    AttackError::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
     }
+}
+
+fn create_parent(out: &Path) -> Result<(), AttackError> {
+    match out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| write_error(dir, &e)),
+        None => Ok(()),
+    }
+}
+
+/// Writes `prof` as JSON at `path`.
+fn write_json(prof: &PrivacyProfile, path: &Path) -> Result<(), AttackError> {
     let json = serde_json::to_string_pretty(prof)
         .map_err(|e| AttackError::Invalid(format!("encoding the profile: {e}")))?;
-    write(out, &json)?;
-    write(&out.with_extension("csv"), &prof.to_csv())?;
-    write(&out.with_extension("md"), &prof.to_markdown())?;
+    std::fs::write(path, json).map_err(|e| write_error(path, &e))
+}
+
+/// Writes `prof` as `out` (JSON) and its `.csv`, `.md`, `.png` and `.svg` siblings.
+pub fn write_files(prof: &PrivacyProfile, out: &Path) -> Result<(), AttackError> {
+    create_parent(out)?;
+    write_json(prof, out)?;
+    for (ext, text) in [("csv", prof.to_csv()), ("md", prof.to_markdown())] {
+        let path = out.with_extension(ext);
+        std::fs::write(&path, text).map_err(|e| write_error(&path, &e))?;
+    }
     heat_map(prof, &out.with_extension("png"))
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use veil_attack::profile::{PrivacyProfile, ProfileMethod, ProfileRequest, profile};
+use veil_attack::profile::{PrivacyProfile, ProfileEvent, ProfileMethod, ProfileRequest, profile};
 use veil_attack::{AttackConfig, MapSelection};
 use veil_model::{Model, TrainConfig};
 use veil_spec::profile::{ProfileCell, deciding_cells, derive_thresholds};
@@ -38,6 +38,8 @@ fn request(method: ProfileMethod, taus: Vec<f64>, confirm: bool) -> ProfileReque
         step_samples: 200,
         confirm: confirm.then(|| attack(3)),
         every_map: false,
+        resume: Vec::new(),
+        resume_seconds: 0.0,
     }
 }
 
@@ -201,4 +203,70 @@ fn every_map_confirms_one_map_cells_at_their_worst_map() {
         }
     }
     assert!(compared > 0, "no one-map cell decided a threshold");
+}
+
+/// A sweep checkpoints after each layer and each confirmed cell; resuming from a checkpoint
+/// attacks only what it lacks, and resuming from a finished profile attacks nothing.
+#[test]
+fn a_resumed_sweep_attacks_only_what_its_checkpoint_lacks() {
+    let (model, split) = setting();
+    let req = request(ProfileMethod::Chain, vec![0.4, 0.8], true);
+    let mut checkpoints: Vec<PrivacyProfile> = Vec::new();
+    let full = profile(
+        &model,
+        "synthetic",
+        &split.train,
+        &split.test,
+        &req,
+        &mut |e| {
+            if let ProfileEvent::Checkpoint(p) = e {
+                checkpoints.push(p.clone());
+            }
+        },
+    )
+    .expect("profile");
+    assert_eq!(
+        checkpoints.len(),
+        2 + full.confirmed_cells,
+        "one per layer and confirm"
+    );
+    let after_conv1 = &checkpoints[0];
+    assert!(after_conv1.table.entries.iter().all(|c| c.layer == "conv1"));
+    let last = checkpoints.last().expect("a checkpoint");
+    assert_eq!(last.table.entries, full.table.entries);
+    // Resumed after conv1: only pool1's cells are attacked by the fast pass.
+    let resume = |from: &PrivacyProfile| {
+        let req = ProfileRequest {
+            resume: from.table.entries.clone(),
+            resume_seconds: from.seconds,
+            ..req.clone()
+        };
+        let (mut cells, mut confirms) = (Vec::new(), 0);
+        let p = profile(
+            &model,
+            "synthetic",
+            &split.train,
+            &split.test,
+            &req,
+            &mut |e| match e {
+                ProfileEvent::Cell(c) => cells.push(c.layer.clone()),
+                ProfileEvent::Confirmed(_) => confirms += 1,
+                _ => {}
+            },
+        )
+        .expect("resumed");
+        (p, cells, confirms)
+    };
+    let (p, cells, _) = resume(after_conv1);
+    assert!(
+        !cells.is_empty() && cells.iter().all(|l| l == "pool1"),
+        "{cells:?}"
+    );
+    assert!(p.seconds >= after_conv1.seconds);
+    assert_monotone(&p.table.entries);
+    // Resumed from the finished profile: nothing left to attack.
+    let (p, cells, confirms) = resume(&full);
+    assert!(cells.is_empty() && confirms == 0, "{cells:?} {confirms}");
+    assert_eq!(p.table.entries, full.table.entries);
+    assert_eq!(p.table.thresholds, full.table.thresholds);
 }

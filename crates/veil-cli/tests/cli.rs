@@ -281,6 +281,49 @@ fn profile_writes_json_csv_markdown_and_heat_map() {
     for ext in ["csv", "md", "png"] {
         assert!(out.with_extension(ext).is_file(), "{ext}");
     }
+    assert!(
+        !out.with_extension("checkpoint.json").exists(),
+        "checkpoint left behind"
+    );
+    // Resumed from the finished profile: the same cells, nothing attacked again.
+    let again = dir.path().join("p").join("again.json");
+    let resumed = veil(&[
+        "profile",
+        "--weights",
+        &weights,
+        "--dataset",
+        "synthetic",
+        "--layers",
+        "conv1,pool1",
+        "--ks",
+        "1,3",
+        "--taus",
+        "0.4,0.9",
+        "--resume",
+        out.to_str().expect("p"),
+        "--out",
+        again.to_str().expect("p"),
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(!stderr.contains("ssim"), "{stderr}");
+    assert_eq!(json(&resumed)["entries"], v["entries"]);
+    let lenet = dir.path().join("other.json");
+    let mut other = v.clone();
+    other["model"] = "vgg16".into();
+    std::fs::write(&lenet, other.to_string()).expect("write");
+    assert_bad_input(
+        &veil(&[
+            "profile",
+            "--weights",
+            &weights,
+            "--dataset",
+            "synthetic",
+            "--resume",
+            lenet.to_str().expect("p"),
+        ]),
+        "vgg16",
+    );
     assert_bad_input(
         &veil(&[
             "profile",

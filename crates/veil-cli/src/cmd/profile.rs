@@ -52,6 +52,11 @@ pub struct Args {
     /// the worst (a planner gives every helper *some* map; P attacks per such cell).
     #[arg(long, conflicts_with = "no_confirm")]
     pub every_map: bool,
+    /// Continue an interrupted run from its checkpoint (`<out>.checkpoint.json`, written after
+    /// each layer and each confirmed cell) or any profile JSON of this model: its layers are
+    /// not attacked again by the fast pass, its confirmed cells stay confirmed.
+    #[arg(long, value_name = "JSON", conflicts_with = "redraw")]
+    pub resume: Option<PathBuf>,
     /// Output JSON file (CSV, Markdown and PNG are written beside it).
     #[arg(long, default_value = "runs/profile/profile.json")]
     pub out: PathBuf,
@@ -82,6 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         confirm: !args.no_confirm,
         every_map: args.every_map,
+        resume: args.resume.clone(),
     };
     settings.check()?;
     let (id, split, model) = args.target.load()?;
@@ -115,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ),
                 false,
             ),
+            ProfileEvent::Checkpoint(_) => return,
         };
         if tick {
             bar.inc(1);
