@@ -10,8 +10,8 @@ Usage: python3 tools/attack_side_by_side.py --weights runs/lenet5-mnist/model.sa
            [--veil target/release/veil] [--python PY] [--dataset mnist]
            [--cells conv1:6,relu2:16,relu2:4,conv1:1] [--aux 20000] [--victims 1000]
            [--epochs 10] [--rounds 1] [--json OUT]
-`--python` runs the reference (an interpreter with torch, numpy, scikit-image). Without torch
-the reference prints {"skipped": ...}; the table then says so and the tool exits 0.
+`--python` runs the reference (an interpreter with torch, numpy, scikit-image). Without them
+the tool says so, runs nothing and exits 0.
 """
 import argparse
 import json
@@ -24,8 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} ... failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout)
 
 
 def main():
@@ -42,6 +44,11 @@ def main():
     ap.add_argument("--json", dest="json_out")
     a = ap.parse_args()
     cells = [(c.split(":")[0], int(c.split(":")[1])) for c in a.cells.split(",")]
+    probe = subprocess.run([a.python, "-c", "import numpy, torch, skimage.metrics"], capture_output=True)
+    if probe.returncode != 0:
+        print(f"skipped: {a.python} lacks torch, numpy or scikit-image "
+              "(pip install torch numpy scikit-image); nothing was run")
+        return 0
     budget = ["--aux", str(a.aux), "--victims", str(a.victims), "--epochs", str(a.epochs)]
     rows = []
     for layer, k in cells:

@@ -83,7 +83,7 @@ def main():
     a = ap.parse_args()
     torch = veil_torch.import_torch()
     if torch is None:
-        print(json.dumps({"skipped": "torch or numpy is not installed (pip install torch numpy)"}))
+        print(json.dumps({"skipped": "torch, numpy or scikit-image is not installed (pip install torch numpy scikit-image)"}))
         return 0
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)

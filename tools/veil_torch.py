@@ -21,15 +21,18 @@ try:
 except ImportError:  # the callers skip (see `import_torch`)
     np = None
 
-IDX_DIRS = {"mnist": "mnist", "fashion": "fashion-mnist", "fashion-mnist": "fashion-mnist"}
+IDX_DIRS = {"mnist": ["mnist"], "fashion": ["fashion-mnist", "fashion_mnist"],
+            "fashion-mnist": ["fashion-mnist", "fashion_mnist"],
+            "fmnist": ["fashion-mnist", "fashion_mnist"]}
 
 
 def import_torch():
-    """torch, or None when it (or numpy) is not installed."""
+    """torch, or None when it, numpy or scikit-image (the SSIM) is not installed."""
     if np is None:
         return None
     try:
-        import torch  # noqa: F401
+        import skimage.metrics  # noqa: F401
+        import torch
         return torch
     except ImportError:
         return None
@@ -104,16 +107,27 @@ def build(spec, tensors=None, upto=None):
 
 
 def _idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = struct.unpack(">I", data[:4])[0] & 0xFF
+    """An IDX file of unsigned bytes (`path`, or `path` without `.gz`), as an array."""
+    if os.path.exists(path):
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    else:
+        with open(path[:-3], "rb") as f:
+            data = f.read()
+    magic = struct.unpack(">I", data[:4])[0]
+    if magic >> 8 != 0x08:
+        raise ValueError(f"{path}: not an IDX file of unsigned bytes (magic {magic:#x})")
+    ndim = magic & 0xFF
     dims = [struct.unpack(">I", data[4 + 4 * i:8 + 4 * i])[0] for i in range(ndim)]
     return np.frombuffer(data[4 + 4 * ndim:], dtype=np.uint8).reshape(dims)
 
 
 def idx_split(data_dir, dataset):
     """(train, test) images as float32 [n, 1, h, w] in [0, 1], in file order."""
-    d = os.path.join(data_dir, IDX_DIRS[dataset])
+    if dataset not in IDX_DIRS:
+        raise ValueError(f"dataset {dataset}: this tool reads {sorted(IDX_DIRS)}")
+    dirs = [os.path.join(data_dir, d) for d in IDX_DIRS[dataset]]
+    d = next((d for d in dirs if os.path.isdir(d)), dirs[0])
     out = []
     for part in ("train", "t10k"):
         x = _idx(os.path.join(d, f"{part}-images-idx3-ubyte.gz")).astype(np.float32) / 255.0

@@ -80,19 +80,27 @@ impl ConfirmPass<'_> {
                     continue;
                 };
                 let r = self.attack_cell(feats, &layer, k)?;
-                let Some(at) = cells.iter().position(|c| c.layer == layer && c.k == k) else {
+                // Every cell of (layer, k) takes the result (a layer listed twice has two), so
+                // none stays unconfirmed and the pass ends.
+                let mut last = None;
+                for (at, cell) in cells.iter_mut().enumerate() {
+                    if cell.layer != layer || cell.k != k {
+                        continue;
+                    }
+                    if r.ssim_mean > cell.ssim_mean {
+                        cell.ssim_mean = r.ssim_mean;
+                        cell.ssim_std = r.ssim_std;
+                        cell.psnr_mean = r.psnr_mean;
+                        cell.mse_mean = r.mse_mean;
+                    }
+                    cell.confirmed = true;
+                    last = Some(at);
+                }
+                let Some(at) = last else {
                     continue;
                 };
-                let cell = &mut cells[at];
-                if r.ssim_mean > cell.ssim_mean {
-                    cell.ssim_mean = r.ssim_mean;
-                    cell.ssim_std = r.ssim_std;
-                    cell.psnr_mean = r.psnr_mean;
-                    cell.mse_mean = r.mse_mean;
-                }
-                cell.confirmed = true;
                 confirmed += 1;
-                let cell = cell.clone();
+                let cell = cells[at].clone();
                 monotone_envelope(cells);
                 on_cell(&cell, cells);
             }

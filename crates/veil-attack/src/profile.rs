@@ -65,7 +65,8 @@ pub struct PrivacyProfile {
     /// The full-strength attack of the confirm pass (`None` when it did not run).
     #[serde(default)]
     pub confirm: Option<AttackConfig>,
-    /// Cells re-attacked at full strength by the confirm pass.
+    /// Cells re-attacked at full strength by the confirm pass (by this run or the run it
+    /// resumed).
     #[serde(default)]
     pub confirmed_cells: usize,
     /// Seconds of the confirm pass (included in `seconds`).
@@ -125,8 +126,9 @@ pub struct ProfileRequest {
     /// with cells here is not attacked again by the fast pass, and its confirmed cells stay
     /// confirmed. Empty for a fresh run.
     pub resume: Vec<ProfileCell>,
-    /// Seconds the earlier run had spent (added to `seconds`).
-    pub resume_seconds: f64,
+    /// Seconds the earlier run had spent in all and in its confirm pass (added to `seconds`
+    /// and `confirm_seconds`).
+    pub resume_seconds: (f64, f64),
 }
 
 /// Runs the sweep of `req` on `model`; `dataset` names the data in the profile.
@@ -185,54 +187,52 @@ pub fn profile(
             on_event(ProfileEvent::Cell(&entry));
             entries.push(entry);
         }
-        let so_far = assemble(model, dataset, req, entries.clone(), (0, 0.0), started);
+        let so_far = assemble(model, dataset, req, entries.clone(), 0.0, started, true);
         on_event(ProfileEvent::Checkpoint(&so_far));
     }
     // An attacker with more maps of a nested subset may drop the extra ones.
     veil_spec::profile::monotone_envelope(&mut entries);
     let confirm_started = std::time::Instant::now();
-    let confirmed_cells = match &req.confirm {
-        Some(full) => {
-            on_event(ProfileEvent::Confirming);
-            let pass = crate::confirm::ConfirmPass {
-                model,
-                aux,
-                victims,
-                full,
-                every_map: req.every_map,
-            };
-            let mut done = 0;
-            pass.run(layers, taus, &mut entries, &mut |c, all| {
-                done += 1;
-                on_event(ProfileEvent::Confirmed(c));
-                let seconds = confirm_started.elapsed().as_secs_f64();
-                let so_far = assemble(model, dataset, req, all.to_vec(), (done, seconds), started);
-                on_event(ProfileEvent::Checkpoint(&so_far));
-            })?
-        }
-        None => 0,
-    };
+    if let Some(full) = &req.confirm {
+        on_event(ProfileEvent::Confirming);
+        let pass = crate::confirm::ConfirmPass {
+            model,
+            aux,
+            victims,
+            full,
+            every_map: req.every_map,
+        };
+        pass.run(layers, taus, &mut entries, &mut |c, all| {
+            on_event(ProfileEvent::Confirmed(c));
+            let seconds = confirm_started.elapsed().as_secs_f64();
+            let so_far = assemble(model, dataset, req, all.to_vec(), seconds, started, true);
+            on_event(ProfileEvent::Checkpoint(&so_far));
+        })?;
+    }
     let confirm_seconds = confirm_started.elapsed().as_secs_f64();
     Ok(assemble(
         model,
         dataset,
         req,
         entries,
-        (confirmed_cells, confirm_seconds),
+        confirm_seconds,
         started,
+        false,
     ))
 }
 
-/// The profile of `entries` measured for `req` since `started` (plus the seconds of the run
-/// it resumes), with `(cells confirmed, seconds of the confirm pass)`.
+/// The profile of `entries` measured for `req` since `started`, its confirm pass having run
+/// `confirm_seconds` (both plus the run it resumes); `partial` for a checkpoint.
 fn assemble(
     model: &Model,
     dataset: &str,
     req: &ProfileRequest,
     entries: Vec<ProfileCell>,
-    (confirmed_cells, confirm_seconds): (usize, f64),
+    confirm_seconds: f64,
     started: std::time::Instant,
+    partial: bool,
 ) -> PrivacyProfile {
+    let confirmed_cells = entries.iter().filter(|c| c.confirmed).count();
     PrivacyProfile {
         table: Profile {
             version: PROFILE_VERSION,
@@ -240,8 +240,9 @@ fn assemble(
             dataset: dataset.to_string(),
             layers: req.layers.clone(),
             thresholds: thresholds(&req.layers, &entries, &req.taus),
-            entries,
             source: None,
+            partial,
+            entries,
         },
         attack: req.attack.clone(),
         method: req.method,
@@ -251,9 +252,9 @@ fn assemble(
         },
         confirm: req.confirm.clone(),
         confirmed_cells,
-        confirm_seconds,
+        confirm_seconds: req.resume_seconds.1 + confirm_seconds,
         every_map: req.every_map && req.confirm.is_some(),
-        seconds: req.resume_seconds + started.elapsed().as_secs_f64(),
+        seconds: req.resume_seconds.0 + started.elapsed().as_secs_f64(),
     }
 }
 
@@ -455,6 +456,7 @@ mod tests {
                 layers,
                 entries: cells,
                 source: None,
+                partial: false,
             },
             attack: AttackConfig::default(),
             method: ProfileMethod::Chain,

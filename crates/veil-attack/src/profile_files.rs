@@ -16,7 +16,8 @@ use veil_data::Split;
 use veil_model::{Model, TrainConfig};
 
 use crate::profile::{
-    PrivacyProfile, ProfileEvent, ProfileMethod, ProfileRequest, cells_of, default_layers, profile,
+    PrivacyProfile, ProfileCell, ProfileEvent, ProfileMethod, ProfileRequest, cells_of,
+    default_layers, profile,
 };
 use crate::{AttackConfig, AttackError, MapSelection};
 
@@ -64,8 +65,9 @@ impl ProfileSettings {
         }
     }
 
-    /// The sweep's request for `model`, checked (taus in `[0, 1]`, layers exist).
-    pub fn request(&self, model: &Model) -> Result<ProfileRequest, AttackError> {
+    /// The sweep's request for `model` on `dataset`, checked (taus in `[0, 1]`, layers exist,
+    /// a resumed profile measured the same way).
+    pub fn request(&self, model: &Model, dataset: &str) -> Result<ProfileRequest, AttackError> {
         self.check()?;
         let layers = match self.layers.is_empty() {
             true => default_layers(model),
@@ -74,25 +76,6 @@ impl ProfileSettings {
         for l in &layers {
             model.spec().layer_index(l)?;
         }
-        let (resume, resume_seconds) = match &self.resume {
-            Some(path) => {
-                let before = read_profile(path)?;
-                if before.table.model != model.spec().name {
-                    return Err(AttackError::Invalid(format!(
-                        "{}: a profile of {}, not {}",
-                        path.display(),
-                        before.table.model,
-                        model.spec().name
-                    )));
-                }
-                let cells = before.table.entries.into_iter();
-                (
-                    cells.filter(|c| layers.contains(&c.layer)).collect(),
-                    before.seconds,
-                )
-            }
-            None => (Vec::new(), 0.0),
-        };
         let epochs = match self.method {
             ProfileMethod::Chain => 5,
             ProfileMethod::PerCell => 3,
@@ -128,10 +111,114 @@ impl ProfileSettings {
                 ..AttackConfig::default()
             }),
             every_map: self.every_map,
-            resume,
-            resume_seconds,
+            resume: Vec::new(),
+            resume_seconds: (0.0, 0.0),
+        })
+        .and_then(|req| match &self.resume {
+            Some(path) => resume_from(path, (model, dataset), req),
+            None => Ok(req),
         })
     }
+}
+
+/// `req` continuing from the profile at `path`: its cells of `req`'s layers and its
+/// seconds. Refused when it profiles another model or dataset, was measured with other
+/// settings (its cells would then be reported under settings they were not measured with),
+/// or holds other cells than `req` asks of a layer.
+fn resume_from(
+    path: &Path,
+    (model, dataset): (&Model, &str),
+    mut req: ProfileRequest,
+) -> Result<ProfileRequest, AttackError> {
+    let before = read_profile(path)?;
+    let differs = |what: &str, was: String, now: String| {
+        AttackError::Invalid(format!(
+            "{}: measured with {what} {was}, this run asks for {now}; resume with the same settings",
+            path.display()
+        ))
+    };
+    let (a, b) = (&before.attack, &req.attack);
+    let steps = match req.method {
+        ProfileMethod::Chain => req.step_samples,
+        ProfileMethod::PerCell => 0,
+    };
+    let settings = [
+        (
+            "model",
+            before.table.model.clone(),
+            model.spec().name.clone(),
+        ),
+        ("dataset", before.table.dataset.clone(), dataset.to_string()),
+        (
+            "--aux",
+            a.aux_samples.to_string(),
+            b.aux_samples.to_string(),
+        ),
+        ("--victims", a.victims.to_string(), b.victims.to_string()),
+        ("--draws", a.draws.to_string(), b.draws.to_string()),
+        (
+            "--epochs",
+            a.train.epochs.to_string(),
+            b.train.epochs.to_string(),
+        ),
+        ("--seed", a.train.seed.to_string(), b.train.seed.to_string()),
+        (
+            "--method",
+            format!("{:?}", before.method),
+            format!("{:?}", req.method),
+        ),
+        (
+            "--step-samples",
+            before.step_samples.to_string(),
+            steps.to_string(),
+        ),
+        (
+            "a confirm pass, every map",
+            format!("{} {}", before.confirm.is_some(), before.every_map),
+            format!(
+                "{} {}",
+                req.confirm.is_some(),
+                req.every_map && req.confirm.is_some()
+            ),
+        ),
+    ];
+    for (what, was, now) in settings {
+        if was != now {
+            return Err(differs(what, was, now));
+        }
+    }
+    let cells: Vec<ProfileCell> = before
+        .table
+        .entries
+        .into_iter()
+        .filter(|c| req.layers.contains(&c.layer))
+        .collect();
+    for layer in &req.layers {
+        let p = model
+            .spec()
+            .layer_index(layer)
+            .ok()
+            .and_then(|i| model.shapes()[i + 1].as_chw())
+            .map_or(1, |s| s.0);
+        let mut held: Vec<(usize, usize)> = cells
+            .iter()
+            .filter(|c| &c.layer == layer)
+            .map(|c| (c.k, c.total_maps))
+            .collect();
+        held.sort_unstable();
+        let wanted: Vec<(usize, usize)> =
+            cells_of(p, &req.ks).into_iter().map(|k| (k, p)).collect();
+        if !held.is_empty() && held != wanted {
+            return Err(differs(
+                &format!("{layer} cells (k, maps)"),
+                format!("{held:?}"),
+                format!("{wanted:?}"),
+            ));
+        }
+    }
+    req.resume = cells;
+    req.resume_seconds = (before.seconds, before.confirm_seconds);
+    Ok(req)
 }
 
 /// Cells the request will measure on `model` (for a progress bar).
@@ -167,7 +254,7 @@ pub fn run(
     let mut failed: Option<AttackError> = None;
     let mut events = |event: ProfileEvent<'_>| {
         if let ProfileEvent::Checkpoint(so_far) = event
-            && let Err(e) = write_json(so_far, &checkpoint)
+            && let Err(e) = write_checkpoint(so_far, &checkpoint)
         {
             failed.get_or_insert(e);
         }
@@ -181,14 +268,15 @@ pub fn run(
         request,
         &mut events,
     )?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
     write_files(&prof, out)?;
     if checkpoint.exists() {
         std::fs::remove_file(&checkpoint).map_err(|e| write_error(&checkpoint, &e))?;
     }
-    Ok(prof)
+    // The profile is written; a checkpoint that could not be is reported all the same.
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(prof),
+    }
 }
 
 /// Where [`run`] checkpoints a profile bound for `out`: `<out>` with the extension
@@ -203,7 +291,7 @@ fn read_profile(json: &Path) -> Result<PrivacyProfile, AttackError> {
         path: json.display().to_string(),
         source,
     })?;
-    veil_spec::profile::Profile::from_json_str(&text)?;
+    veil_spec::profile::Profile::from_json_str_unfinished(&text)?;
     serde_json::from_str(&text)
         .map_err(|e| AttackError::Invalid(format!("{}: not a profile: {e}", json.display())))
 }
@@ -229,6 +317,14 @@ fn create_parent(out: &Path) -> Result<(), AttackError> {
         Some(dir) => std::fs::create_dir_all(dir).map_err(|e| write_error(dir, &e)),
         None => Ok(()),
     }
+}
+
+/// Writes `prof` at `path` whole or not at all (a temporary file renamed over it), so an
+/// interrupted run leaves the previous checkpoint readable.
+fn write_checkpoint(prof: &PrivacyProfile, path: &Path) -> Result<(), AttackError> {
+    let tmp = path.with_extension("tmp");
+    write_json(prof, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| write_error(path, &e))
 }
 
 /// Writes `prof` as JSON at `path`.

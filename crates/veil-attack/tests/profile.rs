@@ -39,7 +39,7 @@ fn request(method: ProfileMethod, taus: Vec<f64>, confirm: bool) -> ProfileReque
         confirm: confirm.then(|| attack(3)),
         every_map: false,
         resume: Vec::new(),
-        resume_seconds: 0.0,
+        resume_seconds: (0.0, 0.0),
     }
 }
 
@@ -238,7 +238,7 @@ fn a_resumed_sweep_attacks_only_what_its_checkpoint_lacks() {
     let resume = |from: &PrivacyProfile| {
         let req = ProfileRequest {
             resume: from.table.entries.clone(),
-            resume_seconds: from.seconds,
+            resume_seconds: (from.seconds, from.confirm_seconds),
             ..req.clone()
         };
         let (mut cells, mut confirms) = (Vec::new(), 0);

@@ -154,4 +154,62 @@ mod tests {
         assert!(!c.wants(0.8, Some(0.69)));
         assert!(!c.wants(0.8, None));
     }
+
+    fn report(ssim: f64) -> AttackReport {
+        AttackReport {
+            layer: "h0 view".into(),
+            setting: veil_attack::AttackSetting::BlackBox,
+            feature_shape: vec![4, 8, 8],
+            maps: 4,
+            total_maps: 4,
+            selection: veil_attack::MapSelection::Random,
+            draws: 1,
+            victims: 100,
+            aux_samples: 1000,
+            ssim_mean: ssim,
+            ssim_std: 0.1,
+            psnr_mean: 20.0 * ssim,
+            psnr_std: 1.0,
+            mse_mean: 0.01,
+            mse_std: 0.001,
+            train_loss: 0.0,
+            seconds: 1.0,
+            examples: Vec::new(),
+        }
+    }
+
+    fn attacked(ssim: f64, confirm: bool) -> Attacked {
+        let mut audit = HelperAudit::new("h0", 0, Vec::new());
+        let r = report(ssim);
+        audit.readings.push(ReadingScore {
+            reading: crate::views::Reading::Maps,
+            shape: r.feature_shape.clone(),
+            ssim_mean: ssim,
+            seconds: 1.0,
+            confirm,
+        });
+        score(&mut audit, &r, 0.8);
+        Attacked {
+            audit,
+            best: Some(r),
+        }
+    }
+
+    #[test]
+    fn the_stronger_of_the_two_passes_scores_the_helper() {
+        // Stronger confirm: its scores, the screen's kept as screen_ssim, beyond tau.
+        let mut h = attacked(0.75, false);
+        h.merge(attacked(0.86, true), 0.8);
+        assert_eq!(h.audit.ssim_mean, Some(0.86));
+        assert_eq!(h.audit.screen_ssim, Some(0.75));
+        assert!(h.audit.confirmed && !h.audit.within_tau);
+        assert_eq!(h.audit.readings.len(), 2);
+        assert_eq!(h.best.as_ref().map(|b| b.ssim_mean), Some(0.86));
+        // Weaker confirm: the screen's attack still counts.
+        let mut h = attacked(0.75, false);
+        h.merge(attacked(0.7, true), 0.8);
+        assert_eq!(h.audit.ssim_mean, Some(0.75));
+        assert!(h.audit.confirmed && h.audit.within_tau);
+        assert_eq!(h.best.as_ref().map(|b| b.ssim_mean), Some(0.75));
+    }
 }

@@ -285,29 +285,40 @@ fn profile_writes_json_csv_markdown_and_heat_map() {
         !out.with_extension("checkpoint.json").exists(),
         "checkpoint left behind"
     );
-    // Resumed from the finished profile: the same cells, nothing attacked again.
+    // Resumed from the finished profile: the same cells, nothing attacked again; resuming
+    // with other attack settings is refused.
     let again = dir.path().join("p").join("again.json");
-    let resumed = veil(&[
-        "profile",
-        "--weights",
-        &weights,
-        "--dataset",
-        "synthetic",
-        "--layers",
-        "conv1,pool1",
-        "--ks",
-        "1,3",
-        "--taus",
-        "0.4,0.9",
-        "--resume",
-        out.to_str().expect("p"),
-        "--out",
-        again.to_str().expect("p"),
-        "--json",
-    ]);
+    let resume = |aux: &str| {
+        veil(&[
+            "profile",
+            "--weights",
+            &weights,
+            "--dataset",
+            "synthetic",
+            "--layers",
+            "conv1,pool1",
+            "--ks",
+            "1,3",
+            "--aux",
+            aux,
+            "--victims",
+            "50",
+            "--epochs",
+            "1",
+            "--taus",
+            "0.4,0.9",
+            "--resume",
+            out.to_str().expect("p"),
+            "--out",
+            again.to_str().expect("p"),
+            "--json",
+        ])
+    };
+    let resumed = resume("200");
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert!(!stderr.contains("ssim"), "{stderr}");
     assert_eq!(json(&resumed)["entries"], v["entries"]);
+    assert_bad_input(&resume("300"), "same settings");
     let lenet = dir.path().join("other.json");
     let mut other = v.clone();
     other["model"] = "vgg16".into();

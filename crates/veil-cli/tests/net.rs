@@ -213,6 +213,10 @@ fn net_audit_attacks_what_each_helper_observed() {
             assert!(ssim < 0.95 - 1.0 && confirms == 0, "{h}");
         }
     }
+    assert!(
+        attacked.iter().any(|h| h["confirmed"] == true),
+        "the confirm pass ran on no helper: {v}"
+    );
     let max = attacked
         .iter()
         .filter_map(|h| h["ssim_mean"].as_f64())

@@ -136,6 +136,7 @@ mod tests {
             ],
             thresholds: vec![],
             source: None,
+            partial: false,
         };
         let t = p.thresholds_at(0.6).expect("t");
         assert_eq!((t.nf["a"], t.nf["b"]), (1, 2));

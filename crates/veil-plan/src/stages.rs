@@ -438,6 +438,7 @@ mod tests {
                 .collect(),
             thresholds: vec![],
             source: None,
+            partial: false,
         }
     }
 

@@ -116,6 +116,7 @@ fn the_ilp_matches_exhaustive_search_on_a_tiny_instance() {
             sp: None,
         }],
         source: Some("test".into()),
+        partial: false,
     };
     let plans = [lenet_plan(&profile, 0.5)];
     // A slow link on the fast device makes the trade-off non-trivial.

@@ -77,12 +77,28 @@ pub struct Profile {
     /// Where the numbers come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The checkpoint of an unfinished sweep (`veil profile` writes one as it goes): its
+    /// cells and thresholds may still move, so [`Profile::from_json_str`] refuses it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 impl Profile {
-    /// Parses a profile's JSON text, refusing other layout versions and non-finite or
-    /// out-of-range SSIMs.
+    /// Parses a finished profile's JSON text for planning, refusing other layout versions,
+    /// non-finite or out-of-range SSIMs, and the checkpoint of an unfinished sweep.
     pub fn from_json_str(text: &str) -> Result<Self, SpecError> {
+        let p = Self::from_json_str_unfinished(text)?;
+        if p.partial {
+            return Err(p.error(
+                "the checkpoint of an unfinished sweep (finish it with `veil profile --resume`)"
+                    .into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// [`Profile::from_json_str`] that also reads a checkpoint (to resume or redraw it).
+    pub fn from_json_str_unfinished(text: &str) -> Result<Self, SpecError> {
         let p: Profile = serde_json::from_str(text).map_err(|e| SpecError::Parse {
             format: "privacy profile JSON",
             message: e.to_string(),
@@ -269,6 +285,16 @@ mod tests {
         assert!(Profile::from_json_str(&text.replace("0.5}", "1e999}")).is_err());
         assert!(Profile::from_json_str(&text.replace("0.5}", "7.0}")).is_err());
         assert!(Profile::from_json_str("{").is_err());
+        // A checkpoint of an unfinished sweep: readable to resume, refused for planning.
+        let partial = text.replace("\"version\": 1,", "\"version\": 1, \"partial\": true,");
+        assert!(
+            Profile::from_json_str_unfinished(&partial)
+                .expect("readable")
+                .partial
+        );
+        let refused = Profile::from_json_str(&partial).expect_err("unfinished");
+        assert!(refused.to_string().contains("--resume"), "{refused}");
+        assert!(!Profile::from_json_str(text).expect("finished").partial);
         let empty = text.replace(
             r#"[{"layer": "a", "k": 1, "total_maps": 1, "ssim_mean": 0.5}]"#,
             "[]",

@@ -91,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     settings.check()?;
     let (id, split, model) = args.target.load()?;
-    let request = settings.request(&model)?;
+    let request = settings.request(&model, &id.name())?;
     let bar = crate::progress_bar(cell_count(&model, &request), "profile", "attacks");
     let on_event = &mut |event: ProfileEvent<'_>| {
         let (line, tick) = match event {
