@@ -44,8 +44,11 @@ def main():
     ap.add_argument("--json", dest="json_out")
     a = ap.parse_args()
     cells = [(c.split(":")[0], int(c.split(":")[1])) for c in a.cells.split(",")]
-    probe = subprocess.run([a.python, "-c", "import numpy, torch, skimage.metrics"], capture_output=True)
-    if probe.returncode != 0:
+    try:
+        probe = subprocess.run([a.python, "-c", "import numpy, torch, skimage.metrics"], capture_output=True).returncode
+    except OSError:
+        probe = 1
+    if probe != 0:
         print(f"skipped: {a.python} lacks torch, numpy or scikit-image "
               "(pip install torch numpy scikit-image); nothing was run")
         return 0

@@ -1,15 +1,13 @@
 #!/usr/bin/env python3
-"""Run `veil bench` several times per thread count and print the medians as a Markdown table
-next to the PyTorch 2.1 reference measured on the same 2-core machine (issue #2).
+"""Run `veil bench` several times per thread count and print the medians as a Markdown table.
+
+veil alone: for the comparison with PyTorch, run tools/engine_side_by_side.py, which measures
+both in one run (no reference number is stored anywhere, issue #17).
 
 Usage: python3 tools/bench_table.py [--veil target/release/veil] [--model lenet5]
                                     [--dataset mnist] [--runs 5] [--threads 1 2]
 """
 import argparse, json, statistics, subprocess, os
-
-# PyTorch 2.1 on the 2-core development machine (from the issue that asked for this table).
-TORCH = {"train_steps_per_second": 114.8, "single_inferences_per_second": 1256.0,
-         "batches_per_second": 58.0}
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--veil", default="target/release/veil")
@@ -32,14 +30,13 @@ for t in a.threads:
     spread = {k: (min(r[k] for r in runs), max(r[k] for r in runs)) for k in med}
     rows.append((t, med, spread))
 
-print(f"| metric | PyTorch 2.1 | " + " | ".join(f"veil, {t} thread{'s' if t > 1 else ''}" for t, _, _ in rows) + " | best veil / PyTorch |")
-print("|---|---|" + "---|" * len(rows) + "---|")
+print("| metric | " + " | ".join(f"veil, {t} thread{'s' if t > 1 else ''}" for t, _, _ in rows) + " |")
+print("|---|" + "---|" * len(rows))
 for key, label in [("train_steps_per_second", "training steps/s (batch 64)"),
                    ("single_inferences_per_second", "single-image inferences/s (batch 1)"),
                    ("batches_per_second", "batch-256 inferences/s")]:
     cells = [f"{m[key]:.1f} ({s[key][0]:.1f}-{s[key][1]:.1f})" for _, m, s in rows]
-    best = max(m[key] for _, m, _ in rows)
-    print(f"| {label} | {TORCH[key]} | " + " | ".join(cells) + f" | {best / TORCH[key]:.2f}x |")
+    print(f"| {label} | " + " | ".join(cells) + " |")
 lat = " | ".join(f"{m['latency_median_ms']:.3f}" for _, m, _ in rows)
-print(f"| median latency, batch 1 (ms) | {1000 / TORCH['single_inferences_per_second']:.3f} (mean) | {lat} | |")
+print(f"| median latency, batch 1 (ms) | {lat} |")
 print(f"\nmedian of {a.runs} runs (min-max in parentheses); inputs: {a.dataset}")

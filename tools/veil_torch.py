@@ -26,12 +26,13 @@ IDX_DIRS = {"mnist": ["mnist"], "fashion": ["fashion-mnist", "fashion_mnist"],
             "fmnist": ["fashion-mnist", "fashion_mnist"]}
 
 
-def import_torch():
-    """torch, or None when it, numpy or scikit-image (the SSIM) is not installed."""
+def import_torch(ssim=True):
+    """torch, or None when it, numpy or (with `ssim`) scikit-image is not installed."""
     if np is None:
         return None
     try:
-        import skimage.metrics  # noqa: F401
+        if ssim:
+            import skimage.metrics  # noqa: F401
         import torch
         return torch
     except ImportError:
