@@ -532,3 +532,35 @@ fn recorded_views_are_what_a_node_receives_and_masking_hides_only_the_contributi
         }
     }
 }
+
+/// A request id is served once per plan epoch: replaying any message of a finished request
+/// (which would make a holder repeat its masked contribution under the same mask) is
+/// refused, at the source and at every helper, and so is starting the id again.
+#[test]
+fn a_finished_request_replayed_is_refused_everywhere() {
+    let spec = veil_spec::zoo::lenet5();
+    let model = Model::init(spec.clone(), 6).expect("model");
+    let params = model.compute_layer_params().expect("parameters");
+    let owners = vec![vec![0], vec![1, 2, 1, 3, 2, 3], vec![1], vec![2], vec![0]];
+    let dep = Deployment::new(&spec, &owners, 0).expect("deploy");
+    let mut nodes = nodes_of(&dep, &params, 4, true, 11);
+    let input: Vec<f32> = (0..784).map(|i| (i % 7) as f32 / 7.0).collect();
+    let mut seen: Vec<(usize, Message)> = Vec::new();
+    run(&mut nodes, 0, std::slice::from_ref(&input), &mut |to, m| {
+        seen.push((to, m.clone()))
+    });
+    assert!(seen.iter().any(|(to, _)| *to != 0), "helpers took part");
+    for (to, msg) in seen {
+        let err = nodes
+            .get_mut(&to)
+            .expect("node")
+            .handle(msg)
+            .expect_err("a replay is refused");
+        assert!(err.to_string().contains("already served"), "{err}");
+    }
+    let source = nodes.get_mut(&0).expect("source");
+    let err = source.start(0, &input).expect_err("id 0 again");
+    assert!(err.to_string().contains("already served"), "{err}");
+    // The next id runs as usual.
+    assert!(source.start(1, &input).is_ok());
+}

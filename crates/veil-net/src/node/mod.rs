@@ -14,7 +14,9 @@
 //! the whole trace when the logits are complete ([`Completed`]).
 //!
 //! A node holds at most [`MAX_LIVE_REQUESTS`] requests; [`Node::expire`] drops those older
-//! than an age (an attempt the source gave up on, or state a misbehaving peer opened).
+//! than an age (an attempt the source gave up on, or state a misbehaving peer opened). A
+//! request whose state was dropped is never opened again in the node's epoch (a replay would
+//! repeat its masks: see `served`).
 //!
 //! Key items: [`Node`], [`Message`], [`Payload`], [`TraceRecord`], [`Node::start`],
 //! [`Node::handle`].
@@ -31,6 +33,9 @@ use crate::views::{Observation, Seen};
 use veil_spec::kernels::Linear;
 
 mod receive;
+mod served;
+
+pub use served::SERVED_WINDOW;
 
 /// What a message carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -154,6 +159,10 @@ pub struct Node {
     mask: Option<PairKeys>,
     /// What this device observed since the last [`Node::take_views`], when recording.
     views: Option<Vec<Observation>>,
+    /// Requests whose state was dropped: never opened again.
+    served: served::Served,
+    /// Requests completed here (the source): never completed again.
+    completed: served::Served,
 }
 
 impl Node {
@@ -173,6 +182,8 @@ impl Node {
             delay: Duration::ZERO,
             mask: None,
             views: None,
+            served: served::Served::default(),
+            completed: served::Served::default(),
         }
     }
 
@@ -257,17 +268,29 @@ impl Node {
     /// Drops request `request`'s state (the source gave up on the attempt).
     pub fn forget(&mut self, request: u64) {
         self.requests.remove(&request);
+        self.served.insert(request);
     }
 
     /// Drops the state of requests opened more than `max_age` ago; returns how many.
     pub fn expire(&mut self, max_age: Duration) -> usize {
-        let before = self.requests.len();
-        self.requests.retain(|_, st| st.opened.elapsed() <= max_age);
-        before - self.requests.len()
+        let stale: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, st)| st.opened.elapsed() > max_age)
+            .map(|(&r, _)| r)
+            .collect();
+        for &r in &stale {
+            self.forget(r);
+        }
+        stale.len()
     }
 
-    /// The state of request `r`, opened if new (refused beyond [`MAX_LIVE_REQUESTS`]).
+    /// The state of request `r`, opened if new (refused beyond [`MAX_LIVE_REQUESTS`], and for
+    /// a request this node has already dropped: a replay).
     fn state(&mut self, r: u64) -> Result<&mut RequestState, NetError> {
+        if !self.requests.contains_key(&r) && self.served.contains(r) {
+            return Err(self.bad(r, "request already served here in this plan epoch".into()));
+        }
         if !self.requests.contains_key(&r) && self.requests.len() >= MAX_LIVE_REQUESTS {
             return Err(self.bad(r, format!("{MAX_LIVE_REQUESTS} requests already open here")));
         }
@@ -517,7 +540,7 @@ impl Node {
                 .all(|w| st.done.contains(&w.stage))
         });
         if finished {
-            self.requests.remove(&r);
+            self.forget(r);
         }
     }
 }

@@ -92,11 +92,18 @@ impl Node {
             for (_, v) in msg.channels {
                 logits.extend(v);
             }
+            // The logits may arrive after this device dropped the request (its last stage
+            // done), but complete it once.
+            if self.completed.contains(r) {
+                return Err(self.bad(r, "request already served here in this plan epoch".into()));
+            }
             let mut trace = self
                 .requests
                 .remove(&r)
                 .map(|st| st.trace)
                 .unwrap_or_default();
+            self.served.insert(r);
+            self.completed.insert(r);
             trace.extend(msg.trace);
             return Ok(Some(Completed { logits, trace }));
         }
