@@ -31,6 +31,9 @@ use serde::{Deserialize, Serialize};
 /// Fraction bits of the fixed-point encoding.
 pub const FRACTION_BITS: u32 = 16;
 
+/// Bytes of one ring element on the wire (a masked partial-sum value).
+pub const RING_BYTES: u64 = 8;
+
 /// Largest magnitude a masked value may have (`2^40`: far below the ring's `2^47` of
 /// integer range at 16 fraction bits, so sums of up to 128 holders cannot wrap).
 pub const MAX_MAGNITUDE: f32 = (1u64 << 40) as f32;

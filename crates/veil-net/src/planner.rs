@@ -21,6 +21,8 @@ pub struct Planner {
     plan: ModelPlan,
     budgets: Budgets,
     params: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Bytes per partial-sum value on the wire (4 plain, 8 masked).
+    partial_sum_bytes: u64,
 }
 
 impl Planner {
@@ -86,6 +88,7 @@ impl Planner {
             plan,
             budgets,
             params,
+            partial_sum_bytes: veil_spec::cost::BYTES_PER_SCALAR,
         })
     }
 
@@ -93,13 +96,24 @@ impl Planner {
     /// [`veil_plan::PrivacyRule`]): the runtime's plain partial sums need
     /// [`veil_plan::PrivacyRule::SoundPlain`].
     pub fn under_rule(mut self, rule: veil_plan::PrivacyRule) -> Result<Self, NetError> {
-        self.plan = ModelPlan::with_rule(&self.spec, &self.profile, self.plan.tau, rule).map_err(
-            |source| NetError::Plan {
+        self.plan = ModelPlan::with_rule(&self.spec, &self.profile, self.plan.tau, rule)
+            .map_err(|source| NetError::Plan {
                 model: self.spec.name.clone(),
                 source,
-            },
-        )?;
+            })?
+            .with_partial_sum_bytes(self.partial_sum_bytes);
         Ok(self)
+    }
+
+    /// The same planner counting partial sums as `mode` sends them (8-byte ring elements
+    /// when masked, 4-byte floats when plain), so the planned bytes are the bytes sent.
+    pub fn with_partial_sums(mut self, mode: crate::cluster::PartialSums) -> Self {
+        self.partial_sum_bytes = match mode {
+            crate::cluster::PartialSums::Masked => crate::mask::RING_BYTES,
+            crate::cluster::PartialSums::Plain => veil_spec::cost::BYTES_PER_SCALAR,
+        };
+        self.plan = self.plan.with_partial_sum_bytes(self.partial_sum_bytes);
+        self
     }
 
     /// The first stage no helper may hold at this tau (see

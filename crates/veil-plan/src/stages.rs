@@ -96,6 +96,9 @@ pub struct ModelPlan {
     pub sp: Option<String>,
     /// Where the privacy numbers come from.
     pub profile_source: String,
+    /// Bytes per partial-sum value the costs count (4, plain `f32`, unless
+    /// [`ModelPlan::with_partial_sum_bytes`] says otherwise).
+    pub partial_sum_bytes: u64,
 }
 
 impl ModelPlan {
@@ -103,6 +106,22 @@ impl ModelPlan {
     /// ([`PrivacyRule::Sound`]).
     pub fn new(spec: &ModelSpec, profile: &Profile, tau: f64) -> Result<Self, PlanError> {
         Self::with_rule(spec, profile, tau, PrivacyRule::Sound)
+    }
+
+    /// The same plan with partial sums of `bytes` bytes per value on the wire (a runtime that
+    /// masks them sends 8-byte ring elements): rescales [`Stage::input_bytes_partial`] of
+    /// every stage after a convolution, where partial sums travel, so the cost model counts
+    /// what the runtime sends.
+    pub fn with_partial_sum_bytes(mut self, bytes: u64) -> Self {
+        let was = self.partial_sum_bytes.max(1);
+        for s in 1..self.stages.len() {
+            if !self.stages[s - 1].linear {
+                let stage = &mut self.stages[s];
+                stage.input_bytes_partial = stage.input_bytes_partial / was * bytes;
+            }
+        }
+        self.partial_sum_bytes = bytes;
+        self
     }
 
     /// The first stage no helper may hold any segment of (cap 0) that the source does not run
@@ -154,6 +173,7 @@ impl ModelPlan {
                 .source
                 .clone()
                 .unwrap_or_else(|| format!("measured by veil on {}", profile.dataset)),
+            partial_sum_bytes: BYTES_PER_SCALAR,
         })
     }
 
@@ -402,6 +422,21 @@ mod tests {
         assert_eq!((fc1.segments, fc1.segment_macs), (1, 400 * 120));
         assert_eq!(fc1.input_bytes_whole, 400 * 4);
         assert_eq!(fc1.input_bytes_partial, 16 * 10 * 10 * 4);
+        // Masked partial sums travel as 8-byte ring elements: only partial-sum bytes after a
+        // convolution change, and rescaling twice is rescaling once.
+        let masked = plan
+            .clone()
+            .with_partial_sum_bytes(8)
+            .with_partial_sum_bytes(8);
+        assert_eq!(masked.stages[1].input_bytes_partial, 28 * 28 * 8);
+        assert_eq!(masked.stages[2].input_bytes_partial, 16 * 10 * 10 * 8);
+        assert_eq!(
+            masked.stages[3].input_bytes_partial,
+            plan.stages[3].input_bytes_partial
+        );
+        assert_eq!(masked.stages[1].input_bytes_whole, 14 * 14 * 4);
+        let back = masked.with_partial_sum_bytes(4);
+        assert_eq!(back.stages[1].input_bytes_partial, 28 * 28 * 4);
         assert!(plan.stages[0].source_only && plan.stages[4].source_only);
         assert!(!plan.stages[1].source_only && !plan.stages[3].source_only);
         assert_eq!(plan.total_segments(), 1 + 6 + 3);

@@ -230,7 +230,8 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         None => None,
     };
     let planner = Planner::from_weight_file(spec, &a.weights, a.tau, budgets, profile)?
-        .under_rule(a.privacy_rule.unwrap_or(a.partial_sums.privacy_rule()))?;
+        .under_rule(a.privacy_rule.unwrap_or(a.partial_sums.privacy_rule()))?
+        .with_partial_sums(a.partial_sums);
     let mut cfg = CoordinatorConfig::new(a.listen, &a.keys, expected);
     cfg.timeout = Duration::from_secs(a.timeout.max(1));
     cfg.heartbeat = millis(a.heartbeat_ms);
