@@ -194,12 +194,7 @@ fn resume_from(
         .filter(|c| req.layers.contains(&c.layer))
         .collect();
     for layer in &req.layers {
-        let p = model
-            .spec()
-            .layer_index(layer)
-            .ok()
-            .and_then(|i| model.shapes()[i + 1].as_chw())
-            .map_or(1, |s| s.0);
+        let p = maps_of(model, layer);
         let mut held: Vec<(usize, usize)> = cells
             .iter()
             .filter(|c| &c.layer == layer)
@@ -226,16 +221,18 @@ pub fn cell_count(model: &Model, request: &ProfileRequest) -> usize {
     request
         .layers
         .iter()
-        .map(|l| {
-            let maps = model
-                .spec()
-                .layer_index(l)
-                .ok()
-                .and_then(|i| model.shapes()[i + 1].as_chw())
-                .map_or(1, |s| s.0);
-            cells_of(maps, &request.ks).len()
-        })
+        .map(|l| cells_of(maps_of(model, l), &request.ks).len())
         .sum()
+}
+
+/// Feature maps of `layer`'s output (1 for a flat layer or an unknown name).
+fn maps_of(model: &Model, layer: &str) -> usize {
+    model
+        .spec()
+        .layer_index(layer)
+        .ok()
+        .and_then(|i| model.shapes()[i + 1].as_chw())
+        .map_or(1, |s| s.0)
 }
 
 /// Profiles `model` on `data` (auxiliary images from the training split, victims from the

@@ -249,28 +249,32 @@ fn profile_writes_json_csv_markdown_and_heat_map() {
     let dir = tempfile::tempdir().expect("tmp");
     let weights = train_synthetic(dir.path());
     let out = dir.path().join("p").join("profile.json");
-    let v = json(&veil(&[
-        "profile",
-        "--weights",
-        &weights,
-        "--dataset",
-        "synthetic",
-        "--layers",
-        "conv1,pool1",
-        "--ks",
-        "1,3",
-        "--aux",
-        "200",
-        "--victims",
-        "50",
-        "--epochs",
-        "1",
-        "--taus",
-        "0.4,0.9",
-        "--out",
-        out.to_str().expect("p"),
-        "--json",
-    ]));
+    // The sweep's settings; `aux` varies to test a resume with other settings.
+    let profile = |aux: &str, more: &[&str]| {
+        let mut args = vec![
+            "profile",
+            "--weights",
+            &weights,
+            "--dataset",
+            "synthetic",
+            "--layers",
+            "conv1,pool1",
+            "--ks",
+            "1,3",
+            "--aux",
+            aux,
+            "--victims",
+            "50",
+            "--epochs",
+            "1",
+            "--taus",
+            "0.4,0.9",
+            "--json",
+        ];
+        args.extend(more);
+        veil(&args)
+    };
+    let v = json(&profile("200", &["--out", out.to_str().expect("p")]));
     assert_eq!(v["version"], 1);
     assert_eq!(v["layers"], serde_json::json!(["conv1", "pool1"]));
     // k = 1, 3 and P = 6 for each of the two layers.
@@ -289,50 +293,23 @@ fn profile_writes_json_csv_markdown_and_heat_map() {
     // with other attack settings is refused.
     let again = dir.path().join("p").join("again.json");
     let resume = |aux: &str| {
-        veil(&[
-            "profile",
-            "--weights",
-            &weights,
-            "--dataset",
-            "synthetic",
-            "--layers",
-            "conv1,pool1",
-            "--ks",
-            "1,3",
-            "--aux",
+        let from = ["--resume", out.to_str().expect("p")];
+        profile(
             aux,
-            "--victims",
-            "50",
-            "--epochs",
-            "1",
-            "--taus",
-            "0.4,0.9",
-            "--resume",
-            out.to_str().expect("p"),
-            "--out",
-            again.to_str().expect("p"),
-            "--json",
-        ])
+            &[from[0], from[1], "--out", again.to_str().expect("p")],
+        )
     };
     let resumed = resume("200");
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert!(!stderr.contains("ssim"), "{stderr}");
     assert_eq!(json(&resumed)["entries"], v["entries"]);
     assert_bad_input(&resume("300"), "same settings");
-    let lenet = dir.path().join("other.json");
+    let vgg = dir.path().join("other.json");
     let mut other = v.clone();
     other["model"] = "vgg16".into();
-    std::fs::write(&lenet, other.to_string()).expect("write");
+    std::fs::write(&vgg, other.to_string()).expect("write");
     assert_bad_input(
-        &veil(&[
-            "profile",
-            "--weights",
-            &weights,
-            "--dataset",
-            "synthetic",
-            "--resume",
-            lenet.to_str().expect("p"),
-        ]),
+        &profile("200", &["--resume", vgg.to_str().expect("p")]),
         "vgg16",
     );
     assert_bad_input(
