@@ -172,6 +172,10 @@ impl Campaign {
         if self.draws == 0 {
             return Err(DefenseError::Invalid("--draws must be at least 1".into()));
         }
+        // Checked here, before a model is loaded or trained: nothing to score without victims.
+        if self.attack.victims == 0 {
+            return Err(DefenseError::Invalid("--victims must be at least 1".into()));
+        }
         Ok(settings)
     }
 }
@@ -533,6 +537,16 @@ mod tests {
         };
         assert!(drop.settings().is_err());
         assert!(Shield::Split { layers: vec![] }.settings().is_err());
+        let campaign = |victims| Campaign {
+            shield: dp(Attacker::Deployed),
+            layer: "conv1".into(),
+            draws: 1,
+            attack: AttackConfig::with_budget(10, victims, 1),
+            out: PathBuf::from("unused"),
+        };
+        assert!(campaign(1).check().is_ok());
+        let none = campaign(0).check().expect_err("no victims");
+        assert!(none.to_string().contains("--victims"), "{none}");
         assert_eq!(file_safe("eps=5, clip/2"), "eps_5__clip_2");
     }
 
