@@ -127,6 +127,26 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
+    /// `n` values of `width` bytes each (little-endian, `width` in 1..=8), as written by
+    /// `Writer::packed_words`. The byte count is checked before anything is allocated.
+    pub fn packed_words(&mut self, n: usize, width: usize) -> Result<Vec<u64>, WireError> {
+        if !(1..=8).contains(&width) {
+            return Err(self.error(format!("packed width of {width} bytes")));
+        }
+        let bytes = n
+            .checked_mul(width)
+            .ok_or_else(|| self.error(format!("{n} values cannot fit")))?;
+        Ok(self
+            .take(bytes)?
+            .chunks_exact(width)
+            .map(|c| {
+                let mut a = [0u8; 8];
+                a[..width].copy_from_slice(c);
+                u64::from_le_bytes(a)
+            })
+            .collect())
+    }
+
     /// A counted `f32` sequence.
     pub fn f32s(&mut self) -> Result<Vec<f32>, WireError> {
         let n = self.count(4)?;
@@ -197,5 +217,31 @@ mod tests {
         w.count(usize::MAX);
         let bytes = w.into_bytes();
         assert!(Reader::new(&bytes, "x").count(1).is_err());
+    }
+
+    #[test]
+    fn packed_words_round_trip_and_refuse_short_or_huge_input() {
+        let values = [0u64, 1, (1 << 40) - 1, 0x12_3456_789a];
+        let mut w = Writer::new();
+        w.packed_words(&values, 5);
+        let bytes = w.into_bytes();
+        assert_eq!(bytes.len(), 20);
+        let mut r = Reader::new(&bytes, "x");
+        assert_eq!(r.packed_words(4, 5).expect("fits"), values);
+        assert!(r.finish().is_ok());
+        assert!(Reader::new(&bytes, "x").packed_words(5, 5).is_err());
+        assert!(
+            Reader::new(&bytes, "x")
+                .packed_words(usize::MAX, 5)
+                .is_err()
+        );
+        assert!(Reader::new(&bytes, "x").packed_words(1, 9).is_err());
+        // Full-width packing is the plain little-endian encoding.
+        let mut w = Writer::new();
+        w.packed_words(&[u64::MAX, 7], 8);
+        let mut plain = Writer::new();
+        plain.u64(u64::MAX);
+        plain.u64(7);
+        assert_eq!(w.into_bytes(), plain.into_bytes());
     }
 }

@@ -86,6 +86,17 @@ impl Writer {
         }
     }
 
+    /// `values` without a count, each as its low `width` bytes (little-endian, `width` in
+    /// 1..=8): the packed encoding of values known to be below `2^(8 width)`. Higher bytes
+    /// are dropped, so callers reduce values first.
+    pub fn packed_words(&mut self, values: &[u64], width: usize) {
+        let width = width.clamp(1, 8);
+        self.buf.reserve(values.len() * width);
+        for v in values {
+            self.buf.extend_from_slice(&v.to_le_bytes()[..width]);
+        }
+    }
+
     /// A counted `f32` sequence.
     pub fn f32s(&mut self, v: &[f32]) {
         self.count(v.len());

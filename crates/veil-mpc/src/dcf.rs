@@ -1,112 +1,125 @@
 //! Distributed comparison functions (DCF): two keys that secret-share the function
-//! `f(x) = beta if x < alpha else 0` over `n`-bit inputs, with outputs in `Z_2^64`, so that
-//! `eval(0, k0, x) + eval(1, k1, x) = f(x)` for every `x` while each key alone reveals nothing
-//! about `alpha` or `beta` (Boyle, Chandran, Gilboa, Gupta, Ishai, Kumaresan, Sun, "Function
-//! Secret Sharing for Mixed-Mode and Fixed-Point Secure Computation", Eurocrypt 2021,
-//! the DCF construction of section 3).
+//! `f(x) = beta if x < alpha else 0` over `n`-bit inputs, with a payload `beta` of `P` words
+//! of `Z_2^64`, so that `eval(0, k0, x) + eval(1, k1, x) = f(x)` (word by word) for every `x`
+//! while each key alone reveals nothing about `alpha` or `beta` (Boyle, Chandran, Gilboa,
+//! Gupta, Ishai, Kumaresan, Sun, "Function Secret Sharing for Mixed-Mode and Fixed-Point
+//! Secure Computation", Eurocrypt 2021, the DCF construction of section 3, with the group
+//! `Z_2^64^P`).
 //!
-//! Costs per key: one 128-bit seed, `n` correction words of 16 + 8 bytes and two control bits,
-//! and a final 8-byte word; evaluation takes `3n + 1` fixed-key AES blocks ([`crate::prg`]).
-//! Invariant kept by generation: off the path of `alpha` both parties hold equal seeds and
-//! control bits (their contributions cancel), on it the control bits differ and `v_alpha`
-//! tracks the sum of contributions so far, which the correction word of the level where `x`
-//! leaves the path turns into `beta` (leaving to the left, so `x < alpha`) or 0.
+//! Costs per key: one 128-bit seed, `n` correction words of `16 + 8 P` bytes and two control
+//! bits, and a final `8 P`-byte word; evaluation hashes `1 + ceil(P / 2)` fixed-key AES blocks
+//! per level ([`crate::prg`]). Invariant kept by generation: off the path of `alpha` both
+//! parties hold equal seeds and control bits (their contributions cancel), on it the control
+//! bits differ and `v_alpha` tracks the sum of contributions so far, which the correction word
+//! of the level where `x` leaves the path turns into `beta` (leaving to the left, so
+//! `x < alpha`) or 0.
 //!
-//! Key items: [`DcfKey`], [`generate`], [`DcfKey::eval`], [`DcfKey::encoded_len`].
+//! Key items: [`DcfKey`], [`generate`], [`DcfKey::eval`], [`DcfKey::eval_many`],
+//! [`DcfKey::encoded_len`].
 
 use rand::Rng;
 
-use crate::prg::Prg;
+use crate::prg::{LEAF_TWEAK, MAX_WORDS, Prg, value_blocks, value_tweak, words_of};
 
 /// One level's correction word (`Debug` redacted: key material).
 #[derive(Clone, PartialEq, Eq)]
-pub struct CorrectionWord {
+pub struct CorrectionWord<const P: usize> {
     /// Seed correction.
     pub seed: u128,
-    /// Value correction.
-    pub value: u64,
+    /// Value correction, one word per payload word.
+    pub value: [u64; P],
     /// Left control-bit correction.
     pub t_left: bool,
     /// Right control-bit correction.
     pub t_right: bool,
 }
 
-/// One party's DCF key (`Debug` prints only its size: key material is never logged).
+/// One party's DCF key with a `P`-word payload (`Debug` prints only its size: key material is
+/// never logged).
 #[derive(Clone, PartialEq, Eq)]
-pub struct DcfKey {
+pub struct DcfKey<const P: usize> {
     /// Input bits `n` (1..=64).
     pub bits: u32,
     /// The party's root seed.
     pub seed: u128,
     /// Correction words, one per input bit (most significant first).
-    pub words: Vec<CorrectionWord>,
+    pub words: Vec<CorrectionWord<P>>,
     /// Final correction of the leaf value.
-    pub last: u64,
+    pub last: [u64; P],
 }
 
-impl std::fmt::Debug for CorrectionWord {
+impl<const P: usize> std::fmt::Debug for CorrectionWord<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CorrectionWord(<redacted>)")
     }
 }
 
-impl std::fmt::Debug for DcfKey {
+impl<const P: usize> std::fmt::Debug for DcfKey<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DcfKey(<{} bits, redacted>)", self.bits)
+        write!(f, "DcfKey(<{} bits, {P} words, redacted>)", self.bits)
     }
 }
 
-fn sign(negate: bool, v: u64) -> u64 {
-    if negate { v.wrapping_neg() } else { v }
+/// `v` negated word by word when `negate`.
+fn sign<const P: usize>(negate: bool, v: [u64; P]) -> [u64; P] {
+    if negate { v.map(u64::wrapping_neg) } else { v }
+}
+
+fn add<const P: usize>(a: [u64; P], b: [u64; P]) -> [u64; P] {
+    std::array::from_fn(|i| a[i].wrapping_add(b[i]))
+}
+
+fn sub<const P: usize>(a: [u64; P], b: [u64; P]) -> [u64; P] {
+    std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
 }
 
 /// Generates keys for `x < alpha -> beta` over `bits`-bit inputs (`alpha < 2^bits`).
 ///
 /// # Panics
-/// If `bits` is 0 or above 64 (a programming error, never input-dependent).
-pub fn generate(
+/// If `bits` is 0 or above 64, or `P` above [`MAX_WORDS`] (programming errors, never
+/// input-dependent).
+pub fn generate<const P: usize>(
     prg: &Prg,
     bits: u32,
     alpha: u64,
-    beta: u64,
+    beta: [u64; P],
     rng: &mut impl Rng,
-) -> (DcfKey, DcfKey) {
+) -> (DcfKey<P>, DcfKey<P>) {
     assert!((1..=64).contains(&bits), "DCF input bits must be 1..=64");
+    assert!((1..=MAX_WORDS).contains(&P), "DCF payload of 1..=4 words");
     let root = [rng.random::<u128>() & !1, rng.random::<u128>() & !1];
     let (mut s0, mut s1) = (root[0], root[1]);
     let (mut t0, mut t1) = (false, true);
-    let mut v_alpha = 0u64;
+    let mut v_alpha = [0u64; P];
     let mut words = Vec::with_capacity(bits as usize);
     for i in (0..bits).rev() {
         let a = (alpha >> i) & 1 == 1;
-        let e0 = prg.expand(s0);
-        let e1 = prg.expand(s1);
+        let (e0, e1) = (prg.expand(s0), prg.expand(s1));
         // Keep the child on alpha's path, lose the other.
         let (keep0, keep1, lose0, lose1) = if a {
             (
-                (e0.seed_right, e0.v_right, e0.t_right),
-                (e1.seed_right, e1.v_right, e1.t_right),
-                (e0.seed_left, e0.v_left),
-                (e1.seed_left, e1.v_left),
+                (e0.seed_right, e0.t_right),
+                (e1.seed_right, e1.t_right),
+                e0.seed_left,
+                e1.seed_left,
             )
         } else {
             (
-                (e0.seed_left, e0.v_left, e0.t_left),
-                (e1.seed_left, e1.v_left, e1.t_left),
-                (e0.seed_right, e0.v_right),
-                (e1.seed_right, e1.v_right),
+                (e0.seed_left, e0.t_left),
+                (e1.seed_left, e1.t_left),
+                e0.seed_right,
+                e1.seed_right,
             )
         };
-        let seed_cw = lose0.0 ^ lose1.0;
-        let mut value_cw = sign(t1, lose1.1.wrapping_sub(lose0.1).wrapping_sub(v_alpha));
+        let (v_keep0, v_keep1) = (prg.values::<P>(s0, a), prg.values::<P>(s1, a));
+        let (v_lose0, v_lose1) = (prg.values::<P>(s0, !a), prg.values::<P>(s1, !a));
+        let seed_cw = lose0 ^ lose1;
+        let mut value_cw = sign(t1, sub(sub(v_lose1, v_lose0), v_alpha));
         if a {
             // The lost child is the left one: inputs that leave here are below alpha.
-            value_cw = value_cw.wrapping_add(sign(t1, beta));
+            value_cw = add(value_cw, sign(t1, beta));
         }
-        v_alpha = v_alpha
-            .wrapping_sub(keep1.1)
-            .wrapping_add(keep0.1)
-            .wrapping_add(sign(t1, value_cw));
+        v_alpha = add(add(sub(v_alpha, v_keep1), v_keep0), sign(t1, value_cw));
         let t_left_cw = e0.t_left ^ e1.t_left ^ a ^ true;
         let t_right_cw = e0.t_right ^ e1.t_right ^ a;
         let t_keep_cw = if a { t_right_cw } else { t_left_cw };
@@ -116,23 +129,16 @@ pub fn generate(
             t_left: t_left_cw,
             t_right: t_right_cw,
         });
-        let next0 = (
+        (s0, t0) = (
             keep0.0 ^ if t0 { seed_cw } else { 0 },
-            keep0.2 ^ (t0 & t_keep_cw),
+            keep0.1 ^ (t0 & t_keep_cw),
         );
-        let next1 = (
+        (s1, t1) = (
             keep1.0 ^ if t1 { seed_cw } else { 0 },
-            keep1.2 ^ (t1 & t_keep_cw),
+            keep1.1 ^ (t1 & t_keep_cw),
         );
-        (s0, t0) = next0;
-        (s1, t1) = next1;
     }
-    let last = sign(
-        t1,
-        prg.convert(s1)
-            .wrapping_sub(prg.convert(s0))
-            .wrapping_sub(v_alpha),
-    );
+    let last = sign(t1, sub(sub(prg.leaf::<P>(s1), prg.leaf::<P>(s0)), v_alpha));
     let key = |seed| DcfKey {
         bits,
         seed,
@@ -142,93 +148,95 @@ pub fn generate(
     (key(root[0]), key(root[1]))
 }
 
-impl DcfKey {
+impl<const P: usize> DcfKey<P> {
     /// Party `party`'s (0 or 1) share of `f(x)`; only the low `bits` bits of `x` are read.
-    pub fn eval(&self, prg: &Prg, party: usize, x: u64) -> u64 {
+    pub fn eval(&self, prg: &Prg, party: usize, x: u64) -> [u64; P] {
         let negate = party == 1;
         let mut seed = self.seed;
         let mut t = party == 1;
-        let mut v = 0u64;
+        let mut v = [0u64; P];
         for (level, cw) in self.words.iter().enumerate() {
-            let i = self.bits - 1 - level as u32;
-            let mut e = prg.expand(seed);
+            let right = (x >> (self.bits - 1 - level as u32)) & 1 == 1;
+            let e = prg.expand(seed);
+            let (mut child, mut t_child) = match right {
+                false => (e.seed_left, e.t_left),
+                true => (e.seed_right, e.t_right),
+            };
+            let part = prg.values::<P>(seed, right);
             if t {
-                e.seed_left ^= cw.seed;
-                e.seed_right ^= cw.seed;
-                e.t_left ^= cw.t_left;
-                e.t_right ^= cw.t_right;
+                child ^= cw.seed;
+                t_child ^= if right { cw.t_right } else { cw.t_left };
             }
-            let correction = if t { cw.value } else { 0 };
-            if (x >> i) & 1 == 0 {
-                v = v.wrapping_add(sign(negate, e.v_left.wrapping_add(correction)));
-                seed = e.seed_left;
-                t = e.t_left;
-            } else {
-                v = v.wrapping_add(sign(negate, e.v_right.wrapping_add(correction)));
-                seed = e.seed_right;
-                t = e.t_right;
-            }
+            let correction = if t { cw.value } else { [0; P] };
+            v = add(v, sign(negate, add(part, correction)));
+            (seed, t) = (child, t_child);
         }
-        let leaf = prg
-            .convert(seed)
-            .wrapping_add(if t { self.last } else { 0 });
-        v.wrapping_add(sign(negate, leaf))
+        let leaf = add(prg.leaf::<P>(seed), if t { self.last } else { [0; P] });
+        add(v, sign(negate, leaf))
     }
 
     /// Party `party`'s shares of `f(x_j)` under `keys[j]` for all `j` at once, level by level
     /// with one pipelined AES call per level: per key and level only the child on `x`'s path
-    /// and the value block are hashed (2 blocks, against 3 for a full expansion). Equal to
-    /// calling [`DcfKey::eval`] on each pair. `keys` and `xs` must have the same length and
-    /// the keys the same bit count.
-    pub fn eval_many(prg: &Prg, party: usize, keys: &[DcfKey], xs: &[u64]) -> Vec<u64> {
+    /// and its value blocks are hashed (`1 + ceil(P / 2)` blocks, against `2 + 2 ceil(P / 2)`
+    /// for a full expansion). Equal to calling [`DcfKey::eval`] on each pair. `keys` and `xs`
+    /// must have the same length and the keys the same bit count.
+    pub fn eval_many(prg: &Prg, party: usize, keys: &[DcfKey<P>], xs: &[u64]) -> Vec<[u64; P]> {
         let n = keys.len().min(xs.len());
         let Some(bits) = keys.first().map(|k| k.bits) else {
             return Vec::new();
         };
         let negate = party == 1;
+        let vb = value_blocks(P);
+        let per = 1 + vb;
         let mut seeds: Vec<u128> = keys[..n].iter().map(|k| k.seed).collect();
         let mut t = vec![party == 1; n];
-        let mut v = vec![0u64; n];
-        let mut blocks = vec![0u128; 2 * n];
+        let mut v = vec![[0u64; P]; n];
+        let mut blocks = vec![0u128; per * n];
         for level in 0..bits as usize {
             let i = bits - 1 - level as u32;
             for j in 0..n {
-                let side = ((xs[j] >> i) & 1) as u128;
-                blocks[2 * j] = seeds[j] ^ side;
-                blocks[2 * j + 1] = seeds[j] ^ 2;
+                let right = (xs[j] >> i) & 1 == 1;
+                let b = &mut blocks[per * j..per * (j + 1)];
+                b[0] = seeds[j] ^ u128::from(right);
+                for (k, slot) in b[1..].iter_mut().enumerate() {
+                    *slot = seeds[j] ^ (value_tweak(right) + k as u128);
+                }
             }
             prg.hash_all(&mut blocks);
             for j in 0..n {
                 let cw = &keys[j].words[level];
                 let right = (xs[j] >> i) & 1 == 1;
-                let h = blocks[2 * j];
-                let (mut seed, mut tc) = (h & !1, h & 1 == 1);
-                let vb = blocks[2 * j + 1];
-                let part = if right { (vb >> 64) as u64 } else { vb as u64 };
+                let b = &blocks[per * j..per * (j + 1)];
+                let (mut seed, mut tc) = (b[0] & !1, b[0] & 1 == 1);
+                let part: [u64; P] = words_of(&b[1..]);
                 if t[j] {
                     seed ^= cw.seed;
                     tc ^= if right { cw.t_right } else { cw.t_left };
                 }
-                let correction = if t[j] { cw.value } else { 0 };
-                v[j] = v[j].wrapping_add(sign(negate, part.wrapping_add(correction)));
+                let correction = if t[j] { cw.value } else { [0; P] };
+                v[j] = add(v[j], sign(negate, add(part, correction)));
                 seeds[j] = seed;
                 t[j] = tc;
             }
         }
-        let mut leaves: Vec<u128> = seeds.iter().map(|s| s ^ 3).collect();
+        let mut leaves: Vec<u128> = seeds
+            .iter()
+            .flat_map(|s| (0..vb as u128).map(move |k| s ^ (LEAF_TWEAK + k)))
+            .collect();
         prg.hash_all(&mut leaves);
         (0..n)
             .map(|j| {
-                let leaf = (leaves[j] as u64).wrapping_add(if t[j] { keys[j].last } else { 0 });
-                v[j].wrapping_add(sign(negate, leaf))
+                let words: [u64; P] = words_of(&leaves[vb * j..vb * (j + 1)]);
+                let leaf = add(words, if t[j] { keys[j].last } else { [0; P] });
+                add(v[j], sign(negate, leaf))
             })
             .collect()
     }
 
-    /// Bytes of the key on the wire: seed, per level 16 + 8 bytes and one byte of control
-    /// bits, the final word, and a one-byte bit count.
+    /// Bytes of the key on the wire: a one-byte bit count, the seed, per level `16 + 8 P`
+    /// bytes and one byte of control bits, and the final `8 P`-byte word.
     pub fn encoded_len(&self) -> usize {
-        1 + 16 + self.words.len() * 25 + 8
+        1 + 16 + self.words.len() * (17 + 8 * P) + 8 * P
     }
 }
 
@@ -239,16 +247,23 @@ mod tests {
 
     #[test]
     fn exhaustive_small_domain() {
-        // Every alpha and every x of a 5-bit domain, random beta: the shares add up to
-        // beta * [x < alpha].
+        // Every alpha and every x of a 5-bit domain, random beta of one and of three words:
+        // the shares add up to beta * [x < alpha].
         let prg = Prg::default();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         for alpha in 0..32u64 {
-            let beta: u64 = rng.random();
+            let beta: [u64; 3] = rng.random();
             let (k0, k1) = generate(&prg, 5, alpha, beta, &mut rng);
+            let (j0, j1) = generate(&prg, 5, alpha, [beta[0]], &mut rng);
             for x in 0..32u64 {
-                let y = k0.eval(&prg, 0, x).wrapping_add(k1.eval(&prg, 1, x));
-                assert_eq!(y, if x < alpha { beta } else { 0 }, "alpha {alpha} x {x}");
+                let y = add(k0.eval(&prg, 0, x), k1.eval(&prg, 1, x));
+                assert_eq!(
+                    y,
+                    if x < alpha { beta } else { [0; 3] },
+                    "alpha {alpha} x {x}"
+                );
+                let y = add(j0.eval(&prg, 0, x), j1.eval(&prg, 1, x));
+                assert_eq!(y[0], if x < alpha { beta[0] } else { 0 });
             }
         }
     }
@@ -258,11 +273,11 @@ mod tests {
         let prg = Prg::default();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         for party in 0..2 {
-            let keys: Vec<DcfKey> = (0..40)
+            let keys: Vec<DcfKey<3>> = (0..40)
                 .map(|_| generate(&prg, 39, rng.random::<u64>() >> 25, rng.random(), &mut rng).0)
                 .collect();
             let xs: Vec<u64> = (0..40).map(|_| rng.random::<u64>() >> 25).collect();
-            let one: Vec<u64> = keys
+            let one: Vec<[u64; 3]> = keys
                 .iter()
                 .zip(&xs)
                 .map(|(k, &x)| k.eval(&prg, party, x))
@@ -277,7 +292,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
         for _ in 0..50 {
             let alpha: u64 = rng.random::<u64>() >> 1;
-            let (k0, k1) = generate(&prg, 63, alpha, 1, &mut rng);
+            let (k0, k1) = generate(&prg, 63, alpha, [1, 7], &mut rng);
             for x in [
                 0,
                 alpha.saturating_sub(1),
@@ -286,26 +301,35 @@ mod tests {
                 (1 << 63) - 1,
                 rng.random::<u64>() >> 1,
             ] {
-                let y = k0.eval(&prg, 0, x).wrapping_add(k1.eval(&prg, 1, x));
-                assert_eq!(y, u64::from(x < alpha), "alpha {alpha} x {x}");
+                let y = add(k0.eval(&prg, 0, x), k1.eval(&prg, 1, x));
+                let below = u64::from(x < alpha);
+                assert_eq!(y, [below, 7 * below], "alpha {alpha} x {x}");
             }
         }
-        let (k0, _) = generate(&prg, 63, 5, 1, &mut rng);
-        assert_eq!(k0.encoded_len(), 1 + 16 + 63 * 25 + 8);
+        let (k0, _) = generate(&prg, 63, 5, [1, 2, 3], &mut rng);
+        assert_eq!(k0.encoded_len(), 1 + 16 + 63 * 41 + 24);
     }
 
     #[test]
     fn one_key_alone_looks_random() {
-        // The share one key gives for a fixed x is uniform whatever alpha is: its low bit is
-        // balanced over fresh keys for alpha above and below x (binomial(2000, 1/2): 5 sigma
-        // = 112).
+        // The share one key gives for a fixed x is uniform whatever alpha is: the low bit of
+        // every payload word is balanced over fresh keys for alpha above and below x
+        // (binomial(2000, 1/2): 5 sigma = 112).
         let prg = Prg::default();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for alpha in [10u64, 1000] {
-            let ones = (0..2000)
-                .filter(|_| generate(&prg, 16, alpha, 1, &mut rng).0.eval(&prg, 0, 500) & 1 == 1)
-                .count();
-            assert!((ones as i64 - 1000).abs() < 112, "alpha {alpha}: {ones}");
+            let mut ones = [0i64; 3];
+            for _ in 0..2000 {
+                let y = generate(&prg, 16, alpha, [1, 1, 5], &mut rng)
+                    .0
+                    .eval(&prg, 0, 500);
+                for (o, w) in ones.iter_mut().zip(y) {
+                    *o += (w & 1) as i64;
+                }
+            }
+            for o in ones {
+                assert!((o - 1000).abs() < 112, "alpha {alpha}: {o}");
+            }
         }
     }
 }

@@ -11,10 +11,11 @@
 //!   `E = X - A` and compute `L(W, X) = L(F, X) + L(B, E) + C` share-wise (a matrix Beaver
 //!   triple whose `B` side is fixed).
 //! - ReLU of `x` (also each level of a max pool, as `max(a, b) = b + relu(a - b)`): a uniform
-//!   mask `r`, DCF keys for `[y < r mod 2^39]` with `beta = (-1)^bit39(r)` and shares of
-//!   `bit39(r)` (so the servers obtain shares of the sign bit of `x` from the opened `x + r`
-//!   without learning it; see [`COMPARE_BITS`]), and a Beaver pair `(b, c = -r * b)` for multiplying `x` by that bit,
-//!   whose first mask is `-r` so `x + r` serves as the first opened value.
+//!   [`OPEN_BITS`]-bit mask `R` with its top bit `rho`, shares of `R`, `rho` and `rho * R`, and
+//!   DCF keys for `[y < R mod 2^39]` with the three-word payload `(2 rho - 1, (2 rho - 1) R,
+//!   rho)`. The servers open `x + R mod 2^40` (5 bytes each) and obtain shares of `relu(x)`
+//!   without a second round (see [`crate::engine::relu`] for the algebra and
+//!   [`COMPARE_BITS`] for the range it needs).
 //!
 //! Key items: [`Dealer`], [`ModelShares`], [`LinearShares`], [`Material`], [`Item`],
 //! [`ReluMaterial`].
@@ -38,6 +39,12 @@ use crate::share::{Shares, share};
 /// smaller and faster than a 63-bit one.
 pub const COMPARE_BITS: u32 = 39;
 
+/// Bits of the opened ReLU input `x + R mod 2^OPEN_BITS`: the comparison's bits and the sign.
+pub const OPEN_BITS: u32 = COMPARE_BITS + 1;
+
+/// Words of a ReLU key's payload: `(2 rho - 1, (2 rho - 1) R, rho)`.
+pub const RELU_PAYLOAD: usize = 3;
+
 /// One server's shares of one linear layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinearShares {
@@ -60,16 +67,14 @@ pub struct ModelShares {
 /// One server's material for a batch of ReLUs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReluMaterial {
-    /// Shares of the input masks `r`.
+    /// Shares of the input masks `R` (uniform below `2^OPEN_BITS`).
     pub r: Shares,
-    /// Shares of `msb(r)` (0 or 1).
-    pub msb: Shares,
-    /// Shares of the Beaver mask `b` of the sign bit.
-    pub b: Shares,
-    /// Shares of `c = -r * b`.
-    pub c: Shares,
+    /// Shares of `rho`, the top bit (bit `COMPARE_BITS`) of `R`.
+    pub rho: Shares,
+    /// Shares of `rho * R`.
+    pub rho_r: Shares,
     /// DCF keys, one per element.
-    pub keys: Vec<DcfKey>,
+    pub keys: Vec<DcfKey<RELU_PAYLOAD>>,
 }
 
 /// One item of per-inference material.
@@ -101,7 +106,7 @@ impl Material {
             .map(|it| match it {
                 Item::Linear { a, c } => 8 * (a.len() + c.len()),
                 Item::Relu(m) => {
-                    8 * (m.r.len() + m.msb.len() + m.b.len() + m.c.len())
+                    8 * (m.r.len() + m.rho.len() + m.rho_r.len())
                         + m.keys.iter().map(DcfKey::encoded_len).sum::<usize>()
                 }
             })
@@ -250,28 +255,25 @@ impl Dealer {
     fn push_relu(&mut self, out: &mut [Material; 2], n: usize) {
         let mut halves: [ReluMaterial; 2] = std::array::from_fn(|_| ReluMaterial {
             r: Shares(Vec::with_capacity(n)),
-            msb: Shares(Vec::with_capacity(n)),
-            b: Shares(Vec::with_capacity(n)),
-            c: Shares(Vec::with_capacity(n)),
+            rho: Shares(Vec::with_capacity(n)),
+            rho_r: Shares(Vec::with_capacity(n)),
             keys: Vec::with_capacity(n),
         });
         let low = (1u64 << COMPARE_BITS) - 1;
         for _ in 0..n {
-            let r: u64 = self.rng.random();
-            let msb = (r >> COMPARE_BITS) & 1;
-            let beta = if msb == 0 { 1 } else { u64::MAX };
+            let r = self.rng.random::<u64>() >> (64 - OPEN_BITS);
+            let rho = r >> COMPARE_BITS;
+            let signed = (rho << 1).wrapping_sub(1); // 2 rho - 1: 1 or -1
+            let beta = [signed, signed.wrapping_mul(r), rho];
             let (k0, k1) = dcf::generate(&self.prg, COMPARE_BITS, r & low, beta, &mut self.rng);
-            let b: u64 = self.rng.random();
-            let c = r.wrapping_neg().wrapping_mul(b);
-            for (v, pick) in [(r, 0usize), (msb, 1), (b, 2), (c, 3)] {
+            for (v, pick) in [(r, 0usize), (rho, 1), (rho * r, 2)] {
                 let s0: u64 = self.rng.random();
                 let s1 = v.wrapping_sub(s0);
                 for (half, s) in halves.iter_mut().zip([s0, s1]) {
                     match pick {
                         0 => half.r.0.push(s),
-                        1 => half.msb.0.push(s),
-                        2 => half.b.0.push(s),
-                        _ => half.c.0.push(s),
+                        1 => half.rho.0.push(s),
+                        _ => half.rho_r.0.push(s),
                     }
                 }
             }

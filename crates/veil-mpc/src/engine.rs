@@ -3,16 +3,18 @@
 //! server. See [`crate::dealer`] for what each step consumes and why the opened values are
 //! uniform.
 //!
-//! Rounds per batch (independent of the batch size): one per linear layer, two per ReLU op,
-//! two per level of a max pool (`2 x 2` windows: two levels). Average pooling and truncation
-//! are local.
+//! Rounds per batch (independent of the batch size): one per linear layer (8 bytes per input
+//! element and server), one per ReLU op and one per level of a max pool (`2 x 2` windows: two
+//! levels; 5 bytes per comparison and server). Average pooling and truncation are local.
 //!
 //! Key items: [`Server`], [`Server::infer`], [`relu`].
 
 use std::num::Wrapping;
 
 use crate::dcf::DcfKey;
-use crate::dealer::{COMPARE_BITS, Item, LinearShares, Material, ModelShares, ReluMaterial};
+use crate::dealer::{
+    COMPARE_BITS, Item, LinearShares, Material, ModelShares, OPEN_BITS, RELU_PAYLOAD, ReluMaterial,
+};
 use crate::model::{Architecture, Linear, Op};
 use crate::prg::Prg;
 use crate::ring::{FRAC_BITS, encode, truncate_share};
@@ -50,9 +52,8 @@ impl Items {
         match self.next(what)? {
             Item::Relu(m)
                 if m.r.len() == n
-                    && m.msb.len() == n
-                    && m.b.len() == n
-                    && m.c.len() == n
+                    && m.rho.len() == n
+                    && m.rho_r.len() == n
                     && m.keys.len() == n
                     && m.keys.iter().all(|k| {
                         k.bits == COMPARE_BITS && k.words.len() == COMPARE_BITS as usize
@@ -313,7 +314,7 @@ impl Server {
 
 /// Opens a masked vector: sends this server's share, adds the peer's.
 fn open_sum(ch: &mut impl Channel, step: &mut u32, mine: &[u64]) -> Result<Vec<u64>, MpcError> {
-    let theirs = ch.exchange(*step, mine)?;
+    let theirs = ch.exchange(*step, mine, 64)?;
     *step += 1;
     Ok(mine
         .iter()
@@ -322,9 +323,38 @@ fn open_sum(ch: &mut impl Channel, step: &mut u32, mine: &[u64]) -> Result<Vec<u
         .collect())
 }
 
-/// Shares of `relu(x)` from shares of `x`: opens `x + r`, evaluates the DCF keys on its low
-/// [`COMPARE_BITS`] bits to get shares of the sign bit `d = [x >= 0]`, opens `d - b` and
-/// finishes the Beaver product `d * x`. Two rounds; 16 bytes sent per element.
+/// Opens a masked vector modulo `2^OPEN_BITS`: both servers send their shares reduced to
+/// [`OPEN_BITS`] bits (5 bytes each on the wire), and the sum is reduced the same way.
+fn open_low_bits(
+    ch: &mut impl Channel,
+    step: &mut u32,
+    mine: &[u64],
+) -> Result<Vec<u64>, MpcError> {
+    let mask = (1u64 << OPEN_BITS) - 1;
+    let mine: Vec<u64> = mine.iter().map(|v| v & mask).collect();
+    let theirs = ch.exchange(*step, &mine, OPEN_BITS)?;
+    *step += 1;
+    Ok(mine
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| a.wrapping_add(*b) & mask)
+        .collect())
+}
+
+/// Shares of `relu(x)` from shares of `x` (every `|x| < 2^COMPARE_BITS`) in one round of 5
+/// bytes per element and party.
+///
+/// Write `L = OPEN_BITS`, `R` for the dealer's mask (uniform below `2^L`, top bit `rho`) and
+/// `X = x + R mod 2^L` for the opened value (uniform, so it reveals nothing), with top bit
+/// `h`. The DCF keys give shares of `u = [X mod 2^(L-1) < R mod 2^(L-1)]` times the payload:
+/// `U1 = (2 rho - 1) u`, `U2 = (2 rho - 1) u R`, `U3 = rho u`. Then:
+/// - `x mod 2^L = X - R + 2^L c` with the wrap `c = [X < R]`; the sign of `x` is bit `L - 1`
+///   of that, `msb = h xor rho xor u`, and `d = [x >= 0] = 1 - msb`.
+/// - Since `relu(x) = d (x mod 2^L)` when `|x| < 2^(L-1)`: `relu(x) = d X - d R + 2^L d c`.
+/// - For `h = 0`: `d = 1 - rho + U1`, `d R = R - rho R + U2`, `d c = U3`.
+/// - For `h = 1`: `d = rho - U1`, `d R = rho R - U2`, `d c = 0`.
+///
+/// With `X` public and shares of `R`, `rho`, `rho R` from the dealer, every term is local.
 pub fn relu(
     ch: &mut impl Channel,
     step: &mut u32,
@@ -340,43 +370,39 @@ pub fn relu(
         .zip(&m.r.0)
         .map(|(x, r)| x.wrapping_add(*r))
         .collect();
-    let xhat = open_sum(ch, step, &masked)?;
+    let opened = open_low_bits(ch, step, &masked)?;
     let low = (1u64 << COMPARE_BITS) - 1;
-    let lows: Vec<u64> = xhat.iter().map(|&xh| xh & low).collect();
+    let lows: Vec<u64> = opened.iter().map(|&v| v & low).collect();
     // Chunks of 2,048 keys keep each level's working set (seeds, blocks, the keys' words)
     // in cache; one call over a whole batch-64 layer was 3x slower per element.
-    let below: Vec<u64> = m
+    let payload: Vec<[u64; RELU_PAYLOAD]> = m
         .keys
         .chunks(2048)
         .zip(lows.chunks(2048))
-        .flat_map(|(k, x)| DcfKey::eval_many(prg, p, k, x))
+        .flat_map(|(k, v)| DcfKey::eval_many(prg, p, k, v))
         .collect();
-    let d: Vec<u64> = xhat
+    Ok(opened
         .iter()
-        .zip(below.iter().zip(&m.msb.0))
-        .map(|(&xh, (&u, &q))| {
-            let w = q.wrapping_add(u);
-            let msb = if (xh >> COMPARE_BITS) & 1 == 0 {
-                w
+        .zip(&payload)
+        .enumerate()
+        .map(|(i, (&xh, &[u1, u2, u3]))| {
+            let (r, rho, rho_r) = (m.r.0[i], m.rho.0[i], m.rho_r.0[i]);
+            if xh >> COMPARE_BITS == 0 {
+                // d X - d R + 2^L d c = (1 - rho + U1) X - (R - rho R + U2) + 2^L U3
+                one.wrapping_mul(xh)
+                    .wrapping_sub(rho.wrapping_mul(xh))
+                    .wrapping_add(u1.wrapping_mul(xh))
+                    .wrapping_sub(r)
+                    .wrapping_add(rho_r)
+                    .wrapping_sub(u2)
+                    .wrapping_add(u3 << OPEN_BITS)
             } else {
-                one.wrapping_sub(w)
-            };
-            one.wrapping_sub(msb)
-        })
-        .collect();
-    let e_mine: Vec<u64> = d
-        .iter()
-        .zip(&m.b.0)
-        .map(|(d, b)| d.wrapping_sub(*b))
-        .collect();
-    let e = open_sum(ch, step, &e_mine)?;
-    Ok((0..x.len())
-        .map(|i| {
-            let (e, xh) = (e[i], xhat[i]);
-            (one.wrapping_mul(e.wrapping_mul(xh)))
-                .wrapping_sub(e.wrapping_mul(m.r.0[i]))
-                .wrapping_add(xh.wrapping_mul(m.b.0[i]))
-                .wrapping_add(m.c.0[i])
+                // (rho - U1) X - (rho R - U2)
+                rho.wrapping_mul(xh)
+                    .wrapping_sub(u1.wrapping_mul(xh))
+                    .wrapping_sub(rho_r)
+                    .wrapping_add(u2)
+            }
         })
         .collect())
 }

@@ -194,14 +194,19 @@ pub enum Violation {
     /// A frame of another step than expected (the step that arrived).
     #[error("message of step {0} arrived")]
     WrongStep(u32),
-    /// An open frame whose payload does not hold the expected number of words.
-    #[error("{got} payload bytes, expected {} ({expected} words)", .expected * 8)]
+    /// An open frame whose payload does not hold the expected number of values.
+    #[error("{got} payload bytes, expected {} ({expected} values of {width} bytes)", .expected * .width)]
     PayloadSize {
         /// Payload bytes received.
         got: usize,
-        /// Words expected.
+        /// Values expected.
         expected: usize,
+        /// Bytes per value.
+        width: usize,
     },
+    /// An open frame of packed values with a value at or above `2^bits`.
+    #[error("an opened value wider than {0} bits")]
+    OpenedTooWide(u32),
     /// A frame too short for its header (bytes received).
     #[error("truncated frame of {0} bytes")]
     Truncated(usize),

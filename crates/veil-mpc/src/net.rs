@@ -227,8 +227,8 @@ impl Conn {
 }
 
 impl Channel for Conn {
-    fn exchange(&mut self, step: u32, values: &[u64]) -> Result<Vec<u64>, MpcError> {
-        let frame = encode_frame(KIND_OPEN, step, values);
+    fn exchange(&mut self, step: u32, values: &[u64], bits: u32) -> Result<Vec<u64>, MpcError> {
+        let frame = encode_frame(KIND_OPEN, step, values, bits);
         self.stats.bytes_sent += frame.len() as u64;
         let peer = self.peer.clone();
         let (read, write) = (&mut self.read, &mut self.write);
@@ -254,7 +254,7 @@ impl Channel for Conn {
             .map_err(|_| timeout_err(&self.peer, format!("exchange of open {step}"), t))??;
         self.stats.bytes_received += 4 + body.len() as u64;
         self.stats.rounds += 1;
-        decode_open(&body, step, values.len(), &self.peer)
+        decode_open(&body, step, values.len(), bits, &self.peer)
     }
 
     fn stats(&self) -> LinkStats {

@@ -12,22 +12,46 @@ use aes::cipher::{BlockEncrypt, KeyInit};
 /// The public AES key of the PRG (any fixed value works; this one is `"veil fss prg key"`).
 const KEY: [u8; 16] = *b"veil fss prg key";
 
-/// One node's expansion into its two children: seeds (low bit cleared), control bits and
-/// value words.
+/// One node's expansion into its two children: seeds (low bit cleared) and control bits.
+/// The children's value words come from [`Prg::values`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expansion {
     /// Left child seed.
     pub seed_left: u128,
     /// Left child control bit.
     pub t_left: bool,
-    /// Left child value word.
-    pub v_left: u64,
     /// Right child seed.
     pub seed_right: u128,
     /// Right child control bit.
     pub t_right: bool,
-    /// Right child value word.
-    pub v_right: u64,
+}
+
+/// Most value words one hash call gives per node side ([`Prg::values`], [`Prg::leaf`]).
+pub const MAX_WORDS: usize = 4;
+
+/// Tweak of the first value block of side `right` (two blocks per side: 4, 5 and 8, 9).
+pub fn value_tweak(right: bool) -> u128 {
+    if right { 8 } else { 4 }
+}
+
+/// Tweak of the first block of a leaf's words (12, 13).
+pub const LEAF_TWEAK: u128 = 12;
+
+/// Value blocks per side for `words` words (two words per block).
+pub const fn value_blocks(words: usize) -> usize {
+    words.div_ceil(2)
+}
+
+/// The `P` words of `blocks` (two per block, low half first).
+pub fn words_of<const P: usize>(blocks: &[u128]) -> [u64; P] {
+    std::array::from_fn(|i| {
+        let b = blocks[i / 2];
+        if i % 2 == 0 {
+            b as u64
+        } else {
+            (b >> 64) as u64
+        }
+    })
 }
 
 /// Fixed-key AES expansion.
@@ -73,22 +97,26 @@ impl Prg {
         }
     }
 
-    /// Expands `seed` into both children.
+    /// Expands `seed` into both children's seeds and control bits (tweaks 0 and 1).
     pub fn expand(&self, seed: u128) -> Expansion {
-        let [l, r, v] = self.hash(seed, [0, 1, 2]);
+        let [l, r] = self.hash(seed, [0, 1]);
         Expansion {
             seed_left: l & !1,
             t_left: l & 1 == 1,
-            v_left: v as u64,
             seed_right: r & !1,
             t_right: r & 1 == 1,
-            v_right: (v >> 64) as u64,
         }
     }
 
-    /// The group element of a leaf seed.
-    pub fn convert(&self, seed: u128) -> u64 {
-        self.hash(seed, [3])[0] as u64
+    /// The `P` value words (`P <= MAX_WORDS`) of `seed`'s child on side `right`.
+    pub fn values<const P: usize>(&self, seed: u128, right: bool) -> [u64; P] {
+        let t = value_tweak(right);
+        words_of(&self.hash(seed, [t, t + 1]))
+    }
+
+    /// The `P` group words (`P <= MAX_WORDS`) of a leaf seed.
+    pub fn leaf<const P: usize>(&self, seed: u128) -> [u64; P] {
+        words_of(&self.hash(seed, [LEAF_TWEAK, LEAF_TWEAK + 1]))
     }
 }
 
@@ -100,13 +128,18 @@ mod tests {
     fn batched_hash_agrees_with_expansion() {
         let prg = Prg::default();
         let seed = 0x1234_5678_9abc_def0_u128 << 40;
-        let mut xs = [seed, seed ^ 1, seed ^ 2, seed ^ 3];
+        let mut xs = [seed, seed ^ 1, seed ^ 4, seed ^ 5, seed ^ 8, seed ^ 12];
         prg.hash_all(&mut xs);
         let e = prg.expand(seed);
         assert_eq!((xs[0] & !1, xs[0] & 1 == 1), (e.seed_left, e.t_left));
         assert_eq!((xs[1] & !1, xs[1] & 1 == 1), (e.seed_right, e.t_right));
-        assert_eq!((xs[2] as u64, (xs[2] >> 64) as u64), (e.v_left, e.v_right));
-        assert_eq!(xs[3] as u64, prg.convert(seed));
+        assert_eq!(
+            prg.values::<3>(seed, false),
+            [xs[2] as u64, (xs[2] >> 64) as u64, xs[3] as u64]
+        );
+        assert_eq!(prg.values::<1>(seed, true), [xs[4] as u64]);
+        assert_eq!(prg.leaf::<1>(seed), [xs[5] as u64]);
+        assert_ne!(prg.values::<2>(seed, false), prg.values::<2>(seed, true));
     }
 
     #[test]

@@ -45,9 +45,11 @@ pub struct LinkStats {
 
 /// One server's link to the other during the online phase.
 pub trait Channel {
-    /// Sends `values` as the open frame of `step` and returns the peer's open frame of the
-    /// same step, which must hold exactly `values.len()` words.
-    fn exchange(&mut self, step: u32, values: &[u64]) -> Result<Vec<u64>, MpcError>;
+    /// Sends `values` (each below `2^bits`, `bits` in 1..=64) as the open frame of `step`,
+    /// packed to `ceil(bits / 8)` bytes each, and returns the peer's open frame of the same
+    /// step, which must hold exactly `values.len()` words of the same width, each below
+    /// `2^bits`.
+    fn exchange(&mut self, step: u32, values: &[u64], bits: u32) -> Result<Vec<u64>, MpcError>;
 
     /// Counters so far.
     fn stats(&self) -> LinkStats;
@@ -69,13 +71,18 @@ pub fn encode_frame_bytes(kind: u8, step: u32, payload: &[u8]) -> Vec<u8> {
     w.into_bytes()
 }
 
-/// Encodes a frame whose payload is `values` (no count: the header's length implies it).
-pub fn encode_frame(kind: u8, step: u32, values: &[u64]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(FRAME_HEADER + values.len() * 8);
-    write_header(&mut w, kind, step, values.len() * 8);
-    for v in values {
-        w.u64(*v);
-    }
+/// Bytes per value of an open frame of `bits`-bit values (`bits` clamped to 1..=64).
+pub fn open_width(bits: u32) -> usize {
+    bits.clamp(1, 64).div_ceil(8) as usize
+}
+
+/// Encodes an open frame whose payload is `values`, each as its low [`open_width`]`(bits)`
+/// bytes (no count: the header's length implies it). Values must be below `2^bits`.
+pub fn encode_frame(kind: u8, step: u32, values: &[u64], bits: u32) -> Vec<u8> {
+    let width = open_width(bits);
+    let mut w = Writer::with_capacity(FRAME_HEADER + values.len() * width);
+    write_header(&mut w, kind, step, values.len() * width);
+    w.packed_words(values, width);
     w.into_bytes()
 }
 
@@ -89,11 +96,13 @@ pub fn split_body(body: &[u8]) -> Result<(u8, u32, &[u8]), WireError> {
 }
 
 /// Decodes an open frame (`frame` without its 4-byte length prefix) and checks that it is the
-/// expected step with `expected` words. `peer` names the sender in errors.
+/// expected step with `expected` values of `bits` bits (packed to [`open_width`] bytes), each
+/// below `2^bits`. `peer` names the sender in errors.
 pub fn decode_open(
     frame: &[u8],
     step: u32,
     expected: usize,
+    bits: u32,
     peer: &str,
 ) -> Result<Vec<u64>, MpcError> {
     let step_name = || format!("open {step}");
@@ -117,15 +126,21 @@ pub fn decode_open(
     if got_step != step {
         return Err(violation(Violation::WrongStep(got_step)));
     }
-    if payload.len() != expected * 8 {
+    let width = open_width(bits);
+    if Some(payload.len()) != expected.checked_mul(width) {
         return Err(violation(Violation::PayloadSize {
             got: payload.len(),
             expected,
+            width,
         }));
     }
-    Reader::new(payload, "open frame")
-        .words_uncounted(expected)
-        .map_err(malformed)
+    let values = Reader::new(payload, "open frame")
+        .packed_words(expected, width)
+        .map_err(malformed)?;
+    if bits < 64 && values.iter().any(|v| v >> bits != 0) {
+        return Err(violation(Violation::OpenedTooWide(bits)));
+    }
+    Ok(values)
 }
 
 /// In-process link (tests): frames over channels, counted like the TCP transport.
@@ -162,8 +177,8 @@ impl MemoryChannel {
 }
 
 impl Channel for MemoryChannel {
-    fn exchange(&mut self, step: u32, values: &[u64]) -> Result<Vec<u64>, MpcError> {
-        let frame = encode_frame(KIND_OPEN, step, values);
+    fn exchange(&mut self, step: u32, values: &[u64], bits: u32) -> Result<Vec<u64>, MpcError> {
+        let frame = encode_frame(KIND_OPEN, step, values, bits);
         self.stats.bytes_sent += frame.len() as u64;
         self.send_raw(frame)?;
         let got = self
@@ -201,7 +216,7 @@ impl Channel for MemoryChannel {
                 },
             });
         }
-        decode_open(&got[4..], step, values.len(), &self.peer)
+        decode_open(&got[4..], step, values.len(), bits, &self.peer)
     }
 
     fn stats(&self) -> LinkStats {
@@ -215,10 +230,10 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_bad_frames_are_refused() {
-        let f = encode_frame(KIND_OPEN, 7, &[1, u64::MAX]);
+        let f = encode_frame(KIND_OPEN, 7, &[1, u64::MAX], 64);
         assert_eq!(f.len(), FRAME_HEADER + 16);
         assert_eq!(
-            decode_open(&f[4..], 7, 2, "E2").expect("ok"),
+            decode_open(&f[4..], 7, 2, 64, "E2").expect("ok"),
             vec![1, u64::MAX]
         );
         for (frame, step, n, what) in [
@@ -226,24 +241,36 @@ mod tests {
             (&f[4..], 8, 2, "step 7"),
             (&f[4..], 7, 3, "expected 24"),
         ] {
-            let e = decode_open(frame, step, n, "E2")
+            let e = decode_open(frame, step, n, 64, "E2")
                 .expect_err(what)
                 .to_string();
             assert!(e.contains(what) && e.contains("E2"), "{e}");
         }
         let mut g = f.clone();
         g[4] = 9;
-        assert!(decode_open(&g[4..], 7, 2, "E2").is_err());
+        assert!(decode_open(&g[4..], 7, 2, 64, "E2").is_err());
+        // Packed 40-bit values: 5 bytes each, and a value at or above 2^40 is refused.
+        let p = encode_frame(KIND_OPEN, 3, &[(1 << 40) - 1, 5], 40);
+        assert_eq!(p.len(), FRAME_HEADER + 10);
+        assert_eq!(
+            decode_open(&p[4..], 3, 2, 40, "E2").expect("packed"),
+            vec![(1 << 40) - 1, 5]
+        );
+        let wide = encode_frame(KIND_OPEN, 3, &[1 << 39, 5], 39);
+        let e = decode_open(&wide[4..], 3, 2, 39, "E2")
+            .expect_err("wide")
+            .to_string();
+        assert!(e.contains("wider than 39 bits"), "{e}");
     }
 
     #[test]
     fn memory_pair_exchanges_and_counts() {
         let (mut a, mut b) = MemoryChannel::pair();
         let t = std::thread::spawn(move || {
-            let got = b.exchange(0, &[5, 6, 7]).expect("b");
+            let got = b.exchange(0, &[5, 6, 7], 64).expect("b");
             (got, b.stats())
         });
-        let got = a.exchange(0, &[1, 2, 3]).expect("a");
+        let got = a.exchange(0, &[1, 2, 3], 64).expect("a");
         let (got_b, stats_b) = t.join().expect("join");
         assert_eq!((got, got_b), (vec![5, 6, 7], vec![1, 2, 3]));
         let want = LinkStats {

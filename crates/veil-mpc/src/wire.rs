@@ -11,7 +11,7 @@
 //! [`encode_material`], [`decode_material`].
 
 use crate::dcf::{CorrectionWord, DcfKey};
-use crate::dealer::{Item, LinearShares, Material, ModelShares, ReluMaterial};
+use crate::dealer::{Item, LinearShares, Material, ModelShares, RELU_PAYLOAD, ReluMaterial};
 use crate::share::Shares;
 
 pub use veil_codec::{Reader, WireError, Writer};
@@ -48,18 +48,30 @@ pub fn decode_model(buf: &[u8]) -> Result<ModelShares, WireError> {
 const ITEM_LINEAR: u8 = 1;
 const ITEM_RELU: u8 = 2;
 
-fn encode_key(w: &mut Writer, k: &DcfKey) {
+fn encode_key(w: &mut Writer, k: &DcfKey<RELU_PAYLOAD>) {
     w.u8(k.bits as u8);
     w.u128(k.seed);
     for cw in &k.words {
         w.u128(cw.seed);
-        w.u64(cw.value);
+        for v in cw.value {
+            w.u64(v);
+        }
         w.u8(u8::from(cw.t_left) | (u8::from(cw.t_right) << 1));
     }
-    w.u64(k.last);
+    for v in k.last {
+        w.u64(v);
+    }
 }
 
-fn decode_key(r: &mut Reader<'_>) -> Result<DcfKey, WireError> {
+fn decode_payload(r: &mut Reader<'_>) -> Result<[u64; RELU_PAYLOAD], WireError> {
+    let mut out = [0u64; RELU_PAYLOAD];
+    for v in &mut out {
+        *v = r.u64()?;
+    }
+    Ok(out)
+}
+
+fn decode_key(r: &mut Reader<'_>) -> Result<DcfKey<RELU_PAYLOAD>, WireError> {
     let bits = u32::from(r.u8()?);
     if !(1..=64).contains(&bits) {
         return Err(r.error(format!("DCF key of {bits} bits")));
@@ -68,7 +80,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<DcfKey, WireError> {
     let mut words = Vec::with_capacity(bits as usize);
     for _ in 0..bits {
         let seed = r.u128()?;
-        let value = r.u64()?;
+        let value = decode_payload(r)?;
         let t = r.u8()?;
         if t > 3 {
             return Err(r.error(format!("control bits byte {t}")));
@@ -84,7 +96,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<DcfKey, WireError> {
         bits,
         seed,
         words,
-        last: r.u64()?,
+        last: decode_payload(r)?,
     })
 }
 
@@ -102,9 +114,8 @@ pub fn encode_material(m: &Material) -> Vec<u8> {
             Item::Relu(r) => {
                 w.u8(ITEM_RELU);
                 w.words(&r.r.0);
-                w.words(&r.msb.0);
-                w.words(&r.b.0);
-                w.words(&r.c.0);
+                w.words(&r.rho.0);
+                w.words(&r.rho_r.0);
                 w.count(r.keys.len());
                 for k in &r.keys {
                     encode_key(&mut w, k);
@@ -128,18 +139,18 @@ pub fn decode_material(buf: &[u8]) -> Result<Material, WireError> {
                 c: Shares(r.words()?),
             }),
             ITEM_RELU => {
-                let (rr, msb, b, c) = (r.words()?, r.words()?, r.words()?, r.words()?);
-                // A key is at least 1 + 16 + 25 + 8 bytes: counts the rest cannot hold are refused.
-                let count = r.count(50)?;
+                let (rr, rho, rho_r) = (r.words()?, r.words()?, r.words()?);
+                // A key is at least 1 + 16 + 41 + 24 bytes: counts the rest cannot hold are
+                // refused.
+                let count = r.count(82)?;
                 let mut keys = Vec::with_capacity(count);
                 for _ in 0..count {
                     keys.push(decode_key(&mut r)?);
                 }
                 items.push(Item::Relu(ReluMaterial {
                     r: Shares(rr),
-                    msb: Shares(msb),
-                    b: Shares(b),
-                    c: Shares(c),
+                    rho: Shares(rho),
+                    rho_r: Shares(rho_r),
                     keys,
                 }));
             }

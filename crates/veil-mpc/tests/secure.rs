@@ -89,9 +89,9 @@ fn chameleon_strided_padded_conv_matches_plaintext() {
 
 #[test]
 fn rounds_and_bytes_follow_the_protocol() {
-    // secureml_a: fc1 (1 round), relu (2), fc2 (1), relu (2), fc3 (1) = 7 rounds. Server 0
-    // sends one open frame per round: 784 + 128 + 128 + 128 + 128 + 128 + 128 words for a
-    // batch of one... per sample words: fc1 784, relu1 2 x 128, fc2 128, relu2 2 x 128, fc3 128.
+    // secureml_a: fc1 (1 round), relu (1), fc2 (1), relu (1), fc3 (1) = 5 rounds. Server 0
+    // sends one open frame per round. Per sample: fc1 784, fc2 128 and fc3 128 words of 8
+    // bytes; each relu 128 values of 5 bytes (40 bits).
     let (arch, weights) = random_model("secureml_a", 1);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let batch = 4;
@@ -99,11 +99,11 @@ fn rounds_and_bytes_follow_the_protocol() {
         .map(|_| rng.random_range(0.0..1.0))
         .collect();
     let run = run_in_memory(&arch, &weights, &inputs, batch, 9, &mut rng).expect("run");
-    assert_eq!(run.links[0].rounds, 7);
-    let words = (784 + 2 * 128 + 128 + 2 * 128 + 128) * batch;
+    assert_eq!(run.links[0].rounds, 5);
+    let bytes = ((784 + 128 + 128) * 8 + 2 * 128 * 5) * batch;
     assert_eq!(
         run.links[0].bytes_sent as usize,
-        words * 8 + 7 * veil_mpc::transport::FRAME_HEADER
+        bytes + 5 * veil_mpc::transport::FRAME_HEADER
     );
 }
 
@@ -123,9 +123,9 @@ fn a_malformed_peer_frame_aborts_with_a_protocol_error() {
     let (x0, _) = veil_mpc::local::share_input(&inputs, &mut rng);
     for (bad, what) in [
         (vec![1, 2], "truncated"),
-        (encode_frame(KIND_OPEN, 5, &[0; 784]), "step 5"),
-        (encode_frame(KIND_OPEN, 0, &[0; 3]), "payload"),
-        (encode_frame(7, 0, &[0; 784]), "kind"),
+        (encode_frame(KIND_OPEN, 5, &[0; 784], 64), "step 5"),
+        (encode_frame(KIND_OPEN, 0, &[0; 3], 64), "payload"),
+        (encode_frame(7, 0, &[0; 784], 64), "kind"),
     ] {
         let (mut c0, mut c1) = MemoryChannel::pair();
         c1.send_raw(bad).expect("send");

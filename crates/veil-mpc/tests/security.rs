@@ -9,12 +9,13 @@
 //! weights) 24 times on an all-black and 24 times on an all-white image, each time with a
 //! fresh dealer seed and fresh input shares, records E1's view as 64-bit words, and checks:
 //!
-//! 1. **No plaintext**: no word of the view has a signed magnitude below `2^32`. Every
-//!    fixed-point value of the computation (inputs, weights, biases, activations, logits) is
-//!    below `2^32` in magnitude, so a plaintext in the view would be caught; a uniform word
-//!    falls there with probability `2^-31` (about `5e-4` expected false alarms over the view).
-//! 2. **Uniform**: in each stream, every one of the 64 bit positions is set with frequency
-//!    1/2 within 5 standard deviations (`|count - N/2| <= 5 sqrt(N) / 2`).
+//! 1. **No plaintext**: no word of the view has a signed magnitude below `2^32` (40-bit
+//!    openings: below `2^20`, see `plaintext_below`). Every fixed-point value of the
+//!    computation (inputs, weights, biases, activations, logits) is below `2^32` in magnitude,
+//!    and every ReLU input below `2^20`, so a plaintext in the view would be caught; a uniform
+//!    word falls there with probability `2^-31` (`2^-19` for a 40-bit one).
+//! 2. **Uniform**: in each stream, every one of its 64 (or 40) bit positions is set with
+//!    frequency 1/2 within 5 standard deviations (`|count - N/2| <= 5 sqrt(N) / 2`).
 //! 3. **Independent of the input**: per stream and bit position, the frequencies under the
 //!    black and the white image differ by less than 5 standard deviations of the difference
 //!    of two binomial proportions.
@@ -34,20 +35,36 @@ use veil_mpc::model::{Tensors, compile};
 use veil_mpc::share::Party;
 use veil_mpc::transport::{Channel, LinkStats, MemoryChannel};
 
-/// Records every word received on a link.
-struct Recording {
-    inner: MemoryChannel,
+/// Records every word received on a link, by width: 64-bit openings (linear layers) and
+/// 40-bit ones (ReLU inputs).
+#[derive(Default)]
+struct Recorded {
     received: Vec<u64>,
     opened: Vec<u64>,
 }
 
+struct Recording {
+    inner: MemoryChannel,
+    by_bits: BTreeMap<u32, Recorded>,
+}
+
 impl Channel for Recording {
-    fn exchange(&mut self, step: u32, values: &[u64]) -> Result<Vec<u64>, MpcError> {
-        let got = self.inner.exchange(step, values)?;
-        self.received.extend_from_slice(&got);
+    fn exchange(&mut self, step: u32, values: &[u64], bits: u32) -> Result<Vec<u64>, MpcError> {
+        let got = self.inner.exchange(step, values, bits)?;
+        let rec = self.by_bits.entry(bits).or_default();
+        rec.received.extend_from_slice(&got);
         // What the server learns from the exchange: the opened (masked) values.
-        self.opened
-            .extend(values.iter().zip(&got).map(|(a, b)| a.wrapping_add(*b)));
+        let mask = if bits == 64 {
+            u64::MAX
+        } else {
+            (1 << bits) - 1
+        };
+        rec.opened.extend(
+            values
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| a.wrapping_add(*b) & mask),
+        );
         Ok(got)
     }
 
@@ -99,16 +116,19 @@ fn view_of_e1(pixel: f32, runs: usize) -> View {
                         .extend(&r.r.0);
                     view.entry("material: sign share")
                         .or_default()
-                        .extend(&r.msb.0);
-                    view.entry("material: beaver").or_default().extend(&r.b.0);
-                    view.entry("material: beaver").or_default().extend(&r.c.0);
+                        .extend(&r.rho.0);
+                    view.entry("material: sign-mask product share")
+                        .or_default()
+                        .extend(&r.rho_r.0);
                     for k in &r.keys {
                         let keys = view.entry("material: dcf keys").or_default();
                         // Seeds keep their low bit 0 by construction (the control bit travels
                         // separately): test bits 1..=64 of each seed.
-                        keys.extend([(k.seed >> 1) as u64, k.last]);
+                        keys.push((k.seed >> 1) as u64);
+                        keys.extend(k.last);
                         for cw in &k.words {
-                            keys.extend([(cw.seed >> 1) as u64, cw.value]);
+                            keys.push((cw.seed >> 1) as u64);
+                            keys.extend(cw.value);
                         }
                     }
                 }
@@ -122,18 +142,22 @@ fn view_of_e1(pixel: f32, runs: usize) -> View {
         let (c0, mut c1) = MemoryChannel::pair();
         let mut rec = Recording {
             inner: c0,
-            received: Vec::new(),
-            opened: Vec::new(),
+            by_bits: BTreeMap::new(),
         };
         std::thread::scope(|s| {
             let h = s.spawn(|| s1.infer(&mut c1, x1, m1, 1).expect("e2"));
             s0.infer(&mut rec, x0, m0, 1).expect("e1");
             h.join().expect("join");
         });
-        view.entry("peer: opened shares")
-            .or_default()
-            .extend(&rec.received);
-        view.entry("opened values").or_default().extend(&rec.opened);
+        for (bits, r) in &rec.by_bits {
+            let (shares, opened) = match bits {
+                64 => ("peer: opened shares", "opened values"),
+                40 => ("peer: opened shares (40-bit)", "opened values (40-bit)"),
+                other => panic!("an opening of {other} bits the test does not know"),
+            };
+            view.entry(shares).or_default().extend(&r.received);
+            view.entry(opened).or_default().extend(&r.opened);
+        }
     }
     view
 }
@@ -148,6 +172,25 @@ fn bit_counts(words: &[u64]) -> [u64; 64] {
     c
 }
 
+/// Bits of a stream's words: 40 for the packed ReLU openings, 64 otherwise.
+fn width(stream: &str) -> usize {
+    if stream.contains("(40-bit)") { 40 } else { 64 }
+}
+
+/// `w` as a signed value of `bits` bits, in magnitude.
+fn signed_magnitude(w: u64, bits: usize) -> u64 {
+    let shift = 64 - bits;
+    (((w << shift) as i64) >> shift).unsigned_abs()
+}
+
+/// Below this magnitude a word of `bits` bits counts as plaintext: `2^32` for 64-bit words
+/// (every fixed-point value of the computation is below it), `2^20` for 40-bit openings (the
+/// ReLU inputs, below `2^8` as real numbers by the truncation bound of `veil_mpc::ring`, so
+/// below `2^20` in ring units; a uniform 40-bit word falls there with probability `2^-19`).
+fn plaintext_below(bits: usize) -> u64 {
+    if bits == 64 { 1 << 32 } else { 1 << 20 }
+}
+
 #[test]
 fn a_server_s_view_is_uniform_and_independent_of_the_input() {
     let runs = 24;
@@ -155,16 +198,17 @@ fn a_server_s_view_is_uniform_and_independent_of_the_input() {
     let white = view_of_e1(1.0, runs);
     for (view, name) in [(&black, "black"), (&white, "white")] {
         for (stream, words) in view {
+            let bits = width(stream);
             let small = words
                 .iter()
-                .filter(|&&w| (w as i64).unsigned_abs() < 1 << 32)
+                .filter(|&&w| signed_magnitude(w, bits) < plaintext_below(bits))
                 .count();
             assert_eq!(
                 small, 0,
                 "{name}/{stream}: {small} words look like plaintext"
             );
             let n = words.len() as f64;
-            for (b, &c) in bit_counts(words).iter().enumerate() {
+            for (b, &c) in bit_counts(words).iter().enumerate().take(bits) {
                 let z = (c as f64 - n / 2.0) / (n.sqrt() / 2.0);
                 assert!(
                     z.abs() <= 5.0,
@@ -177,8 +221,9 @@ fn a_server_s_view_is_uniform_and_independent_of_the_input() {
         let b = &white[stream];
         let (na, nb) = (a.len() as f64, b.len() as f64);
         let sd = (0.25 / na + 0.25 / nb).sqrt();
-        for (bit, (ca, cb)) in bit_counts(a).iter().zip(bit_counts(b)).enumerate() {
-            let d = *ca as f64 / na - cb as f64 / nb;
+        let counts = bit_counts(a).into_iter().zip(bit_counts(b));
+        for (bit, (ca, cb)) in counts.enumerate().take(width(stream)) {
+            let d = ca as f64 / na - cb as f64 / nb;
             assert!(
                 d.abs() <= 5.0 * sd,
                 "{stream}: bit {bit} differs by {d:.4} ({:.1} sd)",
@@ -186,7 +231,9 @@ fn a_server_s_view_is_uniform_and_independent_of_the_input() {
             );
         }
     }
-    // The view is big enough for the tests to mean something.
-    assert!(black["peer: opened shares"].len() >= runs * (784 + 4 * 128));
+    // The view is big enough for the tests to mean something: the linear layers' openings
+    // (784 + 128 + 128 per run), the ReLUs' (2 x 128 per run), and the keys.
+    assert!(black["peer: opened shares"].len() >= runs * (784 + 2 * 128));
+    assert!(black["peer: opened shares (40-bit)"].len() >= runs * 2 * 128);
     assert!(black["material: dcf keys"].len() > 100_000);
 }

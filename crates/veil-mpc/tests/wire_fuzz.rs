@@ -29,7 +29,8 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let _ = decode_model(&bytes);
         let _ = decode_material(&bytes);
-        let _ = decode_open(&bytes, 3, 4, "fuzz");
+        let _ = decode_open(&bytes, 3, 4, 64, "fuzz");
+        let _ = decode_open(&bytes, 3, 4, 40, "fuzz");
     }
 
     #[test]
@@ -54,13 +55,23 @@ proptest! {
     }
 
     #[test]
-    fn open_frames_round_trip_and_wrong_ones_are_refused(values in prop::collection::vec(any::<u64>(), 0..32), step in any::<u32>()) {
+    fn open_frames_round_trip_and_wrong_ones_are_refused(values in prop::collection::vec(any::<u64>(), 0..32), step in any::<u32>(), bits in 1u32..=64) {
         // `encode_frame` writes the 4-byte length prefix the transport strips before decoding.
-        let frame = encode_frame(KIND_OPEN, step, &values);
+        let values: Vec<u64> = values.iter().map(|v| if bits == 64 { *v } else { v & ((1 << bits) - 1) }).collect();
+        let frame = encode_frame(KIND_OPEN, step, &values, bits);
         let body = &frame[4..];
-        prop_assert_eq!(decode_open(body, step, values.len(), "peer").expect("valid"), values.clone());
-        prop_assert!(decode_open(body, step.wrapping_add(1), values.len(), "peer").is_err());
-        prop_assert!(decode_open(body, step, values.len() + 1, "peer").is_err());
-        prop_assert!(decode_open(&body[..body.len() - 1], step, values.len(), "peer").is_err());
+        prop_assert_eq!(decode_open(body, step, values.len(), bits, "peer").expect("valid"), values.clone());
+        prop_assert!(decode_open(body, step.wrapping_add(1), values.len(), bits, "peer").is_err());
+        prop_assert!(decode_open(body, step, values.len() + 1, bits, "peer").is_err());
+        prop_assert!(decode_open(&body[..body.len() - 1], step, values.len(), bits, "peer").is_err());
+    }
+
+    #[test]
+    fn hostile_open_payloads_never_panic(payload in prop::collection::vec(any::<u8>(), 0..64), expected in 0usize..16, bits in 0u32..=70) {
+        let frame = veil_mpc::transport::encode_frame_bytes(KIND_OPEN, 1, &payload);
+        if let Ok(v) = decode_open(&frame[4..], 1, expected, bits, "peer") {
+            prop_assert_eq!(v.len(), expected);
+            prop_assert!(bits >= 64 || v.iter().all(|x| x >> bits.max(1) == 0));
+        }
     }
 }
