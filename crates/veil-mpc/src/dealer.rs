@@ -99,6 +99,16 @@ pub struct Material {
 }
 
 impl Material {
+    /// This server's shares of the first linear layer's input mask `A` when the first item is
+    /// a linear layer: what a server sends the sensor so that the sensor can send `E = X - A`
+    /// in place of input shares (see [`crate::engine::Server::infer_masked`]).
+    pub fn first_input_mask(&self) -> Option<&Shares> {
+        match self.items.first() {
+            Some(Item::Linear { a, .. }) => Some(a),
+            _ => None,
+        }
+    }
+
     /// Bytes of this material on the wire (8 per ring element plus the DCF keys).
     pub fn encoded_len(&self) -> usize {
         self.items

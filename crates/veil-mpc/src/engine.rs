@@ -70,6 +70,21 @@ impl Items {
     }
 }
 
+/// How a batch's input reaches a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// This server's additive shares of the encoded input.
+    Shares(Shares),
+    /// `E = X - A` from the sensor (see [`Server::infer_masked`]).
+    Masked(Vec<u64>),
+}
+
+/// The input of a linear layer: this server's shares of `X`, or `E = X - A` already opened.
+enum LinearInput<'a> {
+    Shares(&'a [u64]),
+    Opened(&'a [u64]),
+}
+
 /// One inference's moving parts: the link to the other server, the next open step, the
 /// material not consumed yet and the batch size.
 struct Online<'a, C> {
@@ -122,10 +137,37 @@ impl Server {
         material: Material,
         batch: usize,
     ) -> Result<Shares, MpcError> {
-        if input.len() != batch * self.arch.input_len {
+        self.infer_input(ch, Input::Shares(input), material, batch)
+    }
+
+    /// Like [`Server::infer`], from either kind of [`Input`]. A masked input (`E = X - A`,
+    /// `batch * input_len` words, public to both servers, where `A` is the first linear
+    /// layer's input mask that the sensor reconstructed from both servers' shares of it,
+    /// [`Material::first_input_mask`]) spares the first layer its opening; it is refused when
+    /// the first op is not linear.
+    pub fn infer_input(
+        &self,
+        ch: &mut impl Channel,
+        input: Input,
+        material: Material,
+        batch: usize,
+    ) -> Result<Shares, MpcError> {
+        if matches!(input, Input::Masked(_))
+            && !matches!(self.arch.ops.first(), Some(Op::Linear { .. }))
+        {
+            return Err(MpcError::Input(format!(
+                "{}: a masked input needs a linear first layer",
+                self.arch.name
+            )));
+        }
+        let (words, mut premasked) = match input {
+            Input::Shares(s) => (s.0, false),
+            Input::Masked(e) => (e, true),
+        };
+        if words.len() != batch * self.arch.input_len {
             return Err(MpcError::Input(format!(
                 "{} input words for a batch of {batch} x {}",
-                input.len(),
+                words.len(),
                 self.arch.input_len
             )));
         }
@@ -137,7 +179,7 @@ impl Server {
             },
             batch,
         };
-        let mut x = input.0;
+        let mut x = words;
         let mut layers = self.model.layers.iter();
         for op in &self.arch.ops {
             x = match op {
@@ -154,8 +196,14 @@ impl Server {
                             violation: Violation::ExpectedLinear,
                         });
                     };
+                    let input = match std::mem::take(&mut premasked) {
+                        true => LinearInput::Opened(&x),
+                        false => LinearInput::Shares(&x),
+                    };
                     let step = &mut run.step;
-                    self.linear(run.ch, step, linear, shares, &x, &a.0, &c.0, batch, layer)?
+                    self.linear(
+                        run.ch, step, linear, shares, input, &a.0, &c.0, batch, layer,
+                    )?
                 }
                 Op::Relu { layer, len } => {
                     let m = run.items.relu(layer, batch * len)?;
@@ -258,8 +306,8 @@ impl Server {
         out
     }
 
-    /// `L(W, X) + bias`, truncated: opens `E = X - A`, then `[p = 0] L(F, E) + L(F, A_p) +
-    /// L(B_p, E) + C_p`.
+    /// `L(W, X) + bias`, truncated: opens `E = X - A` (unless the sensor already sent it),
+    /// then `[p = 0] L(F, E) + L(F, A_p) + L(B_p, E) + C_p`.
     #[allow(clippy::too_many_arguments)]
     fn linear(
         &self,
@@ -267,7 +315,7 @@ impl Server {
         step: &mut u32,
         linear: &Linear,
         shares: &LinearShares,
-        x: &[u64],
+        input: LinearInput<'_>,
         a: &[u64],
         c: &[u64],
         batch: usize,
@@ -281,8 +329,13 @@ impl Server {
                 violation: Violation::LinearSize,
             });
         }
-        let e_mine: Vec<u64> = x.iter().zip(a).map(|(x, a)| x.wrapping_sub(*a)).collect();
-        let e = open_sum(ch, step, &e_mine)?;
+        let e = match input {
+            LinearInput::Shares(x) => {
+                let e_mine: Vec<u64> = x.iter().zip(a).map(|(x, a)| x.wrapping_sub(*a)).collect();
+                open_sum(ch, step, &e_mine)?
+            }
+            LinearInput::Opened(e) => e.to_vec(),
+        };
         let p = self.party.index();
         let f: Vec<Wrapping<u64>> = shares.masked_weight.iter().map(|&v| Wrapping(v)).collect();
         let bm: Vec<Wrapping<u64>> = shares.weight_mask.0.iter().map(|&v| Wrapping(v)).collect();

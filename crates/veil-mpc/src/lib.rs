@@ -241,6 +241,19 @@ pub enum Violation {
         /// Samples the dealer announced.
         announced: usize,
     },
+    /// The servers' input-mask frames disagree on the form of the input, or a mask does not
+    /// fit the batch (words received, words expected).
+    #[error("input mask of {got} words, expected {expected} (or both servers asking for shares)")]
+    InputMask {
+        /// Words received.
+        got: usize,
+        /// Words expected.
+        expected: usize,
+    },
+    /// An input form byte other than 0 (shares) or 1 (masked), or a masked input for a model
+    /// whose first layer is not linear.
+    #[error("input form {0}")]
+    InputForm(u8),
     /// A server's output shares do not fit the batch.
     #[error("{words} words for {samples} samples")]
     OutputSize {

@@ -1,4 +1,4 @@
-//! All parties in one process: the sensor shares its inputs, the dealer its model and
+//! All parties in one process: the sensor masks (or shares) its inputs, the dealer its model and
 //! material, the two servers run on two threads over a [`MemoryChannel`], and the result
 //! receiver reveals the logits. For tests and for checking a model before a deployment; the
 //! real deployment runs the same [`Server::infer`] in separate processes over TLS.
@@ -9,7 +9,8 @@ use rand::Rng;
 
 use crate::MpcError;
 use crate::dealer::Dealer;
-use crate::engine::Server;
+use crate::dealer::Material;
+use crate::engine::{Input, Server};
 use crate::model::{Architecture, LayerWeights};
 use crate::ring::{decode, encode};
 use crate::share::{Party, Shares, reveal, share};
@@ -19,6 +20,38 @@ use crate::transport::{Channel, LinkStats, MemoryChannel};
 pub fn share_input(input: &[f32], rng: &mut impl Rng) -> (Shares, Shares) {
     let enc: Vec<u64> = input.iter().map(|&v| encode(f64::from(v))).collect();
     share(&enc, rng)
+}
+
+/// The sensor's step when the servers sent it their shares `a0`, `a1` of the first layer's
+/// input mask `A`: `E = encode(input) - A`, sent to both servers in place of shares.
+/// `None` when the lengths differ.
+pub fn mask_input(input: &[f32], a0: &Shares, a1: &Shares) -> Option<Vec<u64>> {
+    if a0.len() != input.len() || a1.len() != input.len() {
+        return None;
+    }
+    Some(
+        input
+            .iter()
+            .zip(reveal(a0, a1))
+            .map(|(&v, a)| encode(f64::from(v)).wrapping_sub(a))
+            .collect(),
+    )
+}
+
+/// What the sensor sends each server for `input` under this batch's material: the masked
+/// input `E = X - A` (the same to both) when the first layer is linear, shares otherwise.
+pub fn sensor_input(input: &[f32], m0: &Material, m1: &Material, rng: &mut impl Rng) -> [Input; 2] {
+    let masked = m0
+        .first_input_mask()
+        .zip(m1.first_input_mask())
+        .and_then(|(a0, a1)| mask_input(input, a0, a1));
+    match masked {
+        Some(e) => [Input::Masked(e.clone()), Input::Masked(e)],
+        None => {
+            let (x0, x1) = share_input(input, rng);
+            [Input::Shares(x0), Input::Shares(x1)]
+        }
+    }
 }
 
 /// Outcome of [`run_in_memory`].
@@ -44,16 +77,16 @@ pub fn run_in_memory(
     let mut dealer = Dealer::new_insecure_seeded(arch, weights, seed);
     let [m0, m1] = dealer.material(batch);
     let offline_bytes = m0.encoded_len() + m1.encoded_len();
-    let (x0, x1) = share_input(inputs, rng);
+    let [x0, x1] = sensor_input(inputs, &m0, &m1, rng);
     let s0 = Server::new(Party::Zero, arch.clone(), dealer.model_shares(0).clone())?;
     let s1 = Server::new(Party::One, arch.clone(), dealer.model_shares(1).clone())?;
     let (mut c0, mut c1) = MemoryChannel::pair();
     let (r0, r1) = std::thread::scope(|scope| {
         let h = scope.spawn(move || {
-            let y = s1.infer(&mut c1, x1, m1, batch);
+            let y = s1.infer_input(&mut c1, x1, m1, batch);
             (y, c1.stats())
         });
-        let y0 = s0.infer(&mut c0, x0, m0, batch);
+        let y0 = s0.infer_input(&mut c0, x0, m0, batch);
         let stats0 = c0.stats();
         let r1 = h.join().unwrap_or_else(|_| {
             (
@@ -118,11 +151,11 @@ pub fn run_batches_in_memory(
         let offline_bytes = (m0.encoded_len() + m1.encoded_len()) as u64;
         let x = &inputs[at * arch.input_len..(at + batch) * arch.input_len];
         at += batch;
-        let (x0, x1) = share_input(x, &mut rng);
+        let [x0, x1] = sensor_input(x, &m0, &m1, &mut rng);
         let (mut c0, mut c1) = MemoryChannel::pair();
-        let timed = |s: &Server, c: &mut MemoryChannel, x: Shares, m| {
+        let timed = |s: &Server, c: &mut MemoryChannel, x: Input, m| {
             let t = std::time::Instant::now();
-            let y = s.infer(c, x, m, batch);
+            let y = s.infer_input(c, x, m, batch);
             (y, t.elapsed().as_secs_f64() * 1e3, c.stats())
         };
         let (r0, r1) = std::thread::scope(|scope| {

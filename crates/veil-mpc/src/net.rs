@@ -44,6 +44,9 @@ pub enum Kind {
     Output = 6,
     /// Dealer or sensor: no more batches.
     Done = 7,
+    /// Server to sensor: this server's shares of the first layer's input mask for one batch
+    /// (step = batch index), or none when the sensor is to send shares.
+    InputMask = 8,
 }
 
 impl Kind {
@@ -57,6 +60,7 @@ impl Kind {
             5 => "input".into(),
             6 => "output".into(),
             7 => "done".into(),
+            8 => "input mask".into(),
             b => format!("unknown kind {b}"),
         }
     }

@@ -4,7 +4,9 @@
 //!
 //! Session: E2 connects to E1 (the server-to-server link); the dealer and the sensor connect
 //! to both. The dealer sends the public spec and each server's model shares, then per batch
-//! `k` the material of batch `k`; the sensor sends the input shares of batch `k`; the servers
+//! `k` the material of batch `k`; each server sends the sensor its shares of batch `k`'s
+//! first-layer input mask `A`, and the sensor sends both `E = X - A` (input shares when the
+//! first layer is not linear); the servers
 //! evaluate, exchanging only masked values, and return their output shares of batch `k` to
 //! the dealer with their counters; the dealer reveals the logits. Any malformed, truncated or
 //! unexpected message ends the session with an error naming the peer and the step.
@@ -22,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use veil_spec::ModelSpec;
 
 use crate::dealer::Dealer;
-use crate::engine::Server;
-use crate::local::share_input;
+use crate::engine::{Input, Server};
+use crate::local::{mask_input, share_input};
 use crate::model::{Architecture, architecture, compile, read_weight_file};
 use crate::net::{
     Conn, HANDSHAKE_DEADLINE, Kind, accept_parties, connect, credentials, listen, runtime,
@@ -202,9 +204,16 @@ impl ServerLinks {
         let batch = r.u32().map_err(malformed(DEALER, "material"))? as usize;
         let material = decode_material(r.bytes().map_err(malformed(DEALER, "material"))?)
             .map_err(malformed(DEALER, "material"))?;
+        // The first layer's input mask goes to the sensor, which answers with `E = X - A`.
+        let mask = material.first_input_mask();
+        let mut w = Writer::default();
+        w.u8(u8::from(mask.is_some()));
+        w.words(mask.map_or(&[][..], |a| &a.0));
+        self.sensor.send(Kind::InputMask, k, w.as_bytes())?;
         let (_, input) = self.sensor.recv(Kind::Input, k, false)?;
         let mut r = Reader::new(&input, "input frame");
         let in_batch = r.u32().map_err(malformed(SENSOR, "input"))? as usize;
+        let form = r.u8().map_err(malformed(SENSOR, "input"))?;
         let words = r.words().map_err(malformed(SENSOR, "input"))?;
         if in_batch != batch || words.len() != batch * arch.input_len {
             return Err(violation(
@@ -217,9 +226,20 @@ impl ServerLinks {
                 },
             ));
         }
+        let input = match (form, mask.is_some()) {
+            (0, _) => Input::Shares(Shares(words)),
+            (1, true) => Input::Masked(words),
+            (f, _) => {
+                return Err(violation(
+                    SENSOR,
+                    &format!("input {k}"),
+                    Violation::InputForm(f),
+                ));
+            }
+        };
         let before = self.peer.stats();
         let start = Instant::now();
-        let out = server.infer(&mut self.peer, Shares(words), material, batch)?;
+        let out = server.infer_input(&mut self.peer, input, material, batch)?;
         let online_ns = start.elapsed().as_nanos() as u64;
         let after = self.peer.stats();
         let mut w = Writer::default();
@@ -419,7 +439,34 @@ pub struct SensorConfig {
     pub timeout: Duration,
 }
 
-/// Runs the sensor: shares and sends every batch, then says done.
+/// A server's input-mask frame of batch `k`: its shares of the first layer's input mask
+/// (`words` of them), or `None` when it asks for input shares.
+fn receive_input_mask(conn: &mut Conn, k: u32, words: usize) -> Result<Option<Shares>, MpcError> {
+    let peer = conn.peer.clone();
+    let (_, payload) = conn.recv(Kind::InputMask, k, false)?;
+    let mut r = Reader::new(&payload, "input mask frame");
+    let step = format!("input mask {k}");
+    let form = r.u8().map_err(malformed(&peer, &step))?;
+    let mask = r.words().map_err(malformed(&peer, &step))?;
+    r.finish().map_err(malformed(&peer, &step))?;
+    match form {
+        0 if mask.is_empty() => Ok(None),
+        1 if mask.len() == words => Ok(Some(Shares(mask))),
+        0 | 1 => Err(violation(
+            &peer,
+            &step,
+            Violation::InputMask {
+                got: mask.len(),
+                expected: words,
+            },
+        )),
+        f => Err(violation(&peer, &step, Violation::InputForm(f))),
+    }
+}
+
+/// Runs the sensor: per batch, receives both servers' shares of the first layer's input mask
+/// `A` and sends both `E = X - A` (or, for a model whose first layer is not linear, input
+/// shares), then says done.
 pub fn run_sensor(cfg: &SensorConfig) -> Result<(), MpcError> {
     let total: usize = cfg.batches.iter().sum();
     if cfg.inputs.len() != total * cfg.input_len {
@@ -440,11 +487,32 @@ pub fn run_sensor(cfg: &SensorConfig) -> Result<(), MpcError> {
     for (k, &batch) in cfg.batches.iter().enumerate() {
         let x = &cfg.inputs[at * cfg.input_len..(at + batch) * cfg.input_len];
         at += batch;
-        let (s0, s1) = share_input(x, &mut rng);
-        for (c, s) in conns.iter_mut().zip([s0, s1]) {
+        let masks = [0, 1].map(|i| receive_input_mask(&mut conns[i], k as u32, x.len()));
+        let (form, words) = match masks {
+            [Ok(Some(a0)), Ok(Some(a1))] => {
+                let e = mask_input(x, &a0, &a1).unwrap_or_default();
+                (1u8, [e.clone(), e])
+            }
+            [Ok(None), Ok(None)] => {
+                let (s0, s1) = share_input(x, &mut rng);
+                (0u8, [s0.0, s1.0])
+            }
+            [Err(e), _] | [_, Err(e)] => return Err(e),
+            [Ok(a), Ok(b)] => {
+                let server = if a.is_some() { E2 } else { E1 };
+                let got = a.or(b).map_or(0, |m| m.len());
+                return Err(violation(
+                    server,
+                    &format!("input mask {k}"),
+                    Violation::InputMask { got, expected: 0 },
+                ));
+            }
+        };
+        for (c, words) in conns.iter_mut().zip(words) {
             let mut w = Writer::default();
             w.u32(batch as u32);
-            w.words(&s.0);
+            w.u8(form);
+            w.words(&words);
             c.send(Kind::Input, k as u32, w.as_bytes())?;
         }
     }

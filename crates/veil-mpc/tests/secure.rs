@@ -89,9 +89,9 @@ fn chameleon_strided_padded_conv_matches_plaintext() {
 
 #[test]
 fn rounds_and_bytes_follow_the_protocol() {
-    // secureml_a: fc1 (1 round), relu (1), fc2 (1), relu (1), fc3 (1) = 5 rounds. Server 0
-    // sends one open frame per round. Per sample: fc1 784, fc2 128 and fc3 128 words of 8
-    // bytes; each relu 128 values of 5 bytes (40 bits).
+    // secureml_a: fc1 (no round: the sensor sends `E = X - A`), relu (1), fc2 (1), relu (1),
+    // fc3 (1) = 4 rounds. Server 0 sends one open frame per round. Per sample: fc2 128 and
+    // fc3 128 words of 8 bytes; each relu 128 values of 5 bytes (40 bits).
     let (arch, weights) = random_model("secureml_a", 1);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let batch = 4;
@@ -99,11 +99,11 @@ fn rounds_and_bytes_follow_the_protocol() {
         .map(|_| rng.random_range(0.0..1.0))
         .collect();
     let run = run_in_memory(&arch, &weights, &inputs, batch, 9, &mut rng).expect("run");
-    assert_eq!(run.links[0].rounds, 5);
-    let bytes = ((784 + 128 + 128) * 8 + 2 * 128 * 5) * batch;
+    assert_eq!(run.links[0].rounds, 4);
+    let bytes = ((128 + 128) * 8 + 2 * 128 * 5) * batch;
     assert_eq!(
         run.links[0].bytes_sent as usize,
-        bytes + 5 * veil_mpc::transport::FRAME_HEADER
+        bytes + 4 * veil_mpc::transport::FRAME_HEADER
     );
 }
 

@@ -29,8 +29,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use veil_mpc::MpcError;
 use veil_mpc::dealer::{Dealer, Item};
+use veil_mpc::engine::Input;
 use veil_mpc::engine::Server;
-use veil_mpc::local::share_input;
+use veil_mpc::local::sensor_input;
 use veil_mpc::model::{Tensors, compile};
 use veil_mpc::share::Party;
 use veil_mpc::transport::{Channel, LinkStats, MemoryChannel};
@@ -135,8 +136,12 @@ fn view_of_e1(pixel: f32, runs: usize) -> View {
             }
         }
         let image = vec![pixel; arch.input_len];
-        let (x0, x1) = share_input(&image, &mut ChaCha8Rng::seed_from_u64(7000 + run as u64));
-        view.entry("sensor: input share").or_default().extend(&x0.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(7000 + run as u64);
+        let [x0, x1] = sensor_input(&image, &m0, &m1, &mut rng);
+        let Input::Masked(e) = &x0 else {
+            panic!("secureml_a starts with a linear layer: the sensor sends E = X - A")
+        };
+        view.entry("sensor: masked input").or_default().extend(e);
         let s0 = Server::new(Party::Zero, arch.clone(), model0).expect("s0");
         let s1 = Server::new(Party::One, arch.clone(), dealer.model_shares(1).clone()).expect("s1");
         let (c0, mut c1) = MemoryChannel::pair();
@@ -145,8 +150,8 @@ fn view_of_e1(pixel: f32, runs: usize) -> View {
             by_bits: BTreeMap::new(),
         };
         std::thread::scope(|s| {
-            let h = s.spawn(|| s1.infer(&mut c1, x1, m1, 1).expect("e2"));
-            s0.infer(&mut rec, x0, m0, 1).expect("e1");
+            let h = s.spawn(|| s1.infer_input(&mut c1, x1, m1, 1).expect("e2"));
+            s0.infer_input(&mut rec, x0, m0, 1).expect("e1");
             h.join().expect("join");
         });
         for (bits, r) in &rec.by_bits {
@@ -231,9 +236,11 @@ fn a_server_s_view_is_uniform_and_independent_of_the_input() {
             );
         }
     }
-    // The view is big enough for the tests to mean something: the linear layers' openings
-    // (784 + 128 + 128 per run), the ReLUs' (2 x 128 per run), and the keys.
-    assert!(black["peer: opened shares"].len() >= runs * (784 + 2 * 128));
+    // The view is big enough for the tests to mean something: the masked input (784 per run),
+    // the linear layers' openings (128 + 128 per run), the ReLUs' (2 x 128 per run), and the
+    // keys.
+    assert!(black["sensor: masked input"].len() >= runs * 784);
+    assert!(black["peer: opened shares"].len() >= runs * 2 * 128);
     assert!(black["peer: opened shares (40-bit)"].len() >= runs * 2 * 128);
     assert!(black["material: dcf keys"].len() > 100_000);
 }
