@@ -275,6 +275,11 @@ pub struct BenchSummary {
     pub throughput_images_per_s: f64,
     /// Frame bytes between the servers, both directions, per sample.
     pub online_bytes: f64,
+    /// The protocol family's floor for this model (bytes per sample, both directions, and
+    /// its terms): see [`crate::model::OnlineFloor`].
+    pub floor: crate::model::OnlineFloor,
+    /// `online_bytes` over the floor's bytes.
+    pub floor_ratio: f64,
     /// Material bytes from the dealer to both servers, per sample.
     pub offline_bytes: f64,
     /// Model shares sent once to both servers.
@@ -384,6 +389,8 @@ pub fn score(
         batch_latency_ms_median: batch_med,
         throughput_images_per_s: batch as f64 / (batch_med / 1e3),
         online_bytes: online as f64 / nf,
+        floor: reference.arch.online_floor(),
+        floor_ratio: online as f64 / nf / reference.arch.online_floor().bytes() as f64,
         offline_bytes: offline as f64 / nf,
         model_bytes: report.model_bytes,
         dealer_ms_per_image: dealer_ms / nf,
@@ -412,7 +419,7 @@ impl BenchSummary {
     /// The outcome in one line.
     pub fn summary(&self) -> String {
         format!(
-            "{} on {} ({} samples, batch {}): online {:.2} ms/sample (batch {:.2} ms, {:.1} samples/s), online {:.1} KB/sample, offline {:.1} KB/sample, {} rounds; agreement {:.4}, max |logit error| {:.2e} (bound up to {:.2e}); accuracy secure {:.4} / plain {:.4}",
+            "{} on {} ({} samples, batch {}): online {:.2} ms/sample (batch {:.2} ms, {:.1} samples/s), online {:.1} KB/sample ({:.2}x the floor of {:.1} KB: {} comparisons, {} linear openings), offline {:.1} KB/sample, {} rounds; agreement {:.4}, max |logit error| {:.2e} (bound up to {:.2e}); accuracy secure {:.4} / plain {:.4}",
             self.model,
             self.dataset,
             self.images,
@@ -421,6 +428,10 @@ impl BenchSummary {
             self.batch_latency_ms_median,
             self.throughput_images_per_s,
             self.online_bytes / 1e3,
+            self.floor_ratio,
+            self.floor.bytes() as f64 / 1e3,
+            self.floor.comparisons,
+            self.floor.linear_openings,
             self.offline_bytes / 1e3,
             self.rounds,
             self.agreement,

@@ -86,6 +86,63 @@ pub struct Architecture {
     pub ops: Vec<Op>,
 }
 
+/// The fewest online bytes per sample this protocol family sends between the two servers:
+/// each comparison (a ReLU, or one pair of a max-pool level) opens one masked
+/// [`crate::dealer::OPEN_BITS`]-bit value per server, and each linear layer whose input the
+/// sensor did not mask opens one masked ring element (8 bytes) per input element per server.
+/// Frame headers are not counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OnlineFloor {
+    /// Comparisons per sample.
+    pub comparisons: usize,
+    /// Linear-layer input elements opened per sample (every linear layer but a first one).
+    pub linear_openings: usize,
+    /// `2 x 5` bytes per comparison (both servers).
+    pub comparison_bytes: usize,
+    /// `2 x 8` bytes per linear opening (both servers).
+    pub linear_bytes: usize,
+}
+
+impl OnlineFloor {
+    /// Both terms, bytes per sample.
+    pub fn bytes(&self) -> usize {
+        self.comparison_bytes + self.linear_bytes
+    }
+}
+
+impl Architecture {
+    /// This architecture's [`OnlineFloor`].
+    pub fn online_floor(&self) -> OnlineFloor {
+        let open_bytes = crate::dealer::OPEN_BITS.div_ceil(8) as usize;
+        let (mut comparisons, mut linear_openings) = (0, 0);
+        for (i, op) in self.ops.iter().enumerate() {
+            match op {
+                Op::Linear { linear, .. } if i > 0 => linear_openings += linear.input_len(),
+                Op::Relu { len, .. } => comparisons += len,
+                Op::MaxPool {
+                    input,
+                    kernel,
+                    output,
+                    ..
+                } => {
+                    let windows = input[0] * output[0] * output[1];
+                    let pairs: usize = crate::dealer::pool_levels(kernel[0] * kernel[1])
+                        .iter()
+                        .sum();
+                    comparisons += windows * pairs;
+                }
+                _ => {}
+            }
+        }
+        OnlineFloor {
+            comparisons,
+            linear_openings,
+            comparison_bytes: 2 * open_bytes * comparisons,
+            linear_bytes: 2 * 8 * linear_openings,
+        }
+    }
+}
+
 /// The secret parameters of one linear layer (known to the healthcare center only).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerWeights {

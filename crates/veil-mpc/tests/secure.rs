@@ -108,6 +108,23 @@ fn rounds_and_bytes_follow_the_protocol() {
 }
 
 #[test]
+fn online_bytes_sit_on_the_stated_floor() {
+    // minionn: pool1 (16 x 12 x 12 windows of 2 x 2: 2 + 1 pairs) 6,912 comparisons, relu1
+    // 2,304, pool2 (16 x 4 x 4: 3 pairs) 768, relu2 256, relu3 100: 10,340. Linear openings
+    // after the first layer: conv2 2,304, fc1 256, fc2 100.
+    let (arch, weights) = random_model("minionn", 3);
+    let floor = arch.online_floor();
+    assert_eq!((floor.comparisons, floor.linear_openings), (10_340, 2_660));
+    assert_eq!(floor.bytes(), 10_340 * 10 + 2_660 * 16);
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let inputs: Vec<f32> = (0..784).map(|_| rng.random_range(0.0..1.0)).collect();
+    let run = run_in_memory(&arch, &weights, &inputs, 1, 4, &mut rng).expect("run");
+    let sent = (run.links[0].bytes_sent + run.links[1].bytes_sent) as usize;
+    let headers = 2 * run.links[0].rounds as usize * veil_mpc::transport::FRAME_HEADER;
+    assert_eq!(sent, floor.bytes() + headers);
+}
+
+#[test]
 fn a_malformed_peer_frame_aborts_with_a_protocol_error() {
     use veil_mpc::dealer::Dealer;
     use veil_mpc::engine::Server;
