@@ -262,36 +262,145 @@ impl Dealer {
         out
     }
 
+    /// Appends both servers' material for `n` ReLUs. Generated in chunks of [`RELU_CHUNK`]
+    /// elements on every core: each chunk draws from its own ChaCha20 stream, seeded from the
+    /// dealer's generator in chunk order, so the material does not depend on the number of
+    /// threads (and a seeded dealer stays reproducible).
     fn push_relu(&mut self, out: &mut [Material; 2], n: usize) {
-        let mut halves: [ReluMaterial; 2] = std::array::from_fn(|_| ReluMaterial {
-            r: Shares(Vec::with_capacity(n)),
-            rho: Shares(Vec::with_capacity(n)),
-            rho_r: Shares(Vec::with_capacity(n)),
-            keys: Vec::with_capacity(n),
+        let seeds: Vec<[u8; 32]> = (0..n.div_ceil(RELU_CHUNK))
+            .map(|_| self.rng.random())
+            .collect();
+        let lens = |c: usize| RELU_CHUNK.min(n - c * RELU_CHUNK);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, seeds.len().max(1));
+        let per_thread = seeds.len().div_ceil(threads).max(1);
+        let prg = &self.prg;
+        let groups: Vec<Vec<[ReluMaterial; 2]>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = seeds
+                .chunks(per_thread)
+                .enumerate()
+                .map(|(g, group)| {
+                    scope.spawn(move || {
+                        group
+                            .iter()
+                            .enumerate()
+                            .map(|(i, seed)| relu_chunk(prg, *seed, lens(g * per_thread + i)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
         });
-        let low = (1u64 << COMPARE_BITS) - 1;
-        for _ in 0..n {
-            let r = self.rng.random::<u64>() >> (64 - OPEN_BITS);
-            let rho = r >> COMPARE_BITS;
-            let signed = (rho << 1).wrapping_sub(1); // 2 rho - 1: 1 or -1
-            let beta = [signed, signed.wrapping_mul(r), rho];
-            let (k0, k1) = dcf::generate(&self.prg, COMPARE_BITS, r & low, beta, &mut self.rng);
-            for (v, pick) in [(r, 0usize), (rho, 1), (rho * r, 2)] {
-                let s0: u64 = self.rng.random();
-                let s1 = v.wrapping_sub(s0);
-                for (half, s) in halves.iter_mut().zip([s0, s1]) {
-                    match pick {
-                        0 => half.r.0.push(s),
-                        1 => half.rho.0.push(s),
-                        _ => half.rho_r.0.push(s),
-                    }
-                }
-            }
-            halves[0].keys.push(k0);
-            halves[1].keys.push(k1);
+        let mut halves: [ReluMaterial; 2] = std::array::from_fn(|_| ReluMaterial::with_capacity(n));
+        for [h0, h1] in groups.into_iter().flatten() {
+            halves[0].append(h0);
+            halves[1].append(h1);
         }
         let [h0, h1] = halves;
         out[0].items.push(Item::Relu(h0));
         out[1].items.push(Item::Relu(h1));
+    }
+}
+
+/// Elements per independently seeded chunk of ReLU material.
+pub const RELU_CHUNK: usize = 2048;
+
+impl ReluMaterial {
+    fn with_capacity(n: usize) -> Self {
+        ReluMaterial {
+            r: Shares(Vec::with_capacity(n)),
+            rho: Shares(Vec::with_capacity(n)),
+            rho_r: Shares(Vec::with_capacity(n)),
+            keys: Vec::with_capacity(n),
+        }
+    }
+
+    fn append(&mut self, mut other: ReluMaterial) {
+        self.r.0.append(&mut other.r.0);
+        self.rho.0.append(&mut other.rho.0);
+        self.rho_r.0.append(&mut other.rho_r.0);
+        self.keys.append(&mut other.keys);
+    }
+}
+
+/// Both servers' material for `n` ReLUs from the ChaCha20 stream of `seed`: per element a
+/// uniform [`OPEN_BITS`]-bit mask `R` with top bit `rho`, DCF keys for `[y < R mod 2^39]` with
+/// payload `(2 rho - 1, (2 rho - 1) R, rho)`, and shares of `R`, `rho` and `rho R`.
+fn relu_chunk(prg: &Prg, seed: [u8; 32], n: usize) -> [ReluMaterial; 2] {
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let mut halves: [ReluMaterial; 2] = std::array::from_fn(|_| ReluMaterial::with_capacity(n));
+    let low = (1u64 << COMPARE_BITS) - 1;
+    for _ in 0..n {
+        let r = rng.random::<u64>() >> (64 - OPEN_BITS);
+        let rho = r >> COMPARE_BITS;
+        let signed = (rho << 1).wrapping_sub(1); // 2 rho - 1: 1 or -1
+        let beta = [signed, signed.wrapping_mul(r), rho];
+        let (k0, k1) = dcf::generate(prg, COMPARE_BITS, r & low, beta, &mut rng);
+        for (v, pick) in [(r, 0usize), (rho, 1), (rho * r, 2)] {
+            let s0: u64 = rng.random();
+            let s1 = v.wrapping_sub(s0);
+            for (half, s) in halves.iter_mut().zip([s0, s1]) {
+                match pick {
+                    0 => half.r.0.push(s),
+                    1 => half.rho.0.push(s),
+                    _ => half.rho_r.0.push(s),
+                }
+            }
+        }
+        halves[0].keys.push(k0);
+        halves[1].keys.push(k1);
+    }
+    halves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Op;
+
+    fn relu_arch(len: usize) -> Architecture {
+        Architecture {
+            name: "relu".into(),
+            input_len: len,
+            output_len: len,
+            ops: vec![Op::Relu {
+                layer: "r".into(),
+                len,
+            }],
+        }
+    }
+
+    #[test]
+    fn chunked_material_is_reproducible_and_well_formed() {
+        // Three chunks, the last one short: the same seed gives the same material (whatever
+        // the thread count), another seed different material.
+        let n = 2 * RELU_CHUNK + 5;
+        let arch = relu_arch(n);
+        let a = Dealer::new_insecure_seeded(&arch, &[], 9).material(1);
+        let b = Dealer::new_insecure_seeded(&arch, &[], 9).material(1);
+        let c = Dealer::new_insecure_seeded(&arch, &[], 10).material(1);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let [Item::Relu(m0), Item::Relu(m1)] = [&a[0].items[0], &a[1].items[0]] else {
+            panic!("relu material")
+        };
+        for m in [m0, m1] {
+            assert_eq!(
+                (m.r.len(), m.rho.len(), m.rho_r.len(), m.keys.len()),
+                (n, n, n, n)
+            );
+        }
+        // The shares open to a 40-bit mask, its top bit and their product.
+        for i in [0, RELU_CHUNK, n - 1] {
+            let r = m0.r.0[i].wrapping_add(m1.r.0[i]);
+            let rho = m0.rho.0[i].wrapping_add(m1.rho.0[i]);
+            let rho_r = m0.rho_r.0[i].wrapping_add(m1.rho_r.0[i]);
+            assert!(r < 1 << OPEN_BITS);
+            assert_eq!((rho, rho_r), (r >> COMPARE_BITS, (r >> COMPARE_BITS) * r));
+        }
     }
 }
