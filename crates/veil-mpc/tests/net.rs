@@ -247,3 +247,73 @@ fn idle_garbage_and_duplicate_connections_do_not_hold_up_valid_parties() {
     );
     idle.clear();
 }
+
+/// Two fake servers (real TLS with E1's and E2's certificates) that send the sensor `masks`
+/// as their input-mask frames of batch 0; returns the sensor's outcome.
+fn sensor_against(masks: [Vec<u8>; 2]) -> Result<(), veil_mpc::MpcError> {
+    use veil_mpc::net::{Kind, accept_parties, credentials, listen, runtime};
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys = dir.path().join("keys");
+    veil_tls::write_dir(&keys, &veil_tls::generate(&PARTIES).expect("pki")).expect("keys");
+    let addrs = [free_addr(), free_addr()];
+    let timeout = Duration::from_secs(5);
+    let sensor = SensorConfig {
+        servers: addrs,
+        keys: keys.clone(),
+        inputs: vec![0.5; 784],
+        input_len: 784,
+        batches: vec![1],
+        timeout,
+    };
+    std::thread::scope(|s| {
+        for (i, mask) in masks.into_iter().enumerate() {
+            let keys = keys.clone();
+            s.spawn(move || {
+                let rt = runtime().expect("rt");
+                let creds = credentials(&keys, ["e1", "e2"][i]).expect("creds");
+                let listener = listen(&rt, addrs[i]).expect("listen");
+                let mut conns = accept_parties(
+                    &rt,
+                    &listener,
+                    &creds,
+                    &["sensor"],
+                    timeout,
+                    timeout,
+                    &mut |_| {},
+                )
+                .expect("sensor connects");
+                let _ = conns[0].send(Kind::InputMask, 0, &mask);
+                conns[0].wait_closed();
+            });
+        }
+        run_sensor(&sensor)
+    })
+}
+
+fn mask_frame(form: u8, words: &[u64]) -> Vec<u8> {
+    let mut w = veil_codec::Writer::default();
+    w.u8(form);
+    w.words(words);
+    w.into_bytes()
+}
+
+#[test]
+fn a_sensor_refuses_hostile_input_mask_frames() {
+    let good = mask_frame(1, &[7; 784]);
+    for (masks, what) in [
+        (
+            [mask_frame(1, &[7; 783]), good.clone()],
+            "input mask of 783 words",
+        ),
+        ([good.clone(), mask_frame(3, &[])], "input form 3"),
+        ([mask_frame(0, &[]), good.clone()], "input mask"),
+        ([vec![1, 255, 255, 255, 255], good.clone()], "input mask 0"),
+        (
+            [mask_frame(0, &[1]), mask_frame(0, &[])],
+            "input mask of 1 words",
+        ),
+    ] {
+        let e = sensor_against(masks).expect_err(what).to_string();
+        assert!(e.contains(what), "{what}: {e}");
+    }
+}
