@@ -19,7 +19,7 @@
 
 use rand::Rng;
 
-use crate::prg::{LEAF_TWEAK, MAX_WORDS, Prg, value_blocks, value_tweak, words_of};
+use crate::prg::{Expansion, LEAF_TWEAK, MAX_WORDS, Prg, value_blocks, value_tweak, words_of};
 
 /// One level's correction word (`Debug` redacted: key material).
 #[derive(Clone, PartialEq, Eq)]
@@ -94,7 +94,34 @@ pub fn generate<const P: usize>(
     let mut words = Vec::with_capacity(bits as usize);
     for i in (0..bits).rev() {
         let a = (alpha >> i) & 1 == 1;
-        let (e0, e1) = (prg.expand(s0), prg.expand(s1));
+        // Both parties' children and both sides' value blocks in one pipelined AES call.
+        let (vl, vr) = (value_tweak(false), value_tweak(true));
+        let h = prg.hash_blocks([
+            s0,
+            s0 ^ 1,
+            s1,
+            s1 ^ 1,
+            s0 ^ vl,
+            s0 ^ (vl + 1),
+            s0 ^ vr,
+            s0 ^ (vr + 1),
+            s1 ^ vl,
+            s1 ^ (vl + 1),
+            s1 ^ vr,
+            s1 ^ (vr + 1),
+        ]);
+        let child = |b: u128| (b & !1, b & 1 == 1);
+        let expansion = |l: u128, r: u128| Expansion {
+            seed_left: child(l).0,
+            t_left: child(l).1,
+            seed_right: child(r).0,
+            t_right: child(r).1,
+        };
+        let (e0, e1) = (expansion(h[0], h[1]), expansion(h[2], h[3]));
+        let side = |party: usize, right: bool| -> [u64; P] {
+            let at = 4 + 4 * party + 2 * usize::from(right);
+            words_of(&h[at..at + 2])
+        };
         // Keep the child on alpha's path, lose the other.
         let (keep0, keep1, lose0, lose1) = if a {
             (
@@ -111,8 +138,8 @@ pub fn generate<const P: usize>(
                 e1.seed_right,
             )
         };
-        let (v_keep0, v_keep1) = (prg.values::<P>(s0, a), prg.values::<P>(s1, a));
-        let (v_lose0, v_lose1) = (prg.values::<P>(s0, !a), prg.values::<P>(s1, !a));
+        let (v_keep0, v_keep1) = (side(0, a), side(1, a));
+        let (v_lose0, v_lose1) = (side(0, !a), side(1, !a));
         let seed_cw = lose0 ^ lose1;
         let mut value_cw = sign(t1, sub(sub(v_lose1, v_lose0), v_alpha));
         if a {

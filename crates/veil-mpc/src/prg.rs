@@ -71,7 +71,11 @@ impl Default for Prg {
 impl Prg {
     /// `H_i(seed)` for `i` in `tweaks`, as 128-bit words.
     fn hash<const N: usize>(&self, seed: u128, tweaks: [u128; N]) -> [u128; N] {
-        let inputs = tweaks.map(|i| seed ^ i);
+        self.hash_blocks(tweaks.map(|i| seed ^ i))
+    }
+
+    /// `H(x) = AES_K(x) ^ x` for each of `inputs` (one pipelined AES call).
+    pub fn hash_blocks<const N: usize>(&self, inputs: [u128; N]) -> [u128; N] {
         let mut blocks = inputs.map(|x| GenericArray::from(x.to_le_bytes()));
         self.aes.encrypt_blocks(&mut blocks);
         let mut out = [0u128; N];
