@@ -47,11 +47,17 @@ fn bench_runs_four_processes_and_agrees_with_plaintext() {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     assert_eq!(v["images"], 10);
-    // secureml_a: fc1 (1 round) + relu (2) + fc2 (1) + relu (2) + fc3 (1).
-    assert_eq!(v["rounds"], 7);
-    // Per sample both servers open 784 + 4 x 128 + 128 words (plus frame headers).
+    // secureml_a: fc1 (no round: the sensor sends the masked input) + relu (1) + fc2 (1) +
+    // relu (1) + fc3 (1).
+    assert_eq!(v["rounds"], 4);
+    // Per sample both servers open 2 x 128 words of 8 bytes and 2 x 128 values of 5 bytes:
+    // the stated floor, plus 9 header bytes per frame (4 rounds x 2 servers per batch of 4,
+    // 4, 2).
     let online = v["online_bytes"].as_f64().expect("bytes");
-    assert!(online >= 2.0 * 8.0 * (784.0 + 5.0 * 128.0), "{online}");
+    let floor = 2.0 * (8.0 * 256.0 + 5.0 * 256.0);
+    assert_eq!(v["floor"]["comparisons"], 256);
+    assert_eq!(v["floor"]["linear_openings"], 256);
+    assert!((online - (floor + 3.0 * 72.0 / 10.0)).abs() < 1e-9, "{online}");
     assert_eq!(v["agreement"].as_f64(), Some(1.0));
     assert!(v["max_abs_logit_error"].as_f64().expect("err") < 0.05);
     assert!(v["min_bound_slack"].as_f64().expect("slack") > 0.0);
