@@ -38,17 +38,21 @@ pub use weights_io::{LayerParams, NamedTensor};
 
 /// The device veil computes on: burn-flex on the CPU by default.
 ///
-/// Built with the `cuda` feature, `VEIL_DEVICE=cuda` (or `cuda:N`) selects that GPU instead.
-/// Without the feature the variable is ignored: nothing in veil requires a GPU.
+/// Built with the `cuda` feature, `VEIL_DEVICE=cuda` (or `cuda:N`) selects that GPU instead;
+/// built with the `wgpu` feature, `VEIL_DEVICE=wgpu` selects the best adapter wgpu finds
+/// (Vulkan, Metal, DX12 or WebGPU; `CUBECL_WGPU_DEFAULT_DEVICE` overrides the choice).
+/// Without the features the variable is ignored: nothing in veil requires a GPU.
 pub fn device() -> Device {
+    let wanted = std::env::var("VEIL_DEVICE").ok();
     #[cfg(feature = "cuda")]
-    if let Some(rest) = std::env::var("VEIL_DEVICE")
-        .ok()
-        .as_deref()
-        .and_then(|v| v.strip_prefix("cuda"))
-    {
+    if let Some(rest) = wanted.as_deref().and_then(|v| v.strip_prefix("cuda")) {
         let index = rest.trim_start_matches(':').parse::<usize>().unwrap_or(0);
         return Device::cuda(index);
     }
+    #[cfg(feature = "wgpu")]
+    if wanted.as_deref() == Some("wgpu") {
+        return Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    }
+    let _ = wanted;
     Device::flex()
 }
