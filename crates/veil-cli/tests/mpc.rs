@@ -57,7 +57,10 @@ fn bench_runs_four_processes_and_agrees_with_plaintext() {
     let floor = 2.0 * (8.0 * 256.0 + 5.0 * 256.0);
     assert_eq!(v["floor"]["comparisons"], 256);
     assert_eq!(v["floor"]["linear_openings"], 256);
-    assert!((online - (floor + 3.0 * 72.0 / 10.0)).abs() < 1e-9, "{online}");
+    assert!(
+        (online - (floor + 3.0 * 72.0 / 10.0)).abs() < 1e-9,
+        "{online}"
+    );
     assert_eq!(v["agreement"].as_f64(), Some(1.0));
     assert!(v["max_abs_logit_error"].as_f64().expect("err") < 0.05);
     assert!(v["min_bound_slack"].as_f64().expect("slack") > 0.0);
