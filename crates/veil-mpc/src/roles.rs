@@ -487,18 +487,18 @@ pub fn run_sensor(cfg: &SensorConfig) -> Result<(), MpcError> {
     for (k, &batch) in cfg.batches.iter().enumerate() {
         let x = &cfg.inputs[at * cfg.input_len..(at + batch) * cfg.input_len];
         at += batch;
-        let masks = [0, 1].map(|i| receive_input_mask(&mut conns[i], k as u32, x.len()));
-        let (form, words) = match masks {
-            [Ok(Some(a0)), Ok(Some(a1))] => {
+        let first = receive_input_mask(&mut conns[0], k as u32, x.len())?;
+        let second = receive_input_mask(&mut conns[1], k as u32, x.len())?;
+        let (form, words) = match (first, second) {
+            (Some(a0), Some(a1)) => {
                 let e = mask_input(x, &a0, &a1).unwrap_or_default();
                 (1u8, [e.clone(), e])
             }
-            [Ok(None), Ok(None)] => {
+            (None, None) => {
                 let (s0, s1) = share_input(x, &mut rng);
                 (0u8, [s0.0, s1.0])
             }
-            [Err(e), _] | [_, Err(e)] => return Err(e),
-            [Ok(a), Ok(b)] => {
+            (a, b) => {
                 let server = if a.is_some() { E2 } else { E1 };
                 let got = a.or(b).map_or(0, |m| m.len());
                 return Err(violation(
