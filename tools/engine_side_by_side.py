@@ -20,6 +20,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import veil_torch  # noqa: E402  (lazy about torch: the probe runs in another interpreter)
 WORKLOADS = [("train_steps_per_second", "training steps/s (batch 64)"),
              ("single_inferences_per_second", "inferences/s, batch 1"),
              ("batches_per_second", "batches/s, batch 256"),
@@ -49,11 +51,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a few iterations each (a smoke test)")
     a = ap.parse_args()
     counts = ["--train-steps", "5", "--latency-iters", "20", "--throughput-iters", "2"] if a.quick else []
-    try:
-        probe = subprocess.run([a.python, "-c", "import numpy, torch"], capture_output=True).returncode
-    except OSError:
-        probe = 1
-    if probe != 0:
+    if not veil_torch.interpreter_has(a.python, ["numpy", "torch"]):
         print(f"skipped: {a.python} lacks torch or numpy (pip install torch numpy); nothing was run")
         return 0
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))

@@ -22,6 +22,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import veil_torch  # noqa: E402  (lazy about torch: the probe runs in another interpreter)
 
 
 def run_json(cmd):
@@ -48,11 +50,7 @@ def main():
     ap.add_argument("--images", type=int, default=20, help="images per run and side")
     ap.add_argument("--json", dest="json_out")
     a = ap.parse_args()
-    try:
-        probe = subprocess.run([a.python, "-c", "import crypten, torch"], capture_output=True).returncode
-    except OSError:
-        probe = 1
-    if probe != 0:
+    if not veil_torch.interpreter_has(a.python, ["crypten", "torch"]):
         print(f"skipped: {a.python} lacks crypten or torch (see tools/crypten_bench.py); nothing was run")
         return 0
     rows, versions = [], {}

@@ -5,6 +5,7 @@
 - `build(spec, tensors=None)`: the spec as a `torch.nn.Sequential` with the same layer names,
   shapes and weight layout (veil's layout is PyTorch's: conv `[out, in, kh, kw]`, linear
   `[out, in]`), loaded with `tensors` when given.
+- `interpreter_has(python, modules)`: whether another interpreter has the reference's packages.
 - `idx_split(data_dir, dataset)`: the train and test images of an IDX dataset (mnist,
   fashion-mnist) scaled to [0, 1] in file order, as veil-data reads them.
 
@@ -24,6 +25,18 @@ except ImportError:  # the callers skip (see `import_torch`)
 IDX_DIRS = {"mnist": ["mnist"], "fashion": ["fashion-mnist", "fashion_mnist"],
             "fashion-mnist": ["fashion-mnist", "fashion_mnist"],
             "fmnist": ["fashion-mnist", "fashion_mnist"]}
+
+
+def interpreter_has(python, modules):
+    """Whether the interpreter `python` can import every one of `modules` (a tool's probe
+    before it runs a reference side in that interpreter)."""
+    import subprocess
+    try:
+        code = subprocess.run([python, "-c", "import " + ", ".join(modules)],
+                              capture_output=True).returncode
+    except OSError:
+        return False
+    return code == 0
 
 
 def import_torch(ssim=True):

@@ -110,12 +110,11 @@ pub fn generate<const P: usize>(
             s1 ^ vr,
             s1 ^ (vr + 1),
         ]);
-        let child = |b: u128| (b & !1, b & 1 == 1);
         let expansion = |l: u128, r: u128| Expansion {
-            seed_left: child(l).0,
-            t_left: child(l).1,
-            seed_right: child(r).0,
-            t_right: child(r).1,
+            seed_left: l & !1,
+            t_left: l & 1 == 1,
+            seed_right: r & !1,
+            t_right: r & 1 == 1,
         };
         let (e0, e1) = (expansion(h[0], h[1]), expansion(h[2], h[3]));
         let side = |party: usize, right: bool| -> [u64; P] {
