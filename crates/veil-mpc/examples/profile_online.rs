@@ -1,5 +1,5 @@
 //! Times the online phase of one zoo model in memory (random He-scaled weights), for
-//! profiling: `cargo run --release -p veil-mpc --example profile_online -- minionn 20 [BATCH]`.
+//! profiling: `cargo run --release -p veil-mpc --example profile_online -- minionn 20 [BATCH] [--reuse]`.
 //! Also prints the online bytes and rounds, and the dealer's time and bytes per sample.
 
 use std::time::Instant;
@@ -36,9 +36,19 @@ fn main() {
     let s1 = Server::new(Party::One, arch.clone(), dealer.model_shares(1).clone()).expect("s1");
     let (mut total, mut dealing) = (0.0, 0.0);
     let (mut link, mut offline) = (veil_mpc::transport::LinkStats::default(), 0);
+    // With `--reuse`, one batch of material serves every repetition (insecure; for profiling
+    // the online phase without the dealer in the samples).
+    let reuse = args.iter().any(|a| a == "--reuse");
+    let mut kept = None;
     for _ in 0..reps {
         let t = Instant::now();
-        let [m0, m1] = dealer.material(batch);
+        let [m0, m1] = match (&kept, reuse) {
+            (Some(m), true) => Clone::clone(m),
+            _ => dealer.material(batch),
+        };
+        if reuse && kept.is_none() {
+            kept = Some([m0.clone(), m1.clone()]);
+        }
         dealing += t.elapsed().as_secs_f64();
         offline = m0.encoded_len() + m1.encoded_len();
         let x: Vec<f32> = (0..batch * arch.input_len)

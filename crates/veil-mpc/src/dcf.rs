@@ -21,6 +21,10 @@ use rand::Rng;
 
 use crate::prg::{Expansion, LEAF_TWEAK, MAX_WORDS, Prg, value_blocks, value_tweak, words_of};
 
+/// Keys evaluated together by [`DcfKey::eval_many`]: enough AES blocks per call to fill the
+/// cipher's pipeline, few enough correction-word streams for the prefetcher.
+pub const EVAL_GROUP: usize = 8;
+
 /// One level's correction word (`Debug` redacted: key material).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CorrectionWord<const P: usize> {
@@ -201,62 +205,70 @@ impl<const P: usize> DcfKey<P> {
         add(v, sign(negate, leaf))
     }
 
-    /// Party `party`'s shares of `f(x_j)` under `keys[j]` for all `j` at once, level by level
-    /// with one pipelined AES call per level: per key and level only the child on `x`'s path
-    /// and its value blocks are hashed (`1 + ceil(P / 2)` blocks, against `2 + 2 ceil(P / 2)`
-    /// for a full expansion). Equal to calling [`DcfKey::eval`] on each pair. `keys` and `xs`
-    /// must have the same length and the keys the same bit count.
+    /// Party `party`'s shares of `f(x_j)` under `keys[j]` for all `j` at once. Keys are taken
+    /// in groups of [`EVAL_GROUP`], each group walked down all its levels together with one
+    /// pipelined AES call per level: per key and level only the child on `x`'s path and its
+    /// value blocks are hashed (`1 + ceil(P / 2)` blocks, against `2 + 2 ceil(P / 2)` for a
+    /// full expansion), and each key's correction words are read front to back (the keys are
+    /// separate allocations: walking all keys level by level instead missed the cache on
+    /// almost every correction word). Equal to calling [`DcfKey::eval`] on each pair. `keys`
+    /// and `xs` must have the same length; keys of one group must have the same bit count.
     pub fn eval_many(prg: &Prg, party: usize, keys: &[DcfKey<P>], xs: &[u64]) -> Vec<[u64; P]> {
         let n = keys.len().min(xs.len());
-        let Some(bits) = keys.first().map(|k| k.bits) else {
-            return Vec::new();
-        };
         let negate = party == 1;
         let vb = value_blocks(P);
         let per = 1 + vb;
-        let mut seeds: Vec<u128> = keys[..n].iter().map(|k| k.seed).collect();
-        let mut t = vec![party == 1; n];
-        let mut v = vec![[0u64; P]; n];
-        let mut blocks = vec![0u128; per * n];
-        for level in 0..bits as usize {
-            let i = bits - 1 - level as u32;
-            for j in 0..n {
-                let right = (xs[j] >> i) & 1 == 1;
-                let b = &mut blocks[per * j..per * (j + 1)];
-                b[0] = seeds[j] ^ u128::from(right);
-                for (k, slot) in b[1..].iter_mut().enumerate() {
-                    *slot = seeds[j] ^ (value_tweak(right) + k as u128);
+        let mut out = Vec::with_capacity(n);
+        let mut blocks = [0u128; EVAL_GROUP * (1 + MAX_WORDS / 2)];
+        for (group, xs) in keys[..n].chunks(EVAL_GROUP).zip(xs[..n].chunks(EVAL_GROUP)) {
+            let g = group.len();
+            let bits = group[0].bits;
+            let mut seeds = [0u128; EVAL_GROUP];
+            let mut t = [party == 1; EVAL_GROUP];
+            let mut v = [[0u64; P]; EVAL_GROUP];
+            for (s, k) in seeds.iter_mut().zip(group) {
+                *s = k.seed;
+            }
+            for level in 0..bits as usize {
+                let i = bits - 1 - level as u32;
+                for j in 0..g {
+                    let right = (xs[j] >> i) & 1 == 1;
+                    let b = &mut blocks[per * j..per * (j + 1)];
+                    b[0] = seeds[j] ^ u128::from(right);
+                    for (k, slot) in b[1..].iter_mut().enumerate() {
+                        *slot = seeds[j] ^ (value_tweak(right) + k as u128);
+                    }
+                }
+                prg.hash_all(&mut blocks[..per * g]);
+                for j in 0..g {
+                    let cw = &group[j].words[level];
+                    let right = (xs[j] >> i) & 1 == 1;
+                    let b = &blocks[per * j..per * (j + 1)];
+                    let (mut seed, mut tc) = (b[0] & !1, b[0] & 1 == 1);
+                    let part: [u64; P] = words_of(&b[1..]);
+                    if t[j] {
+                        seed ^= cw.seed;
+                        tc ^= if right { cw.t_right } else { cw.t_left };
+                    }
+                    let correction = if t[j] { cw.value } else { [0; P] };
+                    v[j] = add(v[j], sign(negate, add(part, correction)));
+                    seeds[j] = seed;
+                    t[j] = tc;
                 }
             }
-            prg.hash_all(&mut blocks);
-            for j in 0..n {
-                let cw = &keys[j].words[level];
-                let right = (xs[j] >> i) & 1 == 1;
-                let b = &blocks[per * j..per * (j + 1)];
-                let (mut seed, mut tc) = (b[0] & !1, b[0] & 1 == 1);
-                let part: [u64; P] = words_of(&b[1..]);
-                if t[j] {
-                    seed ^= cw.seed;
-                    tc ^= if right { cw.t_right } else { cw.t_left };
+            for j in 0..g {
+                for k in 0..vb {
+                    blocks[vb * j + k] = seeds[j] ^ (LEAF_TWEAK + k as u128);
                 }
-                let correction = if t[j] { cw.value } else { [0; P] };
-                v[j] = add(v[j], sign(negate, add(part, correction)));
-                seeds[j] = seed;
-                t[j] = tc;
+            }
+            prg.hash_all(&mut blocks[..vb * g]);
+            for j in 0..g {
+                let words: [u64; P] = words_of(&blocks[vb * j..vb * (j + 1)]);
+                let leaf = add(words, if t[j] { group[j].last } else { [0; P] });
+                out.push(add(v[j], sign(negate, leaf)));
             }
         }
-        let mut leaves: Vec<u128> = seeds
-            .iter()
-            .flat_map(|s| (0..vb as u128).map(move |k| s ^ (LEAF_TWEAK + k)))
-            .collect();
-        prg.hash_all(&mut leaves);
-        (0..n)
-            .map(|j| {
-                let words: [u64; P] = words_of(&leaves[vb * j..vb * (j + 1)]);
-                let leaf = add(words, if t[j] { keys[j].last } else { [0; P] });
-                add(v[j], sign(negate, leaf))
-            })
-            .collect()
+        out
     }
 
     /// Bytes of the key on the wire: a one-byte bit count, the seed, per level `16 + 8 P`
@@ -294,15 +306,16 @@ mod tests {
         }
     }
 
+    /// 43 keys: five full groups of [`EVAL_GROUP`] and a partial one.
     #[test]
     fn batched_evaluation_equals_one_by_one() {
         let prg = Prg::default();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         for party in 0..2 {
-            let keys: Vec<DcfKey<3>> = (0..40)
+            let keys: Vec<DcfKey<3>> = (0..43)
                 .map(|_| generate(&prg, 39, rng.random::<u64>() >> 25, rng.random(), &mut rng).0)
                 .collect();
-            let xs: Vec<u64> = (0..40).map(|_| rng.random::<u64>() >> 25).collect();
+            let xs: Vec<u64> = (0..43).map(|_| rng.random::<u64>() >> 25).collect();
             let one: Vec<[u64; 3]> = keys
                 .iter()
                 .zip(&xs)

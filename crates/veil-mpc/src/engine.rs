@@ -13,7 +13,7 @@ use std::num::Wrapping;
 
 use crate::dcf::DcfKey;
 use crate::dealer::{
-    COMPARE_BITS, Item, LinearShares, Material, ModelShares, OPEN_BITS, RELU_PAYLOAD, ReluMaterial,
+    COMPARE_BITS, Item, LinearShares, Material, ModelShares, OPEN_BITS, ReluMaterial,
 };
 use crate::model::{Architecture, Linear, Op};
 use crate::prg::Prg;
@@ -426,14 +426,7 @@ pub fn relu(
     let opened = open_low_bits(ch, step, &masked)?;
     let low = (1u64 << COMPARE_BITS) - 1;
     let lows: Vec<u64> = opened.iter().map(|&v| v & low).collect();
-    // Chunks of 2,048 keys keep each level's working set (seeds, blocks, the keys' words)
-    // in cache; one call over a whole batch-64 layer was 3x slower per element.
-    let payload: Vec<[u64; RELU_PAYLOAD]> = m
-        .keys
-        .chunks(2048)
-        .zip(lows.chunks(2048))
-        .flat_map(|(k, v)| DcfKey::eval_many(prg, p, k, v))
-        .collect();
+    let payload = DcfKey::eval_many(prg, p, &m.keys, &lows);
     Ok(opened
         .iter()
         .zip(&payload)

@@ -87,17 +87,21 @@ impl Prg {
         out
     }
 
-    /// `H(x) = AES_K(x) ^ x` for every `x` of `inputs`, in place (one pipelined AES call).
+    /// `H(x) = AES_K(x) ^ x` for every `x` of `inputs`, in place (pipelined AES calls of up to
+    /// 32 blocks through a stack buffer: no allocation).
     pub fn hash_all(&self, inputs: &mut [u128]) {
-        let mut blocks: Vec<aes::Block> = inputs
-            .iter()
-            .map(|x| GenericArray::from(x.to_le_bytes()))
-            .collect();
-        self.aes.encrypt_blocks(&mut blocks);
-        for (x, b) in inputs.iter_mut().zip(&blocks) {
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(b.as_slice());
-            *x ^= u128::from_le_bytes(bytes);
+        let mut buf = [aes::Block::default(); 32];
+        for chunk in inputs.chunks_mut(32) {
+            let blocks = &mut buf[..chunk.len()];
+            for (b, x) in blocks.iter_mut().zip(chunk.iter()) {
+                *b = GenericArray::from(x.to_le_bytes());
+            }
+            self.aes.encrypt_blocks(blocks);
+            for (x, b) in chunk.iter_mut().zip(blocks.iter()) {
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(b.as_slice());
+                *x ^= u128::from_le_bytes(bytes);
+            }
         }
     }
 

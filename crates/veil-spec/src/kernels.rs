@@ -113,11 +113,14 @@ impl Linear {
                                 let dst = &mut out[(o * oh + y) * ow..(o * oh + y + 1) * ow];
                                 for j in 0..kw {
                                     let f = filt[i * kw + j];
-                                    for (xo, d) in dst.iter_mut().enumerate() {
-                                        let ix = (xo * sw + j) as isize - pw as isize;
-                                        if ix >= 0 && ix < wd as isize {
-                                            *d = *d + f * row[ix as usize];
-                                        }
+                                    // Output columns whose input column `xo * sw + j - pw`
+                                    // lies inside the row: no bounds test in the inner loop.
+                                    let first = pw.saturating_sub(j).div_ceil(sw.max(1));
+                                    let end =
+                                        (wd + pw).saturating_sub(j).div_ceil(sw.max(1)).min(ow);
+                                    for xo in first..end {
+                                        let d = &mut dst[xo];
+                                        *d = *d + f * row[xo * sw + j - pw];
                                     }
                                 }
                             }
@@ -243,5 +246,70 @@ mod tests {
             pool_windows([1, 4, 4], [2, 2], [2, 2])[3],
             vec![10, 11, 14, 15]
         );
+    }
+
+    /// The direct definition of a convolution: every output sums `w * x` over its window,
+    /// skipping taps in the zero padding.
+    fn direct_conv(lin: &Linear, w: &[i64], x: &[i64]) -> Vec<i64> {
+        let Linear::Conv {
+            input: [c, h, wd],
+            output: [oc, oh, ow],
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            padding: [ph, pw],
+        } = *lin
+        else {
+            unreachable!("a convolution")
+        };
+        let mut out = vec![0i64; oc * oh * ow];
+        for o in 0..oc {
+            for y in 0..oh {
+                for xo in 0..ow {
+                    for ci in 0..c {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let (iy, ix) = (y * sh + i, xo * sw + j);
+                                if iy < ph || ix < pw || iy - ph >= h || ix - pw >= wd {
+                                    continue;
+                                }
+                                out[(o * oh + y) * ow + xo] += w[((o * c + ci) * kh + i) * kw + j]
+                                    * x[(ci * h + iy - ph) * wd + ix - pw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// The kernel (which skips padding taps by computing each tap's valid output columns)
+        /// equals the direct sum over shapes, kernels, strides and paddings, in `Z_2^64`.
+        #[test]
+        fn conv_equals_the_direct_sum(
+            c in 1usize..3, oc in 1usize..3, h in 1usize..8, wd in 1usize..8,
+            kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
+            ph in 0usize..3, pw in 0usize..3, seed in 0u64..1000,
+        ) {
+            proptest::prop_assume!(h + 2 * ph >= kh && wd + 2 * pw >= kw);
+            let (oh, ow) = ((h + 2 * ph - kh) / sh + 1, (wd + 2 * pw - kw) / sw + 1);
+            let lin = Linear::Conv {
+                input: [c, h, wd],
+                output: [oc, oh, ow],
+                kernel: [kh, kw],
+                stride: [sh, sw],
+                padding: [ph, pw],
+            };
+            let val = |k: usize| ((k as u64 * 2_654_435_761 + seed) % 19) as i64 - 9;
+            let x: Vec<i64> = (0..lin.input_len()).map(val).collect();
+            let w: Vec<i64> = (0..lin.weight_len()).map(|k| val(k + 7)).collect();
+            let want = direct_conv(&lin, &w, &x);
+            let got = lin.apply(
+                &w.iter().map(|&v| Wrapping(v as u64)).collect::<Vec<_>>(),
+                &x.iter().map(|&v| Wrapping(v as u64)).collect::<Vec<_>>(),
+            );
+            proptest::prop_assert_eq!(got.iter().map(|v| v.0 as i64).collect::<Vec<_>>(), want);
+        }
     }
 }
