@@ -15,7 +15,7 @@ use serde::Serialize;
 use veil_harness::{Fleet, HarnessError, free_loopback_addr};
 
 use crate::MpcError;
-use crate::model::{Architecture, LayerWeights, eval_with_bound};
+use crate::model::{Architecture, LayerWeights, comparison_widths, eval_with_bound};
 use crate::roles::{DealerReport, PARTIES};
 
 /// Errors of the benchmark harness.
@@ -280,6 +280,9 @@ pub struct BenchSummary {
     pub floor: crate::model::OnlineFloor,
     /// `online_bytes` over the floor's bytes.
     pub floor_ratio: f64,
+    /// The comparison width (bits) of each comparison step, as the dealer derived them from
+    /// the weights ([`crate::model::comparison_widths`]).
+    pub comparison_widths: Vec<u32>,
     /// Material bytes from the dealer to both servers, per sample.
     pub offline_bytes: f64,
     /// Model shares sent once to both servers.
@@ -379,6 +382,8 @@ pub fn score(
     let offline: u64 = report.batches.iter().map(|x| x.offline_bytes).sum();
     let dealer_ms: f64 = report.batches.iter().map(|x| x.dealer_ms).sum();
     let nf = n as f64;
+    let widths = comparison_widths(reference.arch, reference.weights);
+    let floor = reference.arch.online_floor(&widths);
     Ok(BenchSummary {
         model: report.model.clone(),
         transport: transport.to_string(),
@@ -389,8 +394,9 @@ pub fn score(
         batch_latency_ms_median: batch_med,
         throughput_images_per_s: batch as f64 / (batch_med / 1e3),
         online_bytes: online as f64 / nf,
-        floor: reference.arch.online_floor(),
-        floor_ratio: online as f64 / nf / reference.arch.online_floor().bytes() as f64,
+        floor,
+        floor_ratio: online as f64 / nf / floor.bytes() as f64,
+        comparison_widths: widths,
         offline_bytes: offline as f64 / nf,
         model_bytes: report.model_bytes,
         dealer_ms_per_image: dealer_ms / nf,

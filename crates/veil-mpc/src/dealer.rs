@@ -10,12 +10,13 @@
 //! - linear layer `L`: a uniform input mask `A` and shares of `C = L(B, A)`; the servers open
 //!   `E = X - A` and compute `L(W, X) = L(F, X) + L(B, E) + C` share-wise (a matrix Beaver
 //!   triple whose `B` side is fixed).
-//! - ReLU of `x` (also each level of a max pool, as `max(a, b) = b + relu(a - b)`): a uniform
-//!   [`OPEN_BITS`]-bit mask `R` with its top bit `rho`, shares of `R`, `rho` and `rho * R`, and
-//!   DCF keys for `[y < R mod 2^39]` with the three-word payload `(2 rho - 1, (2 rho - 1) R,
-//!   rho)`. The servers open `x + R mod 2^40` (5 bytes each) and obtain shares of `relu(x)`
-//!   without a second round (see [`crate::engine::relu`] for the algebra and
-//!   [`COMPARE_BITS`] for the range it needs).
+//! - ReLU of `x` (also each level of a max pool, as `max(a, b) = b + relu(a - b)`), at the
+//!   step's comparison width `n` (at most [`COMPARE_BITS`]; derived from the weights by
+//!   [`crate::model::comparison_widths`] so that every `|x| <= 2^(n - 1)`): a uniform
+//!   `n + 1`-bit mask `R` with its top bit `rho`, shares of `R`, `rho` and `rho * R`, and DCF
+//!   keys for `[y < R mod 2^n]` with the three-word payload `(2 rho - 1, (2 rho - 1) R, rho)`.
+//!   The servers open `x + R mod 2^(n + 1)` (`ceil((n + 1) / 8)` bytes each) and obtain shares
+//!   of `relu(x)` without a second round (see [`crate::engine::relu`] for the algebra).
 //!
 //! Key items: [`Dealer`], [`ModelShares`], [`LinearShares`], [`Material`], [`Item`],
 //! [`ReluMaterial`].
@@ -27,19 +28,20 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::MpcError;
 use crate::dcf::{self, DcfKey};
-use crate::model::{Architecture, LayerWeights, Linear, Op};
+use crate::model::{Architecture, LayerWeights, Linear, Op, comparison_widths};
 use crate::prg::Prg;
 use crate::ring::{FRAC_BITS, encode, encode_with};
 use crate::share::{Shares, share};
 
-/// Input bits of the sign comparison. The sign of `x` is read as bit `COMPARE_BITS` of
-/// `x mod 2^(COMPARE_BITS + 1)`, which is exact whenever `|x| < 2^COMPARE_BITS` in ring units,
-/// i.e. `|x| < 2^(39 - FRAC_BITS) = 2^27` as a real number: far above any activation the
-/// truncation bound of [`crate::ring`] already requires (`2^8`). A 39-bit comparison key is 40 %
-/// smaller and faster than a 63-bit one.
+/// The widest sign comparison, in input bits (a step's own width, from
+/// [`crate::model::comparison_widths`], is usually far narrower). The sign of `x` is read as
+/// bit `n` of `x mod 2^(n + 1)`, which is exact whenever `|x| < 2^n` in ring units; at this
+/// width `|x| < 2^(39 - FRAC_BITS) = 2^27` as a real number: far above any activation the
+/// truncation bound of [`crate::ring`] already requires (`2^8`).
 pub const COMPARE_BITS: u32 = 39;
 
-/// Bits of the opened ReLU input `x + R mod 2^OPEN_BITS`: the comparison's bits and the sign.
+/// Bits of the widest opened ReLU input `x + R mod 2^OPEN_BITS`: the comparison's bits and the
+/// sign.
 pub const OPEN_BITS: u32 = COMPARE_BITS + 1;
 
 /// Words of a ReLU key's payload: `(2 rho - 1, (2 rho - 1) R, rho)`.
@@ -67,9 +69,9 @@ pub struct ModelShares {
 /// One server's material for a batch of ReLUs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReluMaterial {
-    /// Shares of the input masks `R` (uniform below `2^OPEN_BITS`).
+    /// Shares of the input masks `R` (uniform below `2^(n + 1)` for the comparison width `n`).
     pub r: Shares,
-    /// Shares of `rho`, the top bit (bit `COMPARE_BITS`) of `R`.
+    /// Shares of `rho`, the top bit (bit `n`) of `R`.
     pub rho: Shares,
     /// Shares of `rho * R`.
     pub rho_r: Shares,
@@ -101,7 +103,7 @@ pub struct Material {
 impl Material {
     /// This server's shares of the first linear layer's input mask `A` when the first item is
     /// a linear layer: what a server sends the sensor so that the sensor can send `E = X - A`
-    /// in place of input shares (see [`crate::engine::Server::infer_masked`]).
+    /// in place of input shares (see [`crate::engine::Server::infer_input`]).
     pub fn first_input_mask(&self) -> Option<&Shares> {
         match self.items.first() {
             Some(Item::Linear { a, .. }) => Some(a),
@@ -152,6 +154,9 @@ pub struct Dealer {
     /// Per linear layer: its op, the encoded weight mask `B`.
     masks: Vec<(Linear, Vec<u64>)>,
     shares: [ModelShares; 2],
+    /// Comparison width of each ReLU material item, in issue order
+    /// ([`crate::model::comparison_widths`]).
+    widths: Vec<u32>,
     prg: Prg,
     rng: ChaCha20Rng,
 }
@@ -211,9 +216,27 @@ impl Dealer {
             arch: arch.clone(),
             masks,
             shares,
+            widths: comparison_widths(arch, weights),
             prg: Prg::default(),
             rng,
         }
+    }
+
+    /// The same dealer issuing comparisons of `widths` bits (one per ReLU material item, in
+    /// issue order; missing ones are [`COMPARE_BITS`], each is clamped to `1..=COMPARE_BITS`)
+    /// in place of the widths derived from the weights: for tests of values beyond
+    /// [`crate::model::INPUT_BOUND`]'s reach.
+    pub fn with_comparison_widths(mut self, widths: Vec<u32>) -> Self {
+        self.widths = widths
+            .into_iter()
+            .map(|w| w.clamp(1, COMPARE_BITS))
+            .collect();
+        self
+    }
+
+    /// The comparison width of each ReLU material item, in issue order.
+    pub fn comparison_widths(&self) -> &[u32] {
+        &self.widths
     }
 
     /// The model shares of server `party` (0 or 1).
@@ -225,6 +248,7 @@ impl Dealer {
     pub fn material(&mut self, batch: usize) -> [Material; 2] {
         let mut out = [Material::default(), Material::default()];
         let mut linear = 0;
+        let mut step = 0;
         for op in self.arch.ops.clone() {
             match op {
                 Op::Linear { linear: lin, .. } => {
@@ -244,7 +268,10 @@ impl Dealer {
                     out[0].items.push(Item::Linear { a: a0, c: c0 });
                     out[1].items.push(Item::Linear { a: a1, c: c1 });
                 }
-                Op::Relu { len, .. } => self.push_relu(&mut out, batch * len),
+                Op::Relu { len, .. } => {
+                    self.push_relu(&mut out, batch * len, step);
+                    step += 1;
+                }
                 Op::MaxPool {
                     input,
                     kernel,
@@ -253,7 +280,8 @@ impl Dealer {
                 } => {
                     let windows = batch * input[0] * output[0] * output[1];
                     for pairs in pool_levels(kernel[0] * kernel[1]) {
-                        self.push_relu(&mut out, windows * pairs);
+                        self.push_relu(&mut out, windows * pairs, step);
+                        step += 1;
                     }
                 }
                 Op::AvgPool { .. } => {}
@@ -262,11 +290,12 @@ impl Dealer {
         out
     }
 
-    /// Appends both servers' material for `n` ReLUs. Generated in chunks of [`RELU_CHUNK`]
+    /// Appends both servers' material for `n` ReLUs of comparison step `step`. Generated in chunks of [`RELU_CHUNK`]
     /// elements on every core: each chunk draws from its own ChaCha20 stream, seeded from the
     /// dealer's generator in chunk order, so the material does not depend on the number of
     /// threads (and a seeded dealer stays reproducible).
-    fn push_relu(&mut self, out: &mut [Material; 2], n: usize) {
+    fn push_relu(&mut self, out: &mut [Material; 2], n: usize, step: usize) {
+        let bits = self.widths.get(step).copied().unwrap_or(COMPARE_BITS);
         let seeds: Vec<[u8; 32]> = (0..n.div_ceil(RELU_CHUNK))
             .map(|_| self.rng.random())
             .collect();
@@ -285,7 +314,7 @@ impl Dealer {
                         group
                             .iter()
                             .enumerate()
-                            .map(|(i, seed)| relu_chunk(prg, *seed, lens(g * per_thread + i)))
+                            .map(|(i, seed)| relu_chunk(prg, *seed, lens(g * per_thread + i), bits))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -327,19 +356,20 @@ impl ReluMaterial {
     }
 }
 
-/// Both servers' material for `n` ReLUs from the ChaCha20 stream of `seed`: per element a
-/// uniform [`OPEN_BITS`]-bit mask `R` with top bit `rho`, DCF keys for `[y < R mod 2^39]` with
-/// payload `(2 rho - 1, (2 rho - 1) R, rho)`, and shares of `R`, `rho` and `rho R`.
-fn relu_chunk(prg: &Prg, seed: [u8; 32], n: usize) -> [ReluMaterial; 2] {
+/// Both servers' material for `n` ReLUs of `bits`-bit comparisons from the ChaCha20 stream of
+/// `seed`: per element a uniform `bits + 1`-bit mask `R` with top bit `rho`, DCF keys for
+/// `[y < R mod 2^bits]` with payload `(2 rho - 1, (2 rho - 1) R, rho)`, and shares of `R`,
+/// `rho` and `rho R`.
+fn relu_chunk(prg: &Prg, seed: [u8; 32], n: usize, bits: u32) -> [ReluMaterial; 2] {
     let mut rng = ChaCha20Rng::from_seed(seed);
     let mut halves: [ReluMaterial; 2] = std::array::from_fn(|_| ReluMaterial::with_capacity(n));
-    let low = (1u64 << COMPARE_BITS) - 1;
+    let low = (1u64 << bits) - 1;
     for _ in 0..n {
-        let r = rng.random::<u64>() >> (64 - OPEN_BITS);
-        let rho = r >> COMPARE_BITS;
+        let r = rng.random::<u64>() >> (63 - bits);
+        let rho = r >> bits;
         let signed = (rho << 1).wrapping_sub(1); // 2 rho - 1: 1 or -1
         let beta = [signed, signed.wrapping_mul(r), rho];
-        let (k0, k1) = dcf::generate(prg, COMPARE_BITS, r & low, beta, &mut rng);
+        let (k0, k1) = dcf::generate(prg, bits, r & low, beta, &mut rng);
         for (v, pick) in [(r, 0usize), (rho, 1), (rho * r, 2)] {
             let s0: u64 = rng.random();
             let s1 = v.wrapping_sub(s0);
@@ -380,6 +410,9 @@ mod tests {
         // the thread count), another seed different material.
         let n = 2 * RELU_CHUNK + 5;
         let arch = relu_arch(n);
+        let bits = Dealer::new_insecure_seeded(&arch, &[], 9).comparison_widths()[0];
+        // The ReLU's input is the clamped input itself: 16 x 2^12 + 64 < 2^17, plus a bit.
+        assert_eq!(bits, 18);
         let a = Dealer::new_insecure_seeded(&arch, &[], 9).material(1);
         let b = Dealer::new_insecure_seeded(&arch, &[], 9).material(1);
         let c = Dealer::new_insecure_seeded(&arch, &[], 10).material(1);
@@ -394,13 +427,15 @@ mod tests {
                 (n, n, n, n)
             );
         }
-        // The shares open to a 40-bit mask, its top bit and their product.
+        // The shares open to a `bits + 1`-bit mask, its top bit and their product; the keys
+        // compare `bits` bits.
         for i in [0, RELU_CHUNK, n - 1] {
             let r = m0.r.0[i].wrapping_add(m1.r.0[i]);
             let rho = m0.rho.0[i].wrapping_add(m1.rho.0[i]);
             let rho_r = m0.rho_r.0[i].wrapping_add(m1.rho_r.0[i]);
-            assert!(r < 1 << OPEN_BITS);
-            assert_eq!((rho, rho_r), (r >> COMPARE_BITS, (r >> COMPARE_BITS) * r));
+            assert!(r < 1 << (bits + 1));
+            assert_eq!((rho, rho_r), (r >> bits, (r >> bits) * r));
+            assert_eq!((m0.keys[i].bits, m1.keys[i].bits), (bits, bits));
         }
     }
 }

@@ -5,16 +5,15 @@
 //!
 //! Rounds per batch (independent of the batch size): one per linear layer (8 bytes per input
 //! element and server), one per ReLU op and one per level of a max pool (`2 x 2` windows: two
-//! levels; 5 bytes per comparison and server). Average pooling and truncation are local.
+//! levels; per comparison and server `ceil((n + 1) / 8)` bytes for the step's comparison width
+//! `n`, at most 5). Average pooling and truncation are local.
 //!
 //! Key items: [`Server`], [`Server::infer`], [`relu`].
 
 use std::num::Wrapping;
 
 use crate::dcf::DcfKey;
-use crate::dealer::{
-    COMPARE_BITS, Item, LinearShares, Material, ModelShares, OPEN_BITS, ReluMaterial,
-};
+use crate::dealer::{COMPARE_BITS, Item, LinearShares, Material, ModelShares, ReluMaterial};
 use crate::model::{Architecture, Linear, Op};
 use crate::prg::Prg;
 use crate::ring::{FRAC_BITS, encode, truncate_share};
@@ -48,6 +47,8 @@ impl Items {
         })
     }
 
+    /// The next item, which must be ReLU material for `n` elements whose keys all compare the
+    /// same number of bits, at most [`COMPARE_BITS`] (the dealer's width for this step).
     fn relu(&mut self, what: &str, n: usize) -> Result<ReluMaterial, MpcError> {
         match self.next(what)? {
             Item::Relu(m)
@@ -56,7 +57,9 @@ impl Items {
                     && m.rho_r.len() == n
                     && m.keys.len() == n
                     && m.keys.iter().all(|k| {
-                        k.bits == COMPARE_BITS && k.words.len() == COMPARE_BITS as usize
+                        k.bits == m.keys[0].bits
+                            && (1..=COMPARE_BITS).contains(&k.bits)
+                            && k.words.len() == k.bits as usize
                     }) =>
             {
                 Ok(m)
@@ -75,7 +78,7 @@ impl Items {
 pub enum Input {
     /// This server's additive shares of the encoded input.
     Shares(Shares),
-    /// `E = X - A` from the sensor (see [`Server::infer_masked`]).
+    /// `E = X - A` from the sensor (see [`Server::infer_input`]).
     Masked(Vec<u64>),
 }
 
@@ -376,16 +379,17 @@ fn open_sum(ch: &mut impl Channel, step: &mut u32, mine: &[u64]) -> Result<Vec<u
         .collect())
 }
 
-/// Opens a masked vector modulo `2^OPEN_BITS`: both servers send their shares reduced to
-/// [`OPEN_BITS`] bits (5 bytes each on the wire), and the sum is reduced the same way.
+/// Opens a masked vector modulo `2^bits`: both servers send their shares reduced to `bits`
+/// bits (`ceil(bits / 8)` bytes each on the wire), and the sum is reduced the same way.
 fn open_low_bits(
     ch: &mut impl Channel,
     step: &mut u32,
     mine: &[u64],
+    bits: u32,
 ) -> Result<Vec<u64>, MpcError> {
-    let mask = (1u64 << OPEN_BITS) - 1;
+    let mask = (1u64 << bits) - 1;
     let mine: Vec<u64> = mine.iter().map(|v| v & mask).collect();
-    let theirs = ch.exchange(*step, &mine, OPEN_BITS)?;
+    let theirs = ch.exchange(*step, &mine, bits)?;
     *step += 1;
     Ok(mine
         .iter()
@@ -394,10 +398,12 @@ fn open_low_bits(
         .collect())
 }
 
-/// Shares of `relu(x)` from shares of `x` (every `|x| < 2^COMPARE_BITS`) in one round of 5
-/// bytes per element and party.
+/// Shares of `relu(x)` from shares of `x` in one round of `ceil(L / 8)` bytes per element and
+/// party, where `L - 1` is the comparison width of `m`'s keys (at most [`COMPARE_BITS`]:
+/// 5 bytes) and every `|x| < 2^(L - 1)` must hold (the dealer picks the width from a bound on
+/// `x`, [`crate::model::comparison_widths`]).
 ///
-/// Write `L = OPEN_BITS`, `R` for the dealer's mask (uniform below `2^L`, top bit `rho`) and
+/// Write `L` for the opened width, `R` for the dealer's mask (uniform below `2^L`, top bit `rho`) and
 /// `X = x + R mod 2^L` for the opened value (uniform, so it reveals nothing), with top bit
 /// `h`. The DCF keys give shares of `u = [X mod 2^(L-1) < R mod 2^(L-1)]` times the payload:
 /// `U1 = (2 rho - 1) u`, `U2 = (2 rho - 1) u R`, `U3 = rho u`. Then:
@@ -423,8 +429,10 @@ pub fn relu(
         .zip(&m.r.0)
         .map(|(x, r)| x.wrapping_add(*r))
         .collect();
-    let opened = open_low_bits(ch, step, &masked)?;
-    let low = (1u64 << COMPARE_BITS) - 1;
+    let compare_bits = m.keys.first().map_or(COMPARE_BITS, |k| k.bits);
+    let open_bits = compare_bits + 1;
+    let opened = open_low_bits(ch, step, &masked, open_bits)?;
+    let low = (1u64 << compare_bits) - 1;
     let lows: Vec<u64> = opened.iter().map(|&v| v & low).collect();
     let payload = DcfKey::eval_many(prg, p, &m.keys, &lows);
     Ok(opened
@@ -433,7 +441,7 @@ pub fn relu(
         .enumerate()
         .map(|(i, (&xh, &[u1, u2, u3]))| {
             let (r, rho, rho_r) = (m.r.0[i], m.rho.0[i], m.rho_r.0[i]);
-            if xh >> COMPARE_BITS == 0 {
+            if xh >> compare_bits == 0 {
                 // d X - d R + 2^L d c = (1 - rho + U1) X - (R - rho R + U2) + 2^L U3
                 one.wrapping_mul(xh)
                     .wrapping_sub(rho.wrapping_mul(xh))
@@ -441,7 +449,7 @@ pub fn relu(
                     .wrapping_sub(r)
                     .wrapping_add(rho_r)
                     .wrapping_sub(u2)
-                    .wrapping_add(u3 << OPEN_BITS)
+                    .wrapping_add(u3 << open_bits)
             } else {
                 // (rho - U1) X - (rho R - U2)
                 rho.wrapping_mul(xh)
@@ -461,8 +469,8 @@ mod tests {
     use crate::transport::MemoryChannel;
     use rand::SeedableRng;
 
-    /// Includes values of magnitude 10^6, far beyond any activation yet inside the exact range
-    /// of the 39-bit comparison (`2^27`).
+    /// At the full width: includes values of magnitude 10^6, far beyond any activation yet
+    /// inside the exact range of the 39-bit comparison (`2^27`).
     #[test]
     fn relu_of_known_values() {
         let arch = Architecture {
@@ -474,7 +482,9 @@ mod tests {
                 len: 8,
             }],
         };
-        let mut dealer = crate::dealer::Dealer::new_insecure_seeded(&arch, &[], 1);
+        let full = vec![COMPARE_BITS];
+        let mut dealer =
+            crate::dealer::Dealer::new_insecure_seeded(&arch, &[], 1).with_comparison_widths(full);
         let [m0, m1] = dealer.material(1);
         let xs: Vec<u64> = [0.5, -0.5, 3.0, -7.25, 0.0, 100.0, 1.0e6, -1.0e6]
             .iter()
@@ -502,5 +512,46 @@ mod tests {
             .map(crate::ring::decode)
             .collect();
         assert_eq!(y, vec![0.5, 0.0, 3.0, 0.0, 0.0, 100.0, 1.0e6, 0.0]);
+    }
+
+    /// At the width the dealer derives for a ReLU of the clamped input (18 bits: 2 bytes and 3
+    /// bits opened): values up to the clamp bound and one unit either side of zero come out
+    /// exact, and the opened frame is 3 bytes per value.
+    #[test]
+    fn relu_at_the_derived_narrow_width() {
+        let arch = Architecture {
+            name: "relu".into(),
+            input_len: 6,
+            output_len: 6,
+            ops: vec![Op::Relu {
+                layer: "r".into(),
+                len: 6,
+            }],
+        };
+        let mut dealer = crate::dealer::Dealer::new_insecure_seeded(&arch, &[], 3);
+        assert_eq!(dealer.comparison_widths(), &[18]);
+        let [m0, m1] = dealer.material(1);
+        let values = [16.0, -16.0, crate::ring::ULP, -crate::ring::ULP, 0.0, 7.5];
+        let xs: Vec<u64> = values.iter().map(|&v| crate::ring::encode(v)).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let (x0, x1) = share(&xs, &mut rng);
+        let (mut c0, mut c1) = MemoryChannel::pair();
+        let prg = Prg::default();
+        let take = |m: &Material| match m.items[0].clone() {
+            Item::Relu(r) => r,
+            Item::Linear { .. } => panic!("relu material"),
+        };
+        let (y0, y1) = std::thread::scope(|s| {
+            let h = s.spawn(|| relu(&mut c1, &mut 0, Party::One, &prg, &x1.0, take(&m1)));
+            let y0 = relu(&mut c0, &mut 0, Party::Zero, &prg, &x0.0, take(&m0));
+            (y0.expect("y0"), h.join().expect("join").expect("y1"))
+        });
+        let y: Vec<f64> = reveal(&Shares(y0), &Shares(y1))
+            .into_iter()
+            .map(crate::ring::decode)
+            .collect();
+        assert_eq!(y, vec![16.0, 0.0, crate::ring::ULP, 0.0, 0.0, 7.5]);
+        let frame = crate::transport::FRAME_HEADER + 6 * 3;
+        assert_eq!(Channel::stats(&c0).bytes_sent as usize, frame);
     }
 }

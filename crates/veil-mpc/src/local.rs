@@ -11,19 +11,27 @@ use crate::MpcError;
 use crate::dealer::Dealer;
 use crate::dealer::Material;
 use crate::engine::{Input, Server};
-use crate::model::{Architecture, LayerWeights};
+use crate::model::{Architecture, INPUT_BOUND, LayerWeights};
 use crate::ring::{decode, encode};
 use crate::share::{Party, Shares, reveal, share};
 use crate::transport::{Channel, LinkStats, MemoryChannel};
 
-/// The sensor's step: encodes `input` and splits it into the two servers' shares.
+/// The sensor's encoding of one input value: clamped to `[-INPUT_BOUND, INPUT_BOUND]` (what
+/// the dealer's comparison widths assume, [`crate::model::comparison_widths`]; NaN becomes 0),
+/// then fixed point.
+pub fn encode_input(value: f32) -> u64 {
+    encode(f64::from(value).clamp(-INPUT_BOUND, INPUT_BOUND))
+}
+
+/// The sensor's step: encodes `input` ([`encode_input`]) and splits it into the two servers'
+/// shares.
 pub fn share_input(input: &[f32], rng: &mut impl Rng) -> (Shares, Shares) {
-    let enc: Vec<u64> = input.iter().map(|&v| encode(f64::from(v))).collect();
+    let enc: Vec<u64> = input.iter().map(|&v| encode_input(v)).collect();
     share(&enc, rng)
 }
 
 /// The sensor's step when the servers sent it their shares `a0`, `a1` of the first layer's
-/// input mask `A`: `E = encode(input) - A`, sent to both servers in place of shares.
+/// input mask `A`: `E = encode_input(input) - A`, sent to both servers in place of shares.
 /// `None` when the lengths differ.
 pub fn mask_input(input: &[f32], a0: &Shares, a1: &Shares) -> Option<Vec<u64>> {
     if a0.len() != input.len() || a1.len() != input.len() {
@@ -33,7 +41,7 @@ pub fn mask_input(input: &[f32], a0: &Shares, a1: &Shares) -> Option<Vec<u64>> {
         input
             .iter()
             .zip(reveal(a0, a1))
-            .map(|(&v, a)| encode(f64::from(v)).wrapping_sub(a))
+            .map(|(&v, a)| encode_input(v).wrapping_sub(a))
             .collect(),
     )
 }

@@ -17,6 +17,8 @@ use veil_spec::ModelSpec;
 use veil_spec::lower::{LoweredOp, lower};
 
 use crate::MpcError;
+use crate::dealer::COMPARE_BITS;
+use crate::ring::FRAC_BITS;
 
 pub use veil_spec::kernels::Linear;
 
@@ -87,17 +89,17 @@ pub struct Architecture {
 }
 
 /// The fewest online bytes per sample this protocol family sends between the two servers:
-/// each comparison (a ReLU, or one pair of a max-pool level) opens one masked
-/// [`crate::dealer::OPEN_BITS`]-bit value per server, and each linear layer whose input the
-/// sensor did not mask opens one masked ring element (8 bytes) per input element per server.
-/// Frame headers are not counted.
+/// each comparison (a ReLU, or one pair of a max-pool level) opens one masked value of its
+/// comparison width plus one bit ([`comparison_widths`]; `ceil((width + 1) / 8)` bytes) per
+/// server, and each linear layer whose input the sensor did not mask opens one masked ring
+/// element (8 bytes) per input element per server. Frame headers are not counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct OnlineFloor {
     /// Comparisons per sample.
     pub comparisons: usize,
     /// Linear-layer input elements opened per sample (every linear layer but a first one).
     pub linear_openings: usize,
-    /// `2 x 5` bytes per comparison (both servers).
+    /// `2 x ceil((width + 1) / 8)` bytes per comparison (both servers).
     pub comparison_bytes: usize,
     /// `2 x 8` bytes per linear opening (both servers).
     pub linear_bytes: usize,
@@ -111,14 +113,21 @@ impl OnlineFloor {
 }
 
 impl Architecture {
-    /// This architecture's [`OnlineFloor`].
-    pub fn online_floor(&self) -> OnlineFloor {
-        let open_bytes = crate::dealer::OPEN_BITS.div_ceil(8) as usize;
-        let (mut comparisons, mut linear_openings) = (0, 0);
+    /// This architecture's [`OnlineFloor`] with the comparison widths `widths` (one per
+    /// comparison step, as [`comparison_widths`] returns them; a missing one counts as
+    /// [`COMPARE_BITS`]).
+    pub fn online_floor(&self, widths: &[u32]) -> OnlineFloor {
+        let mut widths = widths.iter();
+        let mut open_bytes =
+            || (widths.next().copied().unwrap_or(COMPARE_BITS) + 1).div_ceil(8) as usize;
+        let (mut comparisons, mut linear_openings, mut comparison_bytes) = (0, 0, 0);
         for (i, op) in self.ops.iter().enumerate() {
             match op {
                 Op::Linear { linear, .. } if i > 0 => linear_openings += linear.input_len(),
-                Op::Relu { len, .. } => comparisons += len,
+                Op::Relu { len, .. } => {
+                    comparisons += len;
+                    comparison_bytes += 2 * open_bytes() * len;
+                }
                 Op::MaxPool {
                     input,
                     kernel,
@@ -126,10 +135,10 @@ impl Architecture {
                     ..
                 } => {
                     let windows = input[0] * output[0] * output[1];
-                    let pairs: usize = crate::dealer::pool_levels(kernel[0] * kernel[1])
-                        .iter()
-                        .sum();
-                    comparisons += windows * pairs;
+                    for pairs in crate::dealer::pool_levels(kernel[0] * kernel[1]) {
+                        comparisons += windows * pairs;
+                        comparison_bytes += 2 * open_bytes() * windows * pairs;
+                    }
                 }
                 _ => {}
             }
@@ -137,10 +146,126 @@ impl Architecture {
         OnlineFloor {
             comparisons,
             linear_openings,
-            comparison_bytes: 2 * open_bytes * comparisons,
+            comparison_bytes,
             linear_bytes: 2 * 8 * linear_openings,
         }
     }
+}
+
+/// The largest input magnitude the protocol evaluates: the sensor clamps every input value to
+/// `[-INPUT_BOUND, INPUT_BOUND]` before encoding it ([`crate::local::encode_input`]). veil's
+/// image datasets hold values in `[0, 1]` and its tabular ones standardised features, so the
+/// clamp changes no real sample's result; it makes the comparison widths below sound for
+/// *every* input.
+pub const INPUT_BOUND: f64 = 16.0;
+
+/// Fewest comparison bits [`comparison_widths`] returns.
+pub const MIN_COMPARE_BITS: u32 = 8;
+
+/// The comparison width of every comparison step, in the order the dealer issues ReLU
+/// material (each ReLU op, then each level of each max pool): the smallest `n` (at least
+/// [`MIN_COMPARE_BITS`], at most [`COMPARE_BITS`]) with `|x| <= 2^(n - 1)` in ring units for
+/// every value `x` the step compares, whatever the input within [`INPUT_BOUND`] — one bit of
+/// margin over what [`crate::engine::relu`] needs (`|x| < 2^n`).
+///
+/// The bound is interval arithmetic on the plaintext weights, element by element: a linear
+/// layer maps input bounds `b` to `|W| b + |bias|`, ReLU and max pooling keep the larger
+/// bound, a max-pool level compares differences bounded by the sum of the two bounds, average
+/// pooling averages. Fixed-point errors (far below a unit of the bound, see
+/// [`eval_with_bound`]) are covered by the margin bit and 64 units of slack. The widths are
+/// public: both servers see them as the bit count of their comparison keys; they reveal about
+/// `log2` of an l1-norm bound per layer and nothing about the inputs.
+pub fn comparison_widths(arch: &Architecture, weights: &[LayerWeights]) -> Vec<u32> {
+    let mut b = vec![INPUT_BOUND; arch.input_len];
+    let mut widths = Vec::new();
+    let mut layers = weights.iter();
+    for op in &arch.ops {
+        match op {
+            Op::Linear { linear, .. } => {
+                let Some(lw) = layers.next() else {
+                    // No weights (a test's bare architecture): nothing is known, full width.
+                    b = vec![f64::INFINITY; linear.output_len()];
+                    continue;
+                };
+                let abs_w: Vec<f64> = lw.weight.iter().map(|v| f64::from(v.abs())).collect();
+                let per_bias = linear.output_len() / lw.bias.len().max(1);
+                b = linear
+                    .apply(&abs_w, &b)
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| {
+                        v + lw
+                            .bias
+                            .get(k / per_bias.max(1))
+                            .map_or(0.0, |c| f64::from(c.abs()))
+                    })
+                    .collect();
+            }
+            Op::Relu { .. } => widths.push(width_for(b.iter().copied().fold(0.0, f64::max))),
+            Op::MaxPool {
+                input,
+                kernel,
+                stride,
+                ..
+            } => {
+                let mut cands: Vec<Vec<f64>> = Op::windows(*input, *kernel, *stride)
+                    .iter()
+                    .map(|w| {
+                        w.iter()
+                            .map(|&i| b.get(i).copied().unwrap_or(f64::INFINITY))
+                            .collect()
+                    })
+                    .collect();
+                for pairs in crate::dealer::pool_levels(kernel[0] * kernel[1]) {
+                    let mut widest = 0.0f64;
+                    for c in &mut cands {
+                        let mut next = Vec::with_capacity(pairs + 1);
+                        for p in 0..pairs.min(c.len() / 2) {
+                            widest = widest.max(c[2 * p] + c[2 * p + 1]);
+                            next.push(c[2 * p].max(c[2 * p + 1]));
+                        }
+                        if c.len() % 2 == 1 {
+                            next.push(c[c.len() - 1]);
+                        }
+                        *c = next;
+                    }
+                    widths.push(width_for(widest));
+                }
+                b = cands
+                    .iter()
+                    .map(|c| c.first().copied().unwrap_or(0.0))
+                    .collect();
+            }
+            Op::AvgPool {
+                input,
+                kernel,
+                stride,
+                ..
+            } => {
+                b = Op::windows(*input, *kernel, *stride)
+                    .iter()
+                    .map(|w| {
+                        let sum: f64 = w
+                            .iter()
+                            .map(|&i| b.get(i).copied().unwrap_or(f64::INFINITY))
+                            .sum();
+                        sum / w.len().max(1) as f64
+                    })
+                    .collect();
+            }
+        }
+    }
+    widths
+}
+
+/// The comparison width for values bounded by `bound` (a real number; see
+/// [`comparison_widths`]).
+fn width_for(bound: f64) -> u32 {
+    let units = bound * f64::from(1u32 << FRAC_BITS) + 64.0;
+    if !units.is_finite() || units >= 2f64.powi(COMPARE_BITS as i32) {
+        return COMPARE_BITS;
+    }
+    (units.log2().ceil() as u32 + 1).clamp(MIN_COMPARE_BITS, COMPARE_BITS)
 }
 
 /// The secret parameters of one linear layer (known to the healthcare center only).

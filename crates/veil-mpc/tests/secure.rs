@@ -3,8 +3,9 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use veil_mpc::dealer::COMPARE_BITS;
 use veil_mpc::local::run_in_memory;
-use veil_mpc::model::{Tensors, compile, eval_f64, eval_with_bound};
+use veil_mpc::model::{Tensors, comparison_widths, compile, eval_f64, eval_with_bound};
 use veil_mpc::ring::ULP;
 
 /// Random weights of He scale (so activations stay O(1)), biases in [-0.1, 0.1].
@@ -100,7 +101,10 @@ fn rounds_and_bytes_follow_the_protocol() {
         .collect();
     let run = run_in_memory(&arch, &weights, &inputs, batch, 9, &mut rng).expect("run");
     assert_eq!(run.links[0].rounds, 4);
-    let bytes = ((128 + 128) * 8 + 2 * 128 * 5) * batch;
+    // Each ReLU opens `ceil((width + 1) / 8)` bytes per element at its step's width.
+    let widths = comparison_widths(&arch, &weights);
+    let open = |w: u32| (w + 1).div_ceil(8) as usize;
+    let bytes = ((128 + 128) * 8 + 128 * (open(widths[0]) + open(widths[1]))) * batch;
     assert_eq!(
         run.links[0].bytes_sent as usize,
         bytes + 4 * veil_mpc::transport::FRAME_HEADER
@@ -113,9 +117,22 @@ fn online_bytes_sit_on_the_stated_floor() {
     // 2,304, pool2 (16 x 4 x 4: 3 pairs) 768, relu2 256, relu3 100: 10,340. Linear openings
     // after the first layer: conv2 2,304, fc1 256, fc2 100.
     let (arch, weights) = random_model("minionn", 3);
-    let floor = arch.online_floor();
+    let widths = comparison_widths(&arch, &weights);
+    // Seven comparison steps (relu1 after pool1's two levels, pool2's two levels, relu2,
+    // relu3), each narrower than the full width, widening with depth.
+    assert_eq!(widths.len(), 7, "{widths:?}");
+    assert!(widths.iter().all(|&w| w < COMPARE_BITS), "{widths:?}");
+    assert!(widths[0] < widths[6], "{widths:?}");
+    let floor = arch.online_floor(&widths);
     assert_eq!((floor.comparisons, floor.linear_openings), (10_340, 2_660));
-    assert_eq!(floor.bytes(), 10_340 * 10 + 2_660 * 16);
+    let counts = [4_608, 2_304, 2_304, 512, 256, 256, 100];
+    let open: usize = counts
+        .iter()
+        .zip(&widths)
+        .map(|(n, w)| n * 2 * (w + 1).div_ceil(8) as usize)
+        .sum();
+    assert_eq!(floor.bytes(), open + 2_660 * 16);
+    assert!(floor.bytes() < 10_340 * 10 + 2_660 * 16);
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let inputs: Vec<f32> = (0..784).map(|_| rng.random_range(0.0..1.0)).collect();
     let run = run_in_memory(&arch, &weights, &inputs, 1, 4, &mut rng).expect("run");
