@@ -212,7 +212,8 @@ impl<const P: usize> DcfKey<P> {
     /// full expansion), and each key's correction words are read front to back (the keys are
     /// separate allocations: walking all keys level by level instead missed the cache on
     /// almost every correction word). Equal to calling [`DcfKey::eval`] on each pair. `keys`
-    /// and `xs` must have the same length; keys of one group must have the same bit count.
+    /// and `xs` must have the same length; keys of one group must have the same bit count;
+    /// only the low `bits` bits of each `x` are read.
     pub fn eval_many(prg: &Prg, party: usize, keys: &[DcfKey<P>], xs: &[u64]) -> Vec<[u64; P]> {
         let n = keys.len().min(xs.len());
         let negate = party == 1;

@@ -257,33 +257,41 @@ impl Server {
         per: usize,
         x: &[u64],
     ) -> Result<Vec<u64>, MpcError> {
-        // Candidates of every window of every sample.
-        let mut cands: Vec<Vec<u64>> = Vec::with_capacity(run.batch * windows.len());
+        // Candidates of every window of every sample, `left` per window, flat (every window
+        // has the same size, so each level shrinks them all alike).
+        let mut left = windows.first().map_or(0, Vec::len);
+        let mut cands: Vec<u64> = Vec::with_capacity(run.batch * windows.len() * left);
         for s in 0..run.batch {
             let img = &x[s * per..(s + 1) * per];
             for win in windows {
-                cands.push(win.iter().map(|&i| img[i]).collect());
+                cands.extend(win.iter().map(|&i| img[i]));
             }
         }
-        while cands.first().is_some_and(|c| c.len() > 1) {
-            let pairs = cands[0].len() / 2;
-            let diffs: Vec<u64> = cands
-                .iter()
-                .flat_map(|c| (0..pairs).map(move |p| c[2 * p].wrapping_sub(c[2 * p + 1])))
+        let count = run.batch * windows.len();
+        while left > 1 {
+            let pairs = left / 2;
+            let c = &cands;
+            let diffs: Vec<u64> = (0..count)
+                .flat_map(|w| {
+                    (0..pairs)
+                        .map(move |p| c[w * left + 2 * p].wrapping_sub(c[w * left + 2 * p + 1]))
+                })
                 .collect();
             let m = run.items.relu(layer, diffs.len())?;
             let r = relu(run.ch, &mut run.step, self.party, &self.prg, &diffs, m)?;
-            for (w, c) in cands.iter_mut().enumerate() {
-                let mut next: Vec<u64> = (0..pairs)
-                    .map(|p| c[2 * p + 1].wrapping_add(r[w * pairs + p]))
-                    .collect();
-                if c.len() % 2 == 1 {
-                    next.push(c[c.len() - 1]);
+            let next_left = pairs + left % 2;
+            let mut next = Vec::with_capacity(count * next_left);
+            for w in 0..count {
+                let win = &cands[w * left..(w + 1) * left];
+                next.extend((0..pairs).map(|p| win[2 * p + 1].wrapping_add(r[w * pairs + p])));
+                if left % 2 == 1 {
+                    next.push(win[left - 1]);
                 }
-                *c = next;
             }
+            cands = next;
+            left = next_left;
         }
-        Ok(cands.into_iter().map(|c| c[0]).collect())
+        Ok(cands)
     }
 
     /// Shares of an average pool of `x` (`batch` samples of `per` words, windows of `area`
@@ -343,27 +351,29 @@ impl Server {
         let f: Vec<Wrapping<u64>> = shares.masked_weight.iter().map(|&v| Wrapping(v)).collect();
         let bm: Vec<Wrapping<u64>> = shares.weight_mask.0.iter().map(|&v| Wrapping(v)).collect();
         let per_bias = n_out / shares.bias.len();
-        let mut out = Vec::with_capacity(batch * n_out);
-        for s in 0..batch {
-            let es: Vec<Wrapping<u64>> = e[s * n_in..(s + 1) * n_in]
-                .iter()
-                .map(|&v| Wrapping(v))
-                .collect();
-            let left: Vec<Wrapping<u64>> = a[s * n_in..(s + 1) * n_in]
-                .iter()
-                .zip(&es)
-                .map(|(&a, &e)| Wrapping(a) + if p == 0 { e } else { Wrapping(0) })
-                .collect();
-            let y1 = linear.apply(&f, &left);
-            let y2 = linear.apply(&bm, &es);
-            for (k, (u, v)) in y1.iter().zip(&y2).enumerate() {
+        // All samples at once: `L(F, A_p + [p = 0] E) + L(B_p, E)` (a dense layer's weights
+        // then stream from memory once per block of samples, not once per sample).
+        let es: Vec<Wrapping<u64>> = e.iter().map(|&v| Wrapping(v)).collect();
+        let left: Vec<Wrapping<u64>> = a
+            .iter()
+            .zip(&es)
+            .map(|(&a, &e)| Wrapping(a) + if p == 0 { e } else { Wrapping(0) })
+            .collect();
+        let y1 = linear.apply_many(&f, &left, batch);
+        let y2 = linear.apply_many(&bm, &es, batch);
+        let out = y1
+            .iter()
+            .zip(&y2)
+            .zip(c)
+            .enumerate()
+            .map(|(i, ((u, v), &c))| {
                 let y = (*u + *v)
                     .0
-                    .wrapping_add(c[s * n_out + k])
-                    .wrapping_add(shares.bias.0[k / per_bias]);
-                out.push(truncate_share(y, p, FRAC_BITS));
-            }
-        }
+                    .wrapping_add(c)
+                    .wrapping_add(shares.bias.0[(i % n_out) / per_bias]);
+                truncate_share(y, p, FRAC_BITS)
+            })
+            .collect();
         Ok(out)
     }
 }
@@ -380,22 +390,22 @@ fn open_sum(ch: &mut impl Channel, step: &mut u32, mine: &[u64]) -> Result<Vec<u
 }
 
 /// Opens a masked vector modulo `2^bits`: both servers send their shares reduced to `bits`
-/// bits (`ceil(bits / 8)` bytes each on the wire), and the sum is reduced the same way.
+/// bits (`ceil(bits / 8)` bytes each on the wire), and the sum is reduced the same way (in
+/// place of `mine`).
 fn open_low_bits(
     ch: &mut impl Channel,
     step: &mut u32,
-    mine: &[u64],
+    mut mine: Vec<u64>,
     bits: u32,
 ) -> Result<Vec<u64>, MpcError> {
     let mask = (1u64 << bits) - 1;
-    let mine: Vec<u64> = mine.iter().map(|v| v & mask).collect();
+    mine.iter_mut().for_each(|v| *v &= mask);
     let theirs = ch.exchange(*step, &mine, bits)?;
     *step += 1;
-    Ok(mine
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| a.wrapping_add(*b) & mask)
-        .collect())
+    for (a, b) in mine.iter_mut().zip(&theirs) {
+        *a = a.wrapping_add(*b) & mask;
+    }
+    Ok(mine)
 }
 
 /// Shares of `relu(x)` from shares of `x` in one round of `ceil(L / 8)` bytes per element and
@@ -431,10 +441,9 @@ pub fn relu(
         .collect();
     let compare_bits = m.keys.first().map_or(COMPARE_BITS, |k| k.bits);
     let open_bits = compare_bits + 1;
-    let opened = open_low_bits(ch, step, &masked, open_bits)?;
-    let low = (1u64 << compare_bits) - 1;
-    let lows: Vec<u64> = opened.iter().map(|&v| v & low).collect();
-    let payload = DcfKey::eval_many(prg, p, &m.keys, &lows);
+    let opened = open_low_bits(ch, step, masked, open_bits)?;
+    // The keys read only the low `compare_bits` bits of each opened value.
+    let payload = DcfKey::eval_many(prg, p, &m.keys, &opened);
     Ok(opened
         .iter()
         .zip(&payload)
