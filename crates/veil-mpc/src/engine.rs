@@ -443,32 +443,46 @@ pub fn relu(
     let open_bits = compare_bits + 1;
     let opened = open_low_bits(ch, step, masked, open_bits)?;
     // The keys read only the low `compare_bits` bits of each opened value.
-    let payload = DcfKey::eval_many(prg, p, &m.keys, &opened);
-    Ok(opened
-        .iter()
-        .zip(&payload)
-        .enumerate()
-        .map(|(i, (&xh, &[u1, u2, u3]))| {
-            let (r, rho, rho_r) = (m.r.0[i], m.rho.0[i], m.rho_r.0[i]);
-            if xh >> compare_bits == 0 {
-                // d X - d R + 2^L d c = (1 - rho + U1) X - (R - rho R + U2) + 2^L U3
-                one.wrapping_mul(xh)
-                    .wrapping_sub(rho.wrapping_mul(xh))
-                    .wrapping_add(u1.wrapping_mul(xh))
-                    .wrapping_sub(r)
-                    .wrapping_add(rho_r)
-                    .wrapping_sub(u2)
-                    .wrapping_add(u3 << open_bits)
-            } else {
-                // (rho - U1) X - (rho R - U2)
-                rho.wrapping_mul(xh)
-                    .wrapping_sub(u1.wrapping_mul(xh))
-                    .wrapping_sub(rho_r)
-                    .wrapping_add(u2)
-            }
-        })
-        .collect())
+    // The keys' outputs are combined chunk by chunk while they are still in cache (a whole
+    // batch-64 layer's outputs are tens of megabytes).
+    let mut out = Vec::with_capacity(opened.len());
+    for (start, (keys, xs)) in (0..).step_by(RELU_EVAL_CHUNK).zip(
+        m.keys
+            .chunks(RELU_EVAL_CHUNK)
+            .zip(opened.chunks(RELU_EVAL_CHUNK)),
+    ) {
+        let payload = DcfKey::eval_many(prg, p, keys, xs);
+        out.extend(
+            xs.iter()
+                .zip(&payload)
+                .enumerate()
+                .map(|(k, (&xh, &[u1, u2, u3]))| {
+                    let i = start + k;
+                    let (r, rho, rho_r) = (m.r.0[i], m.rho.0[i], m.rho_r.0[i]);
+                    if xh >> compare_bits == 0 {
+                        // d X - d R + 2^L d c = (1 - rho + U1) X - (R - rho R + U2) + 2^L U3
+                        one.wrapping_mul(xh)
+                            .wrapping_sub(rho.wrapping_mul(xh))
+                            .wrapping_add(u1.wrapping_mul(xh))
+                            .wrapping_sub(r)
+                            .wrapping_add(rho_r)
+                            .wrapping_sub(u2)
+                            .wrapping_add(u3 << open_bits)
+                    } else {
+                        // (rho - U1) X - (rho R - U2)
+                        rho.wrapping_mul(xh)
+                            .wrapping_sub(u1.wrapping_mul(xh))
+                            .wrapping_sub(rho_r)
+                            .wrapping_add(u2)
+                    }
+                }),
+        );
+    }
+    Ok(out)
 }
+
+/// ReLUs whose key outputs [`relu`] computes and combines at a time.
+const RELU_EVAL_CHUNK: usize = 4096;
 
 #[cfg(test)]
 mod tests {
