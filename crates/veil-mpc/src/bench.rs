@@ -425,7 +425,7 @@ impl BenchSummary {
     /// The outcome in one line.
     pub fn summary(&self) -> String {
         format!(
-            "{} on {} ({} samples, batch {}): online {:.2} ms/sample (batch {:.2} ms, {:.1} samples/s), online {:.1} KB/sample ({:.2}x the floor of {:.1} KB: {} comparisons, {} linear openings), offline {:.1} KB/sample, {} rounds; agreement {:.4}, max |logit error| {:.2e} (bound up to {:.2e}); accuracy secure {:.4} / plain {:.4}",
+            "{} on {} ({} samples, batch {}): online {:.2} ms/sample (batch {:.2} ms, {:.1} samples/s), online {:.1} KB/sample ({:.2}x the floor of {:.1} KB: {} comparisons at widths {}, {} linear openings), offline {:.1} KB/sample, {} rounds; agreement {:.4}, max |logit error| {:.2e} (bound up to {:.2e}); accuracy secure {:.4} / plain {:.4}",
             self.model,
             self.dataset,
             self.images,
@@ -437,6 +437,12 @@ impl BenchSummary {
             self.floor_ratio,
             self.floor.bytes() as f64 / 1e3,
             self.floor.comparisons,
+            self
+                .comparison_widths
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("/"),
             self.floor.linear_openings,
             self.offline_bytes / 1e3,
             self.rounds,
