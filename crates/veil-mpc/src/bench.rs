@@ -437,8 +437,7 @@ impl BenchSummary {
             self.floor_ratio,
             self.floor.bytes() as f64 / 1e3,
             self.floor.comparisons,
-            self
-                .comparison_widths
+            self.comparison_widths
                 .iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
