@@ -194,10 +194,13 @@ pub fn comparison_widths(arch: &Architecture, weights: &[LayerWeights]) -> Vec<u
                     .iter()
                     .enumerate()
                     .map(|(k, v)| {
-                        v + lw
+                        let bound = v + lw
                             .bias
                             .get(k / per_bias.max(1))
-                            .map_or(0.0, |c| f64::from(c.abs()))
+                            .map_or(0.0, |c| f64::from(c.abs()));
+                        // `0 x inf` or a non-finite weight: unknown, so unbounded (a NaN would
+                        // vanish in the `max` below and understate the width).
+                        if bound.is_nan() { f64::INFINITY } else { bound }
                     })
                     .collect();
             }
@@ -500,6 +503,45 @@ pub fn eval_with_bound(
 mod tests {
     use super::*;
     use veil_spec::weights::layout;
+
+    /// A hand-computed width: `|W| b + |bias|` over inputs bounded by 16 gives 48.25 and 16;
+    /// `48.25 x 2^12 + 64 = 197,696 < 2^18`, plus the margin bit: 19. An unknown bound (a NaN
+    /// weight, no weights) gives the full width.
+    #[test]
+    fn comparison_widths_follow_the_interval_bound() {
+        let arch = Architecture {
+            name: "tiny".into(),
+            input_len: 2,
+            output_len: 2,
+            ops: vec![
+                Op::Linear {
+                    layer: "fc".into(),
+                    linear: Linear::Dense {
+                        input: 2,
+                        output: 2,
+                    },
+                },
+                Op::Relu {
+                    layer: "relu".into(),
+                    len: 2,
+                },
+            ],
+        };
+        let weights = |w0: f32| {
+            vec![LayerWeights {
+                layer: "fc".into(),
+                weight: vec![w0, -2.0, 0.5, 0.5],
+                bias: vec![0.25, 0.0],
+            }]
+        };
+        assert_eq!(comparison_widths(&arch, &weights(1.0)), vec![19]);
+        assert_eq!(
+            comparison_widths(&arch, &weights(f32::NAN)),
+            vec![COMPARE_BITS]
+        );
+        assert_eq!(comparison_widths(&arch, &[]), vec![COMPARE_BITS]);
+        assert_eq!(width_for(0.0), MIN_COMPARE_BITS);
+    }
 
     #[test]
     fn relu_then_pool_compiles_to_pool_then_relu() {
