@@ -492,71 +492,25 @@ mod tests {
     use crate::transport::MemoryChannel;
     use rand::SeedableRng;
 
-    /// At the full width: includes values of magnitude 10^6, far beyond any activation yet
-    /// inside the exact range of the 39-bit comparison (`2^27`).
-    #[test]
-    fn relu_of_known_values() {
-        let arch = Architecture {
+    /// A bare architecture of one ReLU op over `len` elements.
+    fn relu_arch(len: usize) -> Architecture {
+        Architecture {
             name: "relu".into(),
-            input_len: 8,
-            output_len: 8,
+            input_len: len,
+            output_len: len,
             ops: vec![Op::Relu {
                 layer: "r".into(),
-                len: 8,
+                len,
             }],
-        };
-        let full = vec![COMPARE_BITS];
-        let mut dealer =
-            crate::dealer::Dealer::new_insecure_seeded(&arch, &[], 1).with_comparison_widths(full);
-        let [m0, m1] = dealer.material(1);
-        let xs: Vec<u64> = [0.5, -0.5, 3.0, -7.25, 0.0, 100.0, 1.0e6, -1.0e6]
-            .iter()
-            .map(|&v| crate::ring::encode(v))
-            .collect();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
-        let (x0, x1) = share(&xs, &mut rng);
-        let (mut c0, mut c1) = MemoryChannel::pair();
-        let prg = Prg::default();
-        let (y0, y1) = std::thread::scope(|s| {
-            let h = s.spawn(|| {
-                let Item::Relu(m) = m1.items[0].clone() else {
-                    panic!("relu material")
-                };
-                relu(&mut c1, &mut 0, Party::One, &prg, &x1.0, m)
-            });
-            let Item::Relu(m) = m0.items[0].clone() else {
-                panic!("relu material")
-            };
-            let y0 = relu(&mut c0, &mut 0, Party::Zero, &prg, &x0.0, m);
-            (y0.expect("y0"), h.join().expect("join").expect("y1"))
-        });
-        let y: Vec<f64> = reveal(&Shares(y0), &Shares(y1))
-            .into_iter()
-            .map(crate::ring::decode)
-            .collect();
-        assert_eq!(y, vec![0.5, 0.0, 3.0, 0.0, 0.0, 100.0, 1.0e6, 0.0]);
+        }
     }
 
-    /// At the width the dealer derives for a ReLU of the clamped input (18 bits: 2 bytes and 3
-    /// bits opened): values up to the clamp bound and one unit either side of zero come out
-    /// exact, and the opened frame is 3 bytes per value.
-    #[test]
-    fn relu_at_the_derived_narrow_width() {
-        let arch = Architecture {
-            name: "relu".into(),
-            input_len: 6,
-            output_len: 6,
-            ops: vec![Op::Relu {
-                layer: "r".into(),
-                len: 6,
-            }],
-        };
-        let mut dealer = crate::dealer::Dealer::new_insecure_seeded(&arch, &[], 3);
-        assert_eq!(dealer.comparison_widths(), &[18]);
+    /// Shares `values`, runs one secure ReLU on `dealer`'s material between two threads and
+    /// returns the revealed outputs and the bytes server 0 sent.
+    fn run_relu(dealer: &mut crate::dealer::Dealer, values: &[f64], seed: u64) -> (Vec<f64>, u64) {
         let [m0, m1] = dealer.material(1);
-        let values = [16.0, -16.0, crate::ring::ULP, -crate::ring::ULP, 0.0, 7.5];
         let xs: Vec<u64> = values.iter().map(|&v| crate::ring::encode(v)).collect();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let (x0, x1) = share(&xs, &mut rng);
         let (mut c0, mut c1) = MemoryChannel::pair();
         let prg = Prg::default();
@@ -569,12 +523,34 @@ mod tests {
             let y0 = relu(&mut c0, &mut 0, Party::Zero, &prg, &x0.0, take(&m0));
             (y0.expect("y0"), h.join().expect("join").expect("y1"))
         });
-        let y: Vec<f64> = reveal(&Shares(y0), &Shares(y1))
+        let y = reveal(&Shares(y0), &Shares(y1))
             .into_iter()
             .map(crate::ring::decode)
             .collect();
+        (y, Channel::stats(&c0).bytes_sent)
+    }
+
+    /// At the full width: includes values of magnitude 10^6, far beyond any activation yet
+    /// inside the exact range of the 39-bit comparison (`2^27`).
+    #[test]
+    fn relu_of_known_values() {
+        let mut dealer = crate::dealer::Dealer::new_insecure_seeded(&relu_arch(8), &[], 1)
+            .with_comparison_widths(vec![COMPARE_BITS]);
+        let values = [0.5, -0.5, 3.0, -7.25, 0.0, 100.0, 1.0e6, -1.0e6];
+        let (y, _) = run_relu(&mut dealer, &values, 2);
+        assert_eq!(y, vec![0.5, 0.0, 3.0, 0.0, 0.0, 100.0, 1.0e6, 0.0]);
+    }
+
+    /// At the width the dealer derives for a ReLU of the clamped input (18 bits: 2 bytes and 3
+    /// bits opened): values up to the clamp bound and one unit either side of zero come out
+    /// exact, and the opened frame is 3 bytes per value.
+    #[test]
+    fn relu_at_the_derived_narrow_width() {
+        let mut dealer = crate::dealer::Dealer::new_insecure_seeded(&relu_arch(6), &[], 3);
+        assert_eq!(dealer.comparison_widths(), &[18]);
+        let values = [16.0, -16.0, crate::ring::ULP, -crate::ring::ULP, 0.0, 7.5];
+        let (y, sent) = run_relu(&mut dealer, &values, 4);
         assert_eq!(y, vec![16.0, 0.0, crate::ring::ULP, 0.0, 0.0, 7.5]);
-        let frame = crate::transport::FRAME_HEADER + 6 * 3;
-        assert_eq!(Channel::stats(&c0).bytes_sent as usize, frame);
+        assert_eq!(sent as usize, crate::transport::FRAME_HEADER + 6 * 3);
     }
 }

@@ -215,25 +215,7 @@ mod tests {
         };
         let x: Vec<i64> = (0..40).map(|v| (v * 7 % 11) - 5).collect();
         let w: Vec<i64> = (0..54).map(|v| (v * 5 % 13) - 6).collect();
-        let mut want = vec![0i64; 18];
-        for o in 0..3 {
-            for y in 0..2 {
-                for xo in 0..3 {
-                    for c in 0..2 {
-                        for i in 0..3 {
-                            for j in 0..3 {
-                                let (iy, ix) = (y * 2 + i, xo * 2 + j);
-                                if iy < 1 || ix < 1 || iy > 4 || ix > 5 {
-                                    continue;
-                                }
-                                want[(o * 2 + y) * 3 + xo] += w[((o * 2 + c) * 3 + i) * 3 + j]
-                                    * x[(c * 4 + iy - 1) * 5 + ix - 1];
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let want = direct_conv(&lin, &w, &x);
         let f: Vec<f64> = lin.apply(
             &w.iter().map(|&v| v as f64).collect::<Vec<_>>(),
             &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
