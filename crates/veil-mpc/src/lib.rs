@@ -12,7 +12,7 @@
 //! - [`net`]: TCP with mutual TLS, framed messages with timeouts.
 //! - [`roles`]: the server, dealer and sensor processes.
 //! - [`wire`]: byte encodings of model shares, material and shares, decoded defensively.
-//! - [`bench`]: the benchmark of `veil mpc bench`: the four parties as processes (or in
+//! - [`mod@bench`]: the benchmark of `veil mpc bench`: the four parties as processes (or in
 //!   memory), scored against plaintext inference.
 //! - [`model`]: the public architecture and secret weights compiled from a weight file.
 

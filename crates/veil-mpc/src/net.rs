@@ -7,7 +7,7 @@
 //! once cannot deadlock on full socket buffers). Byte counts are frame bytes, exactly as the
 //! in-memory double counts them.
 //!
-//! Key items: [`Conn`], [`connect`], [`accept`], [`Kind`].
+//! Key items: [`Conn`], [`connect`], [`accept_parties`], [`Kind`].
 
 use std::net::SocketAddr;
 use std::path::Path;
