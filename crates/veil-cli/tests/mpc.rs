@@ -50,11 +50,25 @@ fn bench_runs_four_processes_and_agrees_with_plaintext() {
     // secureml_a: fc1 (no round: the sensor sends the masked input) + relu (1) + fc2 (1) +
     // relu (1) + fc3 (1).
     assert_eq!(v["rounds"], 4);
-    // Per sample both servers open 2 x 128 words of 8 bytes and 2 x 128 values of 5 bytes:
-    // the stated floor, plus 9 header bytes per frame (4 rounds x 2 servers per batch of 4,
-    // 4, 2).
+    // Per sample both servers open 2 x 128 words of 8 bytes and 2 x 128 values packed to each
+    // ReLU's comparison width plus one bit (the dealer derives the widths from the weights;
+    // narrower than the full 39 bits): the stated floor, plus 9 header bytes per frame (4
+    // rounds x 2 servers per batch of 4, 4, 2).
     let online = v["online_bytes"].as_f64().expect("bytes");
-    let floor = 2.0 * (8.0 * 256.0 + 5.0 * 256.0);
+    let widths: Vec<u64> = v["comparison_widths"]
+        .as_array()
+        .expect("widths")
+        .iter()
+        .map(|w| w.as_u64().expect("width"))
+        .collect();
+    assert_eq!(widths.len(), 2, "{widths:?}");
+    assert!(widths.iter().all(|&w| (8..39).contains(&w)), "{widths:?}");
+    let open: f64 = widths
+        .iter()
+        .map(|w| 2.0 * 128.0 * (w + 1).div_ceil(8) as f64)
+        .sum();
+    assert_eq!(v["floor"]["comparison_bytes"].as_f64(), Some(open));
+    let floor = 2.0 * 8.0 * 256.0 + open;
     assert_eq!(v["floor"]["comparisons"], 256);
     assert_eq!(v["floor"]["linear_openings"], 256);
     assert!(

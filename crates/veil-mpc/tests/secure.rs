@@ -92,7 +92,7 @@ fn chameleon_strided_padded_conv_matches_plaintext() {
 fn rounds_and_bytes_follow_the_protocol() {
     // secureml_a: fc1 (no round: the sensor sends `E = X - A`), relu (1), fc2 (1), relu (1),
     // fc3 (1) = 4 rounds. Server 0 sends one open frame per round. Per sample: fc2 128 and
-    // fc3 128 words of 8 bytes; each relu 128 values of 5 bytes (40 bits).
+    // fc3 128 words of 8 bytes; each relu 128 values at its comparison width plus one bit.
     let (arch, weights) = random_model("secureml_a", 1);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let batch = 4;
