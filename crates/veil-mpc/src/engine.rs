@@ -553,4 +553,34 @@ mod tests {
         assert_eq!(y, vec![16.0, 0.0, crate::ring::ULP, 0.0, 0.0, 7.5]);
         assert_eq!(sent as usize, crate::transport::FRAME_HEADER + 6 * 3);
     }
+
+    /// ReLU material from a broken or hostile dealer is refused before anything is opened:
+    /// keys of two widths in one item, a key wider than [`COMPARE_BITS`], a key whose level
+    /// count disagrees with its width.
+    #[test]
+    fn relu_material_of_mixed_or_excessive_widths_is_refused() {
+        let mut dealer = crate::dealer::Dealer::new_insecure_seeded(&relu_arch(4), &[], 5);
+        let [m0, _] = dealer.material(1);
+        let Item::Relu(good) = m0.items[0].clone() else {
+            panic!("relu material")
+        };
+        let items = |m: ReluMaterial| Items {
+            items: vec![Item::Relu(m)].into_iter(),
+        };
+        assert!(items(good.clone()).relu("r", 4).is_ok());
+        let mut mixed = good.clone();
+        mixed.keys[1].bits -= 1;
+        mixed.keys[1].words.pop();
+        let mut wide = good.clone();
+        for k in &mut wide.keys {
+            k.bits = COMPARE_BITS + 1;
+            k.words.resize(k.bits as usize, k.words[0].clone());
+        }
+        let mut short = good;
+        short.keys[2].words.pop();
+        for (bad, what) in [(mixed, "mixed"), (wide, "wide"), (short, "short")] {
+            let e = items(bad).relu("r", 4).expect_err(what).to_string();
+            assert!(e.contains("dealer"), "{what}: {e}");
+        }
+    }
 }
