@@ -1,5 +1,6 @@
 //! Times the online phase of one zoo model in memory (random He-scaled weights), for
-//! profiling: `cargo run --release -p veil-mpc --example profile_online -- minionn 20 [BATCH] [--reuse]`.
+//! profiling: `cargo run --release -p veil-mpc --example profile_online -- minionn 20 [BATCH]
+//! [--reuse]`.
 //! Also prints the online bytes and rounds, and the dealer's time and bytes per sample.
 
 use std::time::Instant;

@@ -290,10 +290,11 @@ impl Dealer {
         out
     }
 
-    /// Appends both servers' material for `n` ReLUs of comparison step `step`. Generated in chunks of [`RELU_CHUNK`]
-    /// elements on every core: each chunk draws from its own ChaCha20 stream, seeded from the
-    /// dealer's generator in chunk order, so the material does not depend on the number of
-    /// threads (and a seeded dealer stays reproducible).
+    /// Appends both servers' material for `n` ReLUs of comparison step `step` (at that step's
+    /// width). Generated in chunks of [`RELU_CHUNK`] elements on every core: each chunk draws
+    /// from its own ChaCha20 stream, seeded from the dealer's generator in chunk order, so the
+    /// material does not depend on the number of threads (and a seeded dealer stays
+    /// reproducible).
     fn push_relu(&mut self, out: &mut [Material; 2], n: usize, step: usize) {
         let bits = self.widths.get(step).copied().unwrap_or(COMPARE_BITS);
         let seeds: Vec<[u8; 32]> = (0..n.div_ceil(RELU_CHUNK))
