@@ -415,8 +415,8 @@ fn open_low_bits(
 ///
 /// Write `L` for the opened width, `R` for the dealer's mask (uniform below `2^L`, top bit
 /// `rho`) and `X = x + R mod 2^L` for the opened value (uniform, so it reveals nothing), with
-/// top bit `h`. The DCF keys give shares of `u = [X mod 2^(L-1) < R mod 2^(L-1)]` times the payload:
-/// `U1 = (2 rho - 1) u`, `U2 = (2 rho - 1) u R`, `U3 = rho u`. Then:
+/// top bit `h`. The DCF keys give shares of `u = [X mod 2^(L-1) < R mod 2^(L-1)]` times the
+/// payload: `U1 = (2 rho - 1) u`, `U2 = (2 rho - 1) u R`, `U3 = rho u`. Then:
 /// - `x mod 2^L = X - R + 2^L c` with the wrap `c = [X < R]`; the sign of `x` is bit `L - 1`
 ///   of that, `msb = h xor rho xor u`, and `d = [x >= 0] = 1 - msb`.
 /// - Since `relu(x) = d (x mod 2^L)` when `|x| < 2^(L-1)`: `relu(x) = d X - d R + 2^L d c`.
