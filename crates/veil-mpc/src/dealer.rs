@@ -4,7 +4,8 @@
 //! **Model** ([`ModelShares`], once per model): for each linear layer with encoded weight `W`
 //! the dealer draws a uniform mask `B`, gives both servers `F = W - B` (a fixed weight mask
 //! opened once, as SYSTEM.md allows: `F` alone is uniform) and each server a share of `B` and
-//! of the bias (encoded with `2 * FRAC_BITS` fractional bits, the scale of a product).
+//! of the bias (encoded with `FRAC_BITS + WEIGHT_FRAC_BITS` fractional bits, the scale of a
+//! product).
 //!
 //! **Per inference** ([`Material`], in op order):
 //! - linear layer `L`: a uniform input mask `A` and shares of `C = L(B, A)`; the servers open
@@ -30,7 +31,7 @@ use crate::MpcError;
 use crate::dcf::{self, DcfKey};
 use crate::model::{Architecture, LayerWeights, Linear, Op, comparison_widths};
 use crate::prg::Prg;
-use crate::ring::{FRAC_BITS, encode, encode_with};
+use crate::ring::{FRAC_BITS, WEIGHT_FRAC_BITS, encode_weight, encode_with};
 use crate::share::{Shares, share};
 
 /// The widest sign comparison, in input bits (a step's own width, from
@@ -54,7 +55,7 @@ pub struct LinearShares {
     pub masked_weight: Vec<u64>,
     /// This server's share of the weight mask `B`.
     pub weight_mask: Shares,
-    /// This server's share of the bias (scale `2^(2 FRAC_BITS)`), one per output
+    /// This server's share of the bias (scale `2^(FRAC_BITS + WEIGHT_FRAC_BITS)`), one per output
     /// channel or feature.
     pub bias: Shares,
 }
@@ -190,14 +191,18 @@ impl Dealer {
             _ => None,
         });
         for (linear, lw) in linears.zip(weights) {
-            let w: Vec<u64> = lw.weight.iter().map(|&v| encode(f64::from(v))).collect();
+            let w: Vec<u64> = lw
+                .weight
+                .iter()
+                .map(|&v| encode_weight(f64::from(v)))
+                .collect();
             let b: Vec<u64> = w.iter().map(|_| rng.random()).collect();
             let f: Vec<u64> = w.iter().zip(&b).map(|(w, b)| w.wrapping_sub(*b)).collect();
             let (b0, b1) = share(&b, &mut rng);
             let bias: Vec<u64> = lw
                 .bias
                 .iter()
-                .map(|&v| encode_with(f64::from(v), 2 * FRAC_BITS))
+                .map(|&v| encode_with(f64::from(v), FRAC_BITS + WEIGHT_FRAC_BITS))
                 .collect();
             let (bias0, bias1) = share(&bias, &mut rng);
             shares[0].layers.push(LinearShares {

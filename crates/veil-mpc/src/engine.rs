@@ -16,7 +16,7 @@ use crate::dcf::DcfKey;
 use crate::dealer::{COMPARE_BITS, Item, LinearShares, Material, ModelShares, ReluMaterial};
 use crate::model::{Architecture, Linear, Op};
 use crate::prg::Prg;
-use crate::ring::{FRAC_BITS, encode, truncate_share};
+use crate::ring::{FRAC_BITS, WEIGHT_FRAC_BITS, encode, truncate_share};
 use crate::share::{Party, Shares};
 use crate::transport::Channel;
 use crate::{MpcError, Violation};
@@ -371,7 +371,7 @@ impl Server {
                     .0
                     .wrapping_add(c)
                     .wrapping_add(shares.bias.0[(i % n_out) / per_bias]);
-                truncate_share(y, p, FRAC_BITS)
+                truncate_share(y, p, WEIGHT_FRAC_BITS)
             })
             .collect();
         Ok(out)

@@ -415,20 +415,22 @@ pub fn eval_f64(arch: &Architecture, weights: &[LayerWeights], input: &[f32]) ->
 /// can be from them (the *documented error bound*).
 ///
 /// The bound propagates, element by element, the errors of fixed point with
-/// `u = 2^-FRAC_BITS` ([`crate::ring::ULP`]): inputs and weights are rounded to within `u/2`,
-/// biases to within `u^2/2`; a linear layer with input errors `e` gives output errors at most
-/// `(|W| + u/2) e + (u/2) |x| + u^2/2 + 2u` (the last term: the floor of truncation and the
-/// one-unit slack of share truncation); ReLU and max pooling are computed exactly on the
-/// fixed-point values and are 1-Lipschitz, so they pass the errors on (max over a window);
-/// average pooling adds its rounded `1/k` factor's error and a truncation. It holds unless a
-/// share truncation fails, which happens with probability at most `2^-31` per truncated
-/// element (see [`crate::ring`]).
+/// `u = 2^-FRAC_BITS` ([`crate::ring::ULP`]) for activations and `v = 2^-WEIGHT_FRAC_BITS`
+/// ([`crate::ring::WEIGHT_ULP`]) for weights: inputs are rounded to within `u/2`, weights to
+/// within `v/2`, biases to within `uv/2`; a linear layer with input errors `e` gives output
+/// errors at most `(|W| + v/2) e + (v/2) |x| + uv/2 + 2u` (the last term: the floor of
+/// truncation and the one-unit slack of share truncation); ReLU and max pooling are computed
+/// exactly on the fixed-point values and are 1-Lipschitz, so they pass the errors on (max over
+/// a window); average pooling adds its rounded `1/k` factor's error and a truncation. It holds
+/// unless a share truncation fails, which happens with probability at most `2^-27` per
+/// truncated element (see [`crate::ring`]).
 pub fn eval_with_bound(
     arch: &Architecture,
     weights: &[LayerWeights],
     input: &[f32],
 ) -> (Vec<f64>, Vec<f64>) {
     let u = crate::ring::ULP;
+    let v = crate::ring::WEIGHT_ULP;
     let mut x: Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
     let mut err: Vec<f64> = vec![u / 2.0; x.len()];
     let mut next_weights = weights.iter();
@@ -439,20 +441,20 @@ pub fn eval_with_bound(
                     return (x, err);
                 };
                 let w: Vec<f64> = lw.weight.iter().map(|&v| f64::from(v)).collect();
-                let w_abs: Vec<f64> = w.iter().map(|v| v.abs() + u / 2.0).collect();
-                let half_u = vec![u / 2.0; w.len()];
+                let w_abs: Vec<f64> = w.iter().map(|w| w.abs() + v / 2.0).collect();
+                let half_v = vec![v / 2.0; w.len()];
                 let x_abs: Vec<f64> = x.iter().map(|v| v.abs()).collect();
                 let mut y = linear.apply(&w, &x);
                 let e1 = linear.apply(&w_abs, &err);
-                let e2 = linear.apply(&half_u, &x_abs);
+                let e2 = linear.apply(&half_v, &x_abs);
                 let per = y.len() / lw.bias.len().max(1);
-                for (k, v) in y.iter_mut().enumerate() {
-                    *v += f64::from(lw.bias[k / per.max(1)]);
+                for (k, y_k) in y.iter_mut().enumerate() {
+                    *y_k += f64::from(lw.bias[k / per.max(1)]);
                 }
                 let e = e1
                     .iter()
                     .zip(&e2)
-                    .map(|(a, b)| a + b + u * u / 2.0 + 2.0 * u)
+                    .map(|(a, b)| a + b + u * v / 2.0 + 2.0 * u)
                     .collect();
                 (y, e)
             }

@@ -1,23 +1,34 @@
 //! Fixed-point numbers in the ring `Z_2^64` (wrapping `u64` arithmetic, two's complement for
 //! negatives) and the local truncation of shares.
 //!
-//! A real `x` is encoded as `round(x * 2^FRAC_BITS) mod 2^64` ([`encode`]); a product of two
-//! encodings carries `2 * FRAC_BITS` fractional bits and is brought back by truncation.
+//! An activation `x` is encoded as `round(x * 2^FRAC_BITS) mod 2^64` ([`encode`]), a weight
+//! with [`WEIGHT_FRAC_BITS`] fractional bits ([`encode_weight`]); their product carries
+//! `FRAC_BITS + WEIGHT_FRAC_BITS` fractional bits and is brought back to `FRAC_BITS` by
+//! truncating `WEIGHT_FRAC_BITS` bits.
 //!
 //! **Truncation** ([`truncate_share`]) is the local rule of SecureML (Mohassel and Zhang 2017,
 //! Theorem 1): party 0 shifts its share, party 1 shifts the negation of its share and negates
 //! back; no message is sent. If the shared value `x` satisfies `|x| < 2^l` (as a signed ring
-//! element), the result equals `floor(x / 2^FRAC_BITS)` or differs from it by 1 in the last
-//! place, except with probability at most `2^(l + 1 - 64)` over the share randomness, when it
-//! is wrong by about `2^(64 - FRAC_BITS)`. veil truncates products whose real magnitude stays
-//! below `2^8` (so `l = 8 + 2 * FRAC_BITS = 32`), a failure probability of at most `2^-31`
-//! per truncated element; `veil mpc bench` counts truncations so the expected number of
-//! failures over a run can be stated.
+//! element), the result of truncating `t` bits equals `floor(x / 2^t)` or differs from it by
+//! 1 in the last place, except with probability at most `2^(l + 1 - 64)` over the share
+//! randomness, when it is wrong by about `2^(64 - t)`. veil truncates products whose real magnitude stays
+//! below `2^8` (so `l = 8 + FRAC_BITS + WEIGHT_FRAC_BITS = 36`), a failure probability of at
+//! most `2^-27` per truncated element.
 //!
-//! Key items: [`FRAC_BITS`], [`encode`], [`decode`], [`truncate_share`], [`ULP`].
+//! Key items: [`FRAC_BITS`], [`WEIGHT_FRAC_BITS`], [`encode`], [`encode_weight`], [`decode`],
+//! [`truncate_share`], [`ULP`].
 
 /// Fractional bits of the fixed-point encoding.
 pub const FRAC_BITS: u32 = 12;
+
+/// Fractional bits of an encoded weight. Finer than the activations': rounding the weights is
+/// the largest error source at 12 bits (about 80 ulp in the logits of the zoo's conv nets,
+/// enough to flip a near tie), and it costs nothing online; the price is a larger value before
+/// truncation (see the truncation bound above).
+pub const WEIGHT_FRAC_BITS: u32 = 16;
+
+/// The real value of one unit in the last place of an encoded weight: `2^-WEIGHT_FRAC_BITS`.
+pub const WEIGHT_ULP: f64 = 1.0 / (1u64 << WEIGHT_FRAC_BITS) as f64;
 
 /// The real value of one unit in the last place: `2^-FRAC_BITS`.
 pub const ULP: f64 = 1.0 / (1u64 << FRAC_BITS) as f64;
@@ -38,6 +49,11 @@ pub fn encode_with(x: f64, frac: u32) -> u64 {
 /// Encodes `x` with [`FRAC_BITS`] fractional bits.
 pub fn encode(x: f64) -> u64 {
     encode_with(x, FRAC_BITS)
+}
+
+/// Encodes a weight with [`WEIGHT_FRAC_BITS`] fractional bits.
+pub fn encode_weight(x: f64) -> u64 {
+    encode_with(x, WEIGHT_FRAC_BITS)
 }
 
 /// Decodes a ring element with `frac` fractional bits (two's complement).

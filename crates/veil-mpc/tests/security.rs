@@ -10,7 +10,7 @@
 //! fresh dealer seed and fresh input shares, records E1's view as 64-bit words, and checks:
 //!
 //! 1. **No plaintext**: no 64-bit word of the view has a signed magnitude below `2^32` (every
-//!    fixed-point value of the computation is below it; a uniform word falls there with
+//!    activation of the computation is below it; a uniform word falls there with
 //!    probability `2^-31`). The ReLU openings are packed to their comparison width plus one
 //!    bit (`veil_mpc::model::comparison_widths`); the width is chosen so that the ReLU inputs
 //!    fit, so a magnitude test alone cannot tell them from uniform: a stream of them may hold
