@@ -36,6 +36,8 @@ pub enum Command {
     Eval(cmd::eval::Args),
     /// Compare two images: SSIM, PSNR and MSE.
     Compare(cmd::compare::Args),
+    /// Import an ONNX model (exported from PyTorch) as a veil spec and weight file.
+    Import(cmd::import::Args),
     /// Benchmark the engine on a model: training, latency, batched throughput.
     Bench(cmd::bench::Args),
     /// Price privacy: solve the Stackelberg incentive game or regenerate Figs. 6-9.
@@ -116,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Import(a) => cmd::import::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Game(a) => cmd::game::run(a),
         Command::Attack(a) => cmd::attack::run(a),

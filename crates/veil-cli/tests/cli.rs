@@ -550,3 +550,49 @@ fn a_profile_is_redrawn_from_its_json_without_attacking() {
         "profile",
     );
 }
+
+#[test]
+fn import_writes_a_model_the_engine_evaluates_and_check_lists_nodes() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../veil-onnx/tests/fixtures");
+    let onnx = fixtures.join("torch-seq-opset17.onnx");
+    let onnx = onnx.to_str().expect("path");
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("imported");
+    let v = json(&veil(&[
+        "import",
+        onnx,
+        "--out",
+        out.to_str().expect("p"),
+        "--json",
+    ]));
+    assert_eq!(v["opset"], 17);
+    assert_eq!(v["input_shape"], serde_json::json!([1, 28, 28]));
+    assert_eq!(v["layers"].as_array().expect("layers").len(), 10);
+    assert_eq!(v["parameters"], 3002);
+    let weights = v["weights"].as_str().expect("weights");
+    let e = json(&veil(&[
+        "eval",
+        "--weights",
+        weights,
+        "--dataset",
+        "synthetic",
+        "--json",
+    ]));
+    assert!(e["test_accuracy"].as_f64().is_some());
+
+    let c = json(&veil(&["import", onnx, "--check", "--json"]));
+    assert_eq!(c["importable"], true);
+    assert_eq!(c["nodes"].as_array().expect("nodes").len(), 11);
+
+    // A truncated file and a missing one: one line, exit code 2, for import and --check.
+    let cut = dir.path().join("cut.onnx");
+    let bytes = std::fs::read(fixtures.join("torch-seq-opset17.onnx")).expect("fixture");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let cut = cut.to_str().expect("p");
+    assert_bad_input(
+        &veil(&["import", cut, "--out", out.to_str().expect("p")]),
+        "not an ONNX model",
+    );
+    assert_bad_input(&veil(&["import", cut, "--check"]), "not an ONNX model");
+    assert_bad_input(&veil(&["import", "missing.onnx"]), "missing.onnx");
+}

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod defend;
 pub mod eval;
 pub mod game;
+pub mod import;
 pub mod models;
 pub mod mpc;
 pub mod net;

@@ -1,7 +1,7 @@
 //! The hostile cases for the binary's parsers: every reproduction of issue #18, hostile
 //! option values, and seeded mutations of a valid seed for every file format veil reads
-//! (spec TOML/JSON, safetensors weights, profile JSON, fleet, simulation and game TOML,
-//! defence CSV, PNG/PPM/JPEG images, IDX, CIFAR-10 binary, GTSRB layout, UCI CSVs,
+//! (spec TOML/JSON, safetensors weights, ONNX models, profile JSON, fleet, simulation and
+//! game TOML, defence CSV, PNG/PPM/JPEG images, IDX, CIFAR-10 binary, GTSRB layout, UCI CSVs,
 //! image folders, TLS keys).
 
 use std::io::Cursor;
@@ -297,6 +297,13 @@ fn families() -> Vec<Family> {
                 "synthetic",
             ],
         },
+        one_file(
+            "onnx",
+            "m.onnx",
+            include_bytes!("../../../veil-onnx/tests/fixtures/torch-seq-opset11.onnx").to_vec(),
+            false,
+            vec!["import", "m.onnx", "--out", "out"],
+        ),
         Family {
             name: "profile-json",
             files: vec![

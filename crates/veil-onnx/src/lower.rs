@@ -1,0 +1,427 @@
+//! Node-by-node translation of a sequential ONNX graph into veil layers and weights.
+//!
+//! Invariants: the graph is walked in file order (ONNX requires topological order); each
+//! translated node must read the previous translated node's output, so the result is exactly
+//! the chain the file computes; every weight comes from a constant, never from a graph input;
+//! the weights end in veil's layout (`[out, in]` for linear layers, whatever `transB` said).
+
+use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
+
+use veil_spec::weights::{Tensors, layout};
+use veil_spec::{Layer, LayerKind, ModelSpec, Shape};
+
+use crate::ops::{Step, bias, step};
+use crate::proto::{GraphProto, ModelProto, NodeProto};
+use crate::tensor::{Constant, constants};
+use crate::{Imported, OnnxError};
+
+/// Default-domain opsets import accepts.
+pub const OPSETS: RangeInclusive<i64> = 9..=18;
+
+/// Whether import accepts one node (for `veil import --check`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NodeSupport {
+    /// Node name (or `#index`).
+    pub node: String,
+    /// Operator.
+    pub op: String,
+    /// Why it cannot be imported, `None` when it can.
+    pub problem: Option<String>,
+}
+
+fn label(node: &NodeProto, index: usize) -> String {
+    if node.name.is_empty() {
+        format!("#{index}")
+    } else {
+        node.name.clone()
+    }
+}
+
+/// The graph input that is not a weight, and its sample shape (batch dimension dropped).
+fn input(
+    graph: &GraphProto,
+    consts: &HashMap<String, Constant>,
+) -> Result<(String, Shape), OnnxError> {
+    let info = graph
+        .input
+        .iter()
+        .find(|i| !consts.contains_key(&i.name))
+        .ok_or_else(|| OnnxError::Invalid("the graph has no data input".into()))?;
+    let dims: Vec<i64> = info
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
+        .unwrap_or_default();
+    let sizes: Option<Vec<usize>> = dims
+        .iter()
+        .skip(1)
+        .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+        .collect();
+    let shape = match sizes.as_deref() {
+        Some(&[c, h, w]) => Shape::chw(c, h, w),
+        Some(&[n]) => Shape::flat(n),
+        _ => {
+            return Err(OnnxError::Invalid(format!(
+                "input `{}` has shape {dims:?}: [batch, c, h, w] or [batch, n] with known \
+                 sizes expected",
+                info.name
+            )));
+        }
+    };
+    Ok((info.name.clone(), shape))
+}
+
+/// A layer name from the node name when it holds an identifier (`/conv1/Conv` -> `conv1`),
+/// else the operation and a count (`conv1`, `relu2`, `fc1`); made unique.
+fn layer_name(
+    node: &NodeProto,
+    kind: &LayerKind,
+    taken: &mut HashSet<String>,
+    counts: &mut HashMap<&'static str, usize>,
+) -> String {
+    let parts: Vec<&str> = node.name.split('/').filter(|s| !s.is_empty()).collect();
+    let raw = if parts.len() >= 2 {
+        parts[parts.len() - 2]
+    } else {
+        ""
+    };
+    let identifier = raw.starts_with(|c: char| c.is_ascii_alphabetic())
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let base = if identifier {
+        raw.to_string()
+    } else {
+        let op = match kind {
+            LayerKind::Linear { .. } => "fc",
+            LayerKind::Conv2d { .. } => "conv",
+            other => other.op_name().trim_end_matches("2d"),
+        };
+        let n = counts.entry(op).or_insert(0);
+        *n += 1;
+        format!("{op}{n}")
+    };
+    let mut name = base.clone();
+    let mut k = 2;
+    while !taken.insert(name.clone()) {
+        name = format!("{base}_{k}");
+        k += 1;
+    }
+    name
+}
+
+fn graph_of(model: &ModelProto) -> Result<(&GraphProto, i64), OnnxError> {
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or_else(|| OnnxError::Invalid("no default-domain opset".into()))?;
+    if !OPSETS.contains(&opset) {
+        return Err(OnnxError::Invalid(format!(
+            "opset {opset} (import reads {} to {})",
+            OPSETS.start(),
+            OPSETS.end()
+        )));
+    }
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| OnnxError::Invalid("the file has no graph".into()))?;
+    Ok((graph, opset))
+}
+
+/// Translates a decoded model (see the crate docs for the scope).
+pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxError> {
+    let (graph, opset) = graph_of(model)?;
+    let consts = constants(&graph.initializer, &graph.node)?;
+    let (mut current, input_shape) = input(graph, &consts)?;
+    let nodes: Vec<&NodeProto> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type != "Constant")
+        .collect();
+    let (mut layers, mut tensors, mut dropped, mut taken) =
+        (Vec::new(), Tensors::new(), Vec::new(), HashSet::new());
+    let mut counts = HashMap::new();
+    let mut i = 0;
+    while i < nodes.len() {
+        let node = nodes[i];
+        let unsupported = |what: String| OnnxError::Unsupported {
+            node: label(node, i),
+            op: node.op_type.clone(),
+            what,
+        };
+        if node.input.first() != Some(&current) {
+            return Err(unsupported(format!(
+                "reads {:?}, not the previous node's output `{current}` (only sequential \
+                 graphs are supported yet)",
+                node.input.first()
+            )));
+        }
+        let mut translated = step(&consts, node, i + 1 == nodes.len()).map_err(unsupported)?;
+        let mut out = node.output.first().cloned().unwrap_or_default();
+        // MatMul + Add(bias) is one linear layer.
+        if node.op_type == "MatMul"
+            && let Some(next) = nodes
+                .get(i + 1)
+                .filter(|n| n.op_type == "Add" && n.input.first() == Some(&out))
+            && let Step::Layer(_, Some((_, _, b))) = &mut translated
+        {
+            *b = bias(&consts, next, 1, b.len()).map_err(|what| OnnxError::Unsupported {
+                node: label(next, i + 1),
+                op: "Add".into(),
+                what,
+            })?;
+            out = next.output.first().cloned().unwrap_or_default();
+            i += 1;
+        }
+        match translated {
+            Step::Dropped => dropped.push(format!("{} ({})", label(node, i), node.op_type)),
+            Step::Layer(kind, params) => {
+                let lname = layer_name(node, &kind, &mut taken, &mut counts);
+                if let Some((wd, w, b)) = params {
+                    tensors.insert(format!("{lname}.bias"), (vec![b.len()], b));
+                    tensors.insert(format!("{lname}.weight"), (wd, w));
+                }
+                layers.push(Layer { name: lname, kind });
+            }
+        }
+        current = out;
+        i += 1;
+    }
+    if graph.output.first().map(|o| &o.name) != Some(&current) {
+        return Err(OnnxError::Invalid(format!(
+            "the chain ends at `{current}`, which is not the graph's output"
+        )));
+    }
+    let spec = ModelSpec::new(name, input_shape, layers)?;
+    for entry in layout(&spec)? {
+        match tensors.get(&entry.name) {
+            Some((shape, _)) if *shape == entry.shape => {}
+            got => {
+                return Err(OnnxError::Invalid(format!(
+                    "`{}` has shape {:?} where the model needs {:?}",
+                    entry.name,
+                    got.map(|g| &g.0),
+                    entry.shape
+                )));
+            }
+        }
+    }
+    Ok(Imported {
+        spec,
+        tensors,
+        opset,
+        dropped,
+    })
+}
+
+/// For each node of the file, whether import translates it (ignoring the chain structure).
+pub fn coverage(bytes: &[u8]) -> Result<Vec<NodeSupport>, OnnxError> {
+    let model = crate::decode_model(bytes)?;
+    let (graph, _) = graph_of(&model)?;
+    let consts = constants(&graph.initializer, &graph.node)?;
+    let nodes: Vec<&NodeProto> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type != "Constant")
+        .collect();
+    Ok(nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| NodeSupport {
+            node: label(node, i),
+            op: node.op_type.clone(),
+            problem: if node.op_type == "Add" && i > 0 && nodes[i - 1].op_type == "MatMul" {
+                None
+            } else {
+                step(&consts, node, i + 1 == nodes.len()).err()
+            },
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::proto::{
+        Dimension, OperatorSetIdProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
+        ValueInfoProto,
+    };
+    use crate::{OnnxError, import};
+
+    const SEQ: &[u8] = include_bytes!("../tests/fixtures/torch-seq-opset17.onnx");
+
+    fn fixture() -> ModelProto {
+        ModelProto::decode(SEQ).expect("fixture")
+    }
+
+    fn encode(m: &ModelProto) -> Vec<u8> {
+        m.encode_to_vec()
+    }
+
+    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TensorTypeProto {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|&d| Dimension {
+                                dim_value: d,
+                                dim_param: String::new(),
+                            })
+                            .collect(),
+                    }),
+                }),
+            }),
+        }
+    }
+
+    fn floats(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: 1,
+            float_data: v.to_vec(),
+            name: name.into(),
+            ..TensorProto::default()
+        }
+    }
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            name: format!("/{output}/{op}"),
+            op_type: op.into(),
+            ..NodeProto::default()
+        }
+    }
+
+    /// `x [batch, 2] -> MatMul(W [2, 3]) -> Add(b [3])`: one linear layer, weight transposed to
+    /// veil's `[out, in]`.
+    #[test]
+    fn matmul_and_add_become_one_linear_layer_in_veil_layout() {
+        let model = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            producer_name: "test".into(),
+            graph: Some(GraphProto {
+                node: vec![
+                    node("MatMul", &["x", "W"], "fc"),
+                    node("Add", &["fc", "b"], "y"),
+                ],
+                name: "g".into(),
+                initializer: vec![
+                    floats("W", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+                    floats("b", &[3], &[0.5, -0.5, 0.0]),
+                ],
+                input: vec![value("x", &[0, 2])],
+                output: vec![value("y", &[0, 3])],
+            }),
+        };
+        let imported = import(&encode(&model), "tiny").expect("import");
+        assert_eq!(imported.spec.layers.len(), 1);
+        assert_eq!(
+            imported.spec.layers[0].kind,
+            LayerKind::Linear { out_features: 3 }
+        );
+        let name = &imported.spec.layers[0].name;
+        let (shape, w) = &imported.tensors[&format!("{name}.weight")];
+        assert_eq!(shape, &vec![3, 2]);
+        assert_eq!(w, &vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert_eq!(
+            imported.tensors[&format!("{name}.bias")].1,
+            vec![0.5, -0.5, 0.0]
+        );
+    }
+
+    fn expect_unsupported(m: &ModelProto, needle: &str) {
+        match import(&encode(m), "m") {
+            Err(e @ OnnxError::Unsupported { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(needle), "`{text}` lacks `{needle}`");
+            }
+            other => panic!("expected an unsupported node ({needle}), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unsupported_nodes_are_named_with_what_is_missing() {
+        let mut m = fixture();
+        let g = m.graph.as_mut().expect("graph");
+        g.node[1].op_type = "Sigmoid".into();
+        expect_unsupported(&m, "Sigmoid is not supported");
+
+        let mut m = fixture();
+        let g = m.graph.as_mut().expect("graph");
+        for a in &mut g.node[0].attribute {
+            if a.name == "group" {
+                a.i = 2;
+            }
+        }
+        expect_unsupported(&m, "group 2");
+
+        let mut m = fixture();
+        let g = m.graph.as_mut().expect("graph");
+        g.node[3].input[0] = "image".into();
+        expect_unsupported(&m, "only sequential graphs");
+
+        let mut m = fixture();
+        let g = m.graph.as_mut().expect("graph");
+        for a in &mut g.node[2].attribute {
+            if a.name == "pads" {
+                a.ints = vec![1, 1, 1, 1];
+            }
+        }
+        expect_unsupported(&m, "pooling with padding");
+    }
+
+    #[test]
+    fn opsets_outside_the_range_are_refused() {
+        let mut m = fixture();
+        m.opset_import[0].version = 20;
+        assert!(matches!(
+            import(&encode(&m), "m"),
+            Err(OnnxError::Invalid(_))
+        ));
+    }
+
+    /// Every truncation of a valid file is an error, never a panic (prost bounds every length
+    /// by the bytes it has).
+    #[test]
+    fn every_truncation_is_an_error() {
+        for len in (0..SEQ.len()).step_by(7) {
+            assert!(
+                import(&SEQ[..len], "m").is_err(),
+                "a file cut at {len} bytes imported"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Corrupted bytes never panic: import returns a model or an error.
+        #[test]
+        fn corrupted_files_never_panic(
+            flips in proptest::collection::vec((0..SEQ.len(), 0u8..=255), 1..8)
+        ) {
+            let mut bytes = SEQ.to_vec();
+            for (at, v) in flips {
+                bytes[at] = v;
+            }
+            let _ = import(&bytes, "m");
+            let _ = coverage(&bytes);
+        }
+    }
+}

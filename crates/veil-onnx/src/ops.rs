@@ -1,0 +1,284 @@
+//! One ONNX node at a time: attribute checks and the veil layer (with its weights in veil's
+//! layout) each supported operator becomes. Every refusal is a sentence saying what is
+//! missing, which [`crate::lower`] wraps with the node's name and operator.
+
+use std::collections::HashMap;
+
+use veil_spec::LayerKind;
+
+use crate::proto::{AttributeProto, NodeProto};
+use crate::tensor::Constant;
+
+/// Operators import translates.
+pub const SUPPORTED: &[&str] = &[
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add (after MatMul)",
+    "Relu",
+    "MaxPool",
+    "AveragePool",
+    "Flatten",
+    "Reshape",
+    "Identity",
+    "Dropout",
+    "Constant",
+    "Softmax/LogSoftmax (last)",
+];
+
+/// One translated node: the layer (when it makes one) and its parameters.
+pub(crate) enum Step {
+    /// A layer and, for layers with parameters, `(weight shape, weight, bias)`.
+    Layer(LayerKind, Option<(Vec<usize>, Vec<f32>, Vec<f32>)>),
+    /// Nothing to compute at inference (identity, dropout, the final softmax).
+    Dropped,
+}
+
+fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn int(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attribute(node, name).map_or(default, |a| a.i)
+}
+
+fn float(node: &NodeProto, name: &str, default: f32) -> f32 {
+    attribute(node, name).map_or(default, |a| a.f)
+}
+
+/// A pair attribute (`strides`, `kernel_shape`) as positive sizes, `default` when absent.
+fn pair(node: &NodeProto, name: &str, default: [usize; 2]) -> Result<[usize; 2], String> {
+    match attribute(node, name).map(|a| a.ints.as_slice()) {
+        None => Ok(default),
+        Some(&[a, b]) if a > 0 && b > 0 => Ok([a as usize, b as usize]),
+        Some(v) => Err(format!("{name} {v:?} (two positive values expected)")),
+    }
+}
+
+/// `pads` `[top, left, bottom, right]` as symmetric `[h, w]` padding.
+fn symmetric_pads(node: &NodeProto) -> Result<[usize; 2], String> {
+    match attribute(node, "pads").map(|a| a.ints.as_slice()) {
+        None => Ok([0, 0]),
+        Some(&[t, l, b, r]) if t == b && l == r && t >= 0 && l >= 0 => Ok([t as usize, l as usize]),
+        Some(v) => Err(format!("pads {v:?} (only symmetric padding is supported)")),
+    }
+}
+
+fn no_auto_pad(node: &NodeProto) -> Result<(), String> {
+    match attribute(node, "auto_pad").map(|a| a.s.as_slice()) {
+        None | Some(b"NOTSET") | Some(b"") => Ok(()),
+        Some(v) => Err(format!(
+            "auto_pad {} (explicit pads only)",
+            String::from_utf8_lossy(v)
+        )),
+    }
+}
+
+fn unit_dilations(node: &NodeProto) -> Result<(), String> {
+    match attribute(node, "dilations").map(|a| a.ints.as_slice()) {
+        None => Ok(()),
+        Some(d) if d.iter().all(|&v| v == 1) => Ok(()),
+        Some(d) => Err(format!("dilations {d:?} (only 1 is supported)")),
+    }
+}
+
+fn real<'a>(
+    consts: &'a HashMap<String, Constant>,
+    name: &str,
+    what: &str,
+) -> Result<(&'a [usize], &'a [f32]), String> {
+    match consts.get(name) {
+        Some(Constant::Real(d, v)) => Ok((d, v)),
+        Some(Constant::Integer(..)) => Err(format!("{what} `{name}` holds integers")),
+        None => Err(format!(
+            "{what} `{name}` is not a constant of the file (weights must be initializers)"
+        )),
+    }
+}
+
+/// The optional bias input `index` of `node`, `out` values (zeros when absent).
+pub(crate) fn bias(
+    consts: &HashMap<String, Constant>,
+    node: &NodeProto,
+    index: usize,
+    out: usize,
+) -> Result<Vec<f32>, String> {
+    match node.input.get(index).filter(|s| !s.is_empty()) {
+        None => Ok(vec![0.0; out]),
+        Some(name) => {
+            let (d, v) = real(consts, name, "bias")?;
+            if v.len() == out && d.iter().filter(|&&x| x != 1).count() <= 1 {
+                Ok(v.to_vec())
+            } else {
+                Err(format!("bias `{name}` of shape {d:?} for {out} outputs"))
+            }
+        }
+    }
+}
+
+fn conv(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, String> {
+    if int(node, "group", 1) != 1 {
+        return Err(format!(
+            "group {} (grouped and depthwise convolutions are not supported yet)",
+            int(node, "group", 1)
+        ));
+    }
+    unit_dilations(node)?;
+    no_auto_pad(node)?;
+    let w_name = node.input.get(1).ok_or("no weight input")?;
+    let (d, w) = real(consts, w_name, "weight")?;
+    let &[out, _, kh, kw] = d else {
+        return Err(format!(
+            "weight of shape {d:?} (a 2-D convolution expected)"
+        ));
+    };
+    let kernel = pair(node, "kernel_shape", [kh, kw])?;
+    if kernel != [kh, kw] {
+        return Err(format!(
+            "kernel_shape {kernel:?} but weight kernel {:?}",
+            [kh, kw]
+        ));
+    }
+    let kind = LayerKind::Conv2d {
+        out_channels: out,
+        kernel,
+        stride: pair(node, "strides", [1, 1])?,
+        padding: symmetric_pads(node)?,
+    };
+    Ok(Step::Layer(
+        kind,
+        Some((d.to_vec(), w.to_vec(), bias(consts, node, 2, out)?)),
+    ))
+}
+
+/// `[rows, cols]` row-major values transposed.
+fn transpose(rows: usize, cols: usize, v: &[f32]) -> Vec<f32> {
+    let mut t = vec![0.0; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = v[r * cols + c];
+        }
+    }
+    t
+}
+
+/// A dense layer from weight `w` with dimensions `d`, `[out, in]` when `out_first`.
+fn dense(d: &[usize], w: &[f32], out_first: bool, bias: Vec<f32>) -> Result<Step, String> {
+    let &[a, b] = d else {
+        return Err(format!("weight of shape {d:?} (a matrix expected)"));
+    };
+    let (out, input, values) = if out_first {
+        (a, b, w.to_vec())
+    } else {
+        (b, a, transpose(a, b, w))
+    };
+    if bias.len() != out {
+        return Err(format!("{} bias values for {out} outputs", bias.len()));
+    }
+    Ok(Step::Layer(
+        LayerKind::Linear { out_features: out },
+        Some((vec![out, input], values, bias)),
+    ))
+}
+
+fn gemm(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, String> {
+    if int(node, "transA", 0) != 0
+        || float(node, "alpha", 1.0) != 1.0
+        || float(node, "beta", 1.0) != 1.0
+    {
+        return Err("transA, alpha or beta other than 0, 1, 1".into());
+    }
+    let (d, w) = real(
+        consts,
+        node.input.get(1).ok_or("no weight input")?,
+        "weight",
+    )?;
+    let out_first = int(node, "transB", 0) == 1;
+    let out = if out_first { d.first() } else { d.get(1) }
+        .copied()
+        .unwrap_or(0);
+    dense(d, w, out_first, bias(consts, node, 2, out)?)
+}
+
+fn pool(node: &NodeProto, max: bool) -> Result<Step, String> {
+    unit_dilations(node)?;
+    no_auto_pad(node)?;
+    if symmetric_pads(node)? != [0, 0] {
+        return Err("padding (pooling with padding is not supported yet)".into());
+    }
+    if int(node, "ceil_mode", 0) != 0 {
+        return Err("ceil_mode 1 (floor only)".into());
+    }
+    let kernel = pair(node, "kernel_shape", [0, 0])?;
+    if kernel == [0, 0] {
+        return Err("no kernel_shape".into());
+    }
+    // veil writes a stride equal to the window as no stride at all.
+    let stride = Some(pair(node, "strides", [1, 1])?).filter(|&s| s != kernel);
+    Ok(Step::Layer(
+        if max {
+            LayerKind::MaxPool2d { kernel, stride }
+        } else {
+            LayerKind::AvgPool2d { kernel, stride }
+        },
+        None,
+    ))
+}
+
+fn reshape(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, String> {
+    let name = node.input.get(1).ok_or("no shape input")?;
+    let Some(Constant::Integer(_, shape)) = consts.get(name) else {
+        return Err(format!("shape `{name}` is not a constant list of integers"));
+    };
+    match shape.as_slice() {
+        &[_, n] if n == -1 || n > 0 => Ok(Step::Layer(LayerKind::Flatten, None)),
+        &[_, c, h, w] if c > 0 && h > 0 && w > 0 => Ok(Step::Layer(
+            LayerKind::Reshape {
+                shape: vec![c as usize, h as usize, w as usize],
+            },
+            None,
+        )),
+        other => Err(format!(
+            "target shape {other:?} (flattening or [batch, c, h, w] only)"
+        )),
+    }
+}
+
+/// Translates one node; `last` says whether it is the graph's final node.
+pub(crate) fn step(
+    consts: &HashMap<String, Constant>,
+    node: &NodeProto,
+    last: bool,
+) -> Result<Step, String> {
+    if !node.domain.is_empty() && node.domain != "ai.onnx" {
+        return Err(format!(
+            "domain `{}` (the default domain only)",
+            node.domain
+        ));
+    }
+    match node.op_type.as_str() {
+        "Conv" => conv(consts, node),
+        "Gemm" => gemm(consts, node),
+        "MatMul" => {
+            let (d, w) = real(
+                consts,
+                node.input.get(1).ok_or("no weight input")?,
+                "weight",
+            )?;
+            dense(d, w, false, vec![0.0; d.get(1).copied().unwrap_or(0)])
+        }
+        "Relu" => Ok(Step::Layer(LayerKind::Relu, None)),
+        "MaxPool" => pool(node, true),
+        "AveragePool" => pool(node, false),
+        "Flatten" if int(node, "axis", 1) == 1 => Ok(Step::Layer(LayerKind::Flatten, None)),
+        "Flatten" => Err(format!("axis {} (1 only)", int(node, "axis", 1))),
+        "Reshape" => reshape(consts, node),
+        "Identity" | "Dropout" => Ok(Step::Dropped),
+        "Softmax" | "LogSoftmax" if last => Ok(Step::Dropped),
+        "Softmax" | "LogSoftmax" => Err("a softmax before the last node".into()),
+        other => Err(format!(
+            "operator {other} is not supported by import yet (supported: {})",
+            SUPPORTED.join(", ")
+        )),
+    }
+}

@@ -1,0 +1,109 @@
+//! Imported PyTorch exports give PyTorch's logits on real MNIST test images (golden values
+//! written by `tools/onnx_fixtures.py` with torch 2.1.2, in `tests/fixtures/*.logits.json`),
+//! through veil's own weight file and engine; veil's LeNet-5 comes back as the zoo's spec.
+
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The first `n` MNIST test images, as the fixtures' script read them.
+fn mnist_test_images(n: usize) -> Vec<f32> {
+    let (_, split) = veil_data::load_named("mnist", None)
+        .expect("MNIST (set VEIL_DATA to the shared data directory, as .ci/run does)");
+    split.test.take(n).samples
+}
+
+/// Imports `name`, writes it as a veil weight file, loads it into the engine and compares its
+/// logits with PyTorch's.
+fn check_against_torch(name: &str) -> veil_onnx::Imported {
+    let imported = veil_onnx::import_file(&fixture(&format!("{name}.onnx"))).expect("import");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("model.safetensors");
+    veil_spec::weights::write_file(&path, &imported.spec, &imported.tensors).expect("write");
+    let model = veil_model::Model::load(&path).expect("the engine loads the imported weights");
+    let golden: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture(&format!("{name}.logits.json"))).expect("golden"),
+    )
+    .expect("json");
+    let want: Vec<Vec<f64>> = serde_json::from_value(golden["logits"].clone()).expect("logits");
+    let got = model
+        .logits(&mnist_test_images(want.len()))
+        .expect("logits");
+    let classes = want[0].len();
+    let mut worst = 0.0f64;
+    for (s, row) in want.iter().enumerate() {
+        for (c, &w) in row.iter().enumerate() {
+            let g = f64::from(got[s * classes + c]);
+            let err = (g - w).abs() / (1.0 + w.abs());
+            worst = worst.max(err);
+            assert!(
+                err <= 1e-4,
+                "{name}: sample {s} class {c}: veil {g} against PyTorch {w}"
+            );
+        }
+    }
+    eprintln!(
+        "{name}: worst relative difference {worst:.2e} over {} samples",
+        want.len()
+    );
+    imported
+}
+
+#[test]
+fn veil_lenet5_round_trips_through_pytorch_onnx() {
+    let imported = check_against_torch("lenet5-veil-opset13");
+    let zoo = veil_spec::zoo::lenet5();
+    assert_eq!(imported.spec.input_shape, zoo.input_shape);
+    assert_eq!(
+        imported.spec.layers, zoo.layers,
+        "the same layers, names included"
+    );
+    assert_eq!(imported.opset, 13);
+}
+
+#[test]
+fn pytorch_sequential_at_opset_11_and_17() {
+    for name in ["torch-seq-opset11", "torch-seq-opset17"] {
+        let imported = check_against_torch(name);
+        let ops: Vec<&str> = imported
+            .spec
+            .layers
+            .iter()
+            .map(|l| l.kind.op_name())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "conv2d",
+                "relu",
+                "maxpool2d",
+                "conv2d",
+                "relu",
+                "avgpool2d",
+                "flatten",
+                "linear",
+                "relu",
+                "linear"
+            ]
+        );
+        assert_eq!(
+            imported.dropped.len(),
+            1,
+            "the final softmax: {:?}",
+            imported.dropped
+        );
+        assert!(imported.dropped[0].ends_with("(Softmax)"));
+    }
+}
+
+#[test]
+fn coverage_lists_every_node() {
+    let bytes = std::fs::read(fixture("torch-seq-opset17.onnx")).expect("fixture");
+    let nodes = veil_onnx::coverage(&bytes).expect("coverage");
+    assert_eq!(nodes.len(), 11);
+    assert!(nodes.iter().all(|n| n.problem.is_none()), "{nodes:?}");
+}
