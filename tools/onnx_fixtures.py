@@ -66,6 +66,9 @@ def main():
     if torch is None:
         print("skipped: torch and numpy are needed (pip install torch==2.1.2 numpy); nothing was written")
         return 0
+    if not os.path.isfile(a.weights):
+        print(f"skipped: no weight file {a.weights} (train one with veil train --model lenet5); nothing was written")
+        return 0
     os.makedirs(OUT, exist_ok=True)
     images = veil_torch.idx_split(a.data, "mnist")[1][: a.images]
     spec, tensors = veil_torch.read_weights(a.weights)

@@ -423,14 +423,14 @@ pub fn eval_f64(arch: &Architecture, weights: &[LayerWeights], input: &[f32]) ->
 /// exactly on the fixed-point values and are 1-Lipschitz, so they pass the errors on (max over
 /// a window); average pooling adds its rounded `1/k` factor's error and a truncation. It holds
 /// unless a share truncation fails, which happens with probability at most `2^-27` per
-/// truncated element (see [`crate::ring`]).
+/// truncated element while products stay below `2^8` (see [`crate::ring`]).
 pub fn eval_with_bound(
     arch: &Architecture,
     weights: &[LayerWeights],
     input: &[f32],
 ) -> (Vec<f64>, Vec<f64>) {
     let u = crate::ring::ULP;
-    let v = crate::ring::WEIGHT_ULP;
+    let weight_ulp = crate::ring::WEIGHT_ULP;
     let mut x: Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
     let mut err: Vec<f64> = vec![u / 2.0; x.len()];
     let mut next_weights = weights.iter();
@@ -441,8 +441,8 @@ pub fn eval_with_bound(
                     return (x, err);
                 };
                 let w: Vec<f64> = lw.weight.iter().map(|&v| f64::from(v)).collect();
-                let w_abs: Vec<f64> = w.iter().map(|w| w.abs() + v / 2.0).collect();
-                let half_v = vec![v / 2.0; w.len()];
+                let w_abs: Vec<f64> = w.iter().map(|w| w.abs() + weight_ulp / 2.0).collect();
+                let half_v = vec![weight_ulp / 2.0; w.len()];
                 let x_abs: Vec<f64> = x.iter().map(|v| v.abs()).collect();
                 let mut y = linear.apply(&w, &x);
                 let e1 = linear.apply(&w_abs, &err);
@@ -454,7 +454,7 @@ pub fn eval_with_bound(
                 let e = e1
                     .iter()
                     .zip(&e2)
-                    .map(|(a, b)| a + b + u * v / 2.0 + 2.0 * u)
+                    .map(|(a, b)| a + b + u * weight_ulp / 2.0 + 2.0 * u)
                     .collect();
                 (y, e)
             }

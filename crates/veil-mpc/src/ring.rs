@@ -11,12 +11,15 @@
 //! back; no message is sent. If the shared value `x` satisfies `|x| < 2^l` (as a signed ring
 //! element), the result of truncating `t` bits equals `floor(x / 2^t)` or differs from it by
 //! 1 in the last place, except with probability at most `2^(l + 1 - 64)` over the share
-//! randomness, when it is wrong by about `2^(64 - t)`. veil truncates products whose real magnitude stays
-//! below `2^8` (so `l = 8 + FRAC_BITS + WEIGHT_FRAC_BITS = 36`), a failure probability of at
-//! most `2^-27` per truncated element.
+//! randomness, when it is wrong by about `2^(64 - t)`. For a weight product whose real
+//! magnitude stays below `2^8` (so `l = 8 + FRAC_BITS + WEIGHT_FRAC_BITS = 36`) that is at most
+//! `2^-27` per truncated element. Nothing enforces the `2^8`: it holds for the activations the
+//! zoo nets produce on their datasets; the worst case the dealer's interval bounds allow
+//! (`veil_mpc::model::comparison_widths`, up to `2^16` for minionn's last step) gives `l = 44`
+//! and `2^-19`.
 //!
 //! Key items: [`FRAC_BITS`], [`WEIGHT_FRAC_BITS`], [`encode`], [`encode_weight`], [`decode`],
-//! [`truncate_share`], [`ULP`].
+//! [`truncate_share`], [`ULP`], [`WEIGHT_ULP`].
 
 /// Fractional bits of the fixed-point encoding.
 pub const FRAC_BITS: u32 = 12;

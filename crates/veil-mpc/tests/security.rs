@@ -209,7 +209,7 @@ fn signed_magnitude(w: u64, bits: usize) -> u64 {
 }
 
 /// Below this magnitude a word of `bits` bits counts as plaintext: `2^32` for 64-bit words
-/// (every fixed-point value of the computation is below it), `2^20` for 40-bit openings (the
+/// (every activation and every value opened is below it), `2^20` for 40-bit openings (the
 /// ReLU inputs, below `2^8` as real numbers by the truncation bound of `veil_mpc::ring`, so
 /// below `2^20` in ring units; a uniform 40-bit word falls there with probability `2^-19`).
 /// Narrower openings (the dealer's comparison widths, `veil_mpc::model::comparison_widths`)

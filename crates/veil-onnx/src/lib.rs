@@ -5,11 +5,12 @@
 //! Scope (issue #20, first step): **sequential graphs** — every node reads the previous node's
 //! output — of `Conv` (groups 1, dilation 1, symmetric padding), `Gemm` and `MatMul` (+ `Add`)
 //! with constant weights, `Relu`, `MaxPool` and `AveragePool` without padding, `Flatten`,
-//! `Reshape` to a constant shape, `Identity` and `Dropout` (dropped), and a final `Softmax` or
-//! `LogSoftmax` (dropped: veil's models output logits, which is what an argmax and an
-//! inversion attack need), for default-domain opsets 9 to 18. Anything else is an
-//! [`OnnxError::Unsupported`] naming the node, the operator and what is missing; [`coverage`]
-//! lists, for a whole file, which nodes import would accept.
+//! `Reshape` to a constant shape (batch entry 0 or -1), `Identity` and inference `Dropout`
+//! (dropped), and a final `Softmax` or `LogSoftmax` over the classes (dropped: veil's models
+//! output logits, which is what an argmax and an inversion attack need), for default-domain
+//! opsets 9 to 18, with a single graph output. Anything else is an [`OnnxError::Unsupported`]
+//! naming the node, the operator and what is missing; [`coverage`] lists, for a whole file,
+//! which nodes import would accept.
 //!
 //! The file is attacker input: prost decodes it without unbounded allocation (every length is
 //! bounded by the bytes read), tensor sizes are checked before their values are copied, and
@@ -73,6 +74,15 @@ pub enum OnnxError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// Writing the weight file failed.
+    #[error("cannot write {path}")]
+    WriteWeights {
+        /// The weight file.
+        path: String,
+        /// Why.
+        #[source]
+        source: SpecError,
     },
     /// Reading the file failed.
     #[error("cannot read {path}")]

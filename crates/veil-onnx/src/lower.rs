@@ -104,7 +104,8 @@ fn layer_name(
     };
     let mut name = base.clone();
     let mut k = 2;
-    while !taken.insert(name.clone()) {
+    // veil-spec compares layer names without case.
+    while !taken.insert(name.to_ascii_lowercase()) {
         name = format!("{base}_{k}");
         k += 1;
     }
@@ -132,6 +133,17 @@ fn graph_of(model: &ModelProto) -> Result<(&GraphProto, i64), OnnxError> {
     Ok((graph, opset))
 }
 
+/// `node` as the bias addition after a MatMul whose output is `product`: a default-domain
+/// `Add` of `product` and one other value, returned with that value's input index.
+fn bias_add<'a>(node: &'a NodeProto, product: &str) -> Option<(&'a NodeProto, usize)> {
+    let default_domain = node.domain.is_empty() || node.domain == "ai.onnx";
+    if node.op_type != "Add" || !default_domain || node.input.len() != 2 {
+        return None;
+    }
+    let at = node.input.iter().position(|i| i == product)?;
+    Some((node, 1 - at))
+}
+
 /// Translates a decoded model (see the crate docs for the scope).
 pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxError> {
     let (graph, opset) = graph_of(model)?;
@@ -155,24 +167,26 @@ pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxErro
         };
         if node.input.first() != Some(&current) {
             return Err(unsupported(format!(
-                "reads {:?}, not the previous node's output `{current}` (only sequential \
+                "reads `{}`, not the previous node's output `{current}` (only sequential \
                  graphs are supported yet)",
-                node.input.first()
+                node.input.first().map_or("", String::as_str)
             )));
         }
+        let Some(mut out) = node.output.first().filter(|o| !o.is_empty()).cloned() else {
+            return Err(unsupported("no output".into()));
+        };
         let mut translated = step(&consts, node, i + 1 == nodes.len()).map_err(unsupported)?;
-        let mut out = node.output.first().cloned().unwrap_or_default();
-        // MatMul + Add(bias) is one linear layer.
+        // MatMul + Add(bias) is one linear layer (PyTorch writes the bias first).
         if node.op_type == "MatMul"
-            && let Some(next) = nodes
-                .get(i + 1)
-                .filter(|n| n.op_type == "Add" && n.input.first() == Some(&out))
+            && let Some((next, bias_input)) = nodes.get(i + 1).and_then(|n| bias_add(n, &out))
             && let Step::Layer(_, Some((_, _, b))) = &mut translated
         {
-            *b = bias(&consts, next, 1, b.len()).map_err(|what| OnnxError::Unsupported {
-                node: label(next, i + 1),
-                op: "Add".into(),
-                what,
+            *b = bias(&consts, next, bias_input, b.len()).map_err(|what| {
+                OnnxError::Unsupported {
+                    node: label(next, i + 1),
+                    op: "Add".into(),
+                    what,
+                }
             })?;
             out = next.output.first().cloned().unwrap_or_default();
             i += 1;
@@ -190,6 +204,12 @@ pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxErro
         }
         current = out;
         i += 1;
+    }
+    if graph.output.len() != 1 {
+        return Err(OnnxError::Invalid(format!(
+            "{} graph outputs (one, the logits, expected)",
+            graph.output.len()
+        )));
     }
     if graph.output.first().map(|o| &o.name) != Some(&current) {
         return Err(OnnxError::Invalid(format!(
@@ -234,7 +254,13 @@ pub fn coverage(bytes: &[u8]) -> Result<Vec<NodeSupport>, OnnxError> {
         .map(|(i, node)| NodeSupport {
             node: label(node, i),
             op: node.op_type.clone(),
-            problem: if node.op_type == "Add" && i > 0 && nodes[i - 1].op_type == "MatMul" {
+            problem: if i > 0
+                && nodes[i - 1].op_type == "MatMul"
+                && nodes[i - 1]
+                    .output
+                    .first()
+                    .is_some_and(|out| bias_add(node, out).is_some())
+            {
                 None
             } else {
                 step(&consts, node, i + 1 == nodes.len()).err()
@@ -304,11 +330,9 @@ mod tests {
         }
     }
 
-    /// `x [batch, 2] -> MatMul(W [2, 3]) -> Add(b [3])`: one linear layer, weight transposed to
-    /// veil's `[out, in]`.
-    #[test]
-    fn matmul_and_add_become_one_linear_layer_in_veil_layout() {
-        let model = ModelProto {
+    /// `x [batch, 2]` through `nodes` with the given initializers, output `y`.
+    fn tiny(nodes: Vec<NodeProto>, initializer: Vec<TensorProto>) -> ModelProto {
+        ModelProto {
             ir_version: 8,
             opset_import: vec![OperatorSetIdProto {
                 domain: String::new(),
@@ -316,33 +340,102 @@ mod tests {
             }],
             producer_name: "test".into(),
             graph: Some(GraphProto {
-                node: vec![
-                    node("MatMul", &["x", "W"], "fc"),
-                    node("Add", &["fc", "b"], "y"),
-                ],
+                node: nodes,
                 name: "g".into(),
-                initializer: vec![
-                    floats("W", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
-                    floats("b", &[3], &[0.5, -0.5, 0.0]),
-                ],
+                initializer,
                 input: vec![value("x", &[0, 2])],
                 output: vec![value("y", &[0, 3])],
             }),
-        };
-        let imported = import(&encode(&model), "tiny").expect("import");
+        }
+    }
+
+    fn weights() -> Vec<TensorProto> {
+        vec![
+            floats("W", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            floats("b", &[3], &[0.5, -0.5, 0.0]),
+        ]
+    }
+
+    /// The one linear layer of an import: its weight (veil's `[out, in]`) and bias.
+    fn linear(imported: &Imported) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
         assert_eq!(imported.spec.layers.len(), 1);
         assert_eq!(
             imported.spec.layers[0].kind,
             LayerKind::Linear { out_features: 3 }
         );
         let name = &imported.spec.layers[0].name;
-        let (shape, w) = &imported.tensors[&format!("{name}.weight")];
-        assert_eq!(shape, &vec![3, 2]);
-        assert_eq!(w, &vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-        assert_eq!(
-            imported.tensors[&format!("{name}.bias")].1,
-            vec![0.5, -0.5, 0.0]
+        let (shape, w) = imported.tensors[&format!("{name}.weight")].clone();
+        (
+            shape,
+            w,
+            imported.tensors[&format!("{name}.bias")].1.clone(),
+        )
+    }
+
+    /// `MatMul(x, W [2, 3]) + b` in both operand orders (PyTorch writes `Add(b, xW)`), and
+    /// `Gemm` with `transB = 0`: one linear layer, weight transposed to veil's `[out, in]`.
+    #[test]
+    fn matmul_add_and_gemm_become_one_linear_layer_in_veil_layout() {
+        let want = (
+            vec![3, 2],
+            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0],
+            vec![0.5, -0.5, 0.0],
         );
+        for add in [["fc", "b"], ["b", "fc"]] {
+            let m = tiny(
+                vec![node("MatMul", &["x", "W"], "fc"), node("Add", &add, "y")],
+                weights(),
+            );
+            assert_eq!(linear(&import(&encode(&m), "tiny").expect("import")), want);
+        }
+        let m = tiny(vec![node("Gemm", &["x", "W", "b"], "y")], weights());
+        assert_eq!(linear(&import(&encode(&m), "tiny").expect("import")), want);
+        // A bias shaped as a column adds per sample, not per feature: refused.
+        let mut column = weights();
+        column[1] = floats("b", &[3, 1], &[0.5, -0.5, 0.0]);
+        let m = tiny(vec![node("Gemm", &["x", "W", "b"], "y")], column);
+        assert!(import(&encode(&m), "tiny").is_err());
+    }
+
+    #[test]
+    fn reshapes_keep_the_batch_entry_free_and_outputs_are_single() {
+        let shape = |v: &[i64]| TensorProto {
+            dims: vec![v.len() as i64],
+            data_type: 7,
+            int64_data: v.to_vec(),
+            name: "s".into(),
+            ..TensorProto::default()
+        };
+        let with = |s: &[i64]| {
+            let mut init = weights();
+            init.push(shape(s));
+            tiny(
+                vec![
+                    node("Reshape", &["x", "s"], "r"),
+                    node("Gemm", &["r", "W", "b"], "y"),
+                ],
+                init,
+            )
+        };
+        let imported = import(&encode(&with(&[0, 2])), "m").expect("import");
+        assert_eq!(
+            imported.spec.layers[0].kind,
+            LayerKind::Reshape { shape: vec![2] }
+        );
+        assert!(import(&encode(&with(&[-1, -1])), "m").is_ok());
+        // A fixed batch entry would fold samples together at another batch size.
+        assert!(matches!(
+            import(&encode(&with(&[1, 2])), "m"),
+            Err(OnnxError::Unsupported { .. })
+        ));
+        let mut two_outputs = tiny(vec![node("Gemm", &["x", "W", "b"], "y")], weights());
+        if let Some(g) = two_outputs.graph.as_mut() {
+            g.output.push(value("z", &[0, 3]));
+        }
+        assert!(matches!(
+            import(&encode(&two_outputs), "m"),
+            Err(OnnxError::Invalid(_))
+        ));
     }
 
     fn expect_unsupported(m: &ModelProto, needle: &str) {

@@ -107,7 +107,10 @@ pub(crate) fn bias(
         None => Ok(vec![0.0; out]),
         Some(name) => {
             let (d, v) = real(consts, name, "bias")?;
-            if v.len() == out && d.iter().filter(|&&x| x != 1).count() <= 1 {
+            // A per-feature bias: `[out]` or `[1, .., out]` (a `[out, 1]` column would add
+            // per sample, not per feature).
+            let leading_ones = d.iter().rev().skip(1).all(|&x| x == 1);
+            if v.len() == out && d.last() == Some(&out) && leading_ones {
                 Ok(v.to_vec())
             } else {
                 Err(format!("bias `{name}` of shape {d:?} for {out} outputs"))
@@ -193,10 +196,12 @@ fn gemm(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, St
         node.input.get(1).ok_or("no weight input")?,
         "weight",
     )?;
-    let out_first = int(node, "transB", 0) == 1;
-    let out = if out_first { d.first() } else { d.get(1) }
-        .copied()
-        .unwrap_or(0);
+    let &[a, b] = d else {
+        return Err(format!("weight of shape {d:?} (a matrix expected)"));
+    };
+    // ONNX reads any nonzero transB as true.
+    let out_first = int(node, "transB", 0) != 0;
+    let out = if out_first { a } else { b };
     dense(d, w, out_first, bias(consts, node, 2, out)?)
 }
 
@@ -228,19 +233,51 @@ fn pool(node: &NodeProto, max: bool) -> Result<Step, String> {
 fn reshape(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, String> {
     let name = node.input.get(1).ok_or("no shape input")?;
     let Some(Constant::Integer(_, shape)) = consts.get(name) else {
-        return Err(format!("shape `{name}` is not a constant list of integers"));
+        return Err(format!(
+            "shape `{name}` is not a constant list of integers (export `nn.Flatten()` rather \
+             than `x.view(x.size(0), -1)`)"
+        ));
     };
-    match shape.as_slice() {
-        &[_, n] if n == -1 || n > 0 => Ok(Step::Layer(LayerKind::Flatten, None)),
-        &[_, c, h, w] if c > 0 && h > 0 && w > 0 => Ok(Step::Layer(
-            LayerKind::Reshape {
-                shape: vec![c as usize, h as usize, w as usize],
-            },
-            None,
+    let Some((&batch, rest)) = shape.split_first() else {
+        return Err("an empty target shape".into());
+    };
+    if batch != -1 && batch != 0 {
+        return Err(format!(
+            "target shape {shape:?} (the batch entry must be 0 or -1)"
+        ));
+    }
+    // veil checks a reshape's size against its input; -1 in the flat case is a flatten.
+    match rest {
+        &[-1] => Ok(Step::Layer(LayerKind::Flatten, None)),
+        dims if dims.iter().all(|&d| d > 0) && (dims.len() == 1 || dims.len() == 3) => {
+            Ok(Step::Layer(
+                LayerKind::Reshape {
+                    shape: dims.iter().map(|&d| d as usize).collect(),
+                },
+                None,
+            ))
+        }
+        _ => Err(format!(
+            "target shape {shape:?} ([batch, n] or [batch, c, h, w] only)"
         )),
-        other => Err(format!(
-            "target shape {other:?} (flattening or [batch, c, h, w] only)"
+    }
+}
+
+/// Whether a `Softmax`/`LogSoftmax` runs over the class axis of `[batch, classes]` logits.
+fn class_axis(node: &NodeProto) -> Result<(), String> {
+    match int(node, "axis", -1) {
+        -1 | 1 => Ok(()),
+        a => Err(format!(
+            "axis {a} (the class axis of [batch, classes] only)"
         )),
+    }
+}
+
+/// `Dropout` is the identity at inference unless its `training_mode` input is given.
+fn inference_dropout(node: &NodeProto) -> Result<Step, String> {
+    match node.input.get(2).filter(|s| !s.is_empty()) {
+        None => Ok(Step::Dropped),
+        Some(_) => Err("a training_mode input (export the model in eval mode)".into()),
     }
 }
 
@@ -273,8 +310,9 @@ pub(crate) fn step(
         "Flatten" if int(node, "axis", 1) == 1 => Ok(Step::Layer(LayerKind::Flatten, None)),
         "Flatten" => Err(format!("axis {} (1 only)", int(node, "axis", 1))),
         "Reshape" => reshape(consts, node),
-        "Identity" | "Dropout" => Ok(Step::Dropped),
-        "Softmax" | "LogSoftmax" if last => Ok(Step::Dropped),
+        "Identity" => Ok(Step::Dropped),
+        "Dropout" => inference_dropout(node),
+        "Softmax" | "LogSoftmax" if last => class_axis(node).map(|()| Step::Dropped),
         "Softmax" | "LogSoftmax" => Err("a softmax before the last node".into()),
         other => Err(format!(
             "operator {other} is not supported by import yet (supported: {})",

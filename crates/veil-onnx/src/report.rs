@@ -82,7 +82,12 @@ pub fn import_to_dir(onnx: &Path, out: &Path) -> Result<ImportReport, OnnxError>
     };
     std::fs::create_dir_all(out).map_err(write_err(out))?;
     let weights = out.join(WEIGHTS_FILE);
-    veil_spec::weights::write_file(&weights, &imported.spec, &imported.tensors)?;
+    veil_spec::weights::write_file(&weights, &imported.spec, &imported.tensors).map_err(
+        |source| OnnxError::WriteWeights {
+            path: weights.display().to_string(),
+            source,
+        },
+    )?;
     let spec = out.join(SPEC_FILE);
     std::fs::write(&spec, imported.spec.to_json()).map_err(write_err(&spec))?;
     let shapes = imported.spec.validate()?;

@@ -37,7 +37,15 @@ fn dimensions(t: &TensorProto) -> Result<(Vec<usize>, usize), OnnxError> {
     let mut count = 1usize;
     let mut dims = Vec::with_capacity(t.dims.len().min(8));
     for &d in &t.dims {
-        let d = usize::try_from(d).map_err(|_| bad(&t.name, format!("negative dimension {d}")))?;
+        let d = usize::try_from(d)
+            .ok()
+            .filter(|&d| (1..=veil_spec::MAX_DIM).contains(&d))
+            .ok_or_else(|| {
+                bad(
+                    &t.name,
+                    format!("dimension {d} (1 to {} expected)", veil_spec::MAX_DIM),
+                )
+            })?;
         count = count
             .checked_mul(d)
             .filter(|&c| c <= MAX_ELEMENTS)
@@ -161,7 +169,11 @@ pub(crate) fn constants(
             .find(|a| a.name == "value")
             .and_then(|a| a.t.as_ref())
             .ok_or_else(|| OnnxError::Unsupported {
-                node: node.name.clone(),
+                node: if node.name.is_empty() {
+                    "(unnamed)".into()
+                } else {
+                    node.name.clone()
+                },
                 op: "Constant".into(),
                 what: "a constant without a tensor `value` attribute".into(),
             })?;
@@ -200,8 +212,10 @@ mod tests {
 
     #[test]
     fn hostile_tensors_are_refused_before_allocating() {
-        // Absurd dimensions: refused from the dims alone (no allocation of 2^60 values).
+        // Absurd dimensions: refused from the dims alone (no allocation of 2^60 values), and a
+        // zero dimension cannot hide a huge one (an empty tensor of shape [0, 2^40]).
         assert!(decode(&float_tensor(vec![1 << 30, 1 << 30], vec![])).is_err());
+        assert!(decode(&float_tensor(vec![0, 1 << 40], vec![])).is_err());
         assert!(decode(&float_tensor(vec![-1], vec![])).is_err());
         // Too few or too many bytes.
         assert!(decode(&float_tensor(vec![3], vec![0; 8])).is_err());

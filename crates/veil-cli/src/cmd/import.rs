@@ -10,7 +10,7 @@ pub struct Args {
     /// The ONNX file.
     pub onnx: PathBuf,
     /// Output directory (default `runs/<file stem>`).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "check")]
     pub out: Option<PathBuf>,
     /// List each node and whether import translates it; write nothing. Exits 2 when the file
     /// does not import.
