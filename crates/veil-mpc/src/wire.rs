@@ -7,7 +7,7 @@
 //! The byte codec itself ([`Writer`], [`Reader`], [`WireError`]) is `veil-codec`'s, shared with
 //! the runtime's frames.
 //!
-//! Key items: [`encode_model`], [`decode_model`],
+//! Key items: [`encode_model`], [`decode_model`], [`MODEL_FORMAT`],
 //! [`encode_material`], [`decode_material`].
 
 use crate::dcf::{CorrectionWord, DcfKey};
@@ -16,9 +16,17 @@ use crate::share::Shares;
 
 pub use veil_codec::{Reader, WireError, Writer};
 
+/// The format of model shares, their first byte: format 2 holds weights with
+/// [`crate::ring::WEIGHT_FRAC_BITS`] fractional bits and biases with `FRAC_BITS +
+/// WEIGHT_FRAC_BITS` (session 14; the shares before it had no format byte and 12-bit weights).
+/// A server refuses shares of another format, so a dealer and servers built with different
+/// weight encodings cannot silently disagree on the scale of the logits.
+pub const MODEL_FORMAT: u8 = 2;
+
 /// Encodes one server's model shares.
 pub fn encode_model(m: &ModelShares) -> Vec<u8> {
     let mut w = Writer::default();
+    w.u8(MODEL_FORMAT);
     w.count(m.layers.len());
     for l in &m.layers {
         w.words(&l.masked_weight);
@@ -31,6 +39,14 @@ pub fn encode_model(m: &ModelShares) -> Vec<u8> {
 /// Decodes model shares.
 pub fn decode_model(buf: &[u8]) -> Result<ModelShares, WireError> {
     let mut r = Reader::new(buf, "model shares");
+    let format = r.u8()?;
+    if format != MODEL_FORMAT {
+        return Err(r.error(format!(
+            "format {format}, but this server reads format {MODEL_FORMAT} (weights with {} \
+             fractional bits): the dealer and the servers must run the same veil version",
+            crate::ring::WEIGHT_FRAC_BITS
+        )));
+    }
     // A layer is three counted word vectors: at least 12 bytes.
     let n = r.count(12)?;
     let mut layers = Vec::with_capacity(n);
@@ -218,5 +234,24 @@ mod tests {
         huge.u32(u32::MAX);
         assert!(decode_material(huge.as_bytes()).is_err());
         assert!(decode_model(&[1, 0, 0]).is_err());
+    }
+
+    /// Shares of another format (an older dealer, 12-bit weights and no format byte) are
+    /// refused with a message naming both formats, not decoded at the wrong scale.
+    #[test]
+    fn model_shares_of_another_format_are_refused() {
+        let d = dealer();
+        let bytes = encode_model(d.model_shares(0));
+        assert_eq!(bytes[0], MODEL_FORMAT);
+        let old = &bytes[1..];
+        let err = decode_model(old).expect_err("shares without a format byte");
+        let text = err.to_string();
+        assert!(
+            text.contains("format") && text.contains("same veil version"),
+            "{text}"
+        );
+        let mut other = bytes.clone();
+        other[0] = MODEL_FORMAT + 1;
+        assert!(decode_model(&other).is_err());
     }
 }
