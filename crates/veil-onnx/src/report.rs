@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{NodeSupport, OnnxError, coverage, import_file, read_file};
+use crate::{NodeSupport, OnnxError, coverage, import, import_file, read_file};
 
 /// The files `veil import` writes into its output directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -143,8 +143,9 @@ impl CoverageReport {
 
 /// Lists which nodes of `onnx` import translates and whether the whole file imports.
 pub fn check_file(onnx: &Path) -> Result<CoverageReport, OnnxError> {
-    let nodes = coverage(&read_file(onnx)?)?;
-    let error = import_file(onnx).err().map(|e| e.to_string());
+    let bytes = read_file(onnx)?;
+    let nodes = coverage(&bytes)?;
+    let error = import(&bytes, "check").err().map(|e| e.to_string());
     Ok(CoverageReport {
         nodes,
         importable: error.is_none(),
