@@ -263,11 +263,12 @@ impl Dealer {
                         .map(|_| self.rng.random())
                         .collect();
                     let wb: Vec<Wrapping<u64>> = b.iter().map(|&v| Wrapping(v)).collect();
-                    let mut c = Vec::with_capacity(batch * lin.output_len());
-                    for img in a.chunks_exact(lin.input_len().max(1)) {
-                        let x: Vec<Wrapping<u64>> = img.iter().map(|&v| Wrapping(v)).collect();
-                        c.extend(lin.apply(&wb, &x).into_iter().map(|v| v.0));
-                    }
+                    let xs: Vec<Wrapping<u64>> = a.iter().map(|&v| Wrapping(v)).collect();
+                    let c: Vec<u64> = lin
+                        .apply_many(&wb, &xs, batch)
+                        .into_iter()
+                        .map(|v| v.0)
+                        .collect();
                     let (a0, a1) = share(&a, &mut self.rng);
                     let (c0, c1) = share(&c, &mut self.rng);
                     out[0].items.push(Item::Linear { a: a0, c: c0 });

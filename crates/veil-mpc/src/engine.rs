@@ -29,7 +29,16 @@ pub struct Server {
     pub arch: Architecture,
     /// This server's model shares.
     pub model: ModelShares,
+    /// `F` and this server's `B` of each linear layer as ring elements, converted once here
+    /// rather than on every inference.
+    ring: Vec<RingWeights>,
     prg: Prg,
+}
+
+/// One linear layer's weights in the kernels' ring type.
+struct RingWeights {
+    masked: Vec<Wrapping<u64>>,
+    mask: Vec<Wrapping<u64>>,
 }
 
 /// Consumes material items in order, with a clear error when the dealer sent too few or the
@@ -123,10 +132,19 @@ impl Server {
                 violation: Violation::SharesDoNotFit(arch.name.clone()),
             });
         }
+        let ring = model
+            .layers
+            .iter()
+            .map(|s| RingWeights {
+                masked: s.masked_weight.iter().map(|&v| Wrapping(v)).collect(),
+                mask: s.weight_mask.0.iter().map(|&v| Wrapping(v)).collect(),
+            })
+            .collect();
         Ok(Server {
             party,
             arch,
             model,
+            ring,
             prg: Prg::default(),
         })
     }
@@ -183,7 +201,7 @@ impl Server {
             batch,
         };
         let mut x = words;
-        let mut layers = self.model.layers.iter();
+        let mut layers = self.model.layers.iter().zip(&self.ring);
         for op in &self.arch.ops {
             x = match op {
                 Op::Linear { layer, linear } => {
@@ -325,7 +343,7 @@ impl Server {
         ch: &mut impl Channel,
         step: &mut u32,
         linear: &Linear,
-        shares: &LinearShares,
+        shares: (&LinearShares, &RingWeights),
         input: LinearInput<'_>,
         a: &[u64],
         c: &[u64],
@@ -348,8 +366,7 @@ impl Server {
             LinearInput::Opened(e) => e.to_vec(),
         };
         let p = self.party.index();
-        let f: Vec<Wrapping<u64>> = shares.masked_weight.iter().map(|&v| Wrapping(v)).collect();
-        let bm: Vec<Wrapping<u64>> = shares.weight_mask.0.iter().map(|&v| Wrapping(v)).collect();
+        let (shares, weights) = shares;
         let per_bias = n_out / shares.bias.len();
         // All samples at once: `L(F, A_p + [p = 0] E) + L(B_p, E)` (a dense layer's weights
         // then stream from memory once per block of samples, not once per sample).
@@ -359,8 +376,8 @@ impl Server {
             .zip(&es)
             .map(|(&a, &e)| Wrapping(a) + if p == 0 { e } else { Wrapping(0) })
             .collect();
-        let y1 = linear.apply_many(&f, &left, batch);
-        let y2 = linear.apply_many(&bm, &es, batch);
+        let y1 = linear.apply_many(&weights.masked, &left, batch);
+        let y2 = linear.apply_many(&weights.mask, &es, batch);
         let out = y1
             .iter()
             .zip(&y2)

@@ -8,7 +8,8 @@
 //!
 //! Key items: [`Linear`], [`Linear::apply`], [`pool_windows`].
 
-use std::ops::{Add, Mul};
+use crate::gemm;
+pub use crate::gemm::Scalar;
 
 /// A bilinear layer `y = W x` (the bias is added separately).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -77,97 +78,88 @@ impl Linear {
 
     /// `W x` for one sample, in any ring (`Wrapping<u64>` for shares, `f64` for the
     /// reference). `w` and `x` must have [`Linear::weight_len`] and [`Linear::input_len`]
-    /// elements; the result has [`Linear::output_len`].
-    pub fn apply<T>(&self, w: &[T], x: &[T]) -> Vec<T>
-    where
-        T: Copy + Default + Add<Output = T> + Mul<Output = T>,
-    {
+    /// elements; the result has [`Linear::output_len`]. Each output sums its products in the
+    /// order of the weight layout (input channel, kernel row, kernel column), so floating-point
+    /// results do not depend on how the work is tiled.
+    pub fn apply<T: Scalar>(&self, w: &[T], x: &[T]) -> Vec<T> {
+        self.apply_many(w, x, 1)
+    }
+
+    /// `W x` for each of `batch` samples (`xs` holds them one after another); the results are
+    /// concatenated in the same order. Equal to [`Linear::apply`] on each sample.
+    ///
+    /// A convolution is lowered, [`CONV_BLOCK`] output positions at a time, to a matrix product
+    /// of the weight (`out x in kh kw`) with the gathered input windows (im2col, zeros for the
+    /// padding), tiled and vectorised by the private `gemm` module. A dense layer walks its
+    /// weight rows once per block of [`SAMPLE_BLOCK`] samples rather than once per sample, so a
+    /// large weight matrix streams from memory `batch / SAMPLE_BLOCK` times instead of `batch`
+    /// times.
+    pub fn apply_many<T: Scalar>(&self, w: &[T], xs: &[T], batch: usize) -> Vec<T> {
+        let (n_in, n_out) = (self.input_len(), self.output_len());
+        let mut out = vec![T::default(); batch * n_out];
         match *self {
-            Linear::Dense { input, output } => (0..output)
-                .map(|o| {
-                    let row = &w[o * input..(o + 1) * input];
-                    row.iter()
-                        .zip(x)
-                        .fold(T::default(), |acc, (&a, &b)| acc + a * b)
-                })
-                .collect(),
-            Linear::Conv {
-                input: [c, h, wd],
-                output: [oc, oh, ow],
-                kernel: [kh, kw],
-                stride: [sh, sw],
-                padding: [ph, pw],
-            } => {
-                let mut out = vec![T::default(); oc * oh * ow];
-                for o in 0..oc {
-                    for ci in 0..c {
-                        let plane = &x[ci * h * wd..(ci + 1) * h * wd];
-                        let filt = &w[(o * c + ci) * kh * kw..(o * c + ci + 1) * kh * kw];
-                        for y in 0..oh {
-                            for i in 0..kh {
-                                let iy = (y * sh + i) as isize - ph as isize;
-                                if iy < 0 || iy >= h as isize {
-                                    continue;
-                                }
-                                let row = &plane[iy as usize * wd..(iy as usize + 1) * wd];
-                                let dst = &mut out[(o * oh + y) * ow..(o * oh + y + 1) * ow];
-                                for j in 0..kw {
-                                    let f = filt[i * kw + j];
-                                    // Output columns whose input column `xo * sw + j - pw`
-                                    // lies inside the row: no bounds test in the inner loop.
-                                    let first = pw.saturating_sub(j).div_ceil(sw.max(1));
-                                    let end =
-                                        (wd + pw).saturating_sub(j).div_ceil(sw.max(1)).min(ow);
-                                    for xo in first..end {
-                                        let d = &mut dst[xo];
-                                        *d = *d + f * row[xo * sw + j - pw];
-                                    }
-                                }
-                            }
-                        }
+            Linear::Dense { input, output } => {
+                gemm::dense_rows(w, xs, (output, input, batch), SAMPLE_BLOCK, &mut out);
+            }
+            Linear::Conv { .. } => {
+                let mut cols = Vec::new();
+                let (n_in, n_out) = (n_in.max(1), n_out.max(1));
+                for (x, y) in xs.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+                    self.conv_into(w, x, y, &mut cols);
+                }
+            }
+        }
+        out
+    }
+
+    /// One sample of a convolution into `out` (`[oc, oh, ow]`), through `cols` (scratch).
+    fn conv_into<T: Scalar>(&self, w: &[T], x: &[T], out: &mut [T], cols: &mut Vec<T>) {
+        let Linear::Conv {
+            input: [c, h, wd],
+            output: [oc, oh, ow],
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            padding: [ph, pw],
+        } = *self
+        else {
+            return;
+        };
+        let (positions, taps) = (oh * ow, c * kh * kw);
+        for first in (0..positions).step_by(CONV_BLOCK) {
+            let valid = CONV_BLOCK.min(positions - first);
+            let width = valid.div_ceil(gemm::COLS) * gemm::COLS;
+            cols.clear();
+            cols.resize(taps * width, T::default());
+            for (tap, row) in cols.chunks_exact_mut(width).enumerate() {
+                let (ci, i, j) = (tap / (kh * kw), tap / kw % kh, tap % kw);
+                let plane = &x[ci * h * wd..(ci + 1) * h * wd];
+                let (mut y, mut xo) = (first / ow, first % ow);
+                for slot in &mut row[..valid] {
+                    let (iy, ix) = (y * sh + i, xo * sw + j);
+                    if iy >= ph && ix >= pw && iy - ph < h && ix - pw < wd {
+                        *slot = plane[(iy - ph) * wd + ix - pw];
+                    }
+                    xo += 1;
+                    if xo == ow {
+                        (y, xo) = (y + 1, 0);
                     }
                 }
-                out
             }
+            gemm::matmul(
+                w,
+                cols,
+                (oc, taps, width),
+                &mut out[first..],
+                positions,
+                valid,
+            );
         }
     }
 }
 
-impl Linear {
-    /// `W x` for each of `batch` samples (`xs` holds them one after another); the results are
-    /// concatenated in the same order. Equal to [`Linear::apply`] on each sample. A dense
-    /// layer walks its weight rows once per block of [`SAMPLE_BLOCK`] samples rather than once
-    /// per sample, so a large weight matrix streams from memory `batch / SAMPLE_BLOCK` times
-    /// instead of `batch` times (a convolution's weights stay in cache within a sample).
-    pub fn apply_many<T>(&self, w: &[T], xs: &[T], batch: usize) -> Vec<T>
-    where
-        T: Copy + Default + Add<Output = T> + Mul<Output = T>,
-    {
-        let (n_in, n_out) = (self.input_len(), self.output_len());
-        match *self {
-            Linear::Dense { .. } => {
-                let mut out = vec![T::default(); batch * n_out];
-                for first in (0..batch).step_by(SAMPLE_BLOCK) {
-                    let block = SAMPLE_BLOCK.min(batch - first);
-                    for o in 0..n_out {
-                        let row = &w[o * n_in..(o + 1) * n_in];
-                        for s in first..first + block {
-                            let x = &xs[s * n_in..(s + 1) * n_in];
-                            out[s * n_out + o] = row
-                                .iter()
-                                .zip(x)
-                                .fold(T::default(), |acc, (&a, &b)| acc + a * b);
-                        }
-                    }
-                }
-                out
-            }
-            Linear::Conv { .. } => (0..batch)
-                .flat_map(|s| self.apply(w, &xs[s * n_in..(s + 1) * n_in]))
-                .collect(),
-        }
-    }
-}
+/// Output positions of a convolution gathered per matrix product in [`Linear::apply_many`]
+/// (bounds the im2col scratch to `in kh kw x CONV_BLOCK` values).
+pub const CONV_BLOCK: usize = 256;
 
 /// Samples per pass over a dense layer's weights in [`Linear::apply_many`].
 pub const SAMPLE_BLOCK: usize = 8;

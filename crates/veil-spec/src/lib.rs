@@ -22,6 +22,7 @@
 pub mod catalog;
 pub mod cost;
 mod error;
+mod gemm;
 pub mod kernels;
 mod layer;
 pub mod lower;
