@@ -34,6 +34,8 @@ pub enum Command {
     Train(cmd::train::Args),
     /// Evaluate saved weights on a dataset's test split.
     Eval(cmd::eval::Args),
+    /// Logits and predicted class of each test sample (the plaintext answer).
+    Infer(cmd::infer::Args),
     /// Compare two images: SSIM, PSNR and MSE.
     Compare(cmd::compare::Args),
     /// Import an ONNX model (exported from PyTorch) as a veil spec and weight file.
@@ -117,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(a) => cmd::models::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Infer(a) => cmd::infer::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Bench(a) => cmd::bench::run(a),

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_bad_input, json, veil};
+use common::{assert_bad_input, json, veil, veil_in};
 
 #[test]
 fn models_json_lists_the_zoo_with_costs() {
@@ -595,4 +595,96 @@ fn import_writes_a_model_the_engine_evaluates_and_check_lists_nodes() {
     );
     assert_bad_input(&veil(&["import", cut, "--check"]), "not an ONNX model");
     assert_bad_input(&veil(&["import", "missing.onnx"]), "missing.onnx");
+}
+
+/// `--model FILE.onnx` wherever a model is named: `veil infer` on the real MNIST test images
+/// gives PyTorch's logits (the fixture's, from tools/onnx_fixtures.py) within a relative 1e-4
+/// (`|veil - torch| / (1 + |torch|)`, as the README states),
+/// `veil eval` needs no weight file, `veil attack` inverts the imported model, and a file that
+/// does not import is one line with exit code 2.
+#[test]
+fn an_onnx_file_is_a_model_for_infer_eval_and_attack() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../veil-onnx/tests/fixtures");
+    let onnx = fixtures.join("lenet5-veil-opset13.onnx");
+    let onnx = onnx.to_str().expect("path");
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures.join("lenet5-veil-opset13.logits.json")).expect("fixture"),
+    )
+    .expect("json");
+    let want = want["logits"].as_array().expect("logits");
+    let dir = tempfile::tempdir().expect("tmp");
+    let at = dir.path();
+    let v = json(&veil_in(
+        at,
+        &[
+            "infer",
+            "--model",
+            onnx,
+            "--dataset",
+            "mnist",
+            "--limit",
+            "16",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["samples"], 16);
+    let got = v["logits"].as_array().expect("logits");
+    assert_eq!(got.len(), want.len());
+    let values = |row: &serde_json::Value| -> Vec<f64> {
+        let row = row.as_array().expect("row");
+        row.iter().map(|x| x.as_f64().expect("number")).collect()
+    };
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let (g, w) = (values(g), values(w));
+        let rel = g
+            .iter()
+            .zip(&w)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() / (1.0 + b.abs())));
+        assert!(rel <= 1e-4, "sample {i}: relative error {rel}");
+        let best = (0..w.len()).fold(0, |b, k| if w[k] > w[b] { k } else { b });
+        assert_eq!(v["predictions"][i], best, "sample {i}");
+    }
+    assert!(
+        at.join("runs/lenet5-veil-opset13-onnx/model.safetensors")
+            .is_file()
+    );
+
+    let e = json(&veil_in(
+        at,
+        &["eval", "--model", onnx, "--dataset", "synthetic", "--json"],
+    ));
+    assert_eq!(e["model"], "lenet5-veil-opset13");
+    let a = json(&veil_in(
+        at,
+        &[
+            "attack",
+            "--model",
+            onnx,
+            "--dataset",
+            "synthetic",
+            "--layer",
+            "pool1",
+            "--aux",
+            "300",
+            "--victims",
+            "100",
+            "--epochs",
+            "1",
+            "--json",
+        ],
+    ));
+    assert!(a["ssim_mean"].as_f64().is_some());
+
+    let cut = at.join("cut.onnx");
+    let bytes = std::fs::read(fixtures.join("lenet5-veil-opset13.onnx")).expect("fixture");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).expect("write");
+    let cut = cut.to_str().expect("p");
+    assert_bad_input(
+        &veil_in(at, &["infer", "--model", cut, "--dataset", "synthetic"]),
+        "cut.onnx",
+    );
+    assert_bad_input(
+        &veil_in(at, &["eval", "--model", "lenet5", "--dataset", "synthetic"]),
+        "veil train",
+    );
 }

@@ -3,13 +3,14 @@
 //! for where default weights live ([`default_weights`]: `runs/<model>-<dataset>/model.safetensors`),
 //! which every command that needs a trained model follows.
 //!
-//! Key items: [`TrainRequest`], [`train_to_dir`], [`TrainOutput`], [`default_weights`].
+//! Key items: [`TrainRequest`], [`train_to_dir`], [`TrainOutput`], [`default_weights`],
+//! [`evaluate_file`] (`veil eval`), [`infer_file`] (`veil infer`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use veil_data::{DatasetId, Split};
-use veil_spec::ModelSpec;
+use veil_spec::{ModelSpec, Shape};
 
 use crate::{Augment, EpochReport, Model, ModelError, StepInfo, TrainConfig};
 
@@ -289,16 +290,7 @@ pub fn evaluate_file(
     id: &DatasetId,
     split: &Split,
 ) -> Result<Evaluation, ModelError> {
-    let model = Model::load(weights)?;
-    if let Some(name) = expected
-        && !name.eq_ignore_ascii_case(&model.spec().name)
-    {
-        return Err(ModelError::Invalid(format!(
-            "{} holds model `{}`, not `{name}`",
-            weights.display(),
-            model.spec().name
-        )));
-    }
+    let model = load_expected(weights, expected)?;
     let started = std::time::Instant::now();
     let test_accuracy = model.evaluate(&split.test)?;
     Ok(Evaluation {
@@ -309,6 +301,93 @@ pub fn evaluate_file(
         test_accuracy,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What [`infer_file`] computed: each test sample's logits and predicted class (what
+/// `veil infer` prints).
+#[derive(Clone, Debug, Serialize)]
+pub struct Inference {
+    /// Model name (from the file).
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// The weight file.
+    pub weights: PathBuf,
+    /// Samples run (the first of the test split).
+    pub samples: usize,
+    /// Per sample, the model's outputs.
+    pub logits: Vec<Vec<f32>>,
+    /// Per sample, the index of its largest logit (the first on a tie).
+    pub predictions: Vec<usize>,
+    /// Per sample, the dataset's label.
+    pub labels: Vec<usize>,
+    /// Fraction of predictions equal to the label.
+    pub accuracy: f64,
+}
+
+/// Samples per forward pass of [`infer_file`].
+const INFER_BATCH: usize = 256;
+
+/// Runs the weight file `weights` on the first `limit` test samples of `split` (all when
+/// `None`); when `expected` names a model, the file must hold it (case-insensitive).
+pub fn infer_file(
+    weights: &Path,
+    expected: Option<&str>,
+    id: &DatasetId,
+    split: &Split,
+    limit: Option<usize>,
+) -> Result<Inference, ModelError> {
+    let model = load_expected(weights, expected)?;
+    let test = split.test.take(limit.unwrap_or(split.test.len()));
+    model.check_dataset(&test)?;
+    let classes = model.shapes().last().map(Shape::numel).unwrap_or(0).max(1);
+    let mut logits = Vec::with_capacity(test.len());
+    let per = test.sample_len();
+    for start in (0..test.len()).step_by(INFER_BATCH) {
+        let end = (start + INFER_BATCH).min(test.len());
+        let values = model.logits(&test.samples[start * per..end * per])?;
+        logits.extend(values.chunks_exact(classes).map(<[f32]>::to_vec));
+    }
+    let predictions: Vec<usize> = logits.iter().map(|l| argmax(l)).collect();
+    let labels: Vec<usize> = test.labels.iter().map(|&l| l as usize).collect();
+    let accuracy = veil_metrics::accuracy(&predictions, &labels)
+        .map_err(|e| ModelError::Invalid(e.to_string()))?;
+    Ok(Inference {
+        model: model.spec().name.clone(),
+        dataset: id.name(),
+        weights: weights.to_path_buf(),
+        samples: test.len(),
+        logits,
+        predictions,
+        labels,
+        accuracy,
+    })
+}
+
+/// Index of the largest value (the first on a tie; NaN never wins).
+fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Loads `weights`; when `expected` names a model, the file must hold it (case-insensitive).
+fn load_expected(weights: &Path, expected: Option<&str>) -> Result<Model, ModelError> {
+    let model = Model::load(weights)?;
+    if let Some(name) = expected
+        && !name.eq_ignore_ascii_case(&model.spec().name)
+    {
+        return Err(ModelError::Invalid(format!(
+            "{} holds model `{}`, not `{name}`",
+            weights.display(),
+            model.spec().name
+        )));
+    }
+    Ok(model)
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(ModelSpec, Tensors), SpecErr
 }
 
 /// Writes `spec` and `tensors` (every entry of its [`layout`], shapes as there) to `path`,
-/// creating its directory and overwriting the file.
+/// creating its directory and replacing the file atomically (written beside it, then renamed).
 pub fn write_file(path: &Path, spec: &ModelSpec, tensors: &Tensors) -> Result<(), SpecError> {
     let entries = layout(spec)?;
     let mut bytes = Vec::with_capacity(entries.len());
@@ -131,8 +131,19 @@ pub fn write_file(path: &Path, spec: &ModelSpec, tensors: &Tensors) -> Result<()
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| weights_err(path, e.to_string()))?;
     }
-    safetensors::serialize_to_file(views, Some(meta), path)
+    // Written beside the target and renamed over it: a reader (another veil process) sees the
+    // old file or the new one, never a partial write.
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let partial = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let written = safetensors::serialize_to_file(views, Some(meta), &partial)
         .map_err(|e| weights_err(path, e.to_string()))
+        .and_then(|()| {
+            std::fs::rename(&partial, path).map_err(|e| weights_err(path, e.to_string()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
 }
 
 /// `(weight, bias)` values of one layer, in the file layout.

@@ -9,12 +9,14 @@ use crate::DataArgs;
 /// Arguments of `veil eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Expected model name (must match the spec stored in the weight file).
-    #[arg(long)]
+    /// The model: a zoo name, a spec file or an ONNX file. With `--weights`, the name the file
+    /// must hold; without, it says where the weights are (`veil train`'s run directory, or the
+    /// ONNX file's own initializers).
+    #[arg(long, required_unless_present = "weights")]
     pub model: Option<String>,
-    /// Weight file written by `veil train`.
+    /// Weight file written by `veil train` or `veil import`.
     #[arg(long)]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
     /// Dataset whose test split is evaluated.
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
@@ -26,7 +28,8 @@ pub struct Args {
 /// Runs `veil eval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (id, split) = super::load_dataset(&args.dataset, args.data.data.as_deref())?;
-    let eval = evaluate_file(&args.weights, args.model.as_deref(), &id, &split)?;
+    let (weights, expected) = super::weights_and_name(args.weights, args.model.as_deref(), &id)?;
+    let eval = evaluate_file(&weights, expected.as_deref(), &id, &split)?;
     crate::report(&eval, |e| {
         format!(
             "{} on {} ({} test samples): accuracy {:.4}",

@@ -13,6 +13,15 @@ pub fn veil(args: &[&str]) -> Output {
         .expect("run veil")
 }
 
+/// Runs `veil` with `args` in the directory `dir` (for commands that write `runs/...`).
+pub fn veil_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run veil")
+}
+
 /// Asserts success and parses stdout as JSON.
 pub fn json(out: &Output) -> serde_json::Value {
     assert!(
