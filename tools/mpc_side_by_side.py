@@ -26,8 +26,14 @@ sys.path.insert(0, HERE)
 import veil_torch  # noqa: E402  (lazy about torch: the probe runs in another interpreter)
 
 
-def run_json(cmd):
+def run_json(cmd, retry_crash=False):
+    """Runs `cmd` and parses its JSON. With `retry_crash`, a run that dies of a crash (CrypTen's
+    party processes sometimes abort in teardown: "terminate called without an active
+    exception") is run once more, and says so on stderr; veil's runs are never retried."""
     p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0 and retry_crash and "terminate called" in p.stderr:
+        print(f"{' '.join(cmd[:4])} ... crashed (status {p.returncode}); running it once more", file=sys.stderr)
+        p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed (status {p.returncode}): {p.stderr[-1500:]}")
     try:
@@ -64,7 +70,7 @@ def main():
                                                   "--images", str(a.images), "--json"]))
                 else:
                     doc = run_json([a.python, os.path.join(HERE, "crypten_bench.py"), "--weights", weights,
-                                    "--images", str(a.images)])
+                                    "--images", str(a.images)], retry_crash=True)
                     versions = {"torch": doc["torch"], "crypten": doc["crypten"]}
                     runs["crypten"].append(doc)
         rows.append((name, runs))

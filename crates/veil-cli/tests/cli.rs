@@ -648,6 +648,9 @@ fn an_onnx_file_is_a_model_for_infer_eval_and_attack() {
         at.join("runs/lenet5-veil-opset13-onnx/model.safetensors")
             .is_file()
     );
+    let m = json(&veil(&["models", "--spec", onnx, "--json"]));
+    assert_eq!(m[0]["name"], "lenet5-veil-opset13");
+    assert_eq!(m[0]["params"], 61706);
 
     let e = json(&veil_in(
         at,
