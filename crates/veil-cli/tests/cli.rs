@@ -644,9 +644,18 @@ fn an_onnx_file_is_a_model_for_infer_eval_and_attack() {
         let best = (0..w.len()).fold(0, |b, k| if w[k] > w[b] { k } else { b });
         assert_eq!(v["predictions"][i], best, "sample {i}");
     }
-    assert!(
-        at.join("runs/lenet5-veil-opset13-onnx/model.safetensors")
-            .is_file()
+    let imported = std::fs::read_dir(at.join("runs"))
+        .expect("runs")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("lenet5-veil-opset13-onnx-")
+        })
+        .count();
+    assert_eq!(
+        imported, 1,
+        "one import directory, named after the stem and the path"
     );
     let m = json(&veil(&["models", "--spec", onnx, "--json"]));
     assert_eq!(m[0]["name"], "lenet5-veil-opset13");
@@ -690,4 +699,27 @@ fn an_onnx_file_is_a_model_for_infer_eval_and_attack() {
         &veil_in(at, &["eval", "--model", "lenet5", "--dataset", "synthetic"]),
         "veil train",
     );
+    // A spec file stands for the model its spec names, not for its path (review finding):
+    // the imported directory's spec.json with its weight file.
+    let dir = std::fs::read_dir(at.join("runs"))
+        .expect("runs")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("lenet5-veil-opset13-onnx-"))
+        .expect("import directory");
+    let (spec, weights) = (dir.join("spec.json"), dir.join("model.safetensors"));
+    let e = json(&veil_in(
+        at,
+        &[
+            "eval",
+            "--model",
+            spec.to_str().expect("p"),
+            "--weights",
+            weights.to_str().expect("p"),
+            "--dataset",
+            "synthetic",
+            "--json",
+        ],
+    ));
+    assert_eq!(e["model"], "lenet5-veil-opset13");
 }

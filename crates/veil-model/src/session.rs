@@ -317,7 +317,7 @@ pub struct Inference {
     pub samples: usize,
     /// Per sample, the model's outputs.
     pub logits: Vec<Vec<f32>>,
-    /// Per sample, the index of its largest logit (the first on a tie).
+    /// Per sample, the index of its largest logit (`veil_metrics::argmax`: the first on a tie).
     pub predictions: Vec<usize>,
     /// Per sample, the dataset's label.
     pub labels: Vec<usize>,
@@ -348,7 +348,7 @@ pub fn infer_file(
         let values = model.logits(&test.samples[start * per..end * per])?;
         logits.extend(values.chunks_exact(classes).map(<[f32]>::to_vec));
     }
-    let predictions: Vec<usize> = logits.iter().map(|l| argmax(l)).collect();
+    let predictions: Vec<usize> = logits.iter().map(|l| veil_metrics::argmax(l)).collect();
     let labels: Vec<usize> = test.labels.iter().map(|&l| l as usize).collect();
     let accuracy = veil_metrics::accuracy(&predictions, &labels)
         .map_err(|e| ModelError::Invalid(e.to_string()))?;
@@ -362,17 +362,6 @@ pub fn infer_file(
         labels,
         accuracy,
     })
-}
-
-/// Index of the largest value (the first on a tie; NaN never wins).
-fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Loads `weights`; when `expected` names a model, the file must hold it (case-insensitive).

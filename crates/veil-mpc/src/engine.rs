@@ -27,8 +27,8 @@ pub struct Server {
     pub party: Party,
     /// The public architecture.
     pub arch: Architecture,
-    /// This server's model shares.
-    pub model: ModelShares,
+    /// This server's model shares (private: `ring` is derived from them once).
+    model: ModelShares,
     /// `F` and this server's `B` of each linear layer as ring elements, converted once here
     /// rather than on every inference.
     ring: Vec<RingWeights>,
@@ -147,6 +147,11 @@ impl Server {
             ring,
             prg: Prg::default(),
         })
+    }
+
+    /// This server's model shares.
+    pub fn model(&self) -> &ModelShares {
+        &self.model
     }
 
     /// Evaluates `batch` inputs from their shares (`batch * input_len` words) and returns this

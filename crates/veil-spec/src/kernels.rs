@@ -78,9 +78,11 @@ impl Linear {
 
     /// `W x` for one sample, in any ring (`Wrapping<u64>` for shares, `f64` for the
     /// reference). `w` and `x` must have [`Linear::weight_len`] and [`Linear::input_len`]
-    /// elements; the result has [`Linear::output_len`]. Each output sums its products in the
-    /// order of the weight layout (input channel, kernel row, kernel column), so floating-point
-    /// results do not depend on how the work is tiled.
+    /// elements (else it panics, see [`Linear::apply_many`]); the result has
+    /// [`Linear::output_len`]. Each output sums its products in the order of the weight layout
+    /// (input channel, kernel row, kernel column), so floating-point results do not depend on
+    /// how the work is tiled (padding taps add `w * 0`: finite weights, which weight files
+    /// guarantee, leave the sum unchanged).
     pub fn apply<T: Scalar>(&self, w: &[T], x: &[T]) -> Vec<T> {
         self.apply_many(w, x, 1)
     }
@@ -94,8 +96,20 @@ impl Linear {
     /// weight rows once per block of [`SAMPLE_BLOCK`] samples rather than once per sample, so a
     /// large weight matrix streams from memory `batch / SAMPLE_BLOCK` times instead of `batch`
     /// times.
+    ///
+    /// # Panics
+    ///
+    /// If `w` does not hold [`Linear::weight_len`] values or `xs` does not hold `batch` samples
+    /// of [`Linear::input_len`] (callers check sizes that come from files or peers first).
     pub fn apply_many<T: Scalar>(&self, w: &[T], xs: &[T], batch: usize) -> Vec<T> {
         let (n_in, n_out) = (self.input_len(), self.output_len());
+        assert!(
+            w.len() == self.weight_len() && xs.len() == batch * n_in,
+            "Linear::apply_many: {} weights and {} inputs for {} weights and {batch} x {n_in} inputs",
+            w.len(),
+            xs.len(),
+            self.weight_len()
+        );
         let mut out = vec![T::default(); batch * n_out];
         match *self {
             Linear::Dense { input, output } => {
@@ -297,11 +311,12 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The kernel (which skips padding taps by computing each tap's valid output columns)
-        /// equals the direct sum over shapes, kernels, strides and paddings, in `Z_2^64`.
+        /// The kernel (im2col blocks, zeros for padding taps, a tiled product) equals the direct
+        /// sum over shapes, kernels, strides and paddings, in `Z_2^64`; output channels up to 6
+        /// cover full and partial row tiles.
         #[test]
         fn conv_equals_the_direct_sum(
-            c in 1usize..3, oc in 1usize..3, h in 1usize..8, wd in 1usize..8,
+            c in 1usize..3, oc in 1usize..7, h in 1usize..8, wd in 1usize..8,
             kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
             ph in 0usize..3, pw in 0usize..3, seed in 0u64..1000,
         ) {
@@ -324,6 +339,33 @@ mod tests {
             );
             proptest::prop_assert_eq!(got.iter().map(|v| v.0 as i64).collect::<Vec<_>>(), want);
         }
+    }
+
+    /// More output positions than one im2col block (a block then starts mid-row), five output
+    /// channels (a full and a partial row tile), padding 2: equal to the direct sum.
+    #[test]
+    fn a_convolution_over_several_blocks_equals_the_direct_sum() {
+        let lin = Linear::Conv {
+            input: [2, 28, 28],
+            output: [5, 28, 28],
+            kernel: [5, 5],
+            stride: [1, 1],
+            padding: [2, 2],
+        };
+        const { assert!(28 * 28 > 3 * CONV_BLOCK) };
+        let x: Vec<i64> = (0..lin.input_len())
+            .map(|k| (k as i64 * 7) % 23 - 11)
+            .collect();
+        let w: Vec<i64> = (0..lin.weight_len())
+            .map(|k| (k as i64 * 5) % 17 - 8)
+            .collect();
+        let want = direct_conv(&lin, &w, &x);
+        let ring = |v: &[i64]| v.iter().map(|&v| Wrapping(v as u64)).collect::<Vec<_>>();
+        let got = lin.apply(&ring(&w), &ring(&x));
+        assert_eq!(got.iter().map(|v| v.0 as i64).collect::<Vec<_>>(), want);
+        let f = |v: &[i64]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
+        let got = lin.apply(&f(&w), &f(&x));
+        assert_eq!(got, want.iter().map(|&v| v as f64).collect::<Vec<_>>());
     }
 
     /// Many samples at once equal one sample at a time, for a dense layer (blocks of

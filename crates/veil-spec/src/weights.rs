@@ -133,8 +133,13 @@ pub fn write_file(path: &Path, spec: &ModelSpec, tensors: &Tensors) -> Result<()
     }
     // Written beside the target and renamed over it: a reader (another veil process) sees the
     // old file or the new one, never a partial write.
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let partial = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Err(weights_err(path, "not a file path".to_string()));
+    };
+    // Unique per process and write: two threads writing one target never share a partial file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = path.with_file_name(format!(".{name}.{}.{n}.partial", std::process::id()));
     let written = safetensors::serialize_to_file(views, Some(meta), &partial)
         .map_err(|e| weights_err(path, e.to_string()))
         .and_then(|()| {

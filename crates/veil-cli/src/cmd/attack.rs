@@ -79,7 +79,8 @@ pub struct Args {
 /// Which trained model is attacked, on which data (shared by `veil attack` and `veil profile`).
 #[derive(Debug, clap::Args)]
 pub struct TargetArgs {
-    /// Zoo model name (used to find or train weights when `--weights` is absent).
+    /// Zoo model name, spec file or ONNX file (used to find or train weights when `--weights` is
+    /// absent; an ONNX file brings its own).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weight file of the attacked model (default: `runs/<model>-<dataset>/model.safetensors`,

@@ -6,7 +6,7 @@ use veil_model::bench::{BenchConfig, bench, engine_threads};
 /// Arguments of `veil bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Zoo model name or spec file.
+    /// Zoo model name, spec file or ONNX file.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Timed training steps.

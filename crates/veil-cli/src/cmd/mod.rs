@@ -18,7 +18,7 @@ pub mod profile;
 pub mod simulate;
 pub mod train;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use veil_data::{DatasetId, Split};
@@ -45,12 +45,11 @@ pub fn resolve_spec(model: &str) -> anyhow::Result<ModelSpec> {
 
 /// The weights a command uses without `--weights`: where `veil train` puts `model` (named by
 /// its spec, so a spec file finds what `veil train --model FILE` wrote) on `dataset`. For an
-/// ONNX file, its own initializers: the file is imported (again, so an edited export is never
-/// shadowed by an old import) to `runs/<stem>-onnx/`, whatever the dataset.
+/// ONNX file, its own initializers, whatever the dataset ([`import_onnx`]).
 pub fn default_weights(model: &str, dataset: &DatasetId) -> anyhow::Result<std::path::PathBuf> {
     if is_onnx(model) {
         let report = import_onnx(Path::new(model))?;
-        return Ok(std::path::PathBuf::from(report.weights));
+        return Ok(PathBuf::from(report.weights));
     }
     let spec = resolve_spec(model)?;
     Ok(veil_model::session::default_weights(
@@ -59,40 +58,58 @@ pub fn default_weights(model: &str, dataset: &DatasetId) -> anyhow::Result<std::
     ))
 }
 
-/// The weight file of `veil eval` / `veil infer` and the model name it must hold: `--weights`
-/// with `--model` as the expected name (an ONNX file's name is its stem), or, without
-/// `--weights`, the model's default weights (clap makes one of the two present).
+/// The weight file of `veil eval` / `veil infer` and the model name it must hold (the spec's
+/// name: an ONNX file's is its stem): `--weights` if given, else the model's default weights
+/// (clap makes one of `--model` and `--weights` present).
 pub fn weights_and_name(
-    weights: Option<std::path::PathBuf>,
+    weights: Option<PathBuf>,
     model: Option<&str>,
     dataset: &DatasetId,
-) -> anyhow::Result<(std::path::PathBuf, Option<String>)> {
-    let name = match model {
-        Some(m) if is_onnx(m) => Some(resolve_spec(m)?.name),
-        other => other.map(str::to_string),
+) -> anyhow::Result<(PathBuf, Option<String>)> {
+    let Some(m) = model else {
+        let w = weights.context("give --model or --weights")?;
+        return Ok((w, None));
     };
-    match (weights, model) {
-        (Some(w), _) => Ok((w, name)),
-        (None, Some(m)) => {
-            let w = default_weights(m, dataset)?;
-            if !w.is_file() {
-                anyhow::bail!(
-                    "no weights at {}: run `veil train --model {m} --dataset {}` or give --weights",
-                    w.display(),
-                    dataset.name()
-                );
-            }
-            Ok((w, name))
-        }
-        (None, None) => anyhow::bail!("give --model or --weights"),
+    if is_onnx(m) && weights.is_none() {
+        let report = import_onnx(Path::new(m))?;
+        return Ok((PathBuf::from(report.weights), Some(report.model)));
     }
+    let spec = resolve_spec(m)?;
+    let w = match weights {
+        Some(w) => w,
+        None => veil_model::session::default_weights(&spec.name, &dataset.name()),
+    };
+    if !w.is_file() {
+        anyhow::bail!(
+            "no weights at {}: run `veil train --model {m} --dataset {}` or give --weights",
+            w.display(),
+            dataset.name()
+        );
+    }
+    Ok((w, Some(spec.name)))
 }
 
-/// Imports the ONNX file `onnx` to `runs/<stem>-onnx/` (`model.safetensors`, `spec.json`).
+/// Imports the ONNX file `onnx` to `runs/<stem>-onnx-<h>/` (`model.safetensors`,
+/// `spec.json`), where `<h>` is 8 hex digits of a hash of the file's canonical path: two files
+/// with one stem never share a directory, and the same file always maps to the same one (it
+/// is imported again each time, so an edited export is never shadowed by an old import).
 pub fn import_onnx(onnx: &Path) -> anyhow::Result<veil_onnx::ImportReport> {
+    let canonical = std::fs::canonicalize(onnx)
+        .with_context(|| format!("importing {}: cannot read the file", onnx.display()))?;
     let stem = onnx.file_stem().unwrap_or_default().to_string_lossy();
-    let dir = veil_model::session::default_out_dir(&stem, "onnx");
+    let tag = format!(
+        "onnx-{:08x}",
+        fnv1a(canonical.as_os_str().as_encoded_bytes()) as u32
+    );
+    let dir = veil_model::session::default_out_dir(&stem, &tag);
     veil_onnx::import_to_dir(onnx, &dir).with_context(|| format!("importing {}", onnx.display()))
+}
+
+/// 64-bit FNV-1a (a directory tag, not a security property).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Loads dataset `name` from `--data` or `$VEIL_DATA`.

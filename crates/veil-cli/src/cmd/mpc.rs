@@ -125,7 +125,8 @@ impl BatchArgs {
 /// `veil mpc bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Zoo model (secureml_a, chameleon, minionn, lenet_large, postop_a/b, wearable_c/d).
+    /// Zoo model (secureml_a, chameleon, minionn, lenet_large, postop_a/b, wearable_c/d), spec
+    /// file or ONNX file.
     #[arg(long, default_value = "secureml_a")]
     pub model: String,
     /// Weight file (default `runs/<model>-<dataset>/model.safetensors`, from `veil train`).

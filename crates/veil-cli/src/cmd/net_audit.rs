@@ -70,14 +70,14 @@ pub fn audit(a: &AuditArgs) -> anyhow::Result<()> {
         Some(w) => w.clone(),
         None => super::default_weights(&a.model, &dataset)?,
     };
-    let out = a.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "runs/net-audit-{}-tau{}-{}",
-            a.model,
-            a.tau,
-            a.partial_sums.name()
-        ))
-    });
+    let out = match a.out.clone() {
+        Some(out) => out,
+        // Named by the spec (a path or an ONNX file as --model stays inside runs/).
+        None => veil_model::session::default_out_dir(
+            &format!("net-audit-{}", super::resolve_spec(&a.model)?.name),
+            &format!("tau{}-{}", a.tau, a.partial_sums.name()),
+        ),
+    };
     if !(0.0..=1.0).contains(&a.confirm_margin) {
         anyhow::bail!("--confirm-margin {}: expected 0 to 1", a.confirm_margin);
     }

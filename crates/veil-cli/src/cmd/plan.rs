@@ -14,7 +14,7 @@ pub struct Args {
     /// Fleet file (TOML: `[[helpers]]`, `[[sources]]`, `[budgets]`; see `veil_plan::fleet`).
     #[arg(long)]
     pub fleet: PathBuf,
-    /// Zoo model the request runs.
+    /// Model the request runs (zoo name, spec file or ONNX file).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Tolerated SSIM.

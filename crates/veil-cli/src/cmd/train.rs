@@ -10,7 +10,8 @@ use crate::DataArgs;
 /// Arguments of `veil train`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Zoo model name or path to a `.toml`/`.json` spec.
+    /// Zoo model name, path to a `.toml`/`.json` spec, or an ONNX file (its architecture is
+    /// trained from scratch; its own weights are not used).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Dataset: mnist, fashion-mnist, cifar10, gtsrb, postop, activity, synthetic, folder:PATH.
