@@ -2,20 +2,9 @@
 //! written by `tools/onnx_fixtures.py` with torch 2.1.2, in `tests/fixtures/*.logits.json`),
 //! through veil's own weight file and engine; veil's LeNet-5 comes back as the zoo's spec.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// The first `n` MNIST test images, as the fixtures' script read them.
-fn mnist_test_images(n: usize) -> Vec<f32> {
-    let (_, split) = veil_data::load_named("mnist", None)
-        .expect("MNIST (set VEIL_DATA to the shared data directory, as .ci/run does)");
-    split.test.take(n).samples
-}
+use common::{fixture, mnist_test_images};
 
 /// Imports `name`, writes it as a veil weight file, loads it into the engine and compares its
 /// logits with PyTorch's.

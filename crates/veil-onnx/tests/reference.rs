@@ -4,25 +4,16 @@
 //! 16 real MNIST test images. A graph that ends in a softmax, which import drops (veil works on
 //! logits), is compared after a softmax of veil's logits.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{fixture, mnist_test_images};
 
 use tract_onnx::prelude::*;
 
 /// Test images per fixture.
 const IMAGES: usize = 16;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// The first `n` MNIST test images (`1 x 28 x 28` each).
-fn mnist_test_images(n: usize) -> Vec<f32> {
-    let (_, split) = veil_data::load_named("mnist", None)
-        .expect("MNIST (set VEIL_DATA to the shared data directory, as .ci/run does)");
-    split.test.take(n).samples
-}
 
 /// tract's outputs for each image, one at a time (batch 1).
 fn tract_outputs(path: &Path, images: &[f32]) -> Vec<Vec<f32>> {
