@@ -179,6 +179,8 @@ pub fn run_batches_in_memory(
         reports.push(crate::roles::BatchReport {
             samples: batch,
             online_ms: [r0.1, r1.1],
+            // In memory both servers start together with their material in hand.
+            ready_wait_ms: [0.0; 2],
             online_bytes_sent: [r0.2.bytes_sent, r1.2.bytes_sent],
             rounds: r0.2.rounds,
             offline_bytes,

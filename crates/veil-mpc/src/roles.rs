@@ -50,6 +50,10 @@ pub const SENSOR: &str = "sensor";
 /// Every party of a session, as `veil mpc keygen` names them.
 pub const PARTIES: [&str; 4] = [E1, E2, DEALER, SENSOR];
 
+/// The open step of the empty exchange by which the servers agree that both hold a batch's
+/// input and material (the engine numbers its steps from 0 per batch, far below this).
+const READY_STEP: u32 = u32::MAX;
+
 /// A decoding failure of `peer`'s message at `step`.
 fn malformed(peer: &str, step: &str) -> impl FnOnce(WireError) -> MpcError {
     move |source| MpcError::Malformed {
@@ -237,6 +241,12 @@ impl ServerLinks {
                 ));
             }
         };
+        // Both servers hold this batch's material and input before the online clock starts:
+        // the dealer sends E1's material before E2's, so without this E1's first opening
+        // would wait for E2's download (offline work) and count it as online time.
+        let waited = Instant::now();
+        self.peer.exchange(READY_STEP, &[], 1)?;
+        let ready_wait_ns = waited.elapsed().as_nanos() as u64;
         let before = self.peer.stats();
         let start = Instant::now();
         let out = server.infer_input(&mut self.peer, input, material, batch)?;
@@ -244,6 +254,7 @@ impl ServerLinks {
         let after = self.peer.stats();
         let mut w = Writer::default();
         w.u64(online_ns);
+        w.u64(ready_wait_ns);
         w.u64(after.bytes_sent - before.bytes_sent);
         w.u64(after.bytes_received - before.bytes_received);
         w.u64(after.rounds - before.rounds);
@@ -306,8 +317,12 @@ pub struct DealerConfig {
 pub struct BatchReport {
     /// Samples in the batch.
     pub samples: usize,
-    /// Online time of E1 and E2 (ms), from having input and material to output ready.
+    /// Online time of E1 and E2 (ms), from both servers having this batch's input and
+    /// material to output ready.
     pub online_ms: [f64; 2],
+    /// How long E1 and E2 waited for the other server to hold its input and material before
+    /// the online clock started (ms; the dealer's material download, not online work).
+    pub ready_wait_ms: [f64; 2],
     /// Bytes E1 sent to E2 and E2 sent to E1 (frames).
     pub online_bytes_sent: [u64; 2],
     /// Rounds.
@@ -372,6 +387,7 @@ pub fn run_dealer(
         let offline_bytes = conns.iter().map(|c| c.counters().bytes_sent).sum::<u64>() - before;
         let mut shares = Vec::new();
         let mut online_ms = [0.0; 2];
+        let mut ready_wait_ms = [0.0; 2];
         let mut sent = [0u64; 2];
         let mut rounds = 0;
         for (p, c) in conns.iter_mut().enumerate() {
@@ -380,6 +396,7 @@ pub fn run_dealer(
             let mut r = Reader::new(&payload, "output frame");
             let mut field = || r.u64().map_err(malformed(&peer, "output"));
             online_ms[p] = field()? as f64 / 1e6;
+            ready_wait_ms[p] = field()? as f64 / 1e6;
             sent[p] = field()?;
             let _received = field()?;
             rounds = field()?;
@@ -405,6 +422,7 @@ pub fn run_dealer(
         batches.push(BatchReport {
             samples: batch,
             online_ms,
+            ready_wait_ms,
             online_bytes_sent: sent,
             rounds,
             offline_bytes,
