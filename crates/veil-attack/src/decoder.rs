@@ -41,10 +41,7 @@ use veil_spec::{Layer, LayerKind, ModelSpec, Shape, SpecError};
 pub const DECODER_WIDTH: usize = 64;
 
 fn layer(name: &str, kind: LayerKind) -> Layer {
-    Layer {
-        name: name.to_string(),
-        kind,
-    }
+    Layer::new(name, kind)
 }
 
 /// Final stride-1 deconvolution from side `s <= target` to `target`: `(kernel, padding)` with
@@ -105,6 +102,7 @@ fn push_lift(layers: &mut Vec<Layer>, width: usize) {
             kernel: [3, 3],
             stride: [1, 1],
             padding: [1, 1],
+            groups: 1,
         },
     ));
     layers.push(layer(&format!("relu{n}"), LayerKind::Relu));
@@ -184,7 +182,8 @@ pub fn mirror_decoder(
     observed: &Shape,
 ) -> Result<Option<ModelSpec>, SpecError> {
     let shapes = device.validate()?;
-    if device.input_shape.as_chw().is_none() {
+    // A graph's path has branches to undo, which this mirror cannot: the shape decoder.
+    if device.input_shape.as_chw().is_none() || !device.is_chain() {
         return Ok(None);
     }
     if !shapes
@@ -210,7 +209,12 @@ pub fn mirror_decoder(
         let (input, output) = (&shapes[i], &shapes[i + 1]);
         let width = width_for(input);
         match &device.layers[i].kind {
-            LayerKind::Relu | LayerKind::Dropout { .. } => continue,
+            LayerKind::Relu
+            | LayerKind::Dropout { .. }
+            | LayerKind::BatchNorm2d { .. }
+            | LayerKind::Sigmoid
+            | LayerKind::Clip { .. }
+            | LayerKind::Identity => continue,
             LayerKind::Conv2d {
                 kernel,
                 stride,
@@ -236,7 +240,8 @@ pub fn mirror_decoder(
                     [rest(0), rest(1)],
                 );
             }
-            LayerKind::MaxPool2d { kernel, stride } | LayerKind::AvgPool2d { kernel, stride } => {
+            LayerKind::MaxPool2d { kernel, stride, .. }
+            | LayerKind::AvgPool2d { kernel, stride, .. } => {
                 let (Some(ih), Some(oh)) = (input.as_chw(), output.as_chw()) else {
                     return Ok(None);
                 };
@@ -267,7 +272,10 @@ pub fn mirror_decoder(
                 }
                 push_reshape(&mut layers, input.dims().to_vec());
             }
-            LayerKind::ConvTranspose2d { .. } => return Ok(None),
+            LayerKind::ConvTranspose2d { .. }
+            | LayerKind::GlobalAvgPool2d
+            | LayerKind::Add
+            | LayerKind::Concat => return Ok(None),
         }
         current = ModelSpec::new("inverse", observed.clone(), layers.clone())?.output_shape()?;
     }
@@ -298,6 +306,7 @@ fn finish(
             kernel: [3, 3],
             stride: [1, 1],
             padding: [1, 1],
+            groups: 1,
         },
     ));
     let spec = ModelSpec::new("inverse", observed.clone(), layers)?;

@@ -83,14 +83,19 @@ fn per_cell() -> ProfileMethod {
     ProfileMethod::PerCell
 }
 
-/// Layers profiled by default: every layer before the first flatten or linear layer.
+/// Layers profiled by default: every split point ([`veil_spec::ModelSpec::cut_points`])
+/// before the first flatten, linear or global average pool layer.
 pub fn default_layers(model: &Model) -> Vec<String> {
-    model
-        .spec()
-        .layers
+    let spec = model.spec();
+    let cuts = spec.cut_points().unwrap_or_default();
+    spec.layers
         .iter()
-        .take_while(|l| l.kind.op_name() != "flatten" && l.kind.op_name() != "linear")
-        .map(|l| l.name.clone())
+        .enumerate()
+        .take_while(|(_, l)| {
+            !matches!(l.kind.op_name(), "flatten" | "linear" | "global_avg_pool2d")
+        })
+        .filter(|(i, _)| cuts.contains(i))
+        .map(|(_, l)| l.name.clone())
         .collect()
 }
 

@@ -74,7 +74,7 @@ impl ProfileSettings {
             false => self.layers.clone(),
         };
         for l in &layers {
-            model.spec().layer_index(l)?;
+            model.spec().split_index(l)?;
         }
         let epochs = match self.method {
             ProfileMethod::Chain => 5,

@@ -24,7 +24,7 @@ pub fn train_shadow(
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<Model, AttackError> {
     let spec = model.spec();
-    let split_end = spec.layer_index(&cfg.layer)? + 1;
+    let split_end = spec.split_index(&cfg.layer)? + 1;
     let cloud: Vec<String> = spec.layers[split_end..]
         .iter()
         .map(|l| l.name.clone())

@@ -310,7 +310,7 @@ impl LayerFeatures {
         aux_samples: usize,
         victim_count: usize,
     ) -> Result<Self, AttackError> {
-        let split_end = model.spec().layer_index(layer)? + 1;
+        let split_end = model.spec().split_index(layer)? + 1;
         if victims.shape != aux.shape || aux.is_empty() || victims.is_empty() {
             return Err(AttackError::Invalid(
                 "auxiliary and victim images must be non-empty and of one shape".into(),

@@ -20,7 +20,7 @@ pub fn attack(
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<AttackReport, AttackError> {
     let started = std::time::Instant::now();
-    let split_end = model.spec().layer_index(&cfg.layer)? + 1;
+    let split_end = model.spec().split_index(&cfg.layer)? + 1;
     let layer = model.spec().layers[split_end - 1].name.clone();
     let shape = model.shapes()[split_end].clone();
     let victims = victims.take(cfg.victims);

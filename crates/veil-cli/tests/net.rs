@@ -140,7 +140,7 @@ fn a_process_cluster_matches_one_process() {
 #[test]
 fn net_bench_refuses_an_empty_fleet() {
     let out = veil(&["net", "bench", "--helpers", "0", "--kill", "h0"]);
-    assert_bad_input(&out, "--helpers must be in 1..=64");
+    assert_bad_input(&out, "--helpers must be in 1..=256");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("18446744073709551615"), "{err}");
 }

@@ -47,15 +47,33 @@ pub fn composite_spec(
             classifier.input_shape
         )));
     }
+    // Names the ObfNet's layers read are renamed with them; the classifier's references to
+    // the model input now mean the ObfNet's output.
+    let rename = |name: &str| match name.eq_ignore_ascii_case(veil_spec::graph::INPUT) {
+        true => name.to_string(),
+        false => format!("obf_{name}"),
+    };
     let mut layers: Vec<Layer> = obfnet
         .layers
         .iter()
         .map(|l| Layer {
-            name: format!("obf_{}", l.name),
+            name: rename(&l.name),
+            inputs: l.inputs.iter().map(|i| rename(i)).collect(),
             kind: l.kind.clone(),
         })
         .collect();
-    layers.extend(classifier.layers.iter().cloned());
+    let obf_output = layers.last().map(|l| l.name.clone());
+    layers.extend(classifier.layers.iter().map(|l| {
+        let mut l = l.clone();
+        for i in &mut l.inputs {
+            if let Some(out) = obf_output.as_ref()
+                && i.eq_ignore_ascii_case(veil_spec::graph::INPUT)
+            {
+                *i = out.clone();
+            }
+        }
+        l
+    }));
     Ok(ModelSpec::new(
         format!("{}+{}", obfnet.name, classifier.name),
         classifier.input_shape.clone(),

@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use burn::module::Module;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor, TensorData};
 use veil_data::Dataset;
 use veil_spec::{LayerKind, ModelSpec, Shape};
@@ -110,6 +110,9 @@ impl Model {
         let net = Network::build(&spec, &device)?;
         net.materialise();
         drop(guard);
+        // Inference state: batch normalisation uses its running statistics even when an
+        // attack differentiates through the model (`train` restores training behaviour).
+        let net = net.valid();
         Ok(Model {
             spec,
             shapes,
@@ -123,7 +126,7 @@ impl Model {
         Ok(Model {
             spec,
             shapes,
-            net,
+            net: net.valid(),
             device: crate::device(),
         })
     }
@@ -246,10 +249,14 @@ impl Model {
 }
 
 /// Runs `range` of `spec`'s layers with the modules of `net` (autodiff or not).
+///
+/// `x` is what layer `range.start` reads: the model input, or the output of the layer before
+/// it, which must then be a cut point of a graph spec (no layer of the range may read an
+/// activation computed before `range.start`).
 pub(crate) fn forward_layers(
     spec: &ModelSpec,
     net: &Network,
-    mut x: Activation,
+    x: Activation,
     range: Range<usize>,
 ) -> Result<Activation, ModelError> {
     if range.end > spec.layers.len() || range.start > range.end {
@@ -259,16 +266,98 @@ pub(crate) fn forward_layers(
             spec.layers.len()
         )));
     }
-    for i in range {
+    let sources = spec.sources()?;
+    // The slot each layer's output lives in is `i + 1`; `x` fills slot `range.start`. A slot
+    // is dropped after its last reader in the range.
+    let mut last_read = vec![0usize; spec.layers.len() + 1];
+    for i in range.clone() {
+        for s in &sources[i] {
+            if s.slot() < range.start {
+                return Err(ModelError::Invalid(format!(
+                    "model {}: layer `{}` reads `{}`, computed before layer {} where this run starts \
+                     (a graph can be split only at its cut points)",
+                    spec.name,
+                    spec.layers[i].name,
+                    spec.layers[i].inputs.join(", "),
+                    range.start
+                )));
+            }
+            last_read[s.slot()] = i;
+        }
+    }
+    let mut slots: Vec<Option<Activation>> = vec![None; spec.layers.len() + 1];
+    slots[range.start] = Some(x);
+    for i in range.clone() {
         let layer = &spec.layers[i];
-        let mismatch = |x: &Activation| ModelError::Shape {
-            context: format!("model {} layer {} `{}`", spec.name, i, layer.name),
-            expected: vec![],
-            got: x.sample_shape().dims().to_vec(),
+        let mut inputs = Vec::with_capacity(sources[i].len());
+        for s in &sources[i] {
+            let slot = s.slot();
+            let value = match last_read[slot] == i
+                && sources[i].iter().filter(|t| **t == *s).count() == 1
+            {
+                true => slots[slot].take(),
+                false => slots[slot].clone(),
+            };
+            inputs.push(value.ok_or_else(|| {
+                ModelError::Invalid(format!(
+                    "model {} layer `{}`: an input was released before it was read",
+                    spec.name, layer.name
+                ))
+            })?);
+        }
+        let out = match inputs.len() {
+            1 => apply(spec, net, i, inputs.pop().expect("one input"))?,
+            _ => combine(spec, i, inputs)?,
         };
-        x = match (&layer.kind, net.ops.get(i).and_then(Option::as_ref), x) {
-            (LayerKind::Relu, _, Activation::Maps(t)) => Activation::Maps(relu(t)),
-            (LayerKind::Relu, _, Activation::Flat(t)) => Activation::Flat(relu(t)),
+        slots[i + 1] = Some(out);
+        if i > range.start {
+            // Every reader of the slots below this one has run.
+            for (slot, value) in slots.iter_mut().enumerate().take(i + 1) {
+                if last_read[slot] <= i {
+                    *value = None;
+                }
+            }
+        }
+    }
+    slots[range.end].take().ok_or_else(|| {
+        ModelError::Invalid(format!(
+            "model {}: no output for layer range {range:?}",
+            spec.name
+        ))
+    })
+}
+
+/// Layer `i` of `spec` (one input) on `x`.
+fn apply(
+    spec: &ModelSpec,
+    net: &Network,
+    i: usize,
+    x: Activation,
+) -> Result<Activation, ModelError> {
+    let layer = &spec.layers[i];
+    let mismatch = |x: &Activation| ModelError::Shape {
+        context: format!("model {} layer {} `{}`", spec.name, i, layer.name),
+        expected: vec![],
+        got: x.sample_shape().dims().to_vec(),
+    };
+    let map = |x: Activation,
+               f: &dyn Fn(Tensor<4>) -> Tensor<4>,
+               g: &dyn Fn(Tensor<2>) -> Tensor<2>| match x {
+        Activation::Maps(t) => Activation::Maps(f(t)),
+        Activation::Flat(t) => Activation::Flat(g(t)),
+    };
+    Ok(
+        match (&layer.kind, net.ops.get(i).and_then(Option::as_ref), x) {
+            (LayerKind::Relu, _, x) => map(x, &|t| relu(t), &|t| relu(t)),
+            (LayerKind::Sigmoid, _, x) => map(x, &|t| sigmoid(t), &|t| sigmoid(t)),
+            (LayerKind::Clip { min, max }, _, x) => {
+                let (lo, hi) = (*min as f32, *max as f32);
+                map(x, &|t| t.clamp(lo, hi), &|t| t.clamp(lo, hi))
+            }
+            (LayerKind::Identity, _, x) => x,
+            (LayerKind::GlobalAvgPool2d, _, Activation::Maps(t)) => {
+                Activation::Maps(t.mean_dim(3).mean_dim(2))
+            }
             (LayerKind::Flatten, _, a) => Activation::Flat(a.into_flat()),
             (LayerKind::Reshape { shape }, _, a) => {
                 let t = a.into_flat();
@@ -282,11 +371,42 @@ pub(crate) fn forward_layers(
             (_, Some(Op::ConvT(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (_, Some(Op::MaxPool(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (_, Some(Op::AvgPool(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
+            (_, Some(Op::BatchNorm(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (_, Some(Op::Linear(m)), Activation::Flat(t)) => Activation::Flat(m.forward(t)),
             (_, Some(Op::Dropout(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (_, Some(Op::Dropout(m)), Activation::Flat(t)) => Activation::Flat(m.forward(t)),
             (_, _, other) => return Err(mismatch(&other)),
-        };
-    }
-    Ok(x)
+        },
+    )
+}
+
+/// Layer `i` of `spec` (add or concat) on `inputs`, which validation gave compatible shapes.
+fn combine(spec: &ModelSpec, i: usize, inputs: Vec<Activation>) -> Result<Activation, ModelError> {
+    let layer = &spec.layers[i];
+    let maps: Option<Vec<Tensor<4>>> = inputs
+        .iter()
+        .map(|a| match a {
+            Activation::Maps(t) => Some(t.clone()),
+            Activation::Flat(_) => None,
+        })
+        .collect();
+    let concat = matches!(layer.kind, LayerKind::Concat);
+    Ok(match maps {
+        Some(ts) if concat => Activation::Maps(Tensor::cat(ts, 1)),
+        Some(ts) => Activation::Maps(sum(ts)),
+        None => {
+            let flats: Vec<Tensor<2>> = inputs.into_iter().map(Activation::into_flat).collect();
+            match concat {
+                true => Activation::Flat(Tensor::cat(flats, 1)),
+                false => Activation::Flat(sum(flats)),
+            }
+        }
+    })
+}
+
+/// Element-wise sum of a non-empty list of tensors of one shape.
+fn sum<const D: usize>(ts: Vec<Tensor<D>>) -> Tensor<D> {
+    let mut it = ts.into_iter();
+    let first = it.next().expect("add has two or more inputs (validated)");
+    it.fold(first, |acc, t| acc + t)
 }

@@ -1,12 +1,15 @@
 //! [`Network`]: the burn modules that hold a spec's parameters, one slot per spec layer.
 //!
-//! Layers without parameters or training state (relu, flatten, reshape) have an empty slot;
-//! their behaviour comes from the spec. The slot order always equals the spec's layer order.
+//! Layers without parameters or training state (relu, sigmoid, clip, add, concat, global
+//! average pool, flatten, reshape, identity) have an empty slot; their behaviour comes from
+//! the spec. The slot order always equals the spec's layer order.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::tensor::Device;
 use veil_spec::{LayerKind, ModelSpec};
 
@@ -25,6 +28,13 @@ pub(crate) enum Op {
     AvgPool(AvgPool2d),
     /// dropout (identity outside training).
     Dropout(Dropout),
+    /// batch_norm2d: batch statistics in training, running statistics otherwise.
+    BatchNorm(BatchNorm),
+}
+
+/// `[top, left, bottom, right]` padding from a spec's `[h, w]`.
+fn pad2d(padding: [usize; 2]) -> PaddingConfig2d {
+    PaddingConfig2d::Explicit(padding[0], padding[1], padding[0], padding[1])
 }
 
 /// Parameters of a whole spec: `ops[i]` belongs to `spec.layers[i]`.
@@ -39,21 +49,23 @@ impl Network {
     /// `spec` must be validated: the input channel counts come from its shapes.
     pub(crate) fn build(spec: &ModelSpec, device: &Device) -> Result<Self, veil_spec::SpecError> {
         let shapes = spec.validate()?;
+        let sources = spec.sources()?;
         let mut ops = Vec::with_capacity(spec.layers.len());
         for (i, layer) in spec.layers.iter().enumerate() {
-            let in_dim = shapes[i].dims()[0];
+            let input = &shapes[sources[i][0].slot()];
+            let in_dim = input.dims()[0];
             let op = match &layer.kind {
                 LayerKind::Conv2d {
                     out_channels,
                     kernel,
                     stride,
                     padding,
+                    groups,
                 } => Some(Op::Conv(
                     Conv2dConfig::new([in_dim, *out_channels], *kernel)
                         .with_stride(*stride)
-                        .with_padding(PaddingConfig2d::Explicit(
-                            padding[0], padding[1], padding[0], padding[1],
-                        ))
+                        .with_padding(pad2d(*padding))
+                        .with_groups(*groups)
                         .init(device),
                 )),
                 LayerKind::ConvTranspose2d {
@@ -70,20 +82,43 @@ impl Network {
                         .init(device),
                 )),
                 LayerKind::Linear { out_features } => Some(Op::Linear(
-                    LinearConfig::new(shapes[i].numel(), *out_features).init(device),
+                    LinearConfig::new(input.numel(), *out_features).init(device),
                 )),
-                LayerKind::MaxPool2d { kernel, stride } => Some(Op::MaxPool(
+                LayerKind::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => Some(Op::MaxPool(
                     MaxPool2dConfig::new(*kernel)
                         .with_strides(stride.unwrap_or(*kernel))
+                        .with_padding(pad2d(*padding))
                         .init(),
                 )),
-                LayerKind::AvgPool2d { kernel, stride } => Some(Op::AvgPool(
+                LayerKind::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                    count_include_pad,
+                } => Some(Op::AvgPool(
                     AvgPool2dConfig::new(*kernel)
                         .with_strides(stride.unwrap_or(*kernel))
+                        .with_padding(pad2d(*padding))
+                        .with_count_include_pad(*count_include_pad)
                         .init(),
                 )),
                 LayerKind::Dropout { prob } => Some(Op::Dropout(DropoutConfig::new(*prob).init())),
-                LayerKind::Relu | LayerKind::Flatten | LayerKind::Reshape { .. } => None,
+                LayerKind::BatchNorm2d { eps } => Some(Op::BatchNorm(
+                    BatchNormConfig::new(in_dim).with_epsilon(*eps).init(device),
+                )),
+                LayerKind::Relu
+                | LayerKind::Flatten
+                | LayerKind::Reshape { .. }
+                | LayerKind::GlobalAvgPool2d
+                | LayerKind::Add
+                | LayerKind::Concat
+                | LayerKind::Sigmoid
+                | LayerKind::Clip { .. }
+                | LayerKind::Identity => None,
             };
             ops.push(op);
         }
@@ -113,6 +148,10 @@ impl Network {
                     if let Some(b) = &m.bias {
                         let _ = b.val();
                     }
+                }
+                Op::BatchNorm(m) => {
+                    let _ = m.gamma.val();
+                    let _ = m.beta.val();
                 }
                 Op::MaxPool(_) | Op::AvgPool(_) | Op::Dropout(_) => {}
             }
@@ -150,6 +189,10 @@ pub(crate) fn drop_frozen(
                 if let Some(b) = &m.bias {
                     grads.remove::<1>(b.id);
                 }
+            }
+            Some(Op::BatchNorm(m)) => {
+                grads.remove::<1>(m.gamma.id);
+                grads.remove::<1>(m.beta.id);
             }
             _ => {}
         }

@@ -32,7 +32,10 @@ fn conv_layer<'a>(model: &'a Model, layer: &str) -> Result<ConvRef<'a>, ModelErr
     ) {
         (
             LayerKind::Conv2d {
-                stride, padding, ..
+                stride,
+                padding,
+                groups: 1,
+                ..
             },
             Some(Op::Conv(conv)),
         ) => Ok(ConvRef {
@@ -42,7 +45,7 @@ fn conv_layer<'a>(model: &'a Model, layer: &str) -> Result<ConvRef<'a>, ModelErr
             padding: *padding,
         }),
         (kind, _) => Err(ModelError::Invalid(format!(
-            "partial sums need a conv2d layer; `{layer}` of {} is {}",
+            "partial sums need a conv2d layer without groups; `{layer}` of {} is {}",
             model.spec().name,
             kind.op_name()
         ))),

@@ -1,11 +1,11 @@
 //! Saving and loading a [`Model`] as a veil safetensors file. The format (spec JSON in the
 //! metadata, `f32` little-endian tensors `<layer>.weight` / `<layer>.bias`, linear weights
-//! `[out, in]`) is read and written by [`veil_spec::weights`] only; this module converts
+//! `[out, in]`, batch normalisation also `<layer>.running_mean` / `.running_var`) is read and written by [`veil_spec::weights`] only; this module converts
 //! between its host tensors and burn's modules.
 
 use std::path::Path;
 
-use burn::module::Param;
+use burn::module::{Param, RunningState};
 use burn::tensor::{Tensor, TensorData};
 use veil_spec::ModelSpec;
 use veil_spec::weights::{Tensors, layout};
@@ -83,6 +83,23 @@ impl Model {
                         shape: vec![dims[0]],
                         values: b,
                     });
+                    continue;
+                }
+                Some(Op::BatchNorm(m)) => {
+                    let c = m.gamma.val().dims()[0];
+                    let stats = [
+                        ("weight", m.gamma.val()),
+                        ("bias", m.beta.val()),
+                        ("running_mean", m.running_mean.value()),
+                        ("running_var", m.running_var.value()),
+                    ];
+                    for (suffix, t) in stats {
+                        out.push(NamedTensor {
+                            name: format!("{}.{suffix}", layer.name),
+                            shape: vec![c],
+                            values: values(t)?,
+                        });
+                    }
                     continue;
                 }
                 _ => continue,
@@ -186,6 +203,17 @@ impl Model {
             };
             let ((wdims, w), (_, b)) = (take("weight"), take("bias"));
             let blen = b.len();
+            if let Some(Op::BatchNorm(m)) = net.ops.get_mut(i).and_then(Option::as_mut) {
+                let vector = |v: Vec<f32>| {
+                    let n = v.len();
+                    Tensor::<1>::from_data(TensorData::new(v, [n]), &device)
+                };
+                m.gamma = Param::from_tensor(vector(w));
+                m.beta = Param::from_tensor(vector(b));
+                m.running_mean = RunningState::new(vector(take("running_mean").1));
+                m.running_var = RunningState::new(vector(take("running_var").1));
+                continue;
+            }
             let bias = Some(Param::from_tensor(Tensor::<1>::from_data(
                 TensorData::new(b, [blen]),
                 &device,

@@ -199,7 +199,7 @@ pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxErro
                     tensors.insert(format!("{lname}.bias"), (vec![b.len()], b));
                     tensors.insert(format!("{lname}.weight"), (wd, w));
                 }
-                layers.push(Layer { name: lname, kind });
+                layers.push(Layer::new(lname, kind));
             }
         }
         current = out;

@@ -147,6 +147,7 @@ fn conv(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, St
         kernel,
         stride: pair(node, "strides", [1, 1])?,
         padding: symmetric_pads(node)?,
+        groups: 1,
     };
     Ok(Step::Layer(
         kind,
@@ -222,9 +223,18 @@ fn pool(node: &NodeProto, max: bool) -> Result<Step, String> {
     let stride = Some(pair(node, "strides", [1, 1])?).filter(|&s| s != kernel);
     Ok(Step::Layer(
         if max {
-            LayerKind::MaxPool2d { kernel, stride }
+            LayerKind::MaxPool2d {
+                kernel,
+                stride,
+                padding: [0, 0],
+            }
         } else {
-            LayerKind::AvgPool2d { kernel, stride }
+            LayerKind::AvgPool2d {
+                kernel,
+                stride,
+                padding: [0, 0],
+                count_include_pad: false,
+            }
         },
         None,
     ))

@@ -184,8 +184,8 @@ impl ModelPlan {
 }
 
 /// Spec indices of `spec`'s conv and linear layers, in order. Errors when there are fewer
-/// than two, or when the model has a transposed convolution (which the planner does not
-/// split).
+/// than two, when the spec is a graph, or when it has a layer the planner does not split
+/// ([`plannable`]).
 fn compute_layers(spec: &ModelSpec) -> Result<Vec<usize>, PlanError> {
     let compute: Vec<usize> = spec
         .layers
@@ -204,17 +204,49 @@ fn compute_layers(spec: &ModelSpec) -> Result<Vec<usize>, PlanError> {
         .layers
         .iter()
         .enumerate()
-        .find(|(_, l)| matches!(l.kind, LayerKind::ConvTranspose2d { .. }))
+        .find(|(_, l)| !plannable(&l.kind))
     {
         return Err(PlanError::config(
             format!("model {}", spec.name),
             format!(
-                "layer {i} `{}` is a conv_transpose2d, which the planner does not split",
-                l.name
+                "layer {i} `{}` is a {}, which the planner does not split (yet)",
+                l.name,
+                l.kind.op_name()
             ),
         ));
     }
+    if let Err(e) = spec.require_chain("the planner") {
+        return Err(PlanError::config(
+            format!("model {}", spec.name),
+            e.to_string(),
+        ));
+    }
     Ok(compute)
+}
+
+/// Whether the planner and the runtime handle this kind of layer: not transposed or grouped
+/// convolutions, padded pools, global average pools, batch normalisation, sigmoid, clip,
+/// add or concat (graph models run in the single-process interpreters).
+fn plannable(kind: &LayerKind) -> bool {
+    match kind {
+        LayerKind::Conv2d { groups, .. } => *groups == 1,
+        LayerKind::MaxPool2d { padding, .. } | LayerKind::AvgPool2d { padding, .. } => {
+            *padding == [0, 0]
+        }
+        LayerKind::Linear { .. }
+        | LayerKind::Relu
+        | LayerKind::Flatten
+        | LayerKind::Dropout { .. }
+        | LayerKind::Reshape { .. }
+        | LayerKind::Identity => true,
+        LayerKind::ConvTranspose2d { .. }
+        | LayerKind::GlobalAvgPool2d
+        | LayerKind::BatchNorm2d { .. }
+        | LayerKind::Add
+        | LayerKind::Concat
+        | LayerKind::Sigmoid
+        | LayerKind::Clip { .. } => false,
+    }
 }
 
 /// What one stage is built from: the validated spec, its shapes (`shapes[i]` is layer `i`'s

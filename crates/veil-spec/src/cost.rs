@@ -2,7 +2,8 @@
 //! one input-channel **segment** of a conv layer (DistPrivacy eqs. 2-4, SYSTEM.md section 4).
 //!
 //! Units: `macs` counts multiplications (one multiply-accumulate each); bytes assume `f32`
-//! (4 bytes per scalar). Pooling, ReLU, flatten, reshape and dropout cost 0 multiplications.
+//! (4 bytes per scalar). Pooling, ReLU, sigmoid, clip, add, concat, flatten, reshape, identity
+//! and dropout cost 0 multiplications; batch normalisation one per element (its scale).
 //! Key types: [`LayerCost`], [`ModelCost`], [`SegmentCost`].
 
 use serde::Serialize;
@@ -21,7 +22,7 @@ pub struct LayerCost {
     pub name: String,
     /// Operation name (`conv2d`, `linear`, ...).
     pub op: &'static str,
-    /// Input shape.
+    /// Input shape (of the first input, for a layer that reads several).
     pub input_shape: Shape,
     /// Output shape.
     pub output_shape: Shape,
@@ -61,12 +62,13 @@ pub struct SegmentCost {
 /// Per-layer costs of a validated spec.
 pub fn model_cost(spec: &ModelSpec) -> Result<ModelCost, SpecError> {
     let shapes = spec.validate()?;
+    let sources = spec.sources()?;
     let layers: Vec<LayerCost> = spec
         .layers
         .iter()
         .enumerate()
         .map(|(index, layer)| {
-            let (input, output) = (&shapes[index], &shapes[index + 1]);
+            let (input, output) = (&shapes[sources[index][0].slot()], &shapes[index + 1]);
             let (params, macs) = params_and_macs(&layer.kind, input, output);
             LayerCost {
                 index,
@@ -97,15 +99,18 @@ pub(crate) fn params_and_macs(kind: &LayerKind, input: &Shape, output: &Shape) -
         LayerKind::Conv2d {
             out_channels,
             kernel,
+            groups,
             ..
         } => {
             let k = (kernel[0] * kernel[1]) as u64;
             let out = *out_channels as u64;
+            let in_per_group = in_c / (*groups).max(1) as u64;
             (
-                mul(&[out, in_c, k]).saturating_add(out),
-                mul(&[out_numel, in_c, k]),
+                mul(&[out, in_per_group, k]).saturating_add(out),
+                mul(&[out_numel, in_per_group, k]),
             )
         }
+        LayerKind::BatchNorm2d { .. } => (2 * in_c, out_numel),
         LayerKind::ConvTranspose2d {
             out_channels,
             kernel,
@@ -138,6 +143,7 @@ pub fn segment_cost(spec: &ModelSpec, layer: &str) -> Result<SegmentCost, SpecEr
     let LayerKind::Conv2d {
         out_channels,
         kernel,
+        groups: 1,
         ..
     } = &l.kind
     else {
@@ -145,7 +151,7 @@ pub fn segment_cost(spec: &ModelSpec, layer: &str) -> Result<SegmentCost, SpecEr
             index,
             layer: l.name.clone(),
             reason: format!(
-                "segments exist only for conv2d layers, not {}",
+                "segments exist only for conv2d layers without groups, not {}",
                 l.kind.op_name()
             ),
         });

@@ -1,9 +1,12 @@
 //! veil-spec: the one declarative description of a CNN that every veil interpreter reads.
 //!
 //! Key types:
-//! - [`ModelSpec`]: a named layer list with an input shape; serializable as TOML and JSON.
-//! - [`Layer`] / [`LayerKind`]: one operation (conv2d, conv_transpose2d, pools, relu, flatten,
-//!   linear, dropout, reshape) with its hyper-parameters and a name used in reports.
+//! - [`ModelSpec`]: a named layer list with an input shape; serializable as TOML and JSON. A
+//!   layer reads the layer before it unless it names its inputs, so a spec is a chain or a
+//!   graph (residual adds, concatenation): [`graph`] resolves the data flow and the cut points.
+//! - [`Layer`] / [`LayerKind`]: one operation (conv2d with groups, conv_transpose2d, padded
+//!   pools, global average pool, batch_norm2d, relu, sigmoid, clip, add, concat, flatten,
+//!   linear, dropout, reshape, identity) with its hyper-parameters and a name used in reports.
 //! - [`Shape`]: an activation shape without the batch dimension (`[c, h, w]` or `[n]`).
 //! - [`cost`]: parameters, multiplications and activation bytes per layer and per
 //!   input-channel segment (DistPrivacy eqs. 2-4, SYSTEM.md section 4).
@@ -23,6 +26,7 @@ pub mod catalog;
 pub mod cost;
 mod error;
 mod gemm;
+pub mod graph;
 pub mod kernels;
 mod layer;
 pub mod lower;
@@ -33,6 +37,6 @@ pub mod weights;
 pub mod zoo;
 
 pub use error::SpecError;
-pub use layer::{Layer, LayerKind, MAX_DIM};
+pub use layer::{Arity, Layer, LayerKind, MAX_DIM};
 pub use shape::{MAX_NUMEL, Shape};
 pub use spec::{MAX_ACTIVATION, MAX_PARAMS, ModelSpec};

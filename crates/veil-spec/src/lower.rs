@@ -10,7 +10,10 @@
 //!   buffer and are reported only as [`LoweredOp::Reshape`] markers, for interpreters that
 //!   partition channels and cannot cross a reshape;
 //! - transposed convolutions are refused ([`SpecError::Unsupported`]): no classifier of the
-//!   zoo has one, and neither interpreter evaluates them.
+//!   zoo has one, and neither interpreter evaluates them;
+//! - so are graph specs ([`ModelSpec::require_chain`]) and, for now, grouped convolutions,
+//!   padded pools, global average pools, batch normalisation, sigmoid and clip: each refusal
+//!   names the layer (identity layers lower to nothing, like dropout).
 
 use crate::kernels::Linear;
 use crate::{LayerKind, ModelSpec, SpecError};
@@ -68,11 +71,20 @@ fn chw(spec: &ModelSpec, index: usize, shape: &crate::Shape) -> Result<[usize; 3
 /// Lowers `spec` (validated here) as the module docs describe.
 pub fn lower(spec: &ModelSpec) -> Result<Vec<LoweredOp>, SpecError> {
     let shapes = spec.validate()?;
+    spec.require_chain("the lowering for secure inference and the runtime")?;
+    let unsupported = |name: String, reason: &str| SpecError::Unsupported {
+        model: spec.name.clone(),
+        layer: name,
+        reason: format!("{reason} cannot be lowered for secure inference and the runtime yet"),
+    };
     let mut ops = Vec::with_capacity(spec.layers.len());
     for (i, layer) in spec.layers.iter().enumerate() {
         let (input, output) = (&shapes[i], &shapes[i + 1]);
         let name = layer.name.clone();
         match &layer.kind {
+            LayerKind::Conv2d { groups, .. } if *groups != 1 => {
+                return Err(unsupported(name, "a grouped convolution"));
+            }
             LayerKind::Conv2d {
                 kernel,
                 stride,
@@ -99,7 +111,13 @@ pub fn lower(spec: &ModelSpec) -> Result<Vec<LoweredOp>, SpecError> {
                 layer: name,
                 len: input.numel(),
             }),
-            LayerKind::MaxPool2d { kernel, stride } | LayerKind::AvgPool2d { kernel, stride } => {
+            LayerKind::MaxPool2d { padding, .. } | LayerKind::AvgPool2d { padding, .. }
+                if *padding != [0, 0] =>
+            {
+                return Err(unsupported(name, "a padded pool"));
+            }
+            LayerKind::MaxPool2d { kernel, stride, .. }
+            | LayerKind::AvgPool2d { kernel, stride, .. } => {
                 let out = chw(spec, i, output)?;
                 ops.push(LoweredOp::Pool {
                     layer: name,
@@ -110,7 +128,16 @@ pub fn lower(spec: &ModelSpec) -> Result<Vec<LoweredOp>, SpecError> {
                     output: [out[1], out[2]],
                 });
             }
-            LayerKind::Flatten | LayerKind::Dropout { .. } => {}
+            LayerKind::Flatten | LayerKind::Dropout { .. } | LayerKind::Identity => {}
+            LayerKind::GlobalAvgPool2d
+            | LayerKind::BatchNorm2d { .. }
+            | LayerKind::Sigmoid
+            | LayerKind::Clip { .. }
+            | LayerKind::Add
+            | LayerKind::Concat => {
+                let what = format!("{} (layer kind)", layer.kind.op_name());
+                return Err(unsupported(name, &what));
+            }
             LayerKind::Reshape { .. } => ops.push(LoweredOp::Reshape { layer: name }),
             LayerKind::ConvTranspose2d { .. } => {
                 return Err(SpecError::Unsupported {

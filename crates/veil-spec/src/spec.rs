@@ -1,9 +1,11 @@
-//! [`ModelSpec`]: a named layer list with its input shape, validation and (de)serialization.
+//! [`ModelSpec`]: a named layer list (a chain, or a graph whose layers name their inputs) with
+//! its input shape, validation and (de)serialization.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::graph::{self, INPUT, Source};
 use crate::{Layer, LayerKind, Shape, SpecError};
 
 /// Most parameters a spec may have (2^28, 1 GiB as `f32`): checked by
@@ -16,9 +18,11 @@ pub const MAX_ACTIVATION: usize = 1 << 26;
 
 /// A model: input shape plus an ordered list of uniquely named layers.
 ///
-/// Invariant after [`ModelSpec::validate`] succeeds: every layer accepts the shape produced by
-/// the layers before it and every name is unique. All interpreters (engine, cost model,
-/// planner, secure engine) assume a validated spec.
+/// Invariant after [`ModelSpec::validate`] succeeds: every name is unique (and none is
+/// `input`), every layer reads layers defined before it ([`crate::graph`]), accepts the shapes
+/// they produce, and is read by a later layer unless it is the last. All interpreters
+/// (engine, cost model, planner, secure engine) assume a validated spec; those that run
+/// chains only call [`ModelSpec::require_chain`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
@@ -46,24 +50,29 @@ impl ModelSpec {
         Ok(spec)
     }
 
-    /// Runs shape inference over all layers and checks names and hyper-parameters, and that
-    /// no activation passes [`MAX_ACTIVATION`] values per sample and the whole model
+    /// Runs shape inference over all layers and checks names, inputs and hyper-parameters,
+    /// and that no activation passes [`MAX_ACTIVATION`] values per sample and the whole model
     /// [`MAX_PARAMS`] parameters.
     ///
     /// Returns the activation shapes: element 0 is the input, element `i + 1` the output of
-    /// layer `i`.
+    /// layer `i`. Layer `i` reads the elements its [`ModelSpec::sources`] name (for a chain,
+    /// element `i`).
     pub fn validate(&self) -> Result<Vec<Shape>, SpecError> {
         if !self.input_shape.is_valid() {
             return Err(SpecError::Input(self.input_shape.clone()));
         }
         let mut names = HashSet::new();
+        for layer in &self.layers {
+            let key = layer.name.to_ascii_lowercase();
+            if layer.name.trim().is_empty() || key == INPUT || !names.insert(key) {
+                return Err(SpecError::Name(layer.name.clone()));
+            }
+        }
+        let sources = graph::resolve(self)?;
         let mut shapes = Vec::with_capacity(self.layers.len() + 1);
         shapes.push(self.input_shape.clone());
         let mut params: u64 = 0;
         for (index, layer) in self.layers.iter().enumerate() {
-            if layer.name.trim().is_empty() || !names.insert(layer.name.to_ascii_lowercase()) {
-                return Err(SpecError::Name(layer.name.clone()));
-            }
             layer
                 .kind
                 .check_params()
@@ -72,28 +81,21 @@ impl ModelSpec {
                     layer: layer.name.clone(),
                     reason,
                 })?;
-            let input = &shapes[index];
-            let out = layer
-                .kind
-                .output_shape(input)
-                .map_err(|reason| SpecError::Shape {
-                    index,
-                    layer: layer.name.clone(),
-                    input: input.clone(),
-                    reason,
-                })?;
+            let inputs: Vec<&Shape> = sources[index].iter().map(|s| &shapes[s.slot()]).collect();
+            let shape_err = |reason| SpecError::Shape {
+                index,
+                layer: layer.name.clone(),
+                input: inputs[0].clone(),
+                reason,
+            };
+            let out = layer.kind.output_shape_of(&inputs).map_err(shape_err)?;
             if !out.is_valid() || out.numel() > MAX_ACTIVATION {
-                return Err(SpecError::Shape {
-                    index,
-                    layer: layer.name.clone(),
-                    input: input.clone(),
-                    reason: format!(
-                        "output shape {out} is empty or above the budget of {MAX_ACTIVATION} values per sample"
-                    ),
-                });
+                return Err(shape_err(format!(
+                    "output shape {out} is empty or above the budget of {MAX_ACTIVATION} values per sample"
+                )));
             }
             params =
-                params.saturating_add(crate::cost::params_and_macs(&layer.kind, input, &out).0);
+                params.saturating_add(crate::cost::params_and_macs(&layer.kind, inputs[0], &out).0);
             if params > MAX_PARAMS {
                 return Err(SpecError::Param {
                     index,
@@ -105,7 +107,79 @@ impl ModelSpec {
             }
             shapes.push(out);
         }
+        if let Some(index) = graph::unread_layer(&sources) {
+            return Err(SpecError::Param {
+                index,
+                layer: self.layers[index].name.clone(),
+                reason: "its output is never read (only the last layer is the model's output)"
+                    .into(),
+            });
+        }
         Ok(shapes)
+    }
+
+    /// Where each layer's inputs come from (see [`crate::graph`]); validates the spec.
+    pub fn sources(&self) -> Result<Vec<Vec<Source>>, SpecError> {
+        self.validate()?;
+        graph::resolve(self)
+    }
+
+    /// Whether every layer reads just the layer before it (true of a spec that names no
+    /// inputs). A spec that does not validate is not a chain.
+    pub fn is_chain(&self) -> bool {
+        self.sources().is_ok_and(|s| graph::is_chain(&s))
+    }
+
+    /// Refuses a graph spec on behalf of `interpreter`, which runs chains only: the error
+    /// names the first layer that reads something other than the layer before it.
+    pub fn require_chain(&self, interpreter: &str) -> Result<(), SpecError> {
+        let sources = self.sources()?;
+        let off_chain = sources.iter().enumerate().position(|(i, row)| {
+            row.as_slice() != [i.checked_sub(1).map_or(Source::Input, Source::Layer)]
+        });
+        match off_chain {
+            None => Ok(()),
+            Some(i) => Err(SpecError::Unsupported {
+                model: self.name.clone(),
+                layer: self.layers[i].name.clone(),
+                reason: format!(
+                    "{interpreter} runs chains of layers only, and this layer reads {} (a graph); \
+                     graph models run in `veil eval`, `veil infer`, `veil train`, `veil attack`, \
+                     `veil profile` and the cost model",
+                    self.layers[i].inputs.join(", ")
+                ),
+            }),
+        }
+    }
+
+    /// Index of layer `name` as a split point: the layer must be a cut point
+    /// ([`ModelSpec::cut_points`]), since inside a residual block the device would have to
+    /// send more than that layer's output (what an attack there would understate). For a
+    /// chain this is [`ModelSpec::layer_index`].
+    pub fn split_index(&self, name: &str) -> Result<usize, SpecError> {
+        let index = self.layer_index(name)?;
+        let cuts = self.cut_points()?;
+        if cuts.contains(&index) {
+            return Ok(index);
+        }
+        Err(SpecError::Unsupported {
+            model: self.name.clone(),
+            layer: self.layers[index].name.clone(),
+            reason: format!(
+                "not a split point: layers after it also read activations from before it (a \
+                 residual block); split points: {}",
+                cuts.iter()
+                    .map(|&i| self.layers[i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+
+    /// The layers after which the rest of the model depends on nothing computed before them:
+    /// where the model can be split between a device and a helper (every layer of a chain).
+    pub fn cut_points(&self) -> Result<Vec<usize>, SpecError> {
+        Ok(graph::cut_points(&self.sources()?))
     }
 
     /// Activation shapes (see [`ModelSpec::validate`]).

@@ -187,38 +187,52 @@ pub struct TensorEntry {
     pub shape: Vec<usize>,
 }
 
-/// The tensors (names and shapes) a weight file for `spec` holds, in layer order.
+/// The tensors (names and shapes) a weight file for `spec` holds, in layer order: `weight`
+/// and `bias` of each conv, transposed conv and linear layer, and of each batch
+/// normalisation also its `running_mean` and `running_var`.
 pub fn layout(spec: &ModelSpec) -> Result<Vec<TensorEntry>, SpecError> {
     let shapes = spec.validate()?;
+    let sources = spec.sources()?;
     let mut entries = Vec::new();
+    let mut push = |layer: &str, suffix: &str, shape: Vec<usize>| {
+        entries.push(TensorEntry {
+            name: format!("{layer}.{suffix}"),
+            shape,
+        })
+    };
     for (index, layer) in spec.param_layers() {
-        let in_dim = shapes[index].dims()[0];
-        let weight = match &layer.kind {
+        let input = &shapes[sources[index][0].slot()];
+        let in_dim = input.dims()[0];
+        let (weight, out) = match &layer.kind {
             LayerKind::Conv2d {
                 out_channels,
                 kernel,
+                groups,
                 ..
-            } => vec![*out_channels, in_dim, kernel[0], kernel[1]],
+            } => (
+                vec![*out_channels, in_dim / groups, kernel[0], kernel[1]],
+                *out_channels,
+            ),
             LayerKind::ConvTranspose2d {
                 out_channels,
                 kernel,
                 ..
-            } => vec![in_dim, *out_channels, kernel[0], kernel[1]],
-            LayerKind::Linear { out_features } => vec![*out_features, shapes[index].numel()],
+            } => (
+                vec![in_dim, *out_channels, kernel[0], kernel[1]],
+                *out_channels,
+            ),
+            LayerKind::Linear { out_features } => {
+                (vec![*out_features, input.numel()], *out_features)
+            }
+            LayerKind::BatchNorm2d { .. } => (vec![in_dim], in_dim),
             _ => continue,
         };
-        let out = match &layer.kind {
-            LayerKind::ConvTranspose2d { .. } => weight[1],
-            _ => weight[0],
-        };
-        entries.push(TensorEntry {
-            name: format!("{}.weight", layer.name),
-            shape: weight,
-        });
-        entries.push(TensorEntry {
-            name: format!("{}.bias", layer.name),
-            shape: vec![out],
-        });
+        push(&layer.name, "weight", weight);
+        push(&layer.name, "bias", vec![out]);
+        if let LayerKind::BatchNorm2d { .. } = layer.kind {
+            push(&layer.name, "running_mean", vec![in_dim]);
+            push(&layer.name, "running_var", vec![in_dim]);
+        }
     }
     Ok(entries)
 }

@@ -8,8 +8,15 @@
 //! The PE-HEALTH sensor networks (a)-(d) are only drawn in a figure of the paper that did not
 //! survive extraction, so veil defines them (documented on [`postop_a`] and friends): small
 //! 1-D convolutions (a `1 x k` kernel over a `1 x 1 x n` input) or plain FC stacks.
+//!
+//! Two graph models for bring-your-own-model work ([`resnet8`], [`mobilenet_tiny`]: batch
+//! normalisation, a residual add, depthwise convolutions) are not from SYSTEM.md; they default
+//! to GTSRB's 43 classes.
 
 use crate::{Layer, LayerKind, ModelSpec, Shape, SpecError};
+
+mod graphs;
+pub use graphs::{mobilenet_tiny, resnet8};
 
 /// Names of all zoo models, in the order `veil models` lists them.
 pub fn names() -> &'static [&'static str] {
@@ -17,6 +24,8 @@ pub fn names() -> &'static [&'static str] {
         "lenet5",
         "cifar_cnn",
         "gtsrb_cnn",
+        "resnet8",
+        "mobilenet_tiny",
         "vgg16",
         "vgg19",
         "secureml_a",
@@ -38,6 +47,8 @@ pub fn model(name: &str) -> Result<ModelSpec, SpecError> {
         "lenet5" => lenet5(),
         "cifar_cnn" => cifar_cnn(10),
         "gtsrb_cnn" => gtsrb_cnn(),
+        "resnet8" => resnet8(43),
+        "mobilenet_tiny" => mobilenet_tiny(43),
         "vgg16" => vgg(16, &[2, 2, 3, 3, 3], 1000),
         "vgg19" => vgg(19, &[2, 2, 4, 4, 4], 1000),
         "secureml_a" => secureml_a(),
@@ -78,10 +89,7 @@ impl Builder {
     }
 
     fn push(mut self, name: impl Into<String>, kind: LayerKind) -> Self {
-        self.layers.push(Layer {
-            name: name.into(),
-            kind,
-        });
+        self.layers.push(Layer::new(name, kind));
         self
     }
 
@@ -93,6 +101,7 @@ impl Builder {
                 kernel: [k, k],
                 stride: [s, s],
                 padding: [p, p],
+                groups: 1,
             },
         )
     }
@@ -106,6 +115,7 @@ impl Builder {
                 kernel: [1, k],
                 stride: [1, 1],
                 padding: [0, k / 2],
+                groups: 1,
             },
         )
     }
@@ -120,6 +130,7 @@ impl Builder {
             LayerKind::MaxPool2d {
                 kernel: [k, k],
                 stride: None,
+                padding: [0, 0],
             },
         )
     }

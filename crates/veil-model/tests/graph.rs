@@ -1,0 +1,239 @@
+//! Graph specs on the plaintext engine: residual adds, concatenation, batch normalisation and
+//! depthwise convolutions run, split at cut points, train and round-trip through weight files.
+
+use veil_model::{Model, NamedTensor, TrainConfig};
+use veil_spec::{Layer, LayerKind, ModelSpec, Shape, zoo};
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+fn logits(model: &Model, x: &[f32]) -> Vec<f32> {
+    model.logits(x).expect("logits")
+}
+
+fn conv(out: usize, k: usize, groups: usize) -> LayerKind {
+    LayerKind::Conv2d {
+        out_channels: out,
+        kernel: [k, k],
+        stride: [1, 1],
+        padding: [k / 2, k / 2],
+        groups,
+    }
+}
+
+/// A residual network small enough to train in a test: a stem, one block whose second
+/// convolution is added to the stem's output, a concatenation of the block with the stem, a
+/// padded max pool and a classifier (no global average pool: the synthetic classes differ
+/// only in where their square is).
+fn tiny_residual() -> ModelSpec {
+    let layers = vec![
+        Layer::new("stem", conv(8, 3, 1)),
+        Layer::new("stem_bn", LayerKind::BatchNorm2d { eps: 1e-5 }),
+        Layer::new("stem_relu", LayerKind::Relu),
+        Layer::new("a", conv(8, 3, 1)),
+        Layer::new("a_bn", LayerKind::BatchNorm2d { eps: 1e-5 }),
+        Layer::new("a_relu", LayerKind::Relu),
+        Layer::new("b", conv(8, 3, 1)),
+        Layer::reading("add", &["b", "stem_relu"], LayerKind::Add),
+        Layer::new("add_relu", LayerKind::Relu),
+        Layer::reading("cat", &["add_relu", "stem_relu"], LayerKind::Concat),
+        Layer::new(
+            "pool",
+            LayerKind::MaxPool2d {
+                kernel: [3, 3],
+                stride: Some([2, 2]),
+                padding: [1, 1],
+            },
+        ),
+        Layer::new("flatten", LayerKind::Flatten),
+        Layer::new("fc", LayerKind::Linear { out_features: 10 }),
+    ];
+    ModelSpec::new("tiny_residual", Shape::chw(1, 28, 28), layers).expect("valid")
+}
+
+#[test]
+fn a_graph_split_at_any_cut_point_gives_the_whole_model() {
+    for spec in [zoo::resnet8(43), zoo::mobilenet_tiny(43), tiny_residual()] {
+        let model = Model::init(spec.clone(), 3).expect("init");
+        let x = values(2 * spec.input_shape.numel(), 4);
+        let whole = logits(&model, &x);
+        assert!(whole.iter().all(|v| v.is_finite()));
+        for cut in spec.cut_points().expect("cuts") {
+            let name = &spec.layers[cut].name;
+            let mid = model
+                .forward_prefix(model.input(x.clone()).expect("in"), name)
+                .expect("prefix");
+            let out = model
+                .forward_suffix(mid, name)
+                .expect("suffix")
+                .into_values()
+                .expect("values");
+            assert_eq!(out, whole, "{} split at {name}", spec.name);
+        }
+    }
+}
+
+#[test]
+fn a_run_cannot_start_inside_a_residual_block() {
+    let spec = zoo::resnet8(43);
+    let model = Model::init(spec.clone(), 0).expect("init");
+    let inside = spec.layer_index("b1_relu").expect("layer");
+    let mid = model
+        .forward_prefix(model.input(values(3 * 32 * 32, 1)).expect("in"), "b1_relu")
+        .expect("prefix");
+    let err = model
+        .forward_range(mid, inside + 1..spec.layers.len())
+        .expect_err("starts inside the block")
+        .to_string();
+    assert!(
+        err.contains("b1_add") && err.contains("cut points"),
+        "{err}"
+    );
+}
+
+/// Batch normalisation at inference is `(x - mean) / sqrt(var + eps) * weight + bias` with the
+/// stored statistics, and they survive a weight file.
+#[test]
+fn batch_norm_uses_its_running_statistics_and_round_trips() {
+    let spec = tiny_residual();
+    let model = Model::init(spec.clone(), 1).expect("init");
+    let c = 8;
+    let stats: Vec<NamedTensor> = model
+        .named_tensors()
+        .expect("tensors")
+        .into_iter()
+        .map(|mut t| {
+            let v = |f: fn(usize) -> f32| (0..c).map(f).collect::<Vec<f32>>();
+            match t.name.as_str() {
+                "stem_bn.weight" => t.values = v(|i| 0.5 + i as f32 * 0.25),
+                "stem_bn.bias" => t.values = v(|i| i as f32 * 0.1 - 0.3),
+                "stem_bn.running_mean" => t.values = v(|i| i as f32 * 0.05),
+                "stem_bn.running_var" => t.values = v(|i| 0.2 + i as f32),
+                _ => {}
+            }
+            t
+        })
+        .collect();
+    let model = model.with_tensors(stats).expect("with stats");
+    let x = values(2 * 28 * 28, 7);
+    let conv = model
+        .forward_prefix(model.input(x.clone()).expect("in"), "stem")
+        .expect("conv")
+        .into_values()
+        .expect("values");
+    let bn = model
+        .forward_prefix(model.input(x.clone()).expect("in"), "stem_bn")
+        .expect("bn")
+        .into_values()
+        .expect("values");
+    let plane = 28 * 28;
+    for (i, (&got, &input)) in bn.iter().zip(&conv).enumerate() {
+        let ch = (i / plane) % c;
+        let (w, b, m, v) = (
+            0.5 + ch as f32 * 0.25,
+            ch as f32 * 0.1 - 0.3,
+            ch as f32 * 0.05,
+            0.2 + ch as f32,
+        );
+        let want = (input - m) / (v + 1e-5).sqrt() * w + b;
+        assert!(
+            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+            "{i}: {got} vs {want}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("graph.safetensors");
+    model.save(&path).expect("save");
+    let back = Model::load(&path).expect("load");
+    assert_eq!(back.spec(), model.spec());
+    assert_eq!(logits(&back, &x), logits(&model, &x));
+}
+
+/// A depthwise convolution equals a full convolution whose weight is zero across channels.
+#[test]
+fn a_depthwise_convolution_is_a_block_diagonal_one() {
+    let c = 4;
+    let one = |groups| {
+        ModelSpec::new(
+            "dw",
+            Shape::chw(c, 6, 6),
+            vec![
+                Layer::new("conv", conv(c, 3, groups)),
+                Layer::new("flatten", LayerKind::Flatten),
+            ],
+        )
+        .expect("valid")
+    };
+    let depthwise = Model::init(one(c), 2).expect("init");
+    let tensors = depthwise.named_tensors().expect("tensors");
+    let dw = &tensors[0];
+    assert_eq!(dw.shape, vec![c, 1, 3, 3]);
+    let mut full = vec![0.0f32; c * c * 9];
+    for o in 0..c {
+        full[(o * c + o) * 9..(o * c + o + 1) * 9].copy_from_slice(&dw.values[o * 9..(o + 1) * 9]);
+    }
+    let dense = Model::init(one(1), 0)
+        .expect("init")
+        .with_tensors(vec![
+            NamedTensor {
+                name: "conv.weight".into(),
+                shape: vec![c, c, 3, 3],
+                values: full,
+            },
+            tensors[1].clone(),
+        ])
+        .expect("weights");
+    let x = values(3 * c * 36, 5);
+    let (a, b) = (logits(&depthwise, &x), logits(&dense, &x));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max);
+    assert!(worst <= 1e-5, "{worst}");
+}
+
+#[test]
+fn a_graph_model_trains_and_its_running_statistics_move() {
+    let split = veil_data::synthetic::mnist_like(1024, 11);
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        seed: 2,
+        ..TrainConfig::default()
+    };
+    let model = Model::init(tiny_residual(), cfg.seed).expect("init");
+    let before = model.named_tensors().expect("tensors");
+    let (trained, report) =
+        veil_model::train(model, &split.train, Some(&split.test), &cfg, &mut |_| {})
+            .expect("train");
+    let acc = report
+        .epochs
+        .last()
+        .and_then(|e| e.test_accuracy)
+        .expect("accuracy");
+    assert!(acc > 0.8, "synthetic accuracy {acc}");
+    let after = trained.named_tensors().expect("tensors");
+    let var = |ts: &[NamedTensor]| {
+        ts.iter()
+            .find(|t| t.name == "a_bn.running_var")
+            .expect("stats")
+            .values
+            .clone()
+    };
+    assert_ne!(
+        var(&before),
+        var(&after),
+        "training updates the running variance"
+    );
+    assert_eq!(trained.evaluate(&split.test).expect("eval"), acc);
+}
