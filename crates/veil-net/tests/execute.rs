@@ -449,9 +449,9 @@ fn one_masked_partial_sum_looks_uniform_whatever_the_input() {
 fn a_planner_takes_a_measured_profile_and_names_the_flag_when_none_is_built_in() {
     use veil_net::planner::Planner;
     use veil_plan::Budgets;
-    let gtsrb = veil_spec::zoo::model("gtsrb_cnn").expect("zoo");
-    let Err(err) = Planner::new(gtsrb, 0.8, Budgets::default(), Vec::new()) else {
-        panic!("gtsrb_cnn has no built-in profile");
+    let unprofiled = veil_spec::zoo::model("lenet_large").expect("zoo");
+    let Err(err) = Planner::new(unprofiled, 0.8, Budgets::default(), Vec::new()) else {
+        panic!("lenet_large has no built-in profile");
     };
     assert!(err.to_string().contains("--profile"), "{err}");
     let profile = veil_plan::privacy::Profile::from_json_str(include_str!(

@@ -154,7 +154,7 @@ pub fn profile_for(model: &str, files: &BTreeMap<String, PathBuf>) -> Result<Pro
         Some(path) => read_profile(path),
         None => builtin(model).ok_or_else(|| PlanError::Profile {
             model: model.to_string(),
-            message: "no built-in profile (lenet5, cifar_cnn, vgg16, vgg19 have one); give a `veil profile` JSON".into(),
+            message: "no built-in profile (lenet5, gtsrb_cnn, cifar_cnn, vgg16, vgg19 have one); give a `veil profile` JSON".into(),
         }),
     }
 }

@@ -21,16 +21,19 @@ use crate::PlanError;
 pub use veil_spec::profile::{Profile, ProfileCell, Thresholds};
 
 const LENET5: &str = include_str!("../profiles/lenet5.json");
+const GTSRB_CNN: &str = include_str!("../profiles/gtsrb_cnn.json");
 const CIFAR_CNN: &str = include_str!("../profiles/cifar_cnn.json");
 const VGG16: &str = include_str!("../profiles/vgg16.json");
 const VGG19: &str = include_str!("../profiles/vgg19.json");
 
-/// The profile shipped with veil for zoo model `model`, if any: veil's own measurement for
-/// `lenet5`, the DistPrivacy paper's statements for `cifar_cnn`, `vgg16` and `vgg19` (see
-/// each profile's `source`).
+/// The profile shipped with veil for zoo model `model`, if any: veil's own measurements for
+/// `lenet5` (MNIST) and `gtsrb_cnn` (GTSRB, every threshold cell confirmed at full strength;
+/// docs/BENCHMARKS.md), the DistPrivacy paper's statements for `cifar_cnn`, `vgg16` and
+/// `vgg19` (see each profile's `source`).
 pub fn builtin(model: &str) -> Option<Profile> {
     let text = match model {
         "lenet5" => LENET5,
+        "gtsrb_cnn" => GTSRB_CNN,
         "cifar_cnn" => CIFAR_CNN,
         "vgg16" => VGG16,
         "vgg19" => VGG19,
@@ -100,7 +103,7 @@ mod tests {
 
     #[test]
     fn builtin_profiles_parse_and_cover_the_papers_taus() {
-        for model in ["lenet5", "cifar_cnn", "vgg16", "vgg19"] {
+        for model in ["lenet5", "gtsrb_cnn", "cifar_cnn", "vgg16", "vgg19"] {
             let p = builtin(model).unwrap_or_else(|| panic!("{model} profile"));
             assert_eq!(p.model, model);
             for tau in [0.4, 0.6, 0.8] {

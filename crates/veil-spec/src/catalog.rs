@@ -25,7 +25,11 @@ pub struct ZooEntry {
     pub macs: u64,
     /// Layer names in order.
     pub layer_names: Vec<String>,
-    /// One text row per layer (name, op, output shape, multiplications).
+    /// The layers a model can be split after (`--layer` of `veil attack` and `veil
+    /// profile`): every layer of a chain, the cut points of a graph.
+    pub split_points: Vec<String>,
+    /// One text row per layer (name, op, output shape, multiplications; for a graph also
+    /// the layers it reads and whether it is a split point).
     #[serde(skip)]
     pub layer_rows: Vec<String>,
 }
@@ -43,6 +47,33 @@ pub fn catalog() -> Result<Vec<ZooEntry>, SpecError> {
 pub fn entry(spec: &crate::ModelSpec) -> Result<ZooEntry, SpecError> {
     spec.validate()?;
     let cost = model_cost(spec)?;
+    let cuts = spec.cut_points()?;
+    let graph = !spec.is_chain();
+    let layer_rows = cost
+        .layers
+        .iter()
+        .zip(&spec.layers)
+        .map(|(l, layer)| {
+            let mut row = format!(
+                "    {:<10} {:<17} {:>12} {:>12}",
+                l.name,
+                l.op,
+                l.output_shape.to_string(),
+                l.macs
+            );
+            if graph {
+                row.push_str(if cuts.contains(&l.index) {
+                    "  split"
+                } else {
+                    "       "
+                });
+                if !layer.inputs.is_empty() {
+                    row.push_str(&format!("  reads {}", layer.inputs.join(", ")));
+                }
+            }
+            row
+        })
+        .collect();
     Ok(ZooEntry {
         name: spec.name.clone(),
         input_shape: spec.input_shape.dims().to_vec(),
@@ -51,19 +82,8 @@ pub fn entry(spec: &crate::ModelSpec) -> Result<ZooEntry, SpecError> {
         params: cost.params,
         macs: cost.macs,
         layer_names: spec.layers.iter().map(|l| l.name.clone()).collect(),
-        layer_rows: cost
-            .layers
-            .iter()
-            .map(|l| {
-                format!(
-                    "    {:<10} {:<17} {:>12} {:>12}",
-                    l.name,
-                    l.op,
-                    l.output_shape.to_string(),
-                    l.macs
-                )
-            })
-            .collect(),
+        split_points: cuts.iter().map(|&i| spec.layers[i].name.clone()).collect(),
+        layer_rows,
     })
 }
 
@@ -107,5 +127,12 @@ mod tests {
         let text = table(&entries, true);
         assert!(text.contains("lenet5") && text.contains("conv1"), "{text}");
         assert!(!table(&entries, false).contains("conv1"));
+        let resnet = entries
+            .iter()
+            .find(|e| e.name == "resnet8")
+            .expect("resnet8");
+        assert!(resnet.split_points.contains(&"b1_out".to_string()));
+        assert!(!resnet.split_points.contains(&"b1_relu".to_string()));
+        assert!(text.contains("reads b1_b_bn, stem_relu"), "{text}");
     }
 }
