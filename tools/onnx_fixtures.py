@@ -9,6 +9,13 @@ Writes into crates/veil-onnx/tests/fixtures/:
 - `torch-seq-opset11.onnx`, `torch-seq-opset17.onnx`: a PyTorch-native `nn.Sequential` (3x3
   convolutions with padding and stride, max and average pooling, `nn.Flatten`, two `nn.Linear`,
   dropout, a final softmax), seeded random weights, exported at two opsets;
+- `torch-resnet-opset13.onnx`: a small ResNet (batch normalisation kept as
+  BatchNormalization nodes, residual adds, a 1x1 projection shortcut, a padded max pool,
+  global average pooling), seeded random weights and running statistics from a few
+  training-mode passes over MNIST training images;
+- `torch-mobile-opset17.onnx`: depthwise-separable blocks (grouped convolutions, batch
+  normalisation folded into them by the exporter as usual, ReLU6 as Clip), a concatenation, a
+  sigmoid, a padded average pool counting the padding, global average pooling;
 - `<name>.logits.json` beside each: the torch version, the opset, the first N MNIST test
   images' indices and PyTorch's outputs for them (before the final softmax for torch-seq,
   whose softmax veil drops: an argmax and an inversion attack need the logits).
@@ -39,10 +46,77 @@ def torch_seq(torch):
     return body, nn.Sequential(body, nn.Softmax(dim=1))
 
 
-def export(torch, model, path, opset):
+def torch_resnet(torch):
+    nn = torch.nn
+    torch.manual_seed(21)
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.a = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+            self.a_bn = nn.BatchNorm2d(cout)
+            self.b = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+            self.b_bn = nn.BatchNorm2d(cout)
+            self.proj = None
+            if stride != 1 or cin != cout:
+                self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = self.b_bn(self.b(torch.relu(self.a_bn(self.a(x)))))
+            return torch.relu(y + (x if self.proj is None else self.proj(x)))
+
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        Block(8, 8, 1), Block(8, 16, 2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+
+def torch_mobile(torch):
+    nn = torch.nn
+    torch.manual_seed(22)
+
+    def separable(cin, cout, stride):
+        return nn.Sequential(
+            nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin), nn.BatchNorm2d(cin),
+            nn.ReLU6(), nn.Conv2d(cin, cout, 1), nn.BatchNorm2d(cout), nn.ReLU6())
+
+    class Mobile(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6())
+            self.s1 = separable(8, 16, 2)
+            self.side = nn.Conv2d(16, 8, 1)
+            self.pool = nn.AvgPool2d(3, stride=2, padding=1)
+            self.s2 = separable(24, 32, 1)
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = self.s1(self.stem(x))
+            x = torch.cat([x, torch.sigmoid(self.side(x))], dim=1)
+            x = self.s2(self.pool(x))
+            return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    return Mobile()
+
+
+def settle_batch_norm(torch, model, images):
+    """Running statistics from a few training-mode passes (seeded), then evaluation mode."""
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(images), 64):
+            model(torch.tensor(images[start:start + 64]).reshape(-1, 1, 28, 28))
     model.eval()
+
+
+def export(torch, model, path, opset, keep_batch_norm=False):
+    """`keep_batch_norm`: export BatchNormalization nodes (evaluation mode, running statistics)
+    instead of letting the exporter fold them into the convolutions, its default."""
+    model.eval()
+    mode = torch.onnx.TrainingMode.PRESERVE if keep_batch_norm else torch.onnx.TrainingMode.EVAL
     torch.onnx.export(model, torch.zeros(1, 1, 28, 28), path, opset_version=opset,
-                      input_names=["image"], output_names=["scores"],
+                      input_names=["image"], output_names=["scores"], training=mode,
                       dynamic_axes={"image": {0: "batch"}, "scores": {0: "batch"}})
 
 
@@ -83,6 +157,15 @@ def main():
         export(torch, with_softmax, os.path.join(OUT, name + ".onnx"), opset)
         write_logits(torch, body, images, os.path.join(OUT, name + ".logits.json"), opset,
                      "nn.Sequential of tools/onnx_fixtures.py (seed 20); logits before the final softmax")
+    train_images = veil_torch.idx_split(a.data, "mnist")[0][:512]
+    for name, model, opset, keep in (("torch-resnet", torch_resnet(torch), 13, True),
+                                     ("torch-mobile", torch_mobile(torch), 17, False)):
+        settle_batch_norm(torch, model, train_images)
+        name = "%s-opset%d" % (name, opset)
+        export(torch, model, os.path.join(OUT, name + ".onnx"), opset, keep_batch_norm=keep)
+        write_logits(torch, model, images, os.path.join(OUT, name + ".logits.json"), opset,
+                     "tools/onnx_fixtures.py graph model (seeded); batch statistics from 512 "
+                     "MNIST training images")
     print("wrote", sorted(os.listdir(OUT)))
     return 0
 

@@ -19,6 +19,7 @@
 //! Key items: [`import`], [`Imported`], [`import_to_dir`] (what `veil import` runs),
 //! [`coverage`] and [`check_file`] (`veil import --check`), [`OnnxError`].
 
+mod graph_ops;
 mod lower;
 mod ops;
 mod proto;

@@ -1,16 +1,21 @@
-//! Node-by-node translation of a sequential ONNX graph into veil layers and weights.
+//! Node-by-node translation of an ONNX graph into veil layers and weights.
 //!
-//! Invariants: the graph is walked in file order (ONNX requires topological order); each
-//! translated node must read the previous translated node's output, so the result is exactly
-//! the chain the file computes; every weight comes from a constant, never from a graph input;
-//! the weights end in veil's layout (`[out, in]` for linear layers, whatever `transB` said).
+//! Invariants: the graph is walked in file order (ONNX requires topological order); a
+//! translated node reads the layers that produced its activation inputs (named in the layer's
+//! `inputs` unless it is just the previous layer), so the spec computes exactly the graph of
+//! the file, a chain where the file is one; nodes that compute nothing at inference
+//! (identity, dropout, the final softmax) pass their input's name on; every weight comes from
+//! a constant, never from a graph input; the weights end in veil's layout (`[out, in]` for
+//! linear layers, whatever `transB` said).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
 
+use veil_spec::graph::INPUT;
 use veil_spec::weights::{Tensors, layout};
 use veil_spec::{Layer, LayerKind, ModelSpec, Shape};
 
+use crate::graph_ops::data_inputs;
 use crate::ops::{Step, bias, step};
 use crate::proto::{GraphProto, ModelProto, NodeProto};
 use crate::tensor::{Constant, constants};
@@ -144,33 +149,58 @@ fn bias_add<'a>(node: &'a NodeProto, product: &str) -> Option<(&'a NodeProto, us
     Some((node, 1 - at))
 }
 
+/// A translated layer's parameters.
+enum Params {
+    /// `(weight shape, weight, bias)`.
+    Affine((Vec<usize>, Vec<f32>, Vec<f32>)),
+    /// Batch normalisation: scale, bias, running mean, running variance.
+    Norm([Vec<f32>; 4]),
+}
+
+/// An `Identity` of a constant, which [`crate::tensor::constants`] already resolved.
+fn is_constant_alias(consts: &HashMap<String, Constant>, node: &NodeProto) -> bool {
+    node.op_type == "Identity" && node.input.first().is_some_and(|i| consts.contains_key(i))
+}
+
 /// Translates a decoded model (see the crate docs for the scope).
 pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxError> {
     let (graph, opset) = graph_of(model)?;
     let consts = constants(&graph.initializer, &graph.node)?;
-    let (mut current, input_shape) = input(graph, &consts)?;
+    let (input_name, input_shape) = input(graph, &consts)?;
     let nodes: Vec<&NodeProto> = graph
         .node
         .iter()
-        .filter(|n| n.op_type != "Constant")
+        .filter(|n| n.op_type != "Constant" && !is_constant_alias(&consts, n))
         .collect();
-    let (mut layers, mut tensors, mut dropped, mut taken) =
-        (Vec::new(), Tensors::new(), Vec::new(), HashSet::new());
+    let (mut layers, mut tensors, mut dropped, mut taken) = (
+        Vec::<Layer>::new(),
+        Tensors::new(),
+        Vec::new(),
+        HashSet::new(),
+    );
+    // ONNX value name -> the veil layer (or the model input) that computes it.
+    let mut produced: HashMap<String, String> = HashMap::new();
+    produced.insert(input_name, INPUT.to_string());
     let mut counts = HashMap::new();
     let mut i = 0;
     while i < nodes.len() {
-        let node = nodes[i];
+        let (node, at) = (nodes[i], i);
         let unsupported = |what: String| OnnxError::Unsupported {
-            node: label(node, i),
+            node: label(node, at),
             op: node.op_type.clone(),
             what,
         };
-        if node.input.first() != Some(&current) {
-            return Err(unsupported(format!(
-                "reads `{}`, not the previous node's output `{current}` (only sequential \
-                 graphs are supported yet)",
-                node.input.first().map_or("", String::as_str)
-            )));
+        let mut reads = Vec::new();
+        for value in data_inputs(&consts, node) {
+            match produced.get(value) {
+                Some(layer) => reads.push(layer.clone()),
+                None => {
+                    return Err(unsupported(format!(
+                        "reads `{value}`, which is neither the model input, a constant nor the \
+                         output of an earlier node"
+                    )));
+                }
+            }
         }
         let Some(mut out) = node.output.first().filter(|o| !o.is_empty()).cloned() else {
             return Err(unsupported("no output".into()));
@@ -179,6 +209,7 @@ pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxErro
         // MatMul + Add(bias) is one linear layer (PyTorch writes the bias first).
         if node.op_type == "MatMul"
             && let Some((next, bias_input)) = nodes.get(i + 1).and_then(|n| bias_add(n, &out))
+            && consts.contains_key(&next.input[bias_input])
             && let Step::Layer(_, Some((_, _, b))) = &mut translated
         {
             *b = bias(&consts, next, bias_input, b.len()).map_err(|what| {
@@ -191,18 +222,60 @@ pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxErro
             out = next.output.first().cloned().unwrap_or_default();
             i += 1;
         }
-        match translated {
-            Step::Dropped => dropped.push(format!("{} ({})", label(node, i), node.op_type)),
-            Step::Layer(kind, params) => {
-                let lname = layer_name(node, &kind, &mut taken, &mut counts);
-                if let Some((wd, w, b)) = params {
-                    tensors.insert(format!("{lname}.bias"), (vec![b.len()], b));
-                    tensors.insert(format!("{lname}.weight"), (wd, w));
-                }
-                layers.push(Layer::new(lname, kind));
+        let (kind, params) = match translated {
+            Step::Dropped => {
+                let [only] = reads.as_slice() else {
+                    return Err(unsupported(format!(
+                        "{} activation inputs (one expected)",
+                        reads.len()
+                    )));
+                };
+                produced.insert(out, only.clone());
+                dropped.push(format!("{} ({})", label(node, i), node.op_type));
+                i += 1;
+                continue;
             }
+            Step::Layer(kind, params) => (kind, params.map(Params::Affine)),
+            Step::Norm(kind, stats) => (kind, Some(Params::Norm(stats))),
+        };
+        let arity_ok = match kind.arity() {
+            veil_spec::Arity::One => reads.len() == 1,
+            veil_spec::Arity::Many => reads.len() >= 2,
+        };
+        if !arity_ok {
+            return Err(unsupported(format!(
+                "{} activation inputs for a {}",
+                reads.len(),
+                kind.op_name()
+            )));
         }
-        current = out;
+        let lname = layer_name(node, &kind, &mut taken, &mut counts);
+        match params {
+            Some(Params::Affine((wd, w, b))) => {
+                tensors.insert(format!("{lname}.bias"), (vec![b.len()], b));
+                tensors.insert(format!("{lname}.weight"), (wd, w));
+            }
+            Some(Params::Norm(stats)) => {
+                for (suffix, v) in ["weight", "bias", "running_mean", "running_var"]
+                    .iter()
+                    .zip(stats)
+                {
+                    tensors.insert(format!("{lname}.{suffix}"), (vec![v.len()], v));
+                }
+            }
+            None => {}
+        }
+        let previous = layers.last().map_or(INPUT, |l| l.name.as_str());
+        let layer = match reads.as_slice() {
+            [only] if only == previous => Layer::new(lname.clone(), kind),
+            _ => Layer {
+                name: lname.clone(),
+                inputs: reads,
+                kind,
+            },
+        };
+        layers.push(layer);
+        produced.insert(out, lname);
         i += 1;
     }
     if graph.output.len() != 1 {
@@ -211,9 +284,12 @@ pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxErro
             graph.output.len()
         )));
     }
-    if graph.output.first().map(|o| &o.name) != Some(&current) {
+    let last = layers.last().map(|l| l.name.clone());
+    let output = graph.output.first().and_then(|o| produced.get(&o.name));
+    if last.is_none() || output != last.as_ref() {
         return Err(OnnxError::Invalid(format!(
-            "the chain ends at `{current}`, which is not the graph's output"
+            "the graph's output is not computed by its last node (last layer: `{}`)",
+            last.unwrap_or_default()
         )));
     }
     let spec = ModelSpec::new(name, input_shape, layers)?;
@@ -246,7 +322,7 @@ pub fn coverage(bytes: &[u8]) -> Result<Vec<NodeSupport>, OnnxError> {
     let nodes: Vec<&NodeProto> = graph
         .node
         .iter()
-        .filter(|n| n.op_type != "Constant")
+        .filter(|n| n.op_type != "Constant" && !is_constant_alias(&consts, n))
         .collect();
     Ok(nodes
         .iter()
@@ -452,9 +528,37 @@ mod tests {
     fn unsupported_nodes_are_named_with_what_is_missing() {
         let mut m = fixture();
         let g = m.graph.as_mut().expect("graph");
-        g.node[1].op_type = "Sigmoid".into();
-        expect_unsupported(&m, "Sigmoid is not supported");
+        g.node[1].op_type = "Tanh".into();
+        expect_unsupported(&m, "Tanh is not supported");
 
+        let mut m = fixture();
+        let g = m.graph.as_mut().expect("graph");
+        for a in &mut g.node[0].attribute {
+            if a.name == "group" {
+                a.i = -2;
+            }
+        }
+        expect_unsupported(&m, "group -2");
+
+        let mut m = fixture();
+        let g = m.graph.as_mut().expect("graph");
+        g.node[3].input[0] = "nowhere".into();
+        expect_unsupported(&m, "neither the model input");
+
+        let mut m = fixture();
+        let g = m.graph.as_mut().expect("graph");
+        for a in &mut g.node[2].attribute {
+            if a.name == "pads" {
+                a.ints = vec![2, 2, 2, 2];
+            }
+        }
+        expect_unsupported(&m, "more than half the window");
+    }
+
+    /// A graph the spec cannot hold is refused with the spec's reason: two groups cannot
+    /// split the image's one channel, and a branch nobody reads is not a model.
+    #[test]
+    fn graphs_that_do_not_validate_are_refused() {
         let mut m = fixture();
         let g = m.graph.as_mut().expect("graph");
         for a in &mut g.node[0].attribute {
@@ -462,21 +566,16 @@ mod tests {
                 a.i = 2;
             }
         }
-        expect_unsupported(&m, "group 2");
-
+        let err = import(&encode(&m), "m").expect_err("groups").to_string();
+        assert!(err.contains("groups must divide"), "{err}");
         let mut m = fixture();
         let g = m.graph.as_mut().expect("graph");
-        g.node[3].input[0] = "image".into();
-        expect_unsupported(&m, "only sequential graphs");
-
-        let mut m = fixture();
-        let g = m.graph.as_mut().expect("graph");
-        for a in &mut g.node[2].attribute {
-            if a.name == "pads" {
-                a.ints = vec![1, 1, 1, 1];
-            }
-        }
-        expect_unsupported(&m, "pooling with padding");
+        // conv2 now reads the first ReLU, so the max pool's output is never read.
+        g.node[3].input[0] = g.node[1].output[0].clone();
+        let err = import(&encode(&m), "m")
+            .expect_err("dead branch")
+            .to_string();
+        assert!(err.contains("never read"), "{err}");
     }
 
     #[test]

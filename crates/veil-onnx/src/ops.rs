@@ -11,13 +11,18 @@ use crate::tensor::Constant;
 
 /// Operators import translates.
 pub const SUPPORTED: &[&str] = &[
-    "Conv",
+    "Conv (grouped and depthwise too)",
     "Gemm",
     "MatMul",
-    "Add (after MatMul)",
+    "Add (of two activations, or a MatMul's bias)",
+    "Concat (channels)",
+    "BatchNormalization",
     "Relu",
+    "Clip",
+    "Sigmoid",
     "MaxPool",
     "AveragePool",
+    "GlobalAveragePool",
     "Flatten",
     "Reshape",
     "Identity",
@@ -30,19 +35,21 @@ pub const SUPPORTED: &[&str] = &[
 pub(crate) enum Step {
     /// A layer and, for layers with parameters, `(weight shape, weight, bias)`.
     Layer(LayerKind, Option<(Vec<usize>, Vec<f32>, Vec<f32>)>),
+    /// Batch normalisation and its scale, bias, running mean and running variance.
+    Norm(LayerKind, [Vec<f32>; 4]),
     /// Nothing to compute at inference (identity, dropout, the final softmax).
     Dropped,
 }
 
-fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+pub(crate) fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
 
-fn int(node: &NodeProto, name: &str, default: i64) -> i64 {
+pub(crate) fn int(node: &NodeProto, name: &str, default: i64) -> i64 {
     attribute(node, name).map_or(default, |a| a.i)
 }
 
-fn float(node: &NodeProto, name: &str, default: f32) -> f32 {
+pub(crate) fn float(node: &NodeProto, name: &str, default: f32) -> f32 {
     attribute(node, name).map_or(default, |a| a.f)
 }
 
@@ -82,7 +89,7 @@ fn unit_dilations(node: &NodeProto) -> Result<(), String> {
     }
 }
 
-fn real<'a>(
+pub(crate) fn real<'a>(
     consts: &'a HashMap<String, Constant>,
     name: &str,
     what: &str,
@@ -120,12 +127,15 @@ pub(crate) fn bias(
 }
 
 fn conv(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, String> {
-    if int(node, "group", 1) != 1 {
-        return Err(format!(
-            "group {} (grouped and depthwise convolutions are not supported yet)",
-            int(node, "group", 1)
-        ));
-    }
+    let groups = usize::try_from(int(node, "group", 1))
+        .ok()
+        .filter(|g| (1..=veil_spec::MAX_DIM).contains(g))
+        .ok_or_else(|| {
+            format!(
+                "group {} (a positive count expected)",
+                int(node, "group", 1)
+            )
+        })?;
     unit_dilations(node)?;
     no_auto_pad(node)?;
     let w_name = node.input.get(1).ok_or("no weight input")?;
@@ -147,7 +157,7 @@ fn conv(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, St
         kernel,
         stride: pair(node, "strides", [1, 1])?,
         padding: symmetric_pads(node)?,
-        groups: 1,
+        groups,
     };
     Ok(Step::Layer(
         kind,
@@ -209,15 +219,18 @@ fn gemm(consts: &HashMap<String, Constant>, node: &NodeProto) -> Result<Step, St
 fn pool(node: &NodeProto, max: bool) -> Result<Step, String> {
     unit_dilations(node)?;
     no_auto_pad(node)?;
-    if symmetric_pads(node)? != [0, 0] {
-        return Err("padding (pooling with padding is not supported yet)".into());
-    }
+    let padding = symmetric_pads(node)?;
     if int(node, "ceil_mode", 0) != 0 {
         return Err("ceil_mode 1 (floor only)".into());
     }
     let kernel = pair(node, "kernel_shape", [0, 0])?;
     if kernel == [0, 0] {
         return Err("no kernel_shape".into());
+    }
+    if padding[0] * 2 > kernel[0] || padding[1] * 2 > kernel[1] {
+        return Err(format!(
+            "pads {padding:?} more than half the window {kernel:?}"
+        ));
     }
     // veil writes a stride equal to the window as no stride at all.
     let stride = Some(pair(node, "strides", [1, 1])?).filter(|&s| s != kernel);
@@ -226,14 +239,14 @@ fn pool(node: &NodeProto, max: bool) -> Result<Step, String> {
             LayerKind::MaxPool2d {
                 kernel,
                 stride,
-                padding: [0, 0],
+                padding,
             }
         } else {
             LayerKind::AvgPool2d {
                 kernel,
                 stride,
-                padding: [0, 0],
-                count_include_pad: false,
+                padding,
+                count_include_pad: padding != [0, 0] && int(node, "count_include_pad", 0) != 0,
             }
         },
         None,
@@ -315,6 +328,12 @@ pub(crate) fn step(
             dense(d, w, false, vec![0.0; d.get(1).copied().unwrap_or(0)])
         }
         "Relu" => Ok(Step::Layer(LayerKind::Relu, None)),
+        "Sigmoid" => Ok(Step::Layer(LayerKind::Sigmoid, None)),
+        "Clip" => crate::graph_ops::clip(consts, node),
+        "BatchNormalization" => crate::graph_ops::batch_norm(consts, node),
+        "GlobalAveragePool" => Ok(Step::Layer(LayerKind::GlobalAvgPool2d, None)),
+        "Add" => crate::graph_ops::add(consts, node),
+        "Concat" => crate::graph_ops::concat(consts, node),
         "MaxPool" => pool(node, true),
         "AveragePool" => pool(node, false),
         "Flatten" if int(node, "axis", 1) == 1 => Ok(Step::Layer(LayerKind::Flatten, None)),

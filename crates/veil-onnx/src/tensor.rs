@@ -181,6 +181,14 @@ pub(crate) fn constants(
             map.insert(out.clone(), decode(value)?);
         }
     }
+    // An Identity of a constant (PyTorch writes them for shared parameters) is that constant.
+    for node in nodes.iter().filter(|n| n.op_type == "Identity") {
+        if let (Some(input), Some(out)) = (node.input.first(), node.output.first())
+            && let Some(value) = map.get(input).cloned()
+        {
+            map.insert(out.clone(), value);
+        }
+    }
     Ok(map)
 }
 

@@ -96,3 +96,72 @@ fn coverage_lists_every_node() {
     assert_eq!(nodes.len(), 11);
     assert!(nodes.iter().all(|n| n.problem.is_none()), "{nodes:?}");
 }
+
+/// A PyTorch ResNet with BatchNormalization nodes, residual adds, a projection shortcut, a
+/// padded max pool and global average pooling imports as a graph spec with PyTorch's logits.
+#[test]
+fn pytorch_resnet_imports_as_a_graph() {
+    let imported = check_against_torch("torch-resnet-opset13");
+    let spec = &imported.spec;
+    assert!(!spec.is_chain());
+    let count = |op: &str| {
+        spec.layers
+            .iter()
+            .filter(|l| l.kind.op_name() == op)
+            .count()
+    };
+    assert_eq!(count("batch_norm2d"), 6);
+    assert_eq!(count("add"), 2);
+    assert_eq!(count("global_avg_pool2d"), 1);
+    let adds: Vec<&veil_spec::Layer> = spec
+        .layers
+        .iter()
+        .filter(|l| l.kind.op_name() == "add")
+        .collect();
+    assert!(adds.iter().all(|l| l.inputs.len() == 2), "{adds:?}");
+    // The block outputs are split points, the layers inside a block are not.
+    let cuts = spec.cut_points().expect("cuts");
+    let add = spec.layer_index(&adds[0].name).expect("add");
+    assert!(cuts.contains(&(add + 1)) && !cuts.contains(&(add - 1)));
+    assert!(spec.layers.iter().any(|l| matches!(
+        l.kind,
+        veil_spec::LayerKind::MaxPool2d {
+            padding: [1, 1],
+            ..
+        }
+    )));
+}
+
+/// Depthwise convolutions (folded batch normalisation), ReLU6, a sigmoid branch joined by a
+/// concatenation, and a padded average pool that counts its padding.
+#[test]
+fn pytorch_mobilenet_imports_with_depthwise_convolutions() {
+    let imported = check_against_torch("torch-mobile-opset17");
+    let spec = &imported.spec;
+    let groups: Vec<usize> = spec
+        .layers
+        .iter()
+        .filter_map(|l| match l.kind {
+            veil_spec::LayerKind::Conv2d { groups, .. } if groups > 1 => Some(groups),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups, [8, 24]);
+    let ops: Vec<&str> = spec.layers.iter().map(|l| l.kind.op_name()).collect();
+    for op in [
+        "clip",
+        "sigmoid",
+        "concat",
+        "avgpool2d",
+        "global_avg_pool2d",
+    ] {
+        assert!(ops.contains(&op), "{op} in {ops:?}");
+    }
+    assert!(spec.layers.iter().any(|l| matches!(
+        l.kind,
+        veil_spec::LayerKind::AvgPool2d {
+            count_include_pad: true,
+            ..
+        }
+    )));
+}
