@@ -723,3 +723,50 @@ fn an_onnx_file_is_a_model_for_infer_eval_and_attack() {
     ));
     assert_eq!(e["model"], "lenet5-veil-opset13");
 }
+
+/// A graph model (the imported PyTorch ResNet fixture, residual adds and batch
+/// normalisation) through the CLI: its split points listed, an attack at one, and an attack
+/// inside a residual block refused in one line.
+#[test]
+fn a_graph_model_is_attacked_at_its_split_points_only() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../veil-onnx/tests/fixtures");
+    let onnx = fixtures.join("torch-resnet-opset13.onnx");
+    let onnx = onnx.to_str().expect("path");
+    let dir = tempfile::tempdir().expect("tmp");
+    let at = dir.path();
+    let m = json(&veil(&["models", "--spec", onnx, "--json"]));
+    let splits: Vec<&str> = m[0]["split_points"]
+        .as_array()
+        .expect("split points")
+        .iter()
+        .map(|v| v.as_str().expect("name"))
+        .collect();
+    assert!(
+        splits.contains(&"add1") && !splits.contains(&"relu2"),
+        "{splits:?}"
+    );
+    let attack = |layer: &str| {
+        veil_in(
+            at,
+            &[
+                "attack",
+                "--model",
+                onnx,
+                "--dataset",
+                "synthetic",
+                "--layer",
+                layer,
+                "--aux",
+                "300",
+                "--victims",
+                "100",
+                "--epochs",
+                "1",
+                "--json",
+            ],
+        )
+    };
+    let a = json(&attack("relu3"));
+    assert!(a["ssim_mean"].as_f64().is_some_and(f64::is_finite));
+    assert_bad_input(&attack("relu2"), "not a split point");
+}

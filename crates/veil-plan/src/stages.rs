@@ -554,4 +554,46 @@ mod tests {
         assert_eq!(shared(&masked)[..6], [false, true, true, true, true, true]);
         assert_eq!(shared(&plain)[..6], [false, true, false, true, false, true]);
     }
+
+    #[test]
+    fn graphs_and_layer_kinds_the_runtime_lacks_are_refused_by_name() {
+        use veil_spec::{Layer, LayerKind, ModelSpec, Shape};
+        let profile = builtin("lenet5").expect("profile");
+        let err = ModelPlan::with_rule(
+            &veil_spec::zoo::resnet8(43),
+            &profile,
+            0.8,
+            PrivacyRule::Sound,
+        )
+        .expect_err("batch norm")
+        .to_string();
+        assert!(
+            err.contains("stem_bn") && err.contains("batch_norm2d"),
+            "{err}"
+        );
+        let conv = |out| LayerKind::Conv2d {
+            out_channels: out,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            groups: 1,
+        };
+        let residual = ModelSpec::new(
+            "res",
+            Shape::chw(1, 8, 8),
+            vec![
+                Layer::new("conv1", conv(2)),
+                Layer::new("relu1", LayerKind::Relu),
+                Layer::new("conv2", conv(2)),
+                Layer::reading("add", &["conv2", "relu1"], LayerKind::Add),
+                Layer::new("flatten", LayerKind::Flatten),
+                Layer::new("fc", LayerKind::Linear { out_features: 3 }),
+            ],
+        )
+        .expect("valid");
+        let err = ModelPlan::with_rule(&residual, &profile, 0.8, PrivacyRule::Sound)
+            .expect_err("graph")
+            .to_string();
+        assert!(err.contains("add") && err.contains("planner"), "{err}");
+    }
 }

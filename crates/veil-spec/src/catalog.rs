@@ -55,7 +55,7 @@ pub fn entry(spec: &crate::ModelSpec) -> Result<ZooEntry, SpecError> {
         .zip(&spec.layers)
         .map(|(l, layer)| {
             let mut row = format!(
-                "    {:<10} {:<17} {:>12} {:>12}",
+                "    {:<14} {:<17} {:>12} {:>12}",
                 l.name,
                 l.op,
                 l.output_shape.to_string(),
