@@ -237,3 +237,55 @@ fn a_graph_model_trains_and_its_running_statistics_move() {
     );
     assert_eq!(trained.evaluate(&split.test).expect("eval"), acc);
 }
+
+/// Folding batch normalisation into the convolutions (`veil_spec::fold`) keeps the function:
+/// resnet8 with random running statistics gives the same logits before and after, within
+/// f32 rounding.
+#[test]
+fn folded_batch_norm_gives_the_same_logits() {
+    let spec = zoo::resnet8(43);
+    let model = Model::init(spec.clone(), 6).expect("init");
+    let mut k = 0u64;
+    let stats: Vec<NamedTensor> = model
+        .named_tensors()
+        .expect("tensors")
+        .into_iter()
+        .map(|mut t| {
+            if t.name.contains("_bn.") {
+                k += 1;
+                let r = values(t.values.len(), k);
+                t.values = match t.name.rsplit('.').next() {
+                    Some("running_var") => r.iter().map(|v| 0.2 + v).collect(),
+                    Some("weight") => r.iter().map(|v| 0.5 + v).collect(),
+                    _ => r.iter().map(|v| v - 0.5).collect(),
+                };
+            }
+            t
+        })
+        .collect();
+    let model = model.with_tensors(stats).expect("statistics");
+    let (folded_spec, folded, count) =
+        veil_spec::fold::fold_batch_norm(&spec, &model.host_tensors().expect("host"))
+            .expect("fold");
+    assert_eq!(count, 9);
+    let tensors = folded
+        .into_iter()
+        .map(|(name, (shape, values))| NamedTensor {
+            name,
+            shape,
+            values,
+        })
+        .collect();
+    let folded_model = Model::init(folded_spec, 0)
+        .expect("init")
+        .with_tensors(tensors)
+        .expect("folded weights");
+    let x = values(4 * 3 * 32 * 32, 8);
+    let (a, b) = (logits(&model, &x), logits(&folded_model, &x));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs() / (1.0 + p.abs()))
+        .fold(0.0, f32::max);
+    assert!(worst <= 1e-4, "{worst}");
+}

@@ -14,6 +14,7 @@
 //! - [`catalog`]: the zoo as a table of shapes, parameters and multiplications.
 //! - [`zoo`]: every network of SYSTEM.md section 2, by name.
 //! - [`weights`]: the tensor names and shapes a weight file must hold for a spec.
+//! - [`fold`]: batch normalisation folded into the convolution before it.
 //! - [`lower`]: a spec as linear maps and channel-wise ops, for the interpreters without burn.
 //! - [`profile`]: privacy profiles (schema, `Nf(tau)` and `SP(tau)`), shared by the attack
 //!   that writes them and the planner that enforces them.
@@ -25,6 +26,7 @@
 pub mod catalog;
 pub mod cost;
 mod error;
+pub mod fold;
 mod gemm;
 pub mod graph;
 pub mod kernels;

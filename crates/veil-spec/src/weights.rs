@@ -91,6 +91,31 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(ModelSpec, Tensors), SpecErr
     Ok((spec, tensors))
 }
 
+/// Checks that `tensors` holds every entry of `spec`'s [`layout`] with its shape and as many
+/// values as the shape says (tensors beyond the layout are allowed).
+pub fn check(spec: &ModelSpec, tensors: &Tensors) -> Result<(), SpecError> {
+    let path = Path::new("(in memory)");
+    for entry in layout(spec)? {
+        match tensors.get(&entry.name) {
+            Some((shape, values))
+                if *shape == entry.shape && values.len() == shape.iter().product::<usize>() => {}
+            Some((shape, values)) => {
+                return Err(weights_err(
+                    path,
+                    format!(
+                        "tensor {} is {shape:?} with {} values, expected {:?}",
+                        entry.name,
+                        values.len(),
+                        entry.shape
+                    ),
+                ));
+            }
+            None => return Err(weights_err(path, format!("missing tensor {}", entry.name))),
+        }
+    }
+    Ok(())
+}
+
 /// Writes `spec` and `tensors` (every entry of its [`layout`], shapes as there) to `path`,
 /// creating its directory and replacing the file atomically (written beside it, then renamed).
 pub fn write_file(path: &Path, spec: &ModelSpec, tensors: &Tensors) -> Result<(), SpecError> {
