@@ -16,7 +16,10 @@ fn random_model(
     veil_mpc::model::Architecture,
     Vec<veil_mpc::model::LayerWeights>,
 ) {
-    let spec = veil_spec::zoo::model(name).expect("zoo");
+    let spec = match name {
+        "depthwise" => depthwise(),
+        _ => veil_spec::zoo::model(name).expect("zoo"),
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut tensors = Tensors::new();
     for e in veil_spec::weights::layout(&spec).expect("layout") {
@@ -37,6 +40,42 @@ fn random_model(
         tensors.insert(e.name, (e.shape, v));
     }
     compile(&spec, &tensors).expect("compile")
+}
+
+/// A depthwise-separable chain: a 3x3 convolution, a 3x3 depthwise one (four groups) and a
+/// 1x1 pointwise one, each with a ReLU, a max pool and a classifier.
+fn depthwise() -> veil_spec::ModelSpec {
+    use veil_spec::{Layer, LayerKind, ModelSpec, Shape};
+    let conv = |out, k: usize, groups| LayerKind::Conv2d {
+        out_channels: out,
+        kernel: [k, k],
+        stride: [1, 1],
+        padding: [k / 2, k / 2],
+        groups,
+    };
+    ModelSpec::new(
+        "depthwise",
+        Shape::chw(1, 12, 12),
+        vec![
+            Layer::new("conv1", conv(4, 3, 1)),
+            Layer::new("relu1", LayerKind::Relu),
+            Layer::new("dw", conv(4, 3, 4)),
+            Layer::new("relu2", LayerKind::Relu),
+            Layer::new("pw", conv(8, 1, 1)),
+            Layer::new("relu3", LayerKind::Relu),
+            Layer::new(
+                "pool",
+                LayerKind::MaxPool2d {
+                    kernel: [2, 2],
+                    stride: None,
+                    padding: [0, 0],
+                },
+            ),
+            Layer::new("flatten", LayerKind::Flatten),
+            Layer::new("fc", LayerKind::Linear { out_features: 10 }),
+        ],
+    )
+    .expect("valid")
 }
 
 fn check(name: &str, batch: usize, tol: f64) {
@@ -91,6 +130,11 @@ fn minionn_matches_plaintext_with_pooling() {
 #[test]
 fn chameleon_strided_padded_conv_matches_plaintext() {
     check("chameleon", 2, TOLERANCE);
+}
+
+#[test]
+fn a_depthwise_convolution_matches_plaintext() {
+    check("depthwise", 2, TOLERANCE);
 }
 
 #[test]

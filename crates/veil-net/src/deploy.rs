@@ -360,18 +360,21 @@ impl Deployment {
     /// The kernel of stage `s` restricted to `n` input channels (a conv) or whole (dense).
     pub fn linear_for(&self, s: usize, n: usize) -> Linear {
         match self.stages[s].kernel {
+            // Full convolutions only: the planner never places a grouped one.
             Linear::Conv {
                 input,
                 output,
                 kernel,
                 stride,
                 padding,
+                ..
             } => Linear::Conv {
                 input: [n, input[1], input[2]],
                 output,
                 kernel,
                 stride,
                 padding,
+                groups: 1,
             },
             ref dense @ Linear::Dense { .. } => dense.clone(),
         }

@@ -14,7 +14,7 @@ pub use crate::gemm::Scalar;
 /// A bilinear layer `y = W x` (the bias is added separately).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Linear {
-    /// 2-D convolution, weight `[out, in, kh, kw]`.
+    /// 2-D convolution, weight `[out, in / groups, kh, kw]`.
     Conv {
         /// Input `[c, h, w]`.
         input: [usize; 3],
@@ -26,6 +26,10 @@ pub enum Linear {
         stride: [usize; 2],
         /// Zero padding `[ph, pw]`.
         padding: [usize; 2],
+        /// Channel groups (1: a full convolution): output group `g` reads input group `g`
+        /// only. Both channel counts are multiples of it.
+        #[serde(default = "one_group", skip_serializing_if = "is_one_group")]
+        groups: usize,
     },
     /// Fully connected, weight `[out, in]`.
     Dense {
@@ -34,6 +38,14 @@ pub enum Linear {
         /// Output features.
         output: usize,
     },
+}
+
+fn one_group() -> usize {
+    1
+}
+
+fn is_one_group(groups: &usize) -> bool {
+    *groups == 1
 }
 
 impl Linear {
@@ -60,8 +72,9 @@ impl Linear {
                 input,
                 output,
                 kernel,
+                groups,
                 ..
-            } => output[0] * input[0] * kernel[0] * kernel[1],
+            } => output[0] * (input[0] / (*groups).max(1)) * kernel[0] * kernel[1],
             Linear::Dense { input, output } => input * output,
         }
     }
@@ -126,19 +139,52 @@ impl Linear {
         out
     }
 
-    /// One sample of a convolution into `out` (`[oc, oh, ow]`), through `cols` (scratch).
+    /// One sample of a convolution into `out` (`[oc, oh, ow]`), through `cols` (scratch):
+    /// each channel group's input windows times its rows of the weight.
     fn conv_into<T: Scalar>(&self, w: &[T], x: &[T], out: &mut [T], cols: &mut Vec<T>) {
         let Linear::Conv {
             input: [c, h, wd],
             output: [oc, oh, ow],
             kernel: [kh, kw],
-            stride: [sh, sw],
-            padding: [ph, pw],
+            groups,
+            ..
         } = *self
         else {
             return;
         };
-        let (positions, taps) = (oh * ow, c * kh * kw);
+        let groups = groups.max(1);
+        let (cg, ocg, positions) = (c / groups, oc / groups, oh * ow);
+        let taps = cg * kh * kw;
+        for g in 0..groups {
+            let xg = &x[g * cg * h * wd..(g + 1) * cg * h * wd];
+            let wg = &w[g * ocg * taps..(g + 1) * ocg * taps];
+            let outg = &mut out[g * ocg * positions..(g + 1) * ocg * positions];
+            self.group_into(wg, xg, (cg, ocg), outg, cols);
+        }
+    }
+
+    /// One channel group (`cg` input channels `xg`, `ocg` filters `wg`) of
+    /// [`Linear::conv_into`].
+    fn group_into<T: Scalar>(
+        &self,
+        wg: &[T],
+        xg: &[T],
+        (cg, ocg): (usize, usize),
+        out: &mut [T],
+        cols: &mut Vec<T>,
+    ) {
+        let Linear::Conv {
+            input: [_, h, wd],
+            output: [_, oh, ow],
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            padding: [ph, pw],
+            ..
+        } = *self
+        else {
+            return;
+        };
+        let (positions, taps) = (oh * ow, cg * kh * kw);
         for first in (0..positions).step_by(CONV_BLOCK) {
             let valid = CONV_BLOCK.min(positions - first);
             let width = valid.div_ceil(gemm::COLS) * gemm::COLS;
@@ -146,7 +192,7 @@ impl Linear {
             cols.resize(taps * width, T::default());
             for (tap, row) in cols.chunks_exact_mut(width).enumerate() {
                 let (ci, i, j) = (tap / (kh * kw), tap / kw % kh, tap % kw);
-                let plane = &x[ci * h * wd..(ci + 1) * h * wd];
+                let plane = &xg[ci * h * wd..(ci + 1) * h * wd];
                 let (mut y, mut xo) = (first / ow, first % ow);
                 for slot in &mut row[..valid] {
                     let (iy, ix) = (y * sh + i, xo * sw + j);
@@ -160,9 +206,9 @@ impl Linear {
                 }
             }
             gemm::matmul(
-                w,
+                wg,
                 cols,
-                (oc, taps, width),
+                (ocg, taps, width),
                 &mut out[first..],
                 positions,
                 valid,
@@ -218,6 +264,7 @@ mod tests {
             kernel: [3, 3],
             stride: [2, 2],
             padding: [1, 1],
+            groups: 1,
         };
         let x: Vec<i64> = (0..40).map(|v| (v * 7 % 11) - 5).collect();
         let w: Vec<i64> = (0..54).map(|v| (v * 5 % 13) - 6).collect();
@@ -245,6 +292,7 @@ mod tests {
             kernel: [3, 3],
             stride: [1, 1],
             padding: [0, 0],
+            groups: 1,
         };
         let x: Vec<f64> = (0..75)
             .map(|v| f64::from((v * 13 % 7) as u8) - 3.0)
@@ -260,6 +308,7 @@ mod tests {
                 kernel: [3, 3],
                 stride: [1, 1],
                 padding: [0, 0],
+                groups: 1,
             };
             let ws: Vec<f64> = (0..2)
                 .flat_map(|o| w[(o * 3 + lo) * 9..(o * 3 + lo + n) * 9].to_vec())
@@ -275,8 +324,8 @@ mod tests {
         );
     }
 
-    /// The direct definition of a convolution: every output sums `w * x` over its window,
-    /// skipping taps in the zero padding.
+    /// The direct definition of a convolution: every output sums `w * x` over its window and
+    /// its group's input channels, skipping taps in the zero padding.
     fn direct_conv(lin: &Linear, w: &[i64], x: &[i64]) -> Vec<i64> {
         let Linear::Conv {
             input: [c, h, wd],
@@ -284,22 +333,25 @@ mod tests {
             kernel: [kh, kw],
             stride: [sh, sw],
             padding: [ph, pw],
+            groups,
         } = *lin
         else {
             unreachable!("a convolution")
         };
+        let (cg, ocg) = (c / groups, oc / groups);
         let mut out = vec![0i64; oc * oh * ow];
         for o in 0..oc {
             for y in 0..oh {
                 for xo in 0..ow {
-                    for ci in 0..c {
+                    for k in 0..cg {
+                        let ci = o / ocg * cg + k;
                         for i in 0..kh {
                             for j in 0..kw {
                                 let (iy, ix) = (y * sh + i, xo * sw + j);
                                 if iy < ph || ix < pw || iy - ph >= h || ix - pw >= wd {
                                     continue;
                                 }
-                                out[(o * oh + y) * ow + xo] += w[((o * c + ci) * kh + i) * kw + j]
+                                out[(o * oh + y) * ow + xo] += w[((o * cg + k) * kh + i) * kw + j]
                                     * x[(ci * h + iy - ph) * wd + ix - pw];
                             }
                         }
@@ -311,23 +363,25 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The kernel (im2col blocks, zeros for padding taps, a tiled product) equals the direct
-        /// sum over shapes, kernels, strides and paddings, in `Z_2^64`; output channels up to 6
-        /// cover full and partial row tiles.
+        /// The kernel (im2col blocks, zeros for padding taps, a tiled product, per channel
+        /// group) equals the direct sum over shapes, kernels, strides, paddings and groups
+        /// (1 to 3, depthwise included), in `Z_2^64`; output channels up to 6 per group cover
+        /// full and partial row tiles.
         #[test]
         fn conv_equals_the_direct_sum(
-            c in 1usize..3, oc in 1usize..7, h in 1usize..8, wd in 1usize..8,
-            kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
+            cg in 1usize..3, ocg in 1usize..7, groups in 1usize..4, h in 1usize..8,
+            wd in 1usize..8, kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
             ph in 0usize..3, pw in 0usize..3, seed in 0u64..1000,
         ) {
             proptest::prop_assume!(h + 2 * ph >= kh && wd + 2 * pw >= kw);
             let (oh, ow) = ((h + 2 * ph - kh) / sh + 1, (wd + 2 * pw - kw) / sw + 1);
             let lin = Linear::Conv {
-                input: [c, h, wd],
-                output: [oc, oh, ow],
+                input: [cg * groups, h, wd],
+                output: [ocg * groups, oh, ow],
                 kernel: [kh, kw],
                 stride: [sh, sw],
                 padding: [ph, pw],
+                groups,
             };
             let val = |k: usize| ((k as u64 * 2_654_435_761 + seed) % 19) as i64 - 9;
             let x: Vec<i64> = (0..lin.input_len()).map(val).collect();
@@ -351,6 +405,7 @@ mod tests {
             kernel: [5, 5],
             stride: [1, 1],
             padding: [2, 2],
+            groups: 1,
         };
         const { assert!(28 * 28 > 3 * CONV_BLOCK) };
         let x: Vec<i64> = (0..lin.input_len())
@@ -382,6 +437,7 @@ mod tests {
             kernel: [3, 3],
             stride: [1, 1],
             padding: [0, 0],
+            groups: 1,
         };
         for lin in [dense, conv] {
             let batch = SAMPLE_BLOCK + 3;

@@ -11,8 +11,8 @@
 //!   partition channels and cannot cross a reshape;
 //! - transposed convolutions are refused ([`SpecError::Unsupported`]): no classifier of the
 //!   zoo has one, and neither interpreter evaluates them;
-//! - so are graph specs ([`ModelSpec::require_chain`]) and, for now, grouped convolutions,
-//!   padded pools, global average pools, batch normalisation, sigmoid and clip: each refusal
+//! - grouped (and depthwise) convolutions lower with their groups;
+//! - graph specs are refused ([`ModelSpec::require_chain`]), and so are, for now, padded pools, global average pools, batch normalisation, sigmoid and clip: each refusal
 //!   names the layer (identity layers lower to nothing, like dropout).
 
 use crate::kernels::Linear;
@@ -82,13 +82,11 @@ pub fn lower(spec: &ModelSpec) -> Result<Vec<LoweredOp>, SpecError> {
         let (input, output) = (&shapes[i], &shapes[i + 1]);
         let name = layer.name.clone();
         match &layer.kind {
-            LayerKind::Conv2d { groups, .. } if *groups != 1 => {
-                return Err(unsupported(name, "a grouped convolution"));
-            }
             LayerKind::Conv2d {
                 kernel,
                 stride,
                 padding,
+                groups,
                 ..
             } => ops.push(LoweredOp::Linear {
                 layer: name,
@@ -98,6 +96,7 @@ pub fn lower(spec: &ModelSpec) -> Result<Vec<LoweredOp>, SpecError> {
                     kernel: *kernel,
                     stride: *stride,
                     padding: *padding,
+                    groups: *groups,
                 },
             }),
             LayerKind::Linear { out_features } => ops.push(LoweredOp::Linear {
