@@ -21,6 +21,7 @@ fn bench_runs_four_processes_and_agrees_with_plaintext() {
         "--json",
     ]));
     let weights = t["weights"].as_str().expect("weights").to_string();
+    let logs = dir.path().join("logs");
     let v = json(&veil(&[
         "mpc",
         "bench",
@@ -34,8 +35,17 @@ fn bench_runs_four_processes_and_agrees_with_plaintext() {
         "10",
         "--batch",
         "4",
+        "--keep-logs",
+        logs.to_str().expect("utf-8"),
         "--json",
     ]));
+    for party in ["E1", "E2", "sensor", "dealer"] {
+        assert!(
+            logs.join(format!("{party}.log")).is_file(),
+            "{party}.log kept"
+        );
+    }
+    assert!(v["ready_wait_ms_median"].as_f64().is_some_and(|w| w >= 0.0));
     for key in [
         "latency_ms_median",
         "online_bytes",

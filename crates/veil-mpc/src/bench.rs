@@ -39,6 +39,15 @@ pub enum BenchError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The parties' logs could not be copied where `--keep-logs` asked.
+    #[error("copying the parties' logs to {dir}: {source}")]
+    KeepLogs {
+        /// The directory asked for.
+        dir: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
     /// The temporary directory of keys and logs could not be created.
     #[error("creating the benchmark's temporary directory")]
     TempDir(#[source] std::io::Error),
@@ -92,6 +101,28 @@ pub struct ProcessBench {
     pub batch: usize,
     /// INSECURE: the dealer's fixed seed (tests and reproducible benchmarks).
     pub insecure_seed: Option<u64>,
+    /// Where to copy the four parties' logs (`E1.log`, `E2.log`, `sensor.log`,
+    /// `dealer.log`) when the run ends, successful or not; `None`: they go with the
+    /// temporary directory.
+    pub keep_logs: Option<PathBuf>,
+}
+
+/// Copies the `*.log` files of `from` into `to` (created); the first failure is returned.
+fn copy_logs(from: &Path, to: &Path) -> Result<(), BenchError> {
+    let io = |e: std::io::Error| BenchError::KeepLogs {
+        dir: to.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(to).map_err(io)?;
+    for entry in std::fs::read_dir(from).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if let (Some(name), Some("log")) =
+            (path.file_name(), path.extension().and_then(|e| e.to_str()))
+        {
+            std::fs::copy(&path, to.join(name)).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs E1, E2, the sensor and the dealer as processes on loopback with fresh keys and
@@ -114,14 +145,18 @@ pub fn run_processes(
     for (name, args) in party_args(bench, &keys, [a0, a1], &report_path) {
         fleet.spawn(name, &args)?;
     }
-    fleet.wait_all(&mut |e| {
+    let waited = fleet.wait_all(&mut |e| {
         if e.name() == Some("progress") {
             let field = |k: &str| e.value.get(k).and_then(serde_json::Value::as_u64);
             if let (Some(done), Some(total)) = (field("done"), field("total")) {
                 progress(done, total);
             }
         }
-    })?;
+    });
+    if let Some(to) = &bench.keep_logs {
+        copy_logs(dir, to)?;
+    }
+    waited?;
     let report_err = |source: Box<dyn std::error::Error + Send + Sync>| BenchError::Report {
         path: report_path.display().to_string(),
         source,

@@ -148,6 +148,10 @@ pub struct BenchArgs {
     /// Where the parties run.
     #[arg(long, value_enum, default_value_t = Transport::Tls)]
     pub transport: Transport,
+    /// Keep the four processes' logs (`E1.log`, `E2.log`, `sensor.log`, `dealer.log`) in
+    /// this directory (TLS transport; by default they are deleted with the run's keys).
+    #[arg(long, value_name = "DIR")]
+    pub keep_logs: Option<PathBuf>,
 }
 
 fn timeout(net: &NetArgs) -> Duration {
@@ -279,6 +283,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<()> {
             images: n,
             batch: b.batches.batch,
             insecure_seed: b.seed,
+            keep_logs: b.keep_logs.clone(),
         }),
     };
     let run = BenchRun {
