@@ -45,6 +45,14 @@ fn bench_runs_four_processes_and_agrees_with_plaintext() {
             "{party}.log kept"
         );
     }
+    // Each server logs each batch's time per op.
+    let e1 = std::fs::read_to_string(logs.join("E1.log")).expect("E1.log");
+    let lines: Vec<&str> = e1.lines().filter(|l| l.contains("online")).collect();
+    assert_eq!(lines.len(), 3, "{e1}");
+    assert!(
+        lines[0].contains("batch 0 (4 samples)") && lines[0].contains("fc1 "),
+        "{e1}"
+    );
     assert!(v["ready_wait_ms_median"].as_f64().is_some_and(|w| w >= 0.0));
     for key in [
         "latency_ms_median",

@@ -21,6 +21,19 @@ use crate::share::{Party, Shares};
 use crate::transport::Channel;
 use crate::{MpcError, Violation};
 
+/// One op of one batch as a server ran it: for diagnosing where online time goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpTime {
+    /// The op's layer.
+    pub layer: String,
+    /// Wall time (microseconds).
+    pub micros: u64,
+    /// Rounds with the other server.
+    pub rounds: u64,
+    /// Frame bytes sent to the other server.
+    pub bytes_sent: u64,
+}
+
 /// One computing server.
 pub struct Server {
     /// Which server.
@@ -178,6 +191,19 @@ impl Server {
         material: Material,
         batch: usize,
     ) -> Result<Shares, MpcError> {
+        self.infer_timed(ch, input, material, batch)
+            .map(|(shares, _)| shares)
+    }
+
+    /// [`Server::infer_input`] with the time, rounds and bytes of each op (public: what a
+    /// server's log may show).
+    pub fn infer_timed(
+        &self,
+        ch: &mut impl Channel,
+        input: Input,
+        material: Material,
+        batch: usize,
+    ) -> Result<(Shares, Vec<OpTime>), MpcError> {
         if matches!(input, Input::Masked(_))
             && !matches!(self.arch.ops.first(), Some(Op::Linear { .. }))
         {
@@ -207,7 +233,9 @@ impl Server {
         };
         let mut x = words;
         let mut layers = self.model.layers.iter().zip(&self.ring);
+        let mut times = Vec::with_capacity(self.arch.ops.len());
         for op in &self.arch.ops {
+            let (started, before) = (std::time::Instant::now(), run.ch.stats());
             x = match op {
                 Op::Linear { layer, linear } => {
                     let shares = layers.next().ok_or_else(|| MpcError::Protocol {
@@ -257,6 +285,13 @@ impl Server {
                     self.avg_pool(&windows, per, kernel[0] * kernel[1], &x, batch)
                 }
             };
+            let after = run.ch.stats();
+            times.push(OpTime {
+                layer: op.layer().to_string(),
+                micros: started.elapsed().as_micros() as u64,
+                rounds: after.rounds - before.rounds,
+                bytes_sent: after.bytes_sent - before.bytes_sent,
+            });
         }
         if run.items.items.next().is_some() {
             return Err(MpcError::Protocol {
@@ -265,7 +300,7 @@ impl Server {
                 violation: Violation::MaterialLeftOver,
             });
         }
-        Ok(Shares(x))
+        Ok((Shares(x), times))
     }
 
     /// Shares of a max pool of `x` (`run.batch` samples of `per` words; `windows` are the

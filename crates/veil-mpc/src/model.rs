@@ -68,6 +68,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// The layer the op comes from.
+    pub fn layer(&self) -> &str {
+        match self {
+            Op::Linear { layer, .. }
+            | Op::Relu { layer, .. }
+            | Op::MaxPool { layer, .. }
+            | Op::AvgPool { layer, .. } => layer,
+        }
+    }
+
     /// For each output element of a pooling op, the input indices of its window
     /// ([`veil_spec::kernels::pool_windows`]).
     pub fn windows(input: [usize; 3], kernel: [usize; 2], stride: [usize; 2]) -> Vec<Vec<usize>> {

@@ -249,8 +249,27 @@ impl ServerLinks {
         let ready_wait_ns = waited.elapsed().as_nanos() as u64;
         let before = self.peer.stats();
         let start = Instant::now();
-        let out = server.infer_input(&mut self.peer, input, material, batch)?;
+        let (out, times) = server.infer_timed(&mut self.peer, input, material, batch)?;
         let online_ns = start.elapsed().as_nanos() as u64;
+        // One log line per batch: where the online time went (public counts only).
+        let ops: Vec<String> = times
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {:.2} ms/{} r/{} B",
+                    t.layer,
+                    t.micros as f64 / 1e3,
+                    t.rounds,
+                    t.bytes_sent
+                )
+            })
+            .collect();
+        eprintln!(
+            "veil mpc server: batch {k} ({batch} samples) online {:.2} ms after waiting {:.2} ms: {}",
+            online_ns as f64 / 1e6,
+            ready_wait_ns as f64 / 1e6,
+            ops.join(", ")
+        );
         let after = self.peer.stats();
         let mut w = Writer::default();
         w.u64(online_ns);
