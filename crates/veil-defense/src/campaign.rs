@@ -235,10 +235,10 @@ pub fn run(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<CampaignReport, DefenseError> {
     let settings = campaign.check()?;
-    model.spec().layer_index(&campaign.layer)?;
+    model.spec().split_index(&campaign.layer)?;
     for s in &settings {
         if let Setting::Split(layer) = s {
-            model.spec().layer_index(layer)?;
+            model.spec().split_index(layer)?;
         }
     }
     let name = campaign.shield.name();

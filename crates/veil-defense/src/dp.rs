@@ -60,7 +60,7 @@ pub fn perturb_device_part(
             p.clip, p.eps
         )));
     }
-    let split_index = model.spec().layer_index(split)?;
+    let split_index = model.spec().split_index(split)?;
     let device: Vec<String> = model.spec().layers[..=split_index]
         .iter()
         .map(|l| l.name.clone())

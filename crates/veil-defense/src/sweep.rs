@@ -256,7 +256,7 @@ impl Judge<'_> {
             .map_err(|e| DefenseError::Invalid(e.to_string()))?;
         Ok(Row::scored(
             "split",
-            self.model.spec().layer_index(&self.split)? as f64,
+            self.model.spec().split_index(&self.split)? as f64,
             self.split.clone(),
             draw,
             accuracy_plain,
@@ -293,7 +293,7 @@ impl Judge<'_> {
     /// part runs.
     fn shielded_accuracy(&self, shield: FeatureShield, seed: u64) -> Result<f64, DefenseError> {
         let model = self.model;
-        let split_end = model.spec().layer_index(&self.split)? + 1;
+        let split_end = model.spec().split_index(&self.split)? + 1;
         let layers = model.spec().layers.len();
         let test = &self.data.test;
         let per = test.sample_len();

@@ -113,7 +113,9 @@ pub fn match_features(
             got: vec![targets.len(), mask.len()],
         });
     }
-    let net = model.net.clone().train().no_grad();
+    // On the autodiff device without parameter gradients and without training behaviour:
+    // batch normalisation keeps its running statistics and dropout is off, as on the device.
+    let net = model.net.clone().train().freeze();
     let mut images = Vec::with_capacity(n * c * h * w);
     for start in (0..n).step_by(cfg.batch) {
         let end = (start + cfg.batch).min(n);

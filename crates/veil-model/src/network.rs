@@ -159,8 +159,24 @@ impl Network {
     }
 }
 
+/// `net` (in training mode) with the layers named in `frozen` frozen: no gradients and no
+/// training behaviour, so batch normalisation there keeps (and uses) its running statistics
+/// and dropout there is off.
+pub(crate) fn freeze_layers(spec: &ModelSpec, mut net: Network, frozen: &[String]) -> Network {
+    for (i, layer) in spec.layers.iter().enumerate() {
+        if !frozen.iter().any(|f| f.eq_ignore_ascii_case(&layer.name)) {
+            continue;
+        }
+        if let Some(slot) = net.ops.get_mut(i) {
+            *slot = slot.take().map(|op| op.freeze());
+        }
+    }
+    net
+}
+
 /// Removes from `grads` the gradients of the parameters of the layers named in `frozen`, so an
-/// optimiser step leaves them unchanged.
+/// optimiser step leaves them unchanged (their running statistics are kept by
+/// [`freeze_layers`]).
 pub(crate) fn drop_frozen(
     spec: &ModelSpec,
     net: &Network,

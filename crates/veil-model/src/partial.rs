@@ -26,6 +26,19 @@ struct ConvRef<'a> {
 
 fn conv_layer<'a>(model: &'a Model, layer: &str) -> Result<ConvRef<'a>, ModelError> {
     let index = model.spec().layer_index(layer)?;
+    // Partial sums take the conv's input as the activation before it (`shapes()[index]`):
+    // in a graph a conv may read an earlier layer (a projection shortcut), which is refused.
+    let previous = index.checked_sub(1).map_or(
+        veil_spec::graph::Source::Input,
+        veil_spec::graph::Source::Layer,
+    );
+    if model.spec().sources()?[index].as_slice() != [previous] {
+        return Err(ModelError::Invalid(format!(
+            "partial sums of `{layer}` of {}: it reads {}, not the layer before it",
+            model.spec().name,
+            model.spec().layers[index].inputs.join(", ")
+        )));
+    }
     match (
         &model.spec().layers[index].kind,
         model.net.ops.get(index).and_then(Option::as_ref),

@@ -194,7 +194,7 @@ pub fn train(
     let spec = model.spec().clone();
     let input_shape = spec.input_shape.clone();
     let layers = spec.layers.len();
-    let mut net = model.net.train();
+    let mut net = crate::network::freeze_layers(&spec, model.net.train(), &cfg.frozen);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);

@@ -243,7 +243,13 @@ fn a_graph_model_trains_and_its_running_statistics_move() {
 /// f32 rounding.
 #[test]
 fn folded_batch_norm_gives_the_same_logits() {
-    let spec = zoo::resnet8(43);
+    // resnet8 (residual adds, projection shortcuts) and mobilenet_tiny (depthwise groups).
+    for (spec, folds) in [(zoo::resnet8(43), 9), (zoo::mobilenet_tiny(43), 9)] {
+        check_fold(spec, folds);
+    }
+}
+
+fn check_fold(spec: ModelSpec, folds: usize) {
     let model = Model::init(spec.clone(), 6).expect("init");
     let mut k = 0u64;
     let stats: Vec<NamedTensor> = model
@@ -267,7 +273,7 @@ fn folded_batch_norm_gives_the_same_logits() {
     let (folded_spec, folded, count) =
         veil_spec::fold::fold_batch_norm(&spec, &model.host_tensors().expect("host"))
             .expect("fold");
-    assert_eq!(count, 9);
+    assert_eq!(count, folds, "{}", spec.name);
     let tensors = folded
         .into_iter()
         .map(|(name, (shape, values))| NamedTensor {
@@ -287,5 +293,43 @@ fn folded_batch_norm_gives_the_same_logits() {
         .zip(&b)
         .map(|(p, q)| (p - q).abs() / (1.0 + p.abs()))
         .fold(0.0, f32::max);
-    assert!(worst <= 1e-4, "{worst}");
+    assert!(worst <= 1e-4, "{}: {worst}", spec.name);
+}
+
+/// A frozen batch normalisation keeps its running statistics through training (it runs on
+/// them, not on batch statistics), while an unfrozen one's move.
+#[test]
+fn frozen_batch_norm_keeps_its_running_statistics() {
+    let split = veil_data::synthetic::mnist_like(256, 4);
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 32,
+        seed: 1,
+        frozen: vec!["stem".into(), "stem_bn".into()],
+        ..TrainConfig::default()
+    };
+    let model = Model::init(tiny_residual(), 3).expect("init");
+    let before = model.named_tensors().expect("tensors");
+    let (trained, _) =
+        veil_model::train(model, &split.train, None, &cfg, &mut |_| {}).expect("train");
+    let after = trained.named_tensors().expect("tensors");
+    let get = |ts: &[NamedTensor], name: &str| {
+        ts.iter()
+            .find(|t| t.name == name)
+            .expect("tensor")
+            .values
+            .clone()
+    };
+    for name in [
+        "stem_bn.running_mean",
+        "stem_bn.running_var",
+        "stem_bn.weight",
+        "stem.weight",
+    ] {
+        assert_eq!(get(&before, name), get(&after, name), "{name} frozen");
+    }
+    assert_ne!(
+        get(&before, "a_bn.running_var"),
+        get(&after, "a_bn.running_var")
+    );
 }

@@ -153,10 +153,10 @@ pub fn run_processes(
             }
         }
     });
-    if let Some(to) = &bench.keep_logs {
-        copy_logs(dir, to)?;
-    }
+    // The run's own failure comes first; logs that cannot be copied are the lesser error.
+    let copied = bench.keep_logs.as_ref().map(|to| copy_logs(dir, to));
     waited?;
+    copied.transpose()?;
     let report_err = |source: Box<dyn std::error::Error + Send + Sync>| BenchError::Report {
         path: report_path.display().to_string(),
         source,

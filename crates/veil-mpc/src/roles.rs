@@ -341,6 +341,8 @@ pub struct BatchReport {
     pub online_ms: [f64; 2],
     /// How long E1 and E2 waited for the other server to hold its input and material before
     /// the online clock started (ms; the dealer's material download, not online work).
+    /// Reports written before this field existed read as zeros.
+    #[serde(default)]
     pub ready_wait_ms: [f64; 2],
     /// Bytes E1 sent to E2 and E2 sent to E1 (frames).
     pub online_bytes_sent: [u64; 2],

@@ -170,10 +170,16 @@ fn check_stage(s: &Stage) -> Result<(), String> {
             input,
             output,
             kernel,
+            groups,
             ..
         } => {
             if input.contains(&0) || output.contains(&0) || kernel.contains(&0) {
                 return Err("an empty conv".into());
+            }
+            if groups != 1 {
+                return Err(format!(
+                    "a conv of {groups} groups (the runtime splits full convs only)"
+                ));
             }
             if output[0] != s.channels {
                 return Err(format!(

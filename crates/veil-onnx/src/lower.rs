@@ -178,6 +178,8 @@ pub(crate) fn lower(model: &ModelProto, name: &str) -> Result<Imported, OnnxErro
         Vec::new(),
         HashSet::new(),
     );
+    // `input` names the model input in a spec: no layer may take it.
+    taken.insert(INPUT.to_string());
     // ONNX value name -> the veil layer (or the model input) that computes it.
     let mut produced: HashMap<String, String> = HashMap::new();
     produced.insert(input_name, INPUT.to_string());

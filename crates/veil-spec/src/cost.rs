@@ -156,7 +156,8 @@ pub fn segment_cost(spec: &ModelSpec, layer: &str) -> Result<SegmentCost, SpecEr
             ),
         });
     };
-    let (in_c, _, _) = shapes[index].as_chw().unwrap_or((0, 0, 0));
+    let input = &shapes[spec.sources()?[index][0].slot()];
+    let (in_c, _, _) = input.as_chw().unwrap_or((0, 0, 0));
     let (_, oh, ow) = shapes[index + 1].as_chw().unwrap_or((0, 0, 0));
     let k = (kernel[0] * kernel[1]) as u64;
     let p = *out_channels as u64;

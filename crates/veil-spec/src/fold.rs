@@ -65,6 +65,15 @@ pub fn fold_batch_norm(
             .zip(var)
             .map(|(&g, &v)| f64::from(g) / (f64::from(v) + eps).sqrt())
             .collect();
+        if scale.iter().any(|s| !s.is_finite()) {
+            return Err(SpecError::Weights {
+                path: "(in memory)".into(),
+                reason: format!(
+                    "{}: a running variance below -eps or a non-finite statistic",
+                    layer.name
+                ),
+            });
+        }
         let new_weight: Vec<f32> = weight
             .iter()
             .enumerate()

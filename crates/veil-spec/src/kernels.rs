@@ -103,8 +103,9 @@ impl Linear {
     /// `W x` for each of `batch` samples (`xs` holds them one after another); the results are
     /// concatenated in the same order. Equal to [`Linear::apply`] on each sample.
     ///
-    /// A convolution is lowered, [`CONV_BLOCK`] output positions at a time, to a matrix product
-    /// of the weight (`out x in kh kw`) with the gathered input windows (im2col, zeros for the
+    /// A convolution is lowered, channel group by channel group and [`CONV_BLOCK`] output
+    /// positions at a time, to a matrix product of the group's weight rows (`out/g x in/g kh
+    /// kw`) with the gathered input windows (im2col, zeros for the
     /// padding), tiled and vectorised by the private `gemm` module. A dense layer walks its
     /// weight rows once per block of [`SAMPLE_BLOCK`] samples rather than once per sample, so a
     /// large weight matrix streams from memory `batch / SAMPLE_BLOCK` times instead of `batch`

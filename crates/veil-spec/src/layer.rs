@@ -272,7 +272,10 @@ impl LayerKind {
                     ));
                 }
                 let mut dims = first.dims().to_vec();
-                dims[0] = inputs.iter().map(|s| s.dims()[0]).sum();
+                dims[0] = inputs
+                    .iter()
+                    .try_fold(0usize, |acc, s| acc.checked_add(s.dims()[0]))
+                    .ok_or("concat: the channel count overflows")?;
                 Ok(Shape(dims))
             }
         }
@@ -296,7 +299,7 @@ impl LayerKind {
                 groups,
             } => {
                 let (c, h, w) = need_chw()?;
-                if c % groups != 0 || out_channels % groups != 0 {
+                if *groups == 0 || c % groups != 0 || out_channels % groups != 0 {
                     return Err(format!(
                         "{groups} groups must divide the {c} input and {out_channels} output channels"
                     ));
