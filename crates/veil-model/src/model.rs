@@ -289,12 +289,18 @@ pub(crate) fn forward_layers(
     slots[range.start] = Some(x);
     for i in range.clone() {
         let layer = &spec.layers[i];
+        // Each slot this layer is the last reader of is moved out at its last position in
+        // the layer's inputs (so a chain never clones); every other read is a cheap handle
+        // clone. Linear in the number of inputs.
+        let mut last_position: std::collections::HashMap<usize, usize> =
+            std::collections::HashMap::with_capacity(sources[i].len());
+        for (j, s) in sources[i].iter().enumerate() {
+            last_position.insert(s.slot(), j);
+        }
         let mut inputs = Vec::with_capacity(sources[i].len());
-        for s in &sources[i] {
+        for (j, s) in sources[i].iter().enumerate() {
             let slot = s.slot();
-            let value = match last_read[slot] == i
-                && sources[i].iter().filter(|t| **t == *s).count() == 1
-            {
+            let value = match last_read[slot] == i && last_position[&slot] == j {
                 true => slots[slot].take(),
                 false => slots[slot].clone(),
             };
@@ -310,14 +316,6 @@ pub(crate) fn forward_layers(
             _ => combine(spec, i, inputs)?,
         };
         slots[i + 1] = Some(out);
-        if i > range.start {
-            // Every reader of the slots below this one has run.
-            for (slot, value) in slots.iter_mut().enumerate().take(i + 1) {
-                if last_read[slot] <= i {
-                    *value = None;
-                }
-            }
-        }
     }
     slots[range.end].take().ok_or_else(|| {
         ModelError::Invalid(format!(

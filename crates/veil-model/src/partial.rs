@@ -28,10 +28,7 @@ fn conv_layer<'a>(model: &'a Model, layer: &str) -> Result<ConvRef<'a>, ModelErr
     let index = model.spec().layer_index(layer)?;
     // Partial sums take the conv's input as the activation before it (`shapes()[index]`):
     // in a graph a conv may read an earlier layer (a projection shortcut), which is refused.
-    let previous = index.checked_sub(1).map_or(
-        veil_spec::graph::Source::Input,
-        veil_spec::graph::Source::Layer,
-    );
+    let previous = veil_spec::graph::Source::before(index);
     if model.spec().sources()?[index].as_slice() != [previous] {
         return Err(ModelError::Invalid(format!(
             "partial sums of `{layer}` of {}: it reads {}, not the layer before it",

@@ -23,6 +23,12 @@ pub enum Source {
 }
 
 impl Source {
+    /// What layer `index` reads when it names no inputs: the layer before it, or the model
+    /// input for the first layer.
+    pub fn before(index: usize) -> Source {
+        index.checked_sub(1).map_or(Source::Input, Source::Layer)
+    }
+
     /// Position in the activation list of [`ModelSpec::validate`]: 0 for the input, `i + 1`
     /// for layer `i`.
     pub fn slot(self) -> usize {
@@ -40,7 +46,7 @@ pub(crate) fn resolve(spec: &ModelSpec) -> Result<Vec<Vec<Source>>, SpecError> {
     let mut sources = Vec::with_capacity(spec.layers.len());
     for (index, layer) in spec.layers.iter().enumerate() {
         let row = if layer.inputs.is_empty() {
-            vec![index.checked_sub(1).map_or(Source::Input, Source::Layer)]
+            vec![Source::before(index)]
         } else {
             layer
                 .inputs
@@ -82,10 +88,10 @@ pub(crate) fn unread_layer(sources: &[Vec<Source>]) -> Option<usize> {
 
 /// Whether every layer reads exactly the layer before it (the model input for the first).
 pub(crate) fn is_chain(sources: &[Vec<Source>]) -> bool {
-    sources.iter().enumerate().all(|(i, row)| {
-        let previous = i.checked_sub(1).map_or(Source::Input, Source::Layer);
-        row.as_slice() == [previous]
-    })
+    sources
+        .iter()
+        .enumerate()
+        .all(|(i, row)| row.as_slice() == [Source::before(i)])
 }
 
 /// The layers after which the rest of the model reads nothing but that layer's output and

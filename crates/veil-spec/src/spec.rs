@@ -134,9 +134,10 @@ impl ModelSpec {
     /// names the first layer that reads something other than the layer before it.
     pub fn require_chain(&self, interpreter: &str) -> Result<(), SpecError> {
         let sources = self.sources()?;
-        let off_chain = sources.iter().enumerate().position(|(i, row)| {
-            row.as_slice() != [i.checked_sub(1).map_or(Source::Input, Source::Layer)]
-        });
+        let off_chain = sources
+            .iter()
+            .enumerate()
+            .position(|(i, row)| row.as_slice() != [Source::before(i)]);
         match off_chain {
             None => Ok(()),
             Some(i) => Err(SpecError::Unsupported {
