@@ -333,3 +333,61 @@ fn frozen_batch_norm_keeps_its_running_statistics() {
         get(&after, "a_bn.running_var")
     );
 }
+
+/// Feature matching (the white-box attack's engine) through a batch normalisation whose
+/// running statistics are far from any batch's: the matched images' features, run in
+/// inference mode, reach the targets (within 1 % of their spread).
+#[test]
+fn feature_matching_runs_batch_norm_on_its_running_statistics() {
+    let model = Model::init(tiny_residual(), 5).expect("init");
+    let stats: Vec<NamedTensor> = model
+        .named_tensors()
+        .expect("tensors")
+        .into_iter()
+        .map(|mut t| {
+            match t.name.as_str() {
+                "stem_bn.running_mean" => t.values.iter_mut().for_each(|v| *v = -3.0),
+                "stem_bn.running_var" => t.values.iter_mut().for_each(|v| *v = 1.0),
+                _ => {}
+            }
+            t
+        })
+        .collect();
+    let model = model.with_tensors(stats).expect("statistics");
+    let x = values(4 * 28 * 28, 9);
+    let features = |images: &[f32]| {
+        model
+            .forward_prefix(model.input(images.to_vec()).expect("in"), "stem_bn")
+            .expect("prefix")
+            .into_values()
+            .expect("values")
+    };
+    let target = features(&x);
+    let split_end = model.spec().layer_index("stem_bn").expect("layer") + 1;
+    let cfg = veil_model::inversion::MatchConfig {
+        steps: 300,
+        lr: 0.05,
+        tv_weight: 0.0,
+        batch: 4,
+    };
+    let mask = vec![1.0; target.len()];
+    let found = veil_model::inversion::match_features(
+        &model,
+        split_end,
+        &target,
+        &mask,
+        &cfg,
+        &mut |_, _| {},
+    )
+    .expect("match");
+    let got = features(&found);
+    let mse = |a: &[f32], b: &[f32]| {
+        a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / a.len() as f32
+    };
+    let spread = mse(&target, &vec![0.0; target.len()]);
+    let miss = mse(&got, &target);
+    assert!(
+        miss < 0.01 * spread,
+        "feature error {miss} against a spread of {spread}"
+    );
+}
