@@ -406,20 +406,18 @@ pub fn score(
             max_bound = max_bound.max(bound[k]);
         }
     }
-    let mut batch_ms: Vec<f64> = report
-        .batches
-        .iter()
-        .filter(|x| x.samples == batch)
-        .map(|x| x.online_ms[0].max(x.online_ms[1]))
-        .collect();
-    let batch_med = median(&mut batch_ms);
-    let mut waits: Vec<f64> = report
-        .batches
-        .iter()
-        .filter(|x| x.samples == batch)
-        .map(|x| x.ready_wait_ms[0].max(x.ready_wait_ms[1]))
-        .collect();
-    let ready_wait_med = median(&mut waits);
+    // Over the full batches, the median of the slower server's figure.
+    let slower_median = |of: fn(&crate::roles::BatchReport) -> [f64; 2]| {
+        let mut v: Vec<f64> = report
+            .batches
+            .iter()
+            .filter(|x| x.samples == batch)
+            .map(|x| of(x)[0].max(of(x)[1]))
+            .collect();
+        median(&mut v)
+    };
+    let batch_med = slower_median(|x| x.online_ms);
+    let ready_wait_med = slower_median(|x| x.ready_wait_ms);
     let online: u64 = report
         .batches
         .iter()

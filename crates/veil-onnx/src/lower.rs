@@ -359,6 +359,8 @@ mod tests {
     use crate::{OnnxError, import};
 
     const SEQ: &[u8] = include_bytes!("../tests/fixtures/torch-seq-opset17.onnx");
+    /// A graph (BatchNormalization, residual adds) for the hostile-input cases too.
+    const RESNET: &[u8] = include_bytes!("../tests/fixtures/torch-resnet-opset13.onnx");
 
     fn fixture() -> ModelProto {
         ModelProto::decode(SEQ).expect("fixture")
@@ -594,11 +596,13 @@ mod tests {
     /// by the bytes it has).
     #[test]
     fn every_truncation_is_an_error() {
-        for len in (0..SEQ.len()).step_by(7) {
-            assert!(
-                import(&SEQ[..len], "m").is_err(),
-                "a file cut at {len} bytes imported"
-            );
+        for file in [SEQ, RESNET] {
+            for len in (0..file.len()).step_by(7) {
+                assert!(
+                    import(&file[..len], "m").is_err(),
+                    "a file cut at {len} bytes imported"
+                );
+            }
         }
     }
 
@@ -611,6 +615,19 @@ mod tests {
             flips in proptest::collection::vec((0..SEQ.len(), 0u8..=255), 1..8)
         ) {
             let mut bytes = SEQ.to_vec();
+            for (at, v) in flips {
+                bytes[at] = v;
+            }
+            let _ = import(&bytes, "m");
+            let _ = coverage(&bytes);
+        }
+
+        /// The same for the graph fixture (batch-norm statistics, branch names).
+        #[test]
+        fn corrupted_graphs_never_panic(
+            flips in proptest::collection::vec((0..RESNET.len(), 0u8..=255), 1..8)
+        ) {
+            let mut bytes = RESNET.to_vec();
             for (at, v) in flips {
                 bytes[at] = v;
             }
