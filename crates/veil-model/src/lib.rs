@@ -21,6 +21,7 @@
 pub mod bench;
 mod error;
 pub mod inversion;
+pub mod kernels;
 mod model;
 mod network;
 pub mod partial;

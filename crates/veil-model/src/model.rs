@@ -367,6 +367,17 @@ fn apply(
             }
             (_, Some(Op::Conv(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (_, Some(Op::ConvT(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
+            (
+                LayerKind::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding: [0, 0],
+                },
+                _,
+                Activation::Maps(t),
+            ) if stride.is_none_or(|s| s == *kernel) => {
+                Activation::Maps(crate::kernels::max_pool2d_tiled(t, *kernel))
+            }
             (_, Some(Op::MaxPool(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (_, Some(Op::AvgPool(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (_, Some(Op::BatchNorm(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),

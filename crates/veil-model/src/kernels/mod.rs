@@ -1,0 +1,28 @@
+//! veil's own CPU kernels for the layers that dominate training, registered with burn as a
+//! backend extension (`#[backend_extension]`), so models keep burn's tensor API and the GPU
+//! backends keep burn's own operators.
+//!
+//! Each operation has three parts: a burn-flex implementation in safe Rust (the fast path on
+//! the CPU), an `Autodiff` implementation with a hand-written backward pass, and a public
+//! [`Tensor`] function that uses the extension only on a flex device and otherwise calls
+//! burn's operator, so nothing here is needed for correctness on other backends.
+//!
+//! - [`max_pool2d_tiled`]: max pooling whose windows tile the input (kernel = stride, no
+//!   padding, no dilation), the pooling of every zoo network; burn-flex's general pooling
+//!   spends most of its time on window bounds (three divisions per output).
+
+mod pool;
+
+use burn::backend::DispatchDevice;
+use burn::tensor::Tensor;
+
+pub use pool::{TiledMaxPool, TiledMaxPoolKernels, max_pool2d_tiled};
+
+/// Whether `tensor` lives on a burn-flex device (with or without autodiff): the devices veil's
+/// extension kernels are implemented for.
+fn on_flex<const D: usize>(tensor: &Tensor<D>) -> bool {
+    matches!(
+        tensor.device().as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    )
+}
