@@ -365,6 +365,28 @@ fn apply(
                     _ => Activation::Flat(t),
                 }
             }
+            (
+                LayerKind::Conv2d {
+                    stride,
+                    padding,
+                    groups: 1,
+                    ..
+                },
+                Some(Op::Conv(m)),
+                Activation::Maps(t),
+            ) => {
+                let geometry = crate::kernels::ConvGeometry {
+                    stride: *stride,
+                    padding: *padding,
+                };
+                let bias = m.bias.as_ref().map(|b| b.val());
+                Activation::Maps(crate::kernels::conv2d_gemm(
+                    t,
+                    m.weight.val(),
+                    bias,
+                    geometry,
+                ))
+            }
             (_, Some(Op::Conv(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (_, Some(Op::ConvT(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
             (

@@ -10,12 +10,17 @@
 //! - [`max_pool2d_tiled`]: max pooling whose windows tile the input (kernel = stride, no
 //!   padding, no dilation), the pooling of every zoo network; burn-flex's general pooling
 //!   spends most of its time on window bounds (three divisions per output).
+//! - [`conv2d_gemm`]: convolution (groups 1) as im2col and one GEMM, its backward pass as two
+//!   GEMMs over the same column matrix; burn's decomposition of the backward pass (transposed
+//!   convolutions and permuted copies) took most of a LeNet-5 training step.
 
+mod conv;
 mod pool;
 
 use burn::backend::DispatchDevice;
 use burn::tensor::Tensor;
 
+pub use conv::{ConvGeometry, GemmConv, GemmConvKernels, conv2d_gemm};
 pub use pool::{TiledMaxPool, TiledMaxPoolKernels, max_pool2d_tiled};
 
 /// Whether `tensor` lives on a burn-flex device (with or without autodiff): the devices veil's

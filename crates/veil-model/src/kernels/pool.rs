@@ -296,7 +296,10 @@ mod tests {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
-        let theirs = reference(x, [2, 2]).into_data().try_to_vec::<f32>().unwrap();
+        let theirs = reference(x, [2, 2])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert!(ours[0].is_nan() && theirs[0].is_nan());
         assert_eq!(ours[1..], theirs[1..]);
     }

@@ -1,0 +1,444 @@
+//! Convolution as one matrix product over an im2col matrix, with a backward pass made of two
+//! more products over the same matrix (groups 1, dilation 1, any stride, zero padding).
+//!
+//! Contract: for `x` `[b, c, h, w]` and `weight` `[o, c, kh, kw]`, the output is
+//! `[b, o, oh, ow]` with `oh = (h + 2 ph - kh) / sh + 1` (and likewise `ow`), the same values
+//! as burn's `conv2d` up to float summation order. Layout of the column matrix:
+//! `cols[(ci * kh + ky) * kw + kx][(n * oh + oy) * ow + ox]` is the input at
+//! `(n, ci, oy * sh + ky - ph, ox * sw + kx - pw)`, zero outside the input. Then
+//! `y = W · cols`, `dW = dY · colsᵀ` and `dcols = Wᵀ · dY` (scattered back by col2im), with
+//! `W` as `[o, c kh kw]` and `dY` as `[o, b oh ow]`. Everything runs sample by sample (in
+//! parallel over the batch), so a sample's column matrix stays in cache between its im2col
+//! and its product; the products run on burn-flex's GEMM.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
+
+/// Stride and zero padding of a convolution, `[h, w]` each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Stride, `[h, w]`, each at least 1.
+    pub stride: [usize; 2],
+    /// Zero padding on both sides, `[h, w]`.
+    pub padding: [usize; 2],
+}
+
+/// Convolution through im2col and GEMM, as a burn backend extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait GemmConv: Backend {
+    /// Convolves `x` (`[b, c, h, w]`) with `weight` (`[o, c, kh, kw]`), no bias.
+    fn conv2d_gemm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride_h: usize,
+        stride_w: usize,
+        pad_h: usize,
+        pad_w: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// The backward pass the autodiff implementation of [`GemmConv`] needs from the backend.
+pub trait GemmConvKernels: Backend {
+    /// Gradients with respect to the input and to the weight (each only when asked for), from
+    /// the output gradient `grad` (`[b, o, oh, ow]`).
+    fn conv2d_gemm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        geometry: ConvGeometry,
+        want: [bool; 2],
+    ) -> [Option<FloatTensor<Self>>; 2];
+}
+
+/// `conv2d` (groups 1, dilation 1) plus an optional bias: veil's kernel on a flex device,
+/// burn's `conv2d` elsewhere.
+pub fn conv2d_gemm(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    geometry: ConvGeometry,
+) -> Tensor<4> {
+    let [_, c, h, w] = x.dims();
+    let [o, wc, kh, kw] = weight.dims();
+    let [ph, pw] = geometry.padding;
+    let fits =
+        c == wc && geometry.stride.iter().all(|&s| s >= 1) && h + 2 * ph >= kh && w + 2 * pw >= kw;
+    if !(super::on_flex(&x) && fits && x.dtype() == DType::F32 && weight.dtype() == DType::F32) {
+        let options = ConvOptions::new(geometry.stride, geometry.padding, [1, 1], 1);
+        return conv2d(x, weight, bias, options);
+    }
+    let y = Tensor::<4>::from_dispatch(Dispatch::conv2d_gemm(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        geometry.stride[0],
+        geometry.stride[1],
+        ph,
+        pw,
+    ));
+    match bias {
+        Some(bias) => y + bias.reshape([1, o, 1, 1]),
+        None => y,
+    }
+}
+
+/// Dims of a 4-d flex tensor.
+fn dims4(x: &FlexTensor) -> [usize; 4] {
+    let shape = x.layout().shape();
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+/// Everything the loops need about one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Input `[b, c, h, w]`.
+    input: [usize; 4],
+    /// Kernel `[kh, kw]`.
+    kernel: [usize; 2],
+    /// Output `[oh, ow]`.
+    out: [usize; 2],
+    geometry: ConvGeometry,
+}
+
+impl Plan {
+    fn new(input: [usize; 4], kernel: [usize; 2], geometry: ConvGeometry) -> Self {
+        let [_, _, h, w] = input;
+        let [sh, sw] = geometry.stride;
+        let [ph, pw] = geometry.padding;
+        let out = [
+            (h + 2 * ph - kernel[0]) / sh + 1,
+            (w + 2 * pw - kernel[1]) / sw + 1,
+        ];
+        Plan {
+            input,
+            kernel,
+            out,
+            geometry,
+        }
+    }
+
+    /// Rows of the column matrix: `c kh kw`.
+    fn rows(&self) -> usize {
+        self.input[1] * self.kernel[0] * self.kernel[1]
+    }
+
+    /// The input row read by output row `oy` at kernel row `ky`, or `None` in the padding.
+    fn source_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        let iy = (oy * self.geometry.stride[0] + ky).checked_sub(self.geometry.padding[0])?;
+        (iy < self.input[2]).then_some(iy)
+    }
+
+    /// The output columns `lo..hi` whose input column at kernel column `kx` lies inside the
+    /// input; output column `ox` reads input column `ox * sw + kx - pw`.
+    fn valid_columns(&self, kx: usize) -> (usize, usize) {
+        let (sw, pw, w) = (
+            self.geometry.stride[1],
+            self.geometry.padding[1],
+            self.input[3],
+        );
+        let lo = pw.saturating_sub(kx).div_ceil(sw);
+        let hi = (w + pw).saturating_sub(kx).div_ceil(sw).min(self.out[1]);
+        (lo, hi.max(lo))
+    }
+}
+
+/// The column matrix of sample `bi` of `x` (contiguous f32) into `dst`, row-major
+/// `[c kh kw, oh ow]`; `dst` must hold zeros where the padding falls.
+fn im2col_sample(x: &[f32], plan: &Plan, bi: usize, dst: &mut [f32]) {
+    let [_, c, h, w] = plan.input;
+    let [kh, kw] = plan.kernel;
+    let [oh, ow] = plan.out;
+    let (sw, pw) = (plan.geometry.stride[1], plan.geometry.padding[1]);
+    for (row, dst) in dst.chunks_exact_mut(oh * ow).enumerate() {
+        let (ci, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
+        let (lo, hi) = plan.valid_columns(kx);
+        let plane = &x[(bi * c + ci) * h * w..][..h * w];
+        for oy in 0..oh {
+            let Some(iy) = plan.source_row(oy, ky) else {
+                continue;
+            };
+            let dst = &mut dst[oy * ow..][lo..hi];
+            let src = &plane[iy * w..][..w];
+            for (d, ox) in dst.iter_mut().zip(lo..hi) {
+                *d = src[ox * sw + kx - pw];
+            }
+        }
+    }
+}
+
+/// Scatters one sample's column-matrix gradient (`[c kh kw, oh ow]`) onto its input gradient
+/// `dx` (`[c, h, w]`, accumulated into): the adjoint of [`im2col_sample`].
+fn col2im_sample(dcols: &[f32], plan: &Plan, dx: &mut [f32]) {
+    let [_, _, h, w] = plan.input;
+    let [kh, kw] = plan.kernel;
+    let [oh, ow] = plan.out;
+    let (sw, pw) = (plan.geometry.stride[1], plan.geometry.padding[1]);
+    for (row, src_rows) in dcols.chunks_exact(oh * ow).enumerate() {
+        let (ci, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
+        let (lo, hi) = plan.valid_columns(kx);
+        let plane = &mut dx[ci * h * w..][..h * w];
+        for oy in 0..oh {
+            let Some(iy) = plan.source_row(oy, ky) else {
+                continue;
+            };
+            let src = &src_rows[oy * ow..][lo..hi];
+            let dst = &mut plane[iy * w..][..w];
+            for (s, ox) in src.iter().zip(lo..hi) {
+                dst[ox * sw + kx - pw] += s;
+            }
+        }
+    }
+}
+
+/// A row-major `[rows, cols]` matrix as a flex tensor.
+fn matrix(values: Vec<f32>, rows: usize, cols: usize) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, [rows, cols]))
+}
+
+/// The product of two (possibly transposed) matrices on burn-flex's GEMM, row-major.
+fn product(a: FlexTensor, b: FlexTensor) -> Vec<f32> {
+    let product = Flex::float_matmul(a, b).to_contiguous();
+    product.storage::<f32>().to_vec()
+}
+
+/// The forward pass sample by sample: each sample's column matrix stays in cache between
+/// im2col and its product with the weight.
+fn forward(x: FlexTensor, weight: FlexTensor, geometry: ConvGeometry) -> FlexTensor {
+    let [o, _, kh, kw] = dims4(&weight);
+    let plan = Plan::new(dims4(&x), [kh, kw], geometry);
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
+    let (x, w): (&[f32], &[f32]) = (x.storage(), weight.storage());
+    let [oh, ow] = plan.out;
+    let (rows, ohw) = (plan.rows(), oh * ow);
+    let mut y = vec![0f32; plan.input[0] * o * ohw];
+    if o * ohw > 0 {
+        y.par_chunks_mut(o * ohw).enumerate().for_each(|(bi, out)| {
+            let mut cols = vec![0f32; rows * ohw];
+            im2col_sample(x, &plan, bi, &mut cols);
+            out.copy_from_slice(&product(
+                matrix(w.to_vec(), o, rows),
+                matrix(cols, rows, ohw),
+            ));
+        });
+    }
+    FlexTensor::from_data(TensorData::new(y, [plan.input[0], o, oh, ow]))
+}
+
+impl GemmConv for Flex {
+    fn conv2d_gemm(
+        x: FlexTensor,
+        weight: FlexTensor,
+        stride_h: usize,
+        stride_w: usize,
+        pad_h: usize,
+        pad_w: usize,
+    ) -> FlexTensor {
+        let geometry = ConvGeometry {
+            stride: [stride_h, stride_w],
+            padding: [pad_h, pad_w],
+        };
+        forward(x, weight, geometry)
+    }
+}
+
+impl GemmConvKernels for Flex {
+    fn conv2d_gemm_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        geometry: ConvGeometry,
+        want: [bool; 2],
+    ) -> [Option<FlexTensor>; 2] {
+        let [o, c, kh, kw] = dims4(&weight);
+        let plan = Plan::new(dims4(&x), [kh, kw], geometry);
+        let [b, _, h, w] = plan.input;
+        let (rows, ohw) = (plan.rows(), plan.out[0] * plan.out[1]);
+        let (x, weight, grad) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            grad.to_contiguous(),
+        );
+        let (xs, ws, gs): (&[f32], &[f32], &[f32]) =
+            (x.storage(), weight.storage(), grad.storage());
+        let dx = want[0].then(|| {
+            let mut dx = vec![0f32; b * c * h * w];
+            if c * h * w > 0 && o * ohw > 0 {
+                dx.par_chunks_mut(c * h * w)
+                    .enumerate()
+                    .for_each(|(bi, dx)| {
+                        let dy = matrix(gs[bi * o * ohw..][..o * ohw].to_vec(), o, ohw);
+                        let wt = matrix(ws.to_vec(), o, rows).transpose(0, 1);
+                        col2im_sample(&product(wt, dy), &plan, dx);
+                    });
+            }
+            FlexTensor::from_data(TensorData::new(dx, plan.input))
+        });
+        let dw = want[1].then(|| {
+            let dw = (0..b)
+                .into_par_iter()
+                .fold(
+                    || vec![0f32; o * rows],
+                    |mut acc, bi| {
+                        let mut cols = vec![0f32; rows * ohw];
+                        im2col_sample(xs, &plan, bi, &mut cols);
+                        let dy = matrix(gs[bi * o * ohw..][..o * ohw].to_vec(), o, ohw);
+                        let part = product(dy, matrix(cols, rows, ohw).transpose(0, 1));
+                        acc.iter_mut().zip(&part).for_each(|(a, p)| *a += p);
+                        acc
+                    },
+                )
+                .reduce(
+                    || vec![0f32; o * rows],
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                        a
+                    },
+                );
+            FlexTensor::from_data(TensorData::new(dw, [o, c, kh, kw]))
+        });
+        [dx, dw]
+    }
+}
+
+/// The backward step of [`GemmConv`] in burn's autodiff graph.
+#[derive(Debug)]
+struct GemmConvBackward;
+
+impl<B: GemmConvKernels> Backward<B, 2> for GemmConvBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, ConvGeometry);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, w_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight, geometry) = ops.state;
+        let want = [x_node.is_some(), w_node.is_some()];
+        let [dx, dw] = B::conv2d_gemm_backward(x, weight, grad, geometry, want);
+        if let (Some(node), Some(dx)) = (x_node, dx) {
+            grads.register::<B>(node.id, dx);
+        }
+        if let (Some(node), Some(dw)) = (w_node, dw) {
+            grads.register::<B>(node.id, dw);
+        }
+    }
+}
+
+impl<B: GemmConv + GemmConvKernels, C: CheckpointStrategy> GemmConv for Autodiff<B, C> {
+    fn conv2d_gemm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride_h: usize,
+        stride_w: usize,
+        pad_h: usize,
+        pad_w: usize,
+    ) -> FloatTensor<Self> {
+        let prep = GemmConvBackward.prepare::<C>([x.node(), weight.node()]);
+        let x = <Self as AutodiffBackend>::inner(x);
+        let weight = <Self as AutodiffBackend>::inner(weight);
+        match prep.compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let geometry = ConvGeometry {
+                    stride: [stride_h, stride_w],
+                    padding: [pad_h, pad_w],
+                };
+                let y = B::conv2d_gemm(x.clone(), weight.clone(), stride_h, stride_w, pad_h, pad_w);
+                prep.finish((x, weight, geometry), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::conv2d_gemm(x, weight, stride_h, stride_w, pad_h, pad_w))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+    use proptest::prelude::*;
+
+    /// A tensor of small integers cycled from `values`: every product and sum in a convolution
+    /// of such tensors is an exact f32 integer, so any summation order gives the same bits.
+    fn ints<const D: usize>(dims: [usize; D], values: &[i8], device: &Device) -> Tensor<D> {
+        let n: usize = dims.iter().product();
+        let data: Vec<f32> = (0..n)
+            .map(|i| f32::from(values[i % values.len()]))
+            .collect();
+        Tensor::from_data(TensorData::new(data, dims), device)
+    }
+
+    type Run = [Vec<f32>; 4];
+
+    /// Output, input gradient, weight gradient and bias gradient, under an integer upstream
+    /// gradient, of veil's kernel (`ours`) or burn's `conv2d`.
+    fn run(ours: bool, input: [usize; 4], weight: [usize; 4], g: ConvGeometry, v: &[i8]) -> Run {
+        let device = crate::device().autodiff();
+        let x = ints(input, v, &device).require_grad();
+        let w = ints(weight, &v[1..], &device).require_grad();
+        let bias = ints([weight[0]], &v[2..], &device).require_grad();
+        let y = if ours {
+            conv2d_gemm(x.clone(), w.clone(), Some(bias.clone()), g)
+        } else {
+            let options = ConvOptions::new(g.stride, g.padding, [1, 1], 1);
+            conv2d(x.clone(), w.clone(), Some(bias.clone()), options)
+        };
+        let upstream = ints(y.dims(), &v[3..], &device);
+        let grads = (y.clone() * upstream).sum().backward();
+        let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32");
+        [
+            values(y),
+            values(x.grad(&grads).expect("x is used")),
+            values(w.grad(&grads).expect("w is used")),
+            bias.grad(&grads)
+                .expect("bias is used")
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32"),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Output and all three gradients equal burn's conv2d bit for bit (integer data), over
+        /// strides, paddings, rectangular kernels and odd sizes.
+        #[test]
+        fn matches_burn_conv2d_values_and_gradients(
+            b in 1usize..3, c in 1usize..4, o in 1usize..4, h in 1usize..9, w in 1usize..9,
+            kh in 1usize..4, kw in 1usize..4, sh in 1usize..3, sw in 1usize..4,
+            ph in 0usize..3, pw in 0usize..2,
+            values in proptest::collection::vec(-3i8..4, 4..40),
+        ) {
+            prop_assume!(h + 2 * ph >= kh && w + 2 * pw >= kw);
+            let g = ConvGeometry { stride: [sh, sw], padding: [ph, pw] };
+            let ours = run(true, [b, c, h, w], [o, c, kh, kw], g, &values);
+            let theirs = run(false, [b, c, h, w], [o, c, kh, kw], g, &values);
+            prop_assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn weight_only_gradient_when_the_input_is_data() {
+        // The first layer of a training step: the input does not require a gradient.
+        let device = crate::device().autodiff();
+        let g = ConvGeometry {
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        let x = ints([2, 1, 6, 6], &[1, -2, 3], &device);
+        let w = ints([3, 1, 3, 3], &[2, 0, -1, 1], &device).require_grad();
+        let ours = conv2d_gemm(x.clone(), w.clone(), None, g).sum().backward();
+        let options = ConvOptions::new(g.stride, g.padding, [1, 1], 1);
+        let theirs = conv2d(x, w.clone(), None, options).sum().backward();
+        let grad = |grads| w.grad(grads).expect("w is used").into_data();
+        assert_eq!(grad(&ours), grad(&theirs));
+    }
+}
