@@ -21,7 +21,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
 /// Stride and zero padding of a convolution, `[h, w]` each.
@@ -168,8 +168,12 @@ fn im2col_sample(x: &[f32], plan: &Plan, bi: usize, dst: &mut [f32]) {
             };
             let dst = &mut dst[oy * ow..][lo..hi];
             let src = &plane[iy * w..][..w];
-            for (d, ox) in dst.iter_mut().zip(lo..hi) {
-                *d = src[ox * sw + kx - pw];
+            if sw == 1 {
+                dst.copy_from_slice(&src[lo + kx - pw..hi + kx - pw]);
+            } else {
+                for (d, ox) in dst.iter_mut().zip(lo..hi) {
+                    *d = src[ox * sw + kx - pw];
+                }
             }
         }
     }
@@ -199,37 +203,42 @@ fn col2im_sample(dcols: &[f32], plan: &Plan, dx: &mut [f32]) {
     }
 }
 
-/// A row-major `[rows, cols]` matrix as a flex tensor.
-fn matrix(values: Vec<f32>, rows: usize, cols: usize) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, [rows, cols]))
+/// A zeroed `[rows, cols]` column matrix a worker reuses from sample to sample: the product
+/// drops its clone before the next sample writes, so the writes happen in place.
+fn column_buffer(rows: usize, cols: usize) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(vec![0f32; rows * cols], [rows, cols]))
 }
 
-/// The product of two (possibly transposed) matrices on burn-flex's GEMM, row-major.
-fn product(a: FlexTensor, b: FlexTensor) -> Vec<f32> {
-    let product = Flex::float_matmul(a, b).to_contiguous();
-    product.storage::<f32>().to_vec()
+/// The product of two (possibly transposed) matrices on burn-flex's GEMM, contiguous.
+fn product(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+    Flex::float_matmul(a, b).to_contiguous()
 }
 
-/// The forward pass sample by sample: each sample's column matrix stays in cache between
-/// im2col and its product with the weight.
+/// Sample `bi` of a contiguous `[b, rows, cols]` tensor as a `[rows, cols]` matrix (a view).
+fn sample_matrix(t: &FlexTensor, bi: usize, rows: usize, cols: usize) -> FlexTensor {
+    t.narrow(0, bi, 1).reshape(Shape::new([rows, cols]))
+}
+
+/// The forward pass sample by sample: each sample's column matrix is built just before its
+/// product with the weight, in a buffer each worker reuses (the padding positions, the same
+/// for every sample, stay zero).
 fn forward(x: FlexTensor, weight: FlexTensor, geometry: ConvGeometry) -> FlexTensor {
     let [o, _, kh, kw] = dims4(&weight);
     let plan = Plan::new(dims4(&x), [kh, kw], geometry);
     let x = x.to_contiguous();
-    let weight = weight.to_contiguous();
-    let (x, w): (&[f32], &[f32]) = (x.storage(), weight.storage());
+    let xs: &[f32] = x.storage();
     let [oh, ow] = plan.out;
     let (rows, ohw) = (plan.rows(), oh * ow);
+    let wm = weight.to_contiguous().reshape(Shape::new([o, rows]));
     let mut y = vec![0f32; plan.input[0] * o * ohw];
     if o * ohw > 0 {
-        y.par_chunks_mut(o * ohw).enumerate().for_each(|(bi, out)| {
-            let mut cols = vec![0f32; rows * ohw];
-            im2col_sample(x, &plan, bi, &mut cols);
-            out.copy_from_slice(&product(
-                matrix(w.to_vec(), o, rows),
-                matrix(cols, rows, ohw),
-            ));
-        });
+        y.par_chunks_mut(o * ohw).enumerate().for_each_init(
+            || column_buffer(rows, ohw),
+            |cols, (bi, out)| {
+                im2col_sample(xs, &plan, bi, cols.storage_mut());
+                out.copy_from_slice(product(wm.clone(), cols.clone()).storage());
+            },
+        );
     }
     FlexTensor::from_data(TensorData::new(y, [plan.input[0], o, oh, ow]))
 }
@@ -263,22 +272,21 @@ impl GemmConvKernels for Flex {
         let plan = Plan::new(dims4(&x), [kh, kw], geometry);
         let [b, _, h, w] = plan.input;
         let (rows, ohw) = (plan.rows(), plan.out[0] * plan.out[1]);
-        let (x, weight, grad) = (
-            x.to_contiguous(),
-            weight.to_contiguous(),
-            grad.to_contiguous(),
-        );
-        let (xs, ws, gs): (&[f32], &[f32], &[f32]) =
-            (x.storage(), weight.storage(), grad.storage());
+        let x = x.to_contiguous();
+        let xs: &[f32] = x.storage();
+        let dy = grad.to_contiguous();
+        let wt = weight
+            .to_contiguous()
+            .reshape(Shape::new([o, rows]))
+            .transpose(0, 1);
         let dx = want[0].then(|| {
             let mut dx = vec![0f32; b * c * h * w];
             if c * h * w > 0 && o * ohw > 0 {
                 dx.par_chunks_mut(c * h * w)
                     .enumerate()
                     .for_each(|(bi, dx)| {
-                        let dy = matrix(gs[bi * o * ohw..][..o * ohw].to_vec(), o, ohw);
-                        let wt = matrix(ws.to_vec(), o, rows).transpose(0, 1);
-                        col2im_sample(&product(wt, dy), &plan, dx);
+                        let dcols = product(wt.clone(), sample_matrix(&dy, bi, o, ohw));
+                        col2im_sample(dcols.storage(), &plan, dx);
                     });
             }
             FlexTensor::from_data(TensorData::new(dx, plan.input))
@@ -287,16 +295,17 @@ impl GemmConvKernels for Flex {
             let dw = (0..b)
                 .into_par_iter()
                 .fold(
-                    || vec![0f32; o * rows],
-                    |mut acc, bi| {
-                        let mut cols = vec![0f32; rows * ohw];
-                        im2col_sample(xs, &plan, bi, &mut cols);
-                        let dy = matrix(gs[bi * o * ohw..][..o * ohw].to_vec(), o, ohw);
-                        let part = product(dy, matrix(cols, rows, ohw).transpose(0, 1));
-                        acc.iter_mut().zip(&part).for_each(|(a, p)| *a += p);
-                        acc
+                    || (vec![0f32; o * rows], column_buffer(rows, ohw)),
+                    |(mut acc, mut cols), bi| {
+                        im2col_sample(xs, &plan, bi, cols.storage_mut());
+                        let colst = cols.clone().transpose(0, 1);
+                        let part = product(sample_matrix(&dy, bi, o, ohw), colst);
+                        let part: &[f32] = part.storage();
+                        acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
+                        (acc, cols)
                     },
                 )
+                .map(|(acc, _)| acc)
                 .reduce(
                     || vec![0f32; o * rows],
                     |mut a, b| {
