@@ -268,55 +268,80 @@ impl GemmConvKernels for Flex {
         geometry: ConvGeometry,
         want: [bool; 2],
     ) -> [Option<FlexTensor>; 2] {
-        let [o, c, kh, kw] = dims4(&weight);
+        let [_, _, kh, kw] = dims4(&weight);
         let plan = Plan::new(dims4(&x), [kh, kw], geometry);
-        let [b, _, h, w] = plan.input;
-        let (rows, ohw) = (plan.rows(), plan.out[0] * plan.out[1]);
-        let x = x.to_contiguous();
-        let xs: &[f32] = x.storage();
         let dy = grad.to_contiguous();
-        let wt = weight
-            .to_contiguous()
-            .reshape(Shape::new([o, rows]))
-            .transpose(0, 1);
-        let dx = want[0].then(|| {
-            let mut dx = vec![0f32; b * c * h * w];
-            if c * h * w > 0 && o * ohw > 0 {
-                dx.par_chunks_mut(c * h * w)
-                    .enumerate()
-                    .for_each(|(bi, dx)| {
-                        let dcols = product(wt.clone(), sample_matrix(&dy, bi, o, ohw));
-                        col2im_sample(dcols.storage(), &plan, dx);
-                    });
-            }
-            FlexTensor::from_data(TensorData::new(dx, plan.input))
-        });
-        let dw = want[1].then(|| {
-            let dw = (0..b)
-                .into_par_iter()
-                .fold(
-                    || (vec![0f32; o * rows], column_buffer(rows, ohw)),
-                    |(mut acc, mut cols), bi| {
-                        im2col_sample(xs, &plan, bi, cols.storage_mut());
-                        let colst = cols.clone().transpose(0, 1);
-                        let part = product(sample_matrix(&dy, bi, o, ohw), colst);
-                        let part: &[f32] = part.storage();
-                        acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
-                        (acc, cols)
-                    },
-                )
-                .map(|(acc, _)| acc)
-                .reduce(
-                    || vec![0f32; o * rows],
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                        a
-                    },
-                );
-            FlexTensor::from_data(TensorData::new(dw, [o, c, kh, kw]))
-        });
+        let dx = want[0].then(|| input_grad(&weight, &dy, &plan));
+        let dw = want[1].then(|| weight_grad(&x, &dy, &plan, dims4(&weight)));
         [dx, dw]
     }
+}
+
+/// The input gradient. With stride 1 and padding below the kernel size it is the forward
+/// convolution of `dY` with the kernel rotated by 180 degrees and its two channel axes swapped,
+/// padded by `k - 1 - p` (the GEMM then has the long `o kh kw` inner dimension); otherwise
+/// `Wᵀ · dY` per sample, scattered back by col2im.
+fn input_grad(weight: &FlexTensor, dy: &FlexTensor, plan: &Plan) -> FlexTensor {
+    let [o, c, kh, kw] = dims4(weight);
+    let [ph, pw] = plan.geometry.padding;
+    if plan.geometry.stride == [1, 1] && ph < kh && pw < kw {
+        let rotated = Flex::float_flip(weight.clone(), &[2, 3])
+            .permute(&[1, 0, 2, 3])
+            .to_contiguous();
+        let geometry = ConvGeometry {
+            stride: [1, 1],
+            padding: [kh - 1 - ph, kw - 1 - pw],
+        };
+        return forward(dy.clone(), rotated, geometry);
+    }
+    let [b, _, h, w] = plan.input;
+    let (rows, ohw) = (plan.rows(), plan.out[0] * plan.out[1]);
+    let wt = weight
+        .to_contiguous()
+        .reshape(Shape::new([o, rows]))
+        .transpose(0, 1);
+    let mut dx = vec![0f32; b * c * h * w];
+    if c * h * w > 0 && o * ohw > 0 {
+        dx.par_chunks_mut(c * h * w)
+            .enumerate()
+            .for_each(|(bi, dx)| {
+                let dcols = product(wt.clone(), sample_matrix(dy, bi, o, ohw));
+                col2im_sample(dcols.storage(), plan, dx);
+            });
+    }
+    FlexTensor::from_data(TensorData::new(dx, plan.input))
+}
+
+/// The weight gradient, summed over samples: per sample `cols · dYᵀ` (`[c kh kw, o]`: the
+/// column matrix as the row-major left operand packs faster than its transposed view), one
+/// transpose at the end.
+fn weight_grad(x: &FlexTensor, dy: &FlexTensor, plan: &Plan, dims: [usize; 4]) -> FlexTensor {
+    let [o, ..] = dims;
+    let [b, ..] = plan.input;
+    let (rows, ohw) = (plan.rows(), plan.out[0] * plan.out[1]);
+    let x = x.to_contiguous();
+    let xs: &[f32] = x.storage();
+    let add = |mut a: Vec<f32>, b: &[f32]| {
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        a
+    };
+    let dw_t = (0..b)
+        .into_par_iter()
+        .fold(
+            || (vec![0f32; rows * o], column_buffer(rows, ohw)),
+            |(acc, mut cols), bi| {
+                im2col_sample(xs, plan, bi, cols.storage_mut());
+                let dy_t = sample_matrix(dy, bi, o, ohw).transpose(0, 1);
+                let part = product(cols.clone(), dy_t);
+                (add(acc, part.storage()), cols)
+            },
+        )
+        .map(|(acc, _)| acc)
+        .reduce(|| vec![0f32; rows * o], |a, b| add(a, &b));
+    FlexTensor::from_data(TensorData::new(dw_t, [rows, o]))
+        .transpose(0, 1)
+        .to_contiguous()
+        .reshape(Shape::new(dims))
 }
 
 /// The backward step of [`GemmConv`] in burn's autodiff graph.
