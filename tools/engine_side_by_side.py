@@ -7,8 +7,12 @@ and the ratio veil / PyTorch per workload. No reference number is stored anywher
 figure comes from this run.
 
 Usage: python3 tools/engine_side_by_side.py --model lenet5=runs/lenet5-mnist/model.safetensors
-           [--model gtsrb_cnn=runs/gtsrb_cnn-gtsrb/model.safetensors] [--veil target/release/veil]
+           [--model gtsrb_cnn=runs/gtsrb_cnn-gtsrb/model.safetensors] [--decoder lenet5:relu2]
+           [--veil target/release/veil]
            [--python PY] [--threads 2] [--rounds 3] [--json OUT] [--quick]
+`--decoder MODEL:LAYER` measures the decoder the default attack trains against LAYER's output
+(`veil bench --model MODEL --decoder-at LAYER`; its spec, from veil's JSON, builds the
+PyTorch twin; training is mean squared error against random maps).
 `--python` runs the PyTorch side (an interpreter with torch and numpy). Without them the tool
 says so, runs nothing and exits 0 (CI runs it this way).
 """
@@ -18,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -42,7 +47,8 @@ def rss_run(cmd, env):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", action="append", required=True, help="NAME=WEIGHTS")
+    ap.add_argument("--model", action="append", default=[], help="NAME=WEIGHTS")
+    ap.add_argument("--decoder", action="append", default=[], help="MODEL:LAYER (the attack's decoder)")
     ap.add_argument("--veil", default="target/release/veil")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--threads", type=int, default=2)
@@ -55,24 +61,40 @@ def main():
         print(f"skipped: {a.python} lacks torch or numpy (pip install torch numpy); nothing was run")
         return 0
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
+    if not a.model and not a.decoder:
+        ap.error("give at least one --model NAME=WEIGHTS or --decoder MODEL:LAYER")
+    jobs = [(name, ["--model", name], ["--weights", weights])
+            for name, weights in (m.split("=", 1) for m in a.model)]
+    jobs += [(f"{d.split(':', 1)[0]} decoder at {d.split(':', 1)[1]}",
+              ["--model", d.split(":", 1)[0], "--decoder-at", d.split(":", 1)[1]], None)
+             for d in a.decoder]
     rows = []
-    for spec in a.model:
-        name, weights = spec.split("=", 1)
-        runs = {"veil": [], "torch": []}
-        for r in range(a.rounds):
-            order = ["veil", "torch"] if r % 2 == 0 else ["torch", "veil"]
-            for side in order:
-                if side == "veil":
-                    runs["veil"].append(rss_run([a.veil, "bench", "--model", name, "--json"] + counts, env))
-                else:
-                    runs["torch"].append(rss_run([a.python, os.path.join(HERE, "torch_bench.py"),
-                                                  "--weights", weights, "--threads", str(a.threads)] + counts, env))
-        rows.append((name, runs))
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, veil_args, torch_args) in enumerate(jobs):
+            runs = {"veil": [], "torch": []}
+            for r in range(a.rounds):
+                # veil first in even rounds: a decoder's spec comes from veil's first report.
+                order = ["veil", "torch"] if r % 2 == 0 else ["torch", "veil"]
+                for side in order:
+                    if side == "veil":
+                        doc = rss_run([a.veil, "bench"] + veil_args + ["--json"] + counts, env)
+                        runs["veil"].append(doc)
+                        if torch_args is None:
+                            spec_file = os.path.join(tmp, f"spec{i}.json")
+                            with open(spec_file, "w") as f:
+                                json.dump(doc["spec"], f)
+                            torch_args = ["--spec", spec_file]
+                    else:
+                        runs["torch"].append(rss_run([a.python, os.path.join(HERE, "torch_bench.py")]
+                                                     + torch_args + ["--threads", str(a.threads)] + counts, env))
+            rows.append((name, runs))
     torch_version = rows[0][1]["torch"][0].get("torch", "?")
     print("| model | workload | PyTorch | veil | veil / PyTorch |")
     print("|---|---|---|---|---|")
     for name, runs in rows:
         for key, label in WORKLOADS:
+            if runs["veil"][0].get("task") == "regress":
+                label = label.replace("training steps/s", "decoder training steps/s (MSE)")
             t = [x[key] for x in runs["torch"]]
             v = [x[key] for x in runs["veil"]]
             ratio = statistics.median(v) / statistics.median(t)
@@ -84,7 +106,8 @@ def main():
           f"torch {torch_version}; random inputs; peak RSS ratio is PyTorch / veil (>= 1: veil leaner)")
     if a.json_out:
         with open(a.json_out, "w") as f:
-            json.dump({n: r for n, r in rows}, f, indent=1)
+            json.dump({n: {side: [{k: v for k, v in d.items() if k != "spec"} for d in docs]
+                           for side, docs in r.items()} for n, r in rows}, f, indent=1)
     return 0
 
 

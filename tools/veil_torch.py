@@ -94,6 +94,18 @@ def build(spec, tensors=None, upto=None):
             s = _pair(layer["stride"]) if layer.get("stride") else k
             m = (nn.MaxPool2d if op.startswith("max") else nn.AvgPool2d)(k, s)
             shape = [shape[0], (shape[1] - k[0]) // s[0] + 1, (shape[2] - k[1]) // s[1] + 1]
+        elif op == "conv_transpose2d":
+            k, s, p = _pair(layer["kernel"]), _pair(layer.get("stride", [1, 1])), _pair(layer.get("padding", [0, 0]))
+            extra = _pair(layer.get("output_padding", [0, 0]))
+            m = nn.ConvTranspose2d(shape[0], layer["out_channels"], k, s, p, output_padding=extra)
+            shape = [layer["out_channels"], (shape[1] - 1) * s[0] - 2 * p[0] + k[0] + extra[0],
+                     (shape[2] - 1) * s[1] - 2 * p[1] + k[1] + extra[1]]
+        elif op == "sigmoid":
+            m = nn.Sigmoid()
+        elif op == "reshape":
+            target = list(layer["shape"])
+            m = nn.Unflatten(1, tuple(target)) if len(target) == 3 else nn.Flatten()
+            shape = target if len(target) == 3 else [int(np.prod(target))]
         elif op == "relu":
             m = nn.ReLU()
         elif op == "flatten":

@@ -70,6 +70,30 @@ pub fn decoder_spec(
     shape_decoder(observed, image)
 }
 
+/// The decoder the default attack trains against features of `model` at `layer`: the mirror
+/// of the device part up to `layer` when it can be mirrored, else the shape decoder. The image
+/// is `model`'s input, which must be `[c, h, w]`.
+pub fn decoder_at(model: &ModelSpec, layer: &str) -> Result<ModelSpec, SpecError> {
+    let split_end = model.split_index(layer)? + 1;
+    let image = match *model.input_shape.dims() {
+        [c, h, w] => [c, h, w],
+        _ => {
+            return Err(SpecError::Unsupported {
+                model: model.name.clone(),
+                layer: layer.to_string(),
+                reason: "the model takes flat inputs: there is no image to reconstruct".into(),
+            });
+        }
+    };
+    let device = ModelSpec::new(
+        format!("{} up to {layer}", model.name),
+        model.input_shape.clone(),
+        model.layers[..split_end].to_vec(),
+    )?;
+    let observed = model.validate()?[split_end].clone();
+    decoder_spec(Some(&device), &observed, image)
+}
+
 /// A stride-`s` transposed convolution that takes `from` pixels to exactly `to`:
 /// `(kernel, padding, output_padding)` with `(from - 1) s - 2 padding + kernel + output_padding
 /// = to`, kernel at least `2s - 1`, `output_padding < s`.

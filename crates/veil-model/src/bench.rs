@@ -1,6 +1,7 @@
-//! Micro-benchmarks of the engine on any spec: training throughput (Adam, cross-entropy,
-//! including batch assembly), single-sample inference latency and batched inference
-//! throughput. Inputs are real samples when a dataset is given (cycled as needed), else seeded
+//! Micro-benchmarks of the engine on any spec: training throughput (Adam, including batch
+//! assembly; cross-entropy for a classifier, mean squared error against random target maps for
+//! a spec whose output is maps, such as an attack decoder), single-sample inference latency and
+//! batched inference throughput. Inputs are real samples when a dataset is given (cycled as needed), else seeded
 //! uniform random values. The choice matters: burn-flex is measurably faster on inputs with
 //! many zeros (MNIST digits) than on dense noise. Timings are wall-clock, release builds only.
 
@@ -41,11 +42,36 @@ impl Default for BenchConfig {
     }
 }
 
+/// What the training measurement trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchTask {
+    /// A classifier (flat output): cross-entropy against labels.
+    Classify,
+    /// A spec whose output is maps (an inversion decoder): mean squared error against random
+    /// target maps in `[0, 1)`.
+    Regress,
+}
+
+impl BenchTask {
+    /// The task a spec's output calls for.
+    pub fn of(spec: &ModelSpec) -> Result<Self, ModelError> {
+        Ok(match spec.output_shape()?.as_chw() {
+            Some(_) => BenchTask::Regress,
+            None => BenchTask::Classify,
+        })
+    }
+}
+
 /// Measured figures.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     /// Model name.
     pub model: String,
+    /// The spec measured (so that a reference implementation can build the same network).
+    pub spec: ModelSpec,
+    /// What the training measurement trained.
+    pub task: BenchTask,
     /// Settings used.
     pub config: BenchConfig,
     /// Training steps per second.
@@ -124,7 +150,9 @@ pub fn bench(
             "benchmark too large: at most 100000 training steps, 1e7 latency and 100000 throughput iterations".into(),
         ));
     }
-    let sample_bytes = spec.input_shape.numel().saturating_mul(4);
+    // Inputs, plus the target maps a decoder trains against.
+    let out_numel = spec.output_shape()?.numel();
+    let sample_bytes = (spec.input_shape.numel().saturating_add(out_numel)).saturating_mul(4);
     let data_bytes = (cfg.train_batch.saturating_mul(cfg.train_steps)).saturating_mul(sample_bytes);
     if data_bytes > MAX_BENCH_DATA_BYTES {
         return Err(ModelError::Invalid(format!(
@@ -136,18 +164,18 @@ pub fn bench(
         )));
     }
     let classes = spec.output_shape()?.numel();
+    let task = BenchTask::of(spec)?;
+    if task == BenchTask::Regress && data.is_some() {
+        return Err(ModelError::Invalid(format!(
+            "{} outputs maps (a decoder): it trains on random features, not on a dataset",
+            spec.name
+        )));
+    }
     let model = Model::init(spec.clone(), 0)?;
-    // Training: a warm-up run, then the timed run over `train_steps` batches.
-    let warm = bench_dataset(spec, cfg.train_batch * 10, classes, 1, data);
-    let tcfg = TrainConfig {
-        epochs: 1,
-        batch_size: cfg.train_batch,
-        ..TrainConfig::default()
+    let (model, train_steps_per_second) = match task {
+        BenchTask::Classify => time_classifier(spec, model, cfg, classes, data)?,
+        BenchTask::Regress => time_regression(spec, model, cfg)?,
     };
-    let (model, _) = crate::train(model, &warm, None, &tcfg, &mut |_| {})?;
-    let train_data = bench_dataset(spec, cfg.train_batch * cfg.train_steps, classes, 2, data);
-    let (model, report) = crate::train(model, &train_data, None, &tcfg, &mut |_| {})?;
-    let train_steps_per_second = cfg.train_steps as f64 / report.train_seconds.max(1e-9);
 
     let one = bench_dataset(spec, 1, classes, 3, data).samples;
     let run_one = |m: &Model| -> Result<Vec<f32>, ModelError> {
@@ -182,6 +210,8 @@ pub fn bench(
     let batches_per_second = cfg.throughput_iters as f64 / batched.max(1e-9);
     Ok(BenchReport {
         model: spec.name.clone(),
+        spec: spec.clone(),
+        task,
         config: cfg.clone(),
         train_steps_per_second,
         train_images_per_second: train_steps_per_second * cfg.train_batch as f64,
@@ -194,15 +224,68 @@ pub fn bench(
     })
 }
 
+/// Training steps per second of a classifier: a warm-up run of 10 steps, then `train_steps`
+/// timed steps over distinct batches.
+fn time_classifier(
+    spec: &ModelSpec,
+    model: Model,
+    cfg: &BenchConfig,
+    classes: usize,
+    data: Option<&Dataset>,
+) -> Result<(Model, f64), ModelError> {
+    let warm = bench_dataset(spec, cfg.train_batch * 10, classes, 1, data);
+    let tcfg = TrainConfig {
+        epochs: 1,
+        batch_size: cfg.train_batch,
+        ..TrainConfig::default()
+    };
+    let (model, _) = crate::train(model, &warm, None, &tcfg, &mut |_| {})?;
+    let train_data = bench_dataset(spec, cfg.train_batch * cfg.train_steps, classes, 2, data);
+    let (model, report) = crate::train(model, &train_data, None, &tcfg, &mut |_| {})?;
+    Ok((
+        model,
+        cfg.train_steps as f64 / report.train_seconds.max(1e-9),
+    ))
+}
+
+/// Training steps per second of a decoder (mean squared error against random target maps),
+/// timed as [`time_classifier`] times a classifier.
+fn time_regression(
+    spec: &ModelSpec,
+    model: Model,
+    cfg: &BenchConfig,
+) -> Result<(Model, f64), ModelError> {
+    let out_per = spec.output_shape()?.numel();
+    let tcfg = TrainConfig {
+        epochs: 1,
+        batch_size: cfg.train_batch,
+        ..TrainConfig::default()
+    };
+    let timed = |model: Model, steps: usize, seed: u64| {
+        let n = cfg.train_batch * steps;
+        let inputs = bench_dataset(spec, n, 1, seed, None).samples;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
+        let targets: Vec<f32> = (0..n * out_per).map(|_| rng.random::<f32>()).collect();
+        crate::fit_regression(model, &inputs, &targets, &tcfg, &mut |_| {})
+    };
+    let (model, _) = timed(model, 10, 1)?;
+    let (model, report) = timed(model, cfg.train_steps, 2)?;
+    Ok((model, cfg.train_steps as f64 / report.seconds.max(1e-9)))
+}
+
 impl BenchReport {
     /// The figures in words, one line per workload.
     pub fn text(&self) -> String {
         let c = &self.config;
         format!(
-            "{} ({} threads, {} inputs)\ntraining, batch {}: {:.1} steps/s = {:.0} images/s\ninference, batch 1: median {:.3} ms, {:.0} inferences/s\ninference, batch {}: {:.1} batches/s = {:.0} images/s",
+            "{} ({} threads, {} inputs)\ntraining ({}), batch {}: {:.1} steps/s = {:.0} images/s\ninference, batch 1: median {:.3} ms, {:.0} inferences/s\ninference, batch {}: {:.1} batches/s = {:.0} images/s",
             self.model,
             self.threads,
             self.inputs,
+            match self.task {
+                BenchTask::Classify => "cross-entropy",
+                BenchTask::Regress => "mean squared error",
+            },
             c.train_batch,
             self.train_steps_per_second,
             self.train_images_per_second,

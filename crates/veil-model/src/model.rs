@@ -388,7 +388,29 @@ fn apply(
                 ))
             }
             (_, Some(Op::Conv(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
-            (_, Some(Op::ConvT(m)), Activation::Maps(t)) => Activation::Maps(m.forward(t)),
+            (
+                LayerKind::ConvTranspose2d {
+                    stride,
+                    padding,
+                    output_padding,
+                    ..
+                },
+                Some(Op::ConvT(m)),
+                Activation::Maps(t),
+            ) => {
+                let geometry = crate::kernels::ConvGeometry {
+                    stride: *stride,
+                    padding: *padding,
+                };
+                let bias = m.bias.as_ref().map(|b| b.val());
+                Activation::Maps(crate::kernels::conv_transpose2d_gemm(
+                    t,
+                    m.weight.val(),
+                    bias,
+                    geometry,
+                    *output_padding,
+                ))
+            }
             (
                 LayerKind::MaxPool2d {
                     kernel,

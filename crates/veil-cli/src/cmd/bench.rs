@@ -1,4 +1,5 @@
-//! `veil bench`: engine micro-benchmarks (training, latency, batched throughput) on a model.
+//! `veil bench`: engine micro-benchmarks (training, latency, batched throughput) on a model or
+//! on the attack's decoder for one of its layers.
 //! Numbers go to `docs/BENCHMARKS.md` together with this command line.
 
 use veil_model::bench::{BenchConfig, bench, engine_threads};
@@ -18,6 +19,10 @@ pub struct Args {
     /// Timed batched inferences.
     #[arg(long, default_value_t = 50)]
     pub throughput_iters: usize,
+    /// Benchmark the decoder the default attack trains against this layer's output instead of
+    /// the model (training is then mean squared error against random target maps).
+    #[arg(long, value_name = "LAYER")]
+    pub decoder_at: Option<String>,
     /// Feed real samples from this dataset's test split (default: uniform random inputs).
     #[arg(long)]
     pub dataset: Option<String>,
@@ -28,7 +33,11 @@ pub struct Args {
 
 /// Runs `veil bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let spec = super::resolve_spec(&args.model)?;
+    let model = super::resolve_spec(&args.model)?;
+    let spec = match &args.decoder_at {
+        Some(layer) => veil_attack::decoder::decoder_at(&model, layer)?,
+        None => model,
+    };
     let cfg = BenchConfig {
         train_steps: args.train_steps.max(1),
         latency_iters: args.latency_iters.max(1),

@@ -92,14 +92,14 @@ pub fn conv2d_gemm(
 }
 
 /// Dims of a 4-d flex tensor.
-fn dims4(x: &FlexTensor) -> [usize; 4] {
+pub(super) fn dims4(x: &FlexTensor) -> [usize; 4] {
     let shape = x.layout().shape();
     [shape[0], shape[1], shape[2], shape[3]]
 }
 
 /// Everything the loops need about one convolution.
 #[derive(Clone, Copy, Debug)]
-struct Plan {
+pub(super) struct Plan {
     /// Input `[b, c, h, w]`.
     input: [usize; 4],
     /// Kernel `[kh, kw]`.
@@ -110,7 +110,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(input: [usize; 4], kernel: [usize; 2], geometry: ConvGeometry) -> Self {
+    pub(super) fn new(input: [usize; 4], kernel: [usize; 2], geometry: ConvGeometry) -> Self {
         let [_, _, h, w] = input;
         let [sh, sw] = geometry.stride;
         let [ph, pw] = geometry.padding;
@@ -222,7 +222,7 @@ fn sample_matrix(t: &FlexTensor, bi: usize, rows: usize, cols: usize) -> FlexTen
 /// The forward pass sample by sample: each sample's column matrix is built just before its
 /// product with the weight, in a buffer each worker reuses (the padding positions, the same
 /// for every sample, stay zero).
-fn forward(x: FlexTensor, weight: FlexTensor, geometry: ConvGeometry) -> FlexTensor {
+pub(super) fn forward(x: FlexTensor, weight: FlexTensor, geometry: ConvGeometry) -> FlexTensor {
     let [o, _, kh, kw] = dims4(&weight);
     let plan = Plan::new(dims4(&x), [kh, kw], geometry);
     let x = x.to_contiguous();
@@ -281,7 +281,7 @@ impl GemmConvKernels for Flex {
 /// convolution of `dY` with the kernel rotated by 180 degrees and its two channel axes swapped,
 /// padded by `k - 1 - p` (the GEMM then has the long `o kh kw` inner dimension); otherwise
 /// `Wᵀ · dY` per sample, scattered back by col2im.
-fn input_grad(weight: &FlexTensor, dy: &FlexTensor, plan: &Plan) -> FlexTensor {
+pub(super) fn input_grad(weight: &FlexTensor, dy: &FlexTensor, plan: &Plan) -> FlexTensor {
     let [o, c, kh, kw] = dims4(weight);
     let [ph, pw] = plan.geometry.padding;
     if plan.geometry.stride == [1, 1] && ph < kh && pw < kw {
@@ -315,7 +315,12 @@ fn input_grad(weight: &FlexTensor, dy: &FlexTensor, plan: &Plan) -> FlexTensor {
 /// The weight gradient, summed over samples: per sample `cols · dYᵀ` (`[c kh kw, o]`: the
 /// column matrix as the row-major left operand packs faster than its transposed view), one
 /// transpose at the end.
-fn weight_grad(x: &FlexTensor, dy: &FlexTensor, plan: &Plan, dims: [usize; 4]) -> FlexTensor {
+pub(super) fn weight_grad(
+    x: &FlexTensor,
+    dy: &FlexTensor,
+    plan: &Plan,
+    dims: [usize; 4],
+) -> FlexTensor {
     let [o, ..] = dims;
     let [b, ..] = plan.input;
     let (rows, ohw) = (plan.rows(), plan.out[0] * plan.out[1]);

@@ -13,14 +13,18 @@
 //! - [`conv2d_gemm`]: convolution (groups 1) as im2col and one GEMM, its backward pass as two
 //!   GEMMs over the same column matrix; burn's decomposition of the backward pass (transposed
 //!   convolutions and permuted copies) took most of a LeNet-5 training step.
+//! - [`conv_transpose2d_gemm`]: transposed convolution (the attack decoders' layer) through the
+//!   same kernels, as the adjoint of a convolution.
 
 mod conv;
+mod conv_transpose;
 mod pool;
 
 use burn::backend::DispatchDevice;
 use burn::tensor::Tensor;
 
 pub use conv::{ConvGeometry, GemmConv, GemmConvKernels, conv2d_gemm};
+pub use conv_transpose::{GemmConvTranspose, GemmConvTransposeKernels, conv_transpose2d_gemm};
 pub use pool::{TiledMaxPool, TiledMaxPoolKernels, max_pool2d_tiled};
 
 /// Whether `tensor` lives on a burn-flex device (with or without autodiff): the devices veil's
