@@ -285,9 +285,7 @@ pub(super) fn input_grad(weight: &FlexTensor, dy: &FlexTensor, plan: &Plan) -> F
     let [o, c, kh, kw] = dims4(weight);
     let [ph, pw] = plan.geometry.padding;
     if plan.geometry.stride == [1, 1] && ph < kh && pw < kw {
-        let rotated = Flex::float_flip(weight.clone(), &[2, 3])
-            .permute(&[1, 0, 2, 3])
-            .to_contiguous();
+        let rotated = rotate_kernel(weight);
         let geometry = ConvGeometry {
             stride: [1, 1],
             padding: [kh - 1 - ph, kw - 1 - pw],
@@ -310,6 +308,25 @@ pub(super) fn input_grad(weight: &FlexTensor, dy: &FlexTensor, plan: &Plan) -> F
             });
     }
     FlexTensor::from_data(TensorData::new(dx, plan.input))
+}
+
+/// The kernel rotated by 180 degrees with its two channel axes swapped: `[o, c, kh, kw]` to
+/// `[c, o, kh, kw]`, `r[ci][oi][ky][kx] = w[oi][ci][kh - 1 - ky][kw - 1 - kx]`.
+fn rotate_kernel(weight: &FlexTensor) -> FlexTensor {
+    let [o, c, kh, kw] = dims4(weight);
+    let weight = weight.to_contiguous();
+    let w: &[f32] = weight.storage();
+    let k = kh * kw;
+    let mut rotated = vec![0f32; w.len()];
+    for (ci, block) in rotated.chunks_exact_mut(o * k).enumerate() {
+        for (oi, dst) in block.chunks_exact_mut(k).enumerate() {
+            let src = &w[(oi * c + ci) * k..][..k];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    FlexTensor::from_data(TensorData::new(rotated, [c, o, kh, kw]))
 }
 
 /// The weight gradient, summed over samples: per sample `cols · dYᵀ` (`[c kh kw, o]`: the
