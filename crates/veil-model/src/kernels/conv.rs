@@ -152,28 +152,41 @@ impl Plan {
 }
 
 /// The column matrix of sample `bi` of `x` (contiguous f32) into `dst`, row-major
-/// `[c kh kw, oh ow]`; `dst` must hold zeros where the padding falls.
-fn im2col_sample(x: &[f32], plan: &Plan, bi: usize, dst: &mut [f32]) {
+/// `[c kh kw, oh ow]`; `dst` must hold zeros where the padding falls. With `parallel`, the
+/// rows are filled by the worker pool (for a batch too small to keep every worker busy).
+fn im2col_sample(x: &[f32], plan: &Plan, bi: usize, dst: &mut [f32], parallel: bool) {
+    let ohw = plan.out[0] * plan.out[1];
+    if parallel {
+        dst.par_chunks_exact_mut(ohw)
+            .enumerate()
+            .for_each(|(row, dst)| im2col_row(x, plan, bi, row, dst));
+    } else {
+        for (row, dst) in dst.chunks_exact_mut(ohw).enumerate() {
+            im2col_row(x, plan, bi, row, dst);
+        }
+    }
+}
+
+/// Row `row` (`(ci, ky, kx)`) of sample `bi`'s column matrix: `[oh ow]`.
+fn im2col_row(x: &[f32], plan: &Plan, bi: usize, row: usize, dst: &mut [f32]) {
     let [_, c, h, w] = plan.input;
     let [kh, kw] = plan.kernel;
     let [oh, ow] = plan.out;
     let (sw, pw) = (plan.geometry.stride[1], plan.geometry.padding[1]);
-    for (row, dst) in dst.chunks_exact_mut(oh * ow).enumerate() {
-        let (ci, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
-        let (lo, hi) = plan.valid_columns(kx);
-        let plane = &x[(bi * c + ci) * h * w..][..h * w];
-        for oy in 0..oh {
-            let Some(iy) = plan.source_row(oy, ky) else {
-                continue;
-            };
-            let dst = &mut dst[oy * ow..][lo..hi];
-            let src = &plane[iy * w..][..w];
-            if sw == 1 {
-                dst.copy_from_slice(&src[lo + kx - pw..hi + kx - pw]);
-            } else {
-                for (d, ox) in dst.iter_mut().zip(lo..hi) {
-                    *d = src[ox * sw + kx - pw];
-                }
+    let (ci, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
+    let (lo, hi) = plan.valid_columns(kx);
+    let plane = &x[(bi * c + ci) * h * w..][..h * w];
+    for oy in 0..oh {
+        let Some(iy) = plan.source_row(oy, ky) else {
+            continue;
+        };
+        let dst = &mut dst[oy * ow..][lo..hi];
+        let src = &plane[iy * w..][..w];
+        if sw == 1 {
+            dst.copy_from_slice(&src[lo + kx - pw..hi + kx - pw]);
+        } else {
+            for (d, ox) in dst.iter_mut().zip(lo..hi) {
+                *d = src[ox * sw + kx - pw];
             }
         }
     }
@@ -231,11 +244,12 @@ pub(super) fn forward(x: FlexTensor, weight: FlexTensor, geometry: ConvGeometry)
     let (rows, ohw) = (plan.rows(), oh * ow);
     let wm = weight.to_contiguous().reshape(Shape::new([o, rows]));
     let mut y = vec![0f32; plan.input[0] * o * ohw];
+    let few = plan.input[0] < rayon::current_num_threads();
     if o * ohw > 0 {
         y.par_chunks_mut(o * ohw).enumerate().for_each_init(
             || column_buffer(rows, ohw),
             |cols, (bi, out)| {
-                im2col_sample(xs, &plan, bi, cols.storage_mut());
+                im2col_sample(xs, &plan, bi, cols.storage_mut(), few);
                 out.copy_from_slice(product(wm.clone(), cols.clone()).storage());
             },
         );
@@ -329,6 +343,9 @@ fn rotate_kernel(weight: &FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(rotated, [c, o, kh, kw]))
 }
 
+/// Samples per partial sum of the weight gradient.
+const SAMPLES_PER_PARTIAL: usize = 8;
+
 /// The weight gradient, summed over samples: per sample `cols · dYᵀ` (`[c kh kw, o]`: the
 /// column matrix as the row-major left operand packs faster than its transposed view), one
 /// transpose at the end.
@@ -347,19 +364,24 @@ pub(super) fn weight_grad(
         a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
         a
     };
-    let dw_t = (0..b)
+    // Fixed groups of samples, summed in group order: the same bits for any thread count and
+    // any scheduling (a rayon fold/reduce would sum in whatever order the work was stolen).
+    let groups: Vec<Vec<f32>> = (0..b.div_ceil(SAMPLES_PER_PARTIAL))
         .into_par_iter()
-        .fold(
-            || (vec![0f32; rows * o], column_buffer(rows, ohw)),
-            |(acc, mut cols), bi| {
-                im2col_sample(xs, plan, bi, cols.storage_mut());
+        .map(|g| {
+            let mut cols = column_buffer(rows, ohw);
+            let first = g * SAMPLES_PER_PARTIAL;
+            (first..b.min(first + SAMPLES_PER_PARTIAL)).fold(vec![0f32; rows * o], |acc, bi| {
+                im2col_sample(xs, plan, bi, cols.storage_mut(), false);
                 let dy_t = sample_matrix(dy, bi, o, ohw).transpose(0, 1);
-                let part = product(cols.clone(), dy_t);
-                (add(acc, part.storage()), cols)
-            },
-        )
-        .map(|(acc, _)| acc)
-        .reduce(|| vec![0f32; rows * o], |a, b| add(a, &b));
+                add(acc, product(cols.clone(), dy_t).storage())
+            })
+        })
+        .collect();
+    let dw_t = groups
+        .into_iter()
+        .reduce(|a, b| add(a, &b))
+        .unwrap_or_else(|| vec![0f32; rows * o]);
     FlexTensor::from_data(TensorData::new(dw_t, [rows, o]))
         .transpose(0, 1)
         .to_contiguous()
@@ -479,6 +501,43 @@ mod tests {
             let theirs = run(false, [b, c, h, w], [o, c, kh, kw], g, &values);
             prop_assert_eq!(ours, theirs);
         }
+    }
+
+    /// The weight gradient of a batch, computed in a pool of `threads` workers.
+    fn weight_grad_with(threads: usize) -> Vec<f32> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| {
+            let device = crate::device().autodiff();
+            let g = ConvGeometry {
+                stride: [1, 1],
+                padding: [1, 1],
+            };
+            // Fixed pseudo-random reals (not small integers, whose sums are exact).
+            let reals = |n: usize, seed: f32| -> Vec<f32> {
+                (0..n).map(|i| (i as f32 * 0.7311 + seed).sin()).collect()
+            };
+            let x = Tensor::<4>::from_data(
+                TensorData::new(reals(37 * 3 * 81, 0.1), [37, 3, 9, 9]),
+                &device,
+            );
+            let w =
+                Tensor::<4>::from_data(TensorData::new(reals(5 * 27, 0.7), [5, 3, 3, 3]), &device)
+                    .require_grad();
+            let grads = conv2d_gemm(x, w.clone(), None, g).sum().backward();
+            let dw = w.grad(&grads).expect("w is used");
+            dw.into_data().try_to_vec::<f32>().expect("f32")
+        })
+    }
+
+    #[test]
+    fn weight_gradient_has_the_same_bits_for_any_thread_count() {
+        // Random (non-integer) data: a different summation order would change the bits.
+        let one = weight_grad_with(1);
+        assert_eq!(one, weight_grad_with(2));
+        assert_eq!(one, weight_grad_with(3));
     }
 
     #[test]

@@ -78,6 +78,9 @@ fn pool_plane(
     mut arg: Option<&mut [i32]>,
 ) {
     let ow = w / kw;
+    if kh == 2 && kw == 2 {
+        return pool_plane_2x2(plane, w, out, arg);
+    }
     for (oy, out_row) in out.chunks_exact_mut(ow).enumerate() {
         let top = oy * kh * w;
         for (ox, value) in out_row.iter_mut().enumerate() {
@@ -97,6 +100,34 @@ fn pool_plane(
             *value = best;
             if let Some(arg) = arg.as_deref_mut() {
                 arg[oy * ow + ox] = best_at as i32;
+            }
+        }
+    }
+}
+
+/// [`pool_plane`] for 2x2 windows: the four candidates in window order, so that the same
+/// position wins as in the general loop.
+fn pool_plane_2x2(plane: &[f32], w: usize, out: &mut [f32], mut arg: Option<&mut [i32]>) {
+    let ow = w / 2;
+    let pick = |best: (f32, usize), next: (f32, usize)| {
+        if next.0 > best.0 || next.0.is_nan() {
+            next
+        } else {
+            best
+        }
+    };
+    for (oy, out_row) in out.chunks_exact_mut(ow).enumerate() {
+        let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
+        let (r0, r1) = (&plane[top..][..w], &plane[bottom..][..w]);
+        for (ox, value) in out_row.iter_mut().enumerate() {
+            let x = 2 * ox;
+            let mut best = (r0[x], top + x);
+            best = pick(best, (r0[x + 1], top + x + 1));
+            best = pick(best, (r1[x], bottom + x));
+            best = pick(best, (r1[x + 1], bottom + x + 1));
+            *value = best.0;
+            if let Some(arg) = arg.as_deref_mut() {
+                arg[oy * ow + ox] = best.1 as i32;
             }
         }
     }
