@@ -1,15 +1,16 @@
-//! Convolution as one matrix product over an im2col matrix, with a backward pass made of two
-//! more products over the same matrix (groups 1, dilation 1, any stride, zero padding).
+//! Convolution as matrix products over im2col matrices (groups 1, dilation 1, any stride, zero
+//! padding), sample by sample and in parallel over the batch.
 //!
 //! Contract: for `x` `[b, c, h, w]` and `weight` `[o, c, kh, kw]`, the output is
 //! `[b, o, oh, ow]` with `oh = (h + 2 ph - kh) / sh + 1` (and likewise `ow`), the same values
-//! as burn's `conv2d` up to float summation order. Layout of the column matrix:
-//! `cols[(ci * kh + ky) * kw + kx][(n * oh + oy) * ow + ox]` is the input at
-//! `(n, ci, oy * sh + ky - ph, ox * sw + kx - pw)`, zero outside the input. Then
-//! `y = W · cols`, `dW = dY · colsᵀ` and `dcols = Wᵀ · dY` (scattered back by col2im), with
-//! `W` as `[o, c kh kw]` and `dY` as `[o, b oh ow]`. Everything runs sample by sample (in
-//! parallel over the batch), so a sample's column matrix stays in cache between its im2col
-//! and its product; the products run on burn-flex's GEMM.
+//! as burn's `conv2d` up to float summation order. Sample `n`'s column matrix is
+//! `cols[(ci * kh + ky) * kw + kx][oy * ow + ox]` = the input at
+//! `(n, ci, oy * sh + ky - ph, ox * sw + kx - pw)`, zero outside the input; with `W` as
+//! `[o, c kh kw]` and `dY_n` as `[o, oh ow]`: `y_n = W · cols`, `dWᵀ = Σ_n cols · dY_nᵀ`
+//! (summed over fixed groups of samples in a fixed order: the same bits for any thread count),
+//! and the input gradient either as a forward convolution of `dY` with the rotated kernel
+//! (stride 1) or `Wᵀ · dY_n` scattered back by col2im. A sample's column matrix stays in cache
+//! between its im2col and its product; the products run on burn-flex's GEMM.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -71,8 +72,12 @@ pub fn conv2d_gemm(
     let [_, c, h, w] = x.dims();
     let [o, wc, kh, kw] = weight.dims();
     let [ph, pw] = geometry.padding;
-    let fits =
-        c == wc && geometry.stride.iter().all(|&s| s >= 1) && h + 2 * ph >= kh && w + 2 * pw >= kw;
+    let fits = c == wc
+        && kh >= 1
+        && kw >= 1
+        && geometry.stride.iter().all(|&s| s >= 1)
+        && h + 2 * ph >= kh
+        && w + 2 * pw >= kw;
     if !(super::on_flex(&x) && fits && x.dtype() == DType::F32 && weight.dtype() == DType::F32) {
         let options = ConvOptions::new(geometry.stride, geometry.padding, [1, 1], 1);
         return conv2d(x, weight, bias, options);

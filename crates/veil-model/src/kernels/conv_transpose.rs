@@ -67,6 +67,8 @@ pub fn conv_transpose2d_gemm(
     let [sh, sw] = geometry.stride;
     let [ph, pw] = geometry.padding;
     let fits = ci == wi
+        && kh >= 1
+        && kw >= 1
         && h >= 1
         && w >= 1
         && sh >= 1

@@ -49,7 +49,12 @@ pub trait TiledMaxPoolKernels: Backend {
 /// flex device, burn's `max_pool2d` elsewhere. Same values and gradients either way.
 pub fn max_pool2d_tiled(x: Tensor<4>, kernel: [usize; 2]) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    let fits = kernel[0] >= 1 && kernel[1] >= 1 && h >= kernel[0] && w >= kernel[1];
+    // Argmax indices are i32 positions within one plane.
+    let fits = kernel[0] >= 1
+        && kernel[1] >= 1
+        && h >= kernel[0]
+        && w >= kernel[1]
+        && h * w <= i32::MAX as usize;
     if super::on_flex(&x) && fits && x.dtype() == DType::F32 {
         Tensor::from_dispatch(Dispatch::max_pool2d_tiled(
             x.into_dispatch(),
