@@ -77,8 +77,9 @@ def _pair(v):
 
 
 def build(spec, tensors=None, upto=None):
-    """The spec's layers (through layer `upto` when given) as an nn.Sequential."""
-    torch = import_torch()
+    """The spec's layers (through layer `upto` when given) as an nn.Sequential (needs torch and
+    numpy only: the engine benchmark's interpreter may lack scikit-image)."""
+    torch = import_torch(ssim=False)
     nn = torch.nn
     shape = list(spec["input_shape"])
     mods = []

@@ -17,13 +17,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 use rayon::prelude::*;
+
+use super::matmul::{Matrix, matmul_into};
 
 /// Stride and zero padding of a convolution, `[h, w]` each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,10 +38,13 @@ pub struct ConvGeometry {
 /// Convolution through im2col and GEMM, as a burn backend extension.
 #[backend_extension(Flex, Autodiff)]
 pub trait GemmConv: Backend {
-    /// Convolves `x` (`[b, c, h, w]`) with `weight` (`[o, c, kh, kw]`), no bias.
+    /// Convolves `x` (`[b, c, h, w]`) with `weight` (`[o, c, kh, kw]`) and adds `bias`
+    /// (`[o]`) to every output map.
+    #[allow(clippy::too_many_arguments)]
     fn conv2d_gemm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
@@ -50,15 +54,15 @@ pub trait GemmConv: Backend {
 
 /// The backward pass the autodiff implementation of [`GemmConv`] needs from the backend.
 pub trait GemmConvKernels: Backend {
-    /// Gradients with respect to the input and to the weight (each only when asked for), from
-    /// the output gradient `grad` (`[b, o, oh, ow]`).
+    /// Gradients with respect to the input, the weight and the bias (each only when asked
+    /// for), from the output gradient `grad` (`[b, o, oh, ow]`).
     fn conv2d_gemm_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         geometry: ConvGeometry,
-        want: [bool; 2],
-    ) -> [Option<FloatTensor<Self>>; 2];
+        want: [bool; 3],
+    ) -> [Option<FloatTensor<Self>>; 3];
 }
 
 /// `conv2d` (groups 1, dilation 1) plus an optional bias: veil's kernel on a flex device,
@@ -82,18 +86,18 @@ pub fn conv2d_gemm(
         let options = ConvOptions::new(geometry.stride, geometry.padding, [1, 1], 1);
         return conv2d(x, weight, bias, options);
     }
-    let y = Tensor::<4>::from_dispatch(Dispatch::conv2d_gemm(
+    // The bias is added inside the kernel (the product accumulates onto it); without one, a
+    // constant zero bias, which asks for no gradient.
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([o], &x.device()));
+    Tensor::<4>::from_dispatch(Dispatch::conv2d_gemm(
         x.into_dispatch(),
         weight.into_dispatch(),
+        bias.into_dispatch(),
         geometry.stride[0],
         geometry.stride[1],
         ph,
         pw,
-    ));
-    match bias {
-        Some(bias) => y + bias.reshape([1, o, 1, 1]),
-        None => y,
-    }
+    ))
 }
 
 /// Dims of a 4-d flex tensor.
@@ -221,51 +225,52 @@ fn col2im_sample(dcols: &[f32], plan: &Plan, dx: &mut [f32]) {
     }
 }
 
-/// A zeroed `[rows, cols]` column matrix a worker reuses from sample to sample: the product
-/// drops its clone before the next sample writes, so the writes happen in place.
-fn column_buffer(rows: usize, cols: usize) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(vec![0f32; rows * cols], [rows, cols]))
-}
-
-/// The product of two (possibly transposed) matrices on burn-flex's GEMM, contiguous.
-fn product(a: FlexTensor, b: FlexTensor) -> FlexTensor {
-    Flex::float_matmul(a, b).to_contiguous()
-}
-
-/// Sample `bi` of a contiguous `[b, rows, cols]` tensor as a `[rows, cols]` matrix (a view).
-fn sample_matrix(t: &FlexTensor, bi: usize, rows: usize, cols: usize) -> FlexTensor {
-    t.narrow(0, bi, 1).reshape(Shape::new([rows, cols]))
-}
-
 /// The forward pass sample by sample: each sample's column matrix is built just before its
 /// product with the weight, in a buffer each worker reuses (the padding positions, the same
-/// for every sample, stay zero).
-pub(super) fn forward(x: FlexTensor, weight: FlexTensor, geometry: ConvGeometry) -> FlexTensor {
+/// for every sample, stay zero), and the product is accumulated straight into the output,
+/// which starts as the bias (`[o]`, or zeros without one).
+pub(super) fn forward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<&[f32]>,
+    geometry: ConvGeometry,
+) -> FlexTensor {
     let [o, _, kh, kw] = dims4(&weight);
     let plan = Plan::new(dims4(&x), [kh, kw], geometry);
     let x = x.to_contiguous();
     let xs: &[f32] = x.storage();
     let [oh, ow] = plan.out;
     let (rows, ohw) = (plan.rows(), oh * ow);
-    let wm = weight.to_contiguous().reshape(Shape::new([o, rows]));
+    let weight = weight.to_contiguous();
+    let wm = Matrix::row_major(weight.storage(), o, rows);
     let mut y = vec![0f32; plan.input[0] * o * ohw];
     let few = plan.input[0] < rayon::current_num_threads();
+    let split = few && o * ohw * rows >= PARALLEL_PRODUCT;
     if o * ohw > 0 {
         y.par_chunks_mut(o * ohw).enumerate().for_each_init(
-            || column_buffer(rows, ohw),
+            || vec![0f32; rows * ohw],
             |cols, (bi, out)| {
-                im2col_sample(xs, &plan, bi, cols.storage_mut(), few);
-                out.copy_from_slice(product(wm.clone(), cols.clone()).storage());
+                im2col_sample(xs, &plan, bi, cols, few);
+                if let Some(bias) = bias {
+                    fill_rows(out, bias);
+                }
+                let cols = Matrix::row_major(cols, rows, ohw);
+                matmul_into(out, wm, cols, bias.is_some(), split);
             },
         );
     }
     FlexTensor::from_data(TensorData::new(y, [plan.input[0], o, oh, ow]))
 }
 
+/// Multiply-adds above which one product is split over the pool when the batch alone cannot
+/// keep every worker busy (burn-flex's threshold for its own products).
+const PARALLEL_PRODUCT: usize = 192 * 192 * 192;
+
 impl GemmConv for Flex {
     fn conv2d_gemm(
         x: FlexTensor,
         weight: FlexTensor,
+        bias: FlexTensor,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
@@ -275,7 +280,8 @@ impl GemmConv for Flex {
             stride: [stride_h, stride_w],
             padding: [pad_h, pad_w],
         };
-        forward(x, weight, geometry)
+        let bias = bias.to_contiguous();
+        forward(x, weight, Some(bias.storage()), geometry)
     }
 }
 
@@ -285,22 +291,29 @@ impl GemmConvKernels for Flex {
         weight: FlexTensor,
         grad: FlexTensor,
         geometry: ConvGeometry,
-        want: [bool; 2],
-    ) -> [Option<FlexTensor>; 2] {
-        let [_, _, kh, kw] = dims4(&weight);
+        want: [bool; 3],
+    ) -> [Option<FlexTensor>; 3] {
+        let [o, _, kh, kw] = dims4(&weight);
         let plan = Plan::new(dims4(&x), [kh, kw], geometry);
         let dy = grad.to_contiguous();
-        let dx = want[0].then(|| input_grad(&weight, &dy, &plan));
+        let dx = want[0].then(|| input_grad(&weight, &dy, None, &plan));
         let dw = want[1].then(|| weight_grad(&x, &dy, &plan, dims4(&weight)));
-        [dx, dw]
+        let db = want[2].then(|| bias_grad(&dy, o));
+        [dx, dw, db]
     }
 }
 
 /// The input gradient. With stride 1 and padding below the kernel size it is the forward
 /// convolution of `dY` with the kernel rotated by 180 degrees and its two channel axes swapped,
 /// padded by `k - 1 - p` (the GEMM then has the long `o kh kw` inner dimension); otherwise
-/// `Wᵀ · dY` per sample, scattered back by col2im.
-pub(super) fn input_grad(weight: &FlexTensor, dy: &FlexTensor, plan: &Plan) -> FlexTensor {
+/// `Wᵀ · dY` per sample, scattered back by col2im. With `bias` (`[c]`, the transposed
+/// convolution's), the result starts from it.
+pub(super) fn input_grad(
+    weight: &FlexTensor,
+    dy: &FlexTensor,
+    bias: Option<&[f32]>,
+    plan: &Plan,
+) -> FlexTensor {
     let [o, c, kh, kw] = dims4(weight);
     let [ph, pw] = plan.geometry.padding;
     if plan.geometry.stride == [1, 1] && ph < kh && pw < kw {
@@ -309,24 +322,64 @@ pub(super) fn input_grad(weight: &FlexTensor, dy: &FlexTensor, plan: &Plan) -> F
             stride: [1, 1],
             padding: [kh - 1 - ph, kw - 1 - pw],
         };
-        return forward(dy.clone(), rotated, geometry);
+        return forward(dy.clone(), rotated, bias, geometry);
     }
     let [b, _, h, w] = plan.input;
     let (rows, ohw) = (plan.rows(), plan.out[0] * plan.out[1]);
-    let wt = weight
-        .to_contiguous()
-        .reshape(Shape::new([o, rows]))
-        .transpose(0, 1);
+    let weight = weight.to_contiguous();
+    let wt = Matrix::row_major(weight.storage(), o, rows).transposed();
+    let dy = dy.to_contiguous();
+    let dys: &[f32] = dy.storage();
     let mut dx = vec![0f32; b * c * h * w];
+    let split = b < rayon::current_num_threads() && rows * ohw * o >= PARALLEL_PRODUCT;
     if c * h * w > 0 && o * ohw > 0 {
-        dx.par_chunks_mut(c * h * w)
-            .enumerate()
-            .for_each(|(bi, dx)| {
-                let dcols = product(wt.clone(), sample_matrix(dy, bi, o, ohw));
-                col2im_sample(dcols.storage(), plan, dx);
-            });
+        dx.par_chunks_mut(c * h * w).enumerate().for_each_init(
+            || vec![0f32; rows * ohw],
+            |dcols, (bi, dx)| {
+                if let Some(bias) = bias {
+                    fill_rows(dx, bias);
+                }
+                let dy_n = Matrix::row_major(&dys[bi * o * ohw..], o, ohw);
+                matmul_into(dcols, wt, dy_n, false, split);
+                col2im_sample(dcols, plan, dx);
+            },
+        );
     }
     FlexTensor::from_data(TensorData::new(dx, plan.input))
+}
+
+/// Fills a sample's `[channels, plane]` block (contiguous) with `values[channel]` per row.
+fn fill_rows(block: &mut [f32], values: &[f32]) {
+    if values.is_empty() {
+        return;
+    }
+    let plane = block.len() / values.len();
+    for (row, &v) in block.chunks_exact_mut(plane.max(1)).zip(values) {
+        row.fill(v);
+    }
+}
+
+/// The bias gradient: `dY` (contiguous `[b, o, oh, ow]`) summed over samples and positions,
+/// per sample in order (the same bits for any thread count).
+pub(super) fn bias_grad(dy: &FlexTensor, o: usize) -> FlexTensor {
+    let dy = dy.to_contiguous();
+    let dys: &[f32] = dy.storage();
+    let per_sample = dys.len() / dims4(&dy)[0].max(1);
+    let plane = per_sample / o.max(1);
+    let sums: Vec<Vec<f32>> = dys
+        .par_chunks(per_sample.max(1))
+        .map(|sample| {
+            sample
+                .chunks_exact(plane.max(1))
+                .map(|row| row.iter().sum())
+                .collect()
+        })
+        .collect();
+    let mut db = vec![0f32; o];
+    for sample in sums {
+        db.iter_mut().zip(&sample).for_each(|(d, s)| *d += s);
+    }
+    FlexTensor::from_data(TensorData::new(db, [o]))
 }
 
 /// The kernel rotated by 180 degrees with its two channel axes swapped: `[o, c, kh, kw]` to
@@ -351,9 +404,9 @@ fn rotate_kernel(weight: &FlexTensor) -> FlexTensor {
 /// Samples per partial sum of the weight gradient.
 const SAMPLES_PER_PARTIAL: usize = 8;
 
-/// The weight gradient, summed over samples: per sample `cols · dYᵀ` (`[c kh kw, o]`: the
-/// column matrix as the row-major left operand packs faster than its transposed view), one
-/// transpose at the end.
+/// The weight gradient, summed over samples: per sample `cols · dY_nᵀ` (`[c kh kw, o]`: the
+/// column matrix as the row-major left operand packs faster than its transposed view)
+/// accumulated in place, one transpose at the end.
 pub(super) fn weight_grad(
     x: &FlexTensor,
     dy: &FlexTensor,
@@ -365,27 +418,33 @@ pub(super) fn weight_grad(
     let (rows, ohw) = (plan.rows(), plan.out[0] * plan.out[1]);
     let x = x.to_contiguous();
     let xs: &[f32] = x.storage();
-    let add = |mut a: Vec<f32>, b: &[f32]| {
-        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-        a
-    };
+    let dy = dy.to_contiguous();
+    let dys: &[f32] = dy.storage();
+    let groups = b.div_ceil(SAMPLES_PER_PARTIAL);
+    let split = groups < rayon::current_num_threads() && rows * ohw * o >= PARALLEL_PRODUCT;
     // Fixed groups of samples, summed in group order: the same bits for any thread count and
     // any scheduling (a rayon fold/reduce would sum in whatever order the work was stolen).
-    let groups: Vec<Vec<f32>> = (0..b.div_ceil(SAMPLES_PER_PARTIAL))
+    let partials: Vec<Vec<f32>> = (0..groups)
         .into_par_iter()
         .map(|g| {
-            let mut cols = column_buffer(rows, ohw);
+            let mut cols = vec![0f32; rows * ohw];
+            let mut acc = vec![0f32; rows * o];
             let first = g * SAMPLES_PER_PARTIAL;
-            (first..b.min(first + SAMPLES_PER_PARTIAL)).fold(vec![0f32; rows * o], |acc, bi| {
-                im2col_sample(xs, plan, bi, cols.storage_mut(), false);
-                let dy_t = sample_matrix(dy, bi, o, ohw).transpose(0, 1);
-                add(acc, product(cols.clone(), dy_t).storage())
-            })
+            for bi in first..b.min(first + SAMPLES_PER_PARTIAL) {
+                im2col_sample(xs, plan, bi, &mut cols, split);
+                let dy_t = Matrix::row_major(&dys[bi * o * ohw..], o, ohw).transposed();
+                let cols = Matrix::row_major(&cols, rows, ohw);
+                matmul_into(&mut acc, cols, dy_t, bi > first, split);
+            }
+            acc
         })
         .collect();
-    let dw_t = groups
+    let dw_t = partials
         .into_iter()
-        .reduce(|a, b| add(a, &b))
+        .reduce(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
         .unwrap_or_else(|| vec![0f32; rows * o]);
     FlexTensor::from_data(TensorData::new(dw_t, [rows, o]))
         .transpose(0, 1)
@@ -397,20 +456,19 @@ pub(super) fn weight_grad(
 #[derive(Debug)]
 struct GemmConvBackward;
 
-impl<B: GemmConvKernels> Backward<B, 2> for GemmConvBackward {
+impl<B: GemmConvKernels> Backward<B, 3> for GemmConvBackward {
     type State = (FloatTensor<B>, FloatTensor<B>, ConvGeometry);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x_node, w_node] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, w_node, b_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (x, weight, geometry) = ops.state;
-        let want = [x_node.is_some(), w_node.is_some()];
-        let [dx, dw] = B::conv2d_gemm_backward(x, weight, grad, geometry, want);
-        if let (Some(node), Some(dx)) = (x_node, dx) {
-            grads.register::<B>(node.id, dx);
-        }
-        if let (Some(node), Some(dw)) = (w_node, dw) {
-            grads.register::<B>(node.id, dw);
+        let want = [x_node.is_some(), w_node.is_some(), b_node.is_some()];
+        let [dx, dw, db] = B::conv2d_gemm_backward(x, weight, grad, geometry, want);
+        for (node, grad) in [(x_node, dx), (w_node, dw), (b_node, db)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
         }
     }
 }
@@ -419,26 +477,27 @@ impl<B: GemmConv + GemmConvKernels, C: CheckpointStrategy> GemmConv for Autodiff
     fn conv2d_gemm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
         pad_w: usize,
     ) -> FloatTensor<Self> {
-        let prep = GemmConvBackward.prepare::<C>([x.node(), weight.node()]);
+        let prep = GemmConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]);
         let x = <Self as AutodiffBackend>::inner(x);
         let weight = <Self as AutodiffBackend>::inner(weight);
+        let bias = <Self as AutodiffBackend>::inner(bias);
+        let run = |x, weight| B::conv2d_gemm(x, weight, bias, stride_h, stride_w, pad_h, pad_w);
         match prep.compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let geometry = ConvGeometry {
                     stride: [stride_h, stride_w],
                     padding: [pad_h, pad_w],
                 };
-                let y = B::conv2d_gemm(x.clone(), weight.clone(), stride_h, stride_w, pad_h, pad_w);
+                let y = run(x.clone(), weight.clone());
                 prep.finish((x, weight, geometry), y)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::conv2d_gemm(x, weight, stride_h, stride_w, pad_h, pad_w))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(run(x, weight)),
         }
     }
 }

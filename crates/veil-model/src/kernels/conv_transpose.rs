@@ -21,17 +21,19 @@ use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{DType, Tensor};
 
-use super::conv::{ConvGeometry, Plan, dims4, forward, input_grad, weight_grad};
+use super::conv::{ConvGeometry, Plan, bias_grad, dims4, forward, input_grad, weight_grad};
 
 /// Transposed convolution through GEMMs, as a burn backend extension.
 #[backend_extension(Flex, Autodiff)]
 pub trait GemmConvTranspose: Backend {
-    /// Transposed convolution of `x` (`[b, ci, h, w]`) by `weight` (`[ci, co, kh, kw]`), no
-    /// bias; `out_pad_*` extra rows/columns at the bottom/right.
+    /// Transposed convolution of `x` (`[b, ci, h, w]`) by `weight` (`[ci, co, kh, kw]`) plus
+    /// `bias` (`[co]`) on every output map; `out_pad_*` extra rows/columns at the
+    /// bottom/right.
     #[allow(clippy::too_many_arguments)]
     fn conv_transpose2d_gemm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
@@ -43,14 +45,15 @@ pub trait GemmConvTranspose: Backend {
 
 /// The backward pass the autodiff implementation of [`GemmConvTranspose`] needs.
 pub trait GemmConvTransposeKernels: Backend {
-    /// Gradients with respect to the input and to the weight (each only when asked for).
+    /// Gradients with respect to the input, the weight and the bias (each only when asked
+    /// for).
     fn conv_transpose2d_gemm_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         geometry: ConvGeometry,
-        want: [bool; 2],
-    ) -> [Option<FloatTensor<Self>>; 2];
+        want: [bool; 3],
+    ) -> [Option<FloatTensor<Self>>; 3];
 }
 
 /// `conv_transpose2d` (groups 1, dilation 1) plus an optional bias: veil's kernel on a flex
@@ -83,20 +86,20 @@ pub fn conv_transpose2d_gemm(
             ConvTransposeOptions::new(geometry.stride, geometry.padding, out_padding, [1, 1], 1);
         return conv_transpose2d(x, weight, bias, options);
     }
-    let y = Tensor::<4>::from_dispatch(Dispatch::conv_transpose2d_gemm(
+    // The bias is the output's starting value inside the kernel; without one, a constant zero
+    // bias, which asks for no gradient.
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([co], &x.device()));
+    Tensor::<4>::from_dispatch(Dispatch::conv_transpose2d_gemm(
         x.into_dispatch(),
         weight.into_dispatch(),
+        bias.into_dispatch(),
         sh,
         sw,
         ph,
         pw,
         out_padding[0],
         out_padding[1],
-    ));
-    match bias {
-        Some(bias) => y + bias.reshape([1, co, 1, 1]),
-        None => y,
-    }
+    ))
 }
 
 /// The virtual convolution's plan: its input is the transposed convolution's output.
@@ -112,6 +115,7 @@ impl GemmConvTranspose for Flex {
     fn conv_transpose2d_gemm(
         x: FlexTensor,
         weight: FlexTensor,
+        bias: FlexTensor,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
@@ -125,7 +129,8 @@ impl GemmConvTranspose for Flex {
         };
         let out_pad = [out_pad_h, out_pad_w];
         let plan = virtual_plan(dims4(&x), dims4(&weight), geometry, out_pad);
-        input_grad(&weight, &x.to_contiguous(), &plan)
+        let bias = bias.to_contiguous();
+        input_grad(&weight, &x.to_contiguous(), Some(bias.storage()), &plan)
     }
 }
 
@@ -135,16 +140,17 @@ impl GemmConvTransposeKernels for Flex {
         weight: FlexTensor,
         grad: FlexTensor,
         geometry: ConvGeometry,
-        want: [bool; 2],
-    ) -> [Option<FlexTensor>; 2] {
+        want: [bool; 3],
+    ) -> [Option<FlexTensor>; 3] {
         let grad = grad.to_contiguous();
-        let dx = want[0].then(|| forward(grad.clone(), weight.clone(), geometry));
+        let dx = want[0].then(|| forward(grad.clone(), weight.clone(), None, geometry));
         let dw = want[1].then(|| {
             let [_, _, kh, kw] = dims4(&weight);
             let plan = Plan::new(dims4(&grad), [kh, kw], geometry);
             weight_grad(&grad, &x.to_contiguous(), &plan, dims4(&weight))
         });
-        [dx, dw]
+        let db = want[2].then(|| bias_grad(&grad, dims4(&weight)[1]));
+        [dx, dw, db]
     }
 }
 
@@ -152,20 +158,19 @@ impl GemmConvTransposeKernels for Flex {
 #[derive(Debug)]
 struct GemmConvTransposeBackward;
 
-impl<B: GemmConvTransposeKernels> Backward<B, 2> for GemmConvTransposeBackward {
+impl<B: GemmConvTransposeKernels> Backward<B, 3> for GemmConvTransposeBackward {
     type State = (FloatTensor<B>, FloatTensor<B>, ConvGeometry);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x_node, w_node] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, w_node, b_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (x, weight, geometry) = ops.state;
-        let want = [x_node.is_some(), w_node.is_some()];
-        let [dx, dw] = B::conv_transpose2d_gemm_backward(x, weight, grad, geometry, want);
-        if let (Some(node), Some(dx)) = (x_node, dx) {
-            grads.register::<B>(node.id, dx);
-        }
-        if let (Some(node), Some(dw)) = (w_node, dw) {
-            grads.register::<B>(node.id, dw);
+        let want = [x_node.is_some(), w_node.is_some(), b_node.is_some()];
+        let [dx, dw, db] = B::conv_transpose2d_gemm_backward(x, weight, grad, geometry, want);
+        for (node, grad) in [(x_node, dx), (w_node, dw), (b_node, db)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
         }
     }
 }
@@ -178,6 +183,7 @@ where
     fn conv_transpose2d_gemm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
@@ -185,13 +191,14 @@ where
         out_pad_h: usize,
         out_pad_w: usize,
     ) -> FloatTensor<Self> {
-        let prep = GemmConvTransposeBackward.prepare::<C>([x.node(), weight.node()]);
+        let prep = GemmConvTransposeBackward.prepare::<C>([x.node(), weight.node(), bias.node()]);
         let x = <Self as AutodiffBackend>::inner(x);
         let weight = <Self as AutodiffBackend>::inner(weight);
+        let bias = <Self as AutodiffBackend>::inner(bias);
         let args = (stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w);
         let run = |x, weight| {
             let (sh, sw, ph, pw, oph, opw) = args;
-            B::conv_transpose2d_gemm(x, weight, sh, sw, ph, pw, oph, opw)
+            B::conv_transpose2d_gemm(x, weight, bias, sh, sw, ph, pw, oph, opw)
         };
         match prep.compute_bound().stateful() {
             OpsKind::Tracked(prep) => {

@@ -2,8 +2,9 @@
 //! backend extension (`#[backend_extension]`), so models keep burn's tensor API and the GPU
 //! backends keep burn's own operators.
 //!
-//! Each operation has three parts: a burn-flex implementation in safe Rust (the fast path on
-//! the CPU), an `Autodiff` implementation with a hand-written backward pass, and a public
+//! Each operation has three parts: a burn-flex implementation (the fast path on the CPU; safe
+//! Rust but for one call, the gemm crate's matrix product behind the bounds-checked
+//! `matmul::matmul_into`, which writes products straight into the kernels' buffers), an `Autodiff` implementation with a hand-written backward pass, and a public
 //! [`Tensor`] function that uses the extension only on a flex device and otherwise calls
 //! burn's operator, so nothing here is needed for correctness on other backends.
 //!
@@ -18,6 +19,7 @@
 
 mod conv;
 mod conv_transpose;
+mod matmul;
 mod pool;
 
 use burn::backend::DispatchDevice;

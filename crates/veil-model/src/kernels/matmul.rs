@@ -1,0 +1,197 @@
+//! The one call into the `gemm` crate's raw-pointer matrix product, behind a safe interface:
+//! a matrix is a slice plus its shape and strides, and every matrix is checked to lie inside
+//! its slice before the call. The kernels write products straight into their output buffers
+//! (no temporary per product, no copy) and accumulate into them (`dst += lhs · rhs`).
+//!
+//! This module is the only `unsafe` code in veil-model. The call is sound because: every
+//! element the product reads or writes lies inside a live slice (checked below, with overflow
+//! checks); `dst` is a unique borrow, so it aliases neither operand; and `gemm` reads nothing
+//! outside the `m x k`, `k x n` and `m x n` index ranges it is given.
+#![allow(unsafe_code)]
+
+use gemm::Parallelism;
+
+/// A read-only `rows x cols` f32 matrix inside a slice: element `(i, j)` is
+/// `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// The row-major `rows x cols` matrix at the start of `data`.
+    pub(super) fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Matrix {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose, as a view (strides swapped).
+    pub(super) fn transposed(self) -> Self {
+        Matrix {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Whether every element lies inside the slice and every offset fits `isize`.
+    fn in_bounds(&self) -> bool {
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1)
+            .checked_mul(self.row_stride)
+            .zip((self.cols - 1).checked_mul(self.col_stride))
+            .and_then(|(a, b)| a.checked_add(b));
+        matches!(last, Some(last) if last < self.data.len() && isize::try_from(last).is_ok())
+    }
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` with `accumulate`, where `dst` is the row-major
+/// `[lhs.rows, rhs.cols]` matrix at the start of the slice. With `parallel`, the product is
+/// split over rayon's pool (for one large product); otherwise it runs on the calling thread
+/// (the kernels parallelise over samples). Without `parallel` the result's bits depend only
+/// on the operands.
+///
+/// # Panics
+/// When the inner dimensions differ or a matrix does not fit its slice: shapes come from the
+/// kernels' own plans, never from data, so this is a bug in the caller.
+pub(super) fn matmul_into(
+    dst: &mut [f32],
+    lhs: Matrix<'_>,
+    rhs: Matrix<'_>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "matmul_into: inner dimensions differ");
+    assert!(
+        lhs.in_bounds() && rhs.in_bounds(),
+        "matmul_into: operand out of bounds"
+    );
+    let len = m.checked_mul(n).expect("matmul_into: m n overflows");
+    assert!(
+        dst.len() >= len && isize::try_from(len).is_ok(),
+        "matmul_into: destination too small"
+    );
+    let dst = &mut dst[..len];
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = match parallel {
+        true => Parallelism::Rayon(0),
+        false => Parallelism::None,
+    };
+    let stride = |s: usize| s as isize; // in_bounds: every offset fits isize
+    // SAFETY: see the module documentation; the bounds of all three matrices were checked
+    // above, and `dst` (a unique borrow) cannot overlap the shared operands.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            stride(n),
+            accumulate,
+            lhs.data.as_ptr(),
+            stride(lhs.col_stride),
+            stride(lhs.row_stride),
+            rhs.data.as_ptr(),
+            stride(rhs.col_stride),
+            stride(rhs.row_stride),
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The textbook triple loop.
+    fn naive(a: Matrix<'_>, b: Matrix<'_>) -> Vec<f32> {
+        let mut out = vec![0f32; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                out[i * b.cols + j] = (0..a.cols)
+                    .map(|l| {
+                        a.data[i * a.row_stride + l * a.col_stride]
+                            * b.data[l * b.row_stride + j * b.col_stride]
+                    })
+                    .sum();
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Small-integer data (exact sums): every layout, overwrite and accumulate, serial and
+        /// parallel, equal the triple loop exactly.
+        #[test]
+        fn equals_the_triple_loop(
+            m in 0usize..20, k in 0usize..20, n in 0usize..40,
+            ta: bool, tb: bool, accumulate: bool, parallel: bool,
+            values in proptest::collection::vec(-3i8..4, 1..30),
+        ) {
+            let fill = |len: usize, shift: usize| -> Vec<f32> {
+                (0..len).map(|i| f32::from(values[(i + shift) % values.len()])).collect()
+            };
+            let (a_data, b_data) = (fill(m * k, 0), fill(k * n, 1));
+            let a = match ta {
+                true => Matrix::row_major(&a_data, k, m).transposed(),
+                false => Matrix::row_major(&a_data, m, k),
+            };
+            let b = match tb {
+                true => Matrix::row_major(&b_data, n, k).transposed(),
+                false => Matrix::row_major(&b_data, k, n),
+            };
+            let start = fill(m * n, 2);
+            let mut dst = start.clone();
+            matmul_into(&mut dst, a, b, accumulate, parallel);
+            let mut want = naive(a, b);
+            if accumulate {
+                want.iter_mut().zip(&start).for_each(|(w, s)| *w += s);
+            }
+            prop_assert_eq!(dst, want);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn rejects_an_operand_larger_than_its_slice() {
+        let a = [1.0f32; 5];
+        let mut dst = [0f32; 4];
+        matmul_into(
+            &mut dst,
+            Matrix::row_major(&a, 2, 3),
+            Matrix::row_major(&a, 3, 2),
+            false,
+            false,
+        );
+    }
+}
