@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """veil's engine and PyTorch side by side on the same models, in one run on one machine,
 alternating (issue #17): `veil bench --model M --json` against tools/torch_bench.py on the
-identical architecture (built from the spec in M's veil weight file). Each run is its own
-process, so peak RSS is per run (wait4). Prints a Markdown table: medians (min-max) of both
-and the ratio veil / PyTorch per workload. No reference number is stored anywhere: every
+identical architecture (built from the spec in M's veil weight file, or in veil's report when no
+weight file is given). Each run is its own process, so peak RSS is per run (wait4). Prints a
+Markdown table: medians (min-max) of both and the ratio veil / PyTorch per workload. No reference number is stored anywhere: every
 figure comes from this run.
 
-Usage: python3 tools/engine_side_by_side.py --model lenet5=runs/lenet5-mnist/model.safetensors
-           [--model gtsrb_cnn=runs/gtsrb_cnn-gtsrb/model.safetensors] [--decoder lenet5:relu2]
+Usage: python3 tools/engine_side_by_side.py --model lenet5[=runs/lenet5-mnist/model.safetensors]
+           [--model gtsrb_cnn] [--decoder lenet5:relu2]
            [--veil target/release/veil]
            [--python PY] [--threads 2] [--rounds 3] [--json OUT] [--quick]
 `--decoder MODEL:LAYER` measures the decoder the default attack trains against LAYER's output
@@ -47,7 +47,7 @@ def rss_run(cmd, env):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", action="append", default=[], help="NAME=WEIGHTS")
+    ap.add_argument("--model", action="append", default=[], help="NAME or NAME=WEIGHTS")
     ap.add_argument("--decoder", action="append", default=[], help="MODEL:LAYER (the attack's decoder)")
     ap.add_argument("--veil", default="target/release/veil")
     ap.add_argument("--python", default=sys.executable)
@@ -62,9 +62,11 @@ def main():
         return 0
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
     if not a.model and not a.decoder:
-        ap.error("give at least one --model NAME=WEIGHTS or --decoder MODEL:LAYER")
-    jobs = [(name, ["--model", name], ["--weights", weights])
-            for name, weights in (m.split("=", 1) for m in a.model)]
+        ap.error("give at least one --model NAME[=WEIGHTS] or --decoder MODEL:LAYER")
+    # NAME=WEIGHTS builds the PyTorch twin from the weight file's spec; a bare NAME from the spec
+    # in veil's own report (random weights on both sides: speed does not depend on them).
+    jobs = [(m.split("=", 1)[0], ["--model", m.split("=", 1)[0]],
+             ["--weights", m.split("=", 1)[1]] if "=" in m else None) for m in a.model]
     jobs += [(f"{d.split(':', 1)[0]} decoder at {d.split(':', 1)[1]}",
               ["--model", d.split(":", 1)[0], "--decoder-at", d.split(":", 1)[1]], None)
              for d in a.decoder]

@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use burn::module::Module;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use veil_data::Dataset;
 use veil_spec::{LayerKind, ModelSpec, Shape};
@@ -346,7 +346,9 @@ fn apply(
     };
     Ok(
         match (&layer.kind, net.ops.get(i).and_then(Option::as_ref), x) {
-            (LayerKind::Relu, _, x) => map(x, &|t| relu(t), &|t| relu(t)),
+            (LayerKind::Relu, _, x) => map(x, &|t| crate::kernels::relu_parallel(t), &|t| {
+                crate::kernels::relu_parallel(t)
+            }),
             (LayerKind::Sigmoid, _, x) => map(x, &|t| sigmoid(t), &|t| sigmoid(t)),
             (LayerKind::Clip { min, max }, _, x) => {
                 let (lo, hi) = (*min as f32, *max as f32);

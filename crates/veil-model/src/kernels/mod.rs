@@ -16,11 +16,14 @@
 //!   convolutions and permuted copies) took most of a LeNet-5 training step.
 //! - [`conv_transpose2d_gemm`]: transposed convolution (the attack decoders' layer) through the
 //!   same kernels, as the adjoint of a convolution.
+//! - [`relu_parallel`]: ReLU split over the worker pool and in place (burn-flex's element-wise
+//!   operations run on one thread).
 
 mod conv;
 mod conv_transpose;
 mod matmul;
 mod pool;
+mod relu;
 
 use burn::backend::DispatchDevice;
 use burn::tensor::Tensor;
@@ -28,6 +31,7 @@ use burn::tensor::Tensor;
 pub use conv::{ConvGeometry, GemmConv, GemmConvKernels, conv2d_gemm};
 pub use conv_transpose::{GemmConvTranspose, GemmConvTransposeKernels, conv_transpose2d_gemm};
 pub use pool::{TiledMaxPool, TiledMaxPoolKernels, max_pool2d_tiled};
+pub use relu::{ParallelRelu, ParallelReluKernels, relu_parallel};
 
 /// Whether `tensor` lives on a burn-flex device (with or without autodiff): the devices veil's
 /// extension kernels are implemented for.
