@@ -161,23 +161,26 @@ impl Plan {
 }
 
 /// The column matrix of sample `bi` of `x` (contiguous f32) into `dst`, row-major
-/// `[c kh kw, oh ow]`; `dst` must hold zeros where the padding falls. With `parallel`, the
+/// `[c kh kw, oh ow]`. With `padding` = [`Padding::Write`] every element is written (zeros
+/// where the padding falls); with [`Padding::Kept`] the padding positions are left alone (they
+/// hold zeros from an earlier column matrix of the same plan in this buffer). With `parallel`, the
 /// rows are filled by the worker pool (for a batch too small to keep every worker busy).
-fn im2col_sample(x: &[f32], plan: &Plan, bi: usize, dst: &mut [f32], parallel: bool) {
+fn im2col_sample(x: &[f32], plan: &Plan, bi: usize, dst: &mut [f32], pad: Padding, parallel: bool) {
     let ohw = plan.out[0] * plan.out[1];
     if parallel {
         dst.par_chunks_exact_mut(ohw)
+            .with_min_len(8)
             .enumerate()
-            .for_each(|(row, dst)| im2col_row(x, plan, bi, row, dst));
+            .for_each(|(row, dst)| im2col_row(x, plan, bi, row, dst, pad));
     } else {
         for (row, dst) in dst.chunks_exact_mut(ohw).enumerate() {
-            im2col_row(x, plan, bi, row, dst);
+            im2col_row(x, plan, bi, row, dst, pad);
         }
     }
 }
 
 /// Row `row` (`(ci, ky, kx)`) of sample `bi`'s column matrix: `[oh ow]`.
-fn im2col_row(x: &[f32], plan: &Plan, bi: usize, row: usize, dst: &mut [f32]) {
+fn im2col_row(x: &[f32], plan: &Plan, bi: usize, row: usize, dst: &mut [f32], pad: Padding) {
     let [_, c, h, w] = plan.input;
     let [kh, kw] = plan.kernel;
     let [oh, ow] = plan.out;
@@ -186,10 +189,18 @@ fn im2col_row(x: &[f32], plan: &Plan, bi: usize, row: usize, dst: &mut [f32]) {
     let (lo, hi) = plan.valid_columns(kx);
     let plane = &x[(bi * c + ci) * h * w..][..h * w];
     for oy in 0..oh {
+        let dst = &mut dst[oy * ow..][..ow];
         let Some(iy) = plan.source_row(oy, ky) else {
+            if pad == Padding::Write {
+                dst.fill(0.0);
+            }
             continue;
         };
-        let dst = &mut dst[oy * ow..][lo..hi];
+        if pad == Padding::Write {
+            dst[..lo].fill(0.0);
+            dst[hi..].fill(0.0);
+        }
+        let dst = &mut dst[lo..hi];
         let src = &plane[iy * w..][..w];
         if sw == 1 {
             dst.copy_from_slice(&src[lo + kx - pw..hi + kx - pw]);
@@ -197,6 +208,25 @@ fn im2col_row(x: &[f32], plan: &Plan, bi: usize, row: usize, dst: &mut [f32]) {
             for (d, ox) in dst.iter_mut().zip(lo..hi) {
                 *d = src[ox * sw + kx - pw];
             }
+        }
+    }
+}
+
+/// Whether [`im2col_sample`] writes the zeros of the padding positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Padding {
+    /// Write them: the buffer's contents are arbitrary.
+    Write,
+    /// Leave them: the buffer holds an earlier column matrix of the same plan.
+    Kept,
+}
+
+impl Padding {
+    /// [`Padding::Write`] for a buffer's first column matrix, [`Padding::Kept`] after.
+    fn first(first: bool) -> Self {
+        match first {
+            true => Padding::Write,
+            false => Padding::Kept,
         }
     }
 }
@@ -247,19 +277,75 @@ pub(super) fn forward(
     let few = plan.input[0] < rayon::current_num_threads();
     let split = few && o * ohw * rows >= PARALLEL_PRODUCT;
     if o * ohw > 0 {
-        y.par_chunks_mut(o * ohw).enumerate().for_each_init(
-            || vec![0f32; rows * ohw],
-            |cols, (bi, out)| {
-                im2col_sample(xs, &plan, bi, cols, few);
-                if let Some(bias) = bias {
-                    fill_rows(out, bias);
-                }
-                let cols = Matrix::row_major(cols, rows, ohw);
-                matmul_into(out, wm, cols, bias.is_some(), split);
-            },
-        );
+        for_each_sample(&mut y, o * ohw, rows * ohw, |bi, out, cols, first| {
+            im2col_sample(xs, &plan, bi, cols, Padding::first(first), split);
+            if let Some(bias) = bias {
+                fill_rows(out, bias);
+            }
+            let cols = Matrix::row_major(cols, rows, ohw);
+            matmul_into(out, wm, cols, bias.is_some(), split);
+        });
     }
     FlexTensor::from_data(TensorData::new(y, [plan.input[0], o, oh, ow]))
+}
+
+/// Runs `f(sample, its output block, scratch, first)` over the `block`-sized pieces of `out`:
+/// on the worker pool when there are several, on the calling thread when there is one
+/// (handing a single sample to the pool costs a wake-up, a large share of a batch-1
+/// inference). Each task works in one scratch buffer of `scratch_len` floats, contents
+/// arbitrary when `first` (the task's first sample) and as `f` left them after. `block` must
+/// be positive.
+fn for_each_sample<F>(out: &mut [f32], block: usize, scratch_len: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut [f32], bool) + Sync,
+{
+    let run = |scratch: &mut Scratch, (bi, out): (usize, &mut [f32])| {
+        let first = std::mem::replace(&mut scratch.fresh, false);
+        f(bi, out, &mut scratch.buf[..scratch_len], first);
+    };
+    if out.len() <= block {
+        let mut scratch = Scratch::take(scratch_len);
+        out.chunks_mut(block)
+            .enumerate()
+            .for_each(|item| run(&mut scratch, item));
+    } else {
+        out.par_chunks_mut(block)
+            .enumerate()
+            .for_each_init(|| Scratch::take(scratch_len), run);
+    }
+}
+
+thread_local! {
+    /// This thread's column-matrix buffer, kept from call to call (no allocation, zeroing or
+    /// fresh pages per product).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// This thread's scratch buffer, taken for one task and given back when dropped. Re-entrant:
+/// a nested task on the same thread (work stolen while a split product waits) takes an empty
+/// buffer and allocates its own.
+struct Scratch {
+    /// At least the requested length; contents arbitrary.
+    buf: Vec<f32>,
+    /// No sample has used the buffer yet in this task.
+    fresh: bool,
+}
+
+impl Scratch {
+    fn take(len: usize) -> Self {
+        let mut buf = SCRATCH.with(|s| s.take());
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        Scratch { buf, fresh: true }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        SCRATCH.with(|s| s.replace(buf));
+    }
 }
 
 /// Multiply-adds above which one product is split over the pool when the batch alone cannot
@@ -333,17 +419,14 @@ pub(super) fn input_grad(
     let mut dx = vec![0f32; b * c * h * w];
     let split = b < rayon::current_num_threads() && rows * ohw * o >= PARALLEL_PRODUCT;
     if c * h * w > 0 && o * ohw > 0 {
-        dx.par_chunks_mut(c * h * w).enumerate().for_each_init(
-            || vec![0f32; rows * ohw],
-            |dcols, (bi, dx)| {
-                if let Some(bias) = bias {
-                    fill_rows(dx, bias);
-                }
-                let dy_n = Matrix::row_major(&dys[bi * o * ohw..], o, ohw);
-                matmul_into(dcols, wt, dy_n, false, split);
-                col2im_sample(dcols, plan, dx);
-            },
-        );
+        for_each_sample(&mut dx, c * h * w, rows * ohw, |bi, dx, dcols, _| {
+            if let Some(bias) = bias {
+                fill_rows(dx, bias);
+            }
+            let dy_n = Matrix::row_major(&dys[bi * o * ohw..], o, ohw);
+            matmul_into(dcols, wt, dy_n, false, split);
+            col2im_sample(dcols, plan, dx);
+        });
     }
     FlexTensor::from_data(TensorData::new(dx, plan.input))
 }
@@ -368,6 +451,7 @@ pub(super) fn bias_grad(dy: &FlexTensor, o: usize) -> FlexTensor {
     let plane = per_sample / o.max(1);
     let sums: Vec<Vec<f32>> = dys
         .par_chunks(per_sample.max(1))
+        .with_min_len(2)
         .map(|sample| sample.chunks_exact(plane.max(1)).map(row_sum).collect())
         .collect();
     let mut db = vec![0f32; o];
@@ -433,13 +517,15 @@ pub(super) fn weight_grad(
     let partials: Vec<Vec<f32>> = (0..groups)
         .into_par_iter()
         .map(|g| {
-            let mut cols = vec![0f32; rows * ohw];
             let mut acc = vec![0f32; rows * o];
             let first = g * SAMPLES_PER_PARTIAL;
+            let mut scratch = Scratch::take(rows * ohw);
+            let cols = &mut scratch.buf[..rows * ohw];
             for bi in first..b.min(first + SAMPLES_PER_PARTIAL) {
-                im2col_sample(xs, plan, bi, &mut cols, split);
+                im2col_sample(xs, plan, bi, cols, Padding::first(bi == first), split);
                 let dy_t = Matrix::row_major(&dys[bi * o * ohw..], o, ohw).transposed();
-                let cols = Matrix::row_major(&cols, rows, ohw);
+                let cols = Matrix::row_major(cols, rows, ohw);
+                // The first sample overwrites `acc`, the others add to it.
                 matmul_into(&mut acc, cols, dy_t, bi > first, split);
             }
             acc

@@ -58,22 +58,26 @@ impl ParallelRelu for Flex {
         let mut x = contiguous(x);
         if !x.is_unique() {
             // Shared (an autodiff graph may hold it): map into a new buffer, no copy first.
-            let out: Vec<f32> = x
-                .storage::<f32>()
-                .par_iter()
-                .with_min_len(CHUNK)
-                .map(|&v| if passes(v) { v } else { 0.0 })
-                .collect();
+            let relu = |&v: &f32| if passes(v) { v } else { 0.0 };
+            let values: &[f32] = x.storage();
+            let out: Vec<f32> = match values.len() <= CHUNK {
+                true => values.iter().map(relu).collect(),
+                false => values.par_iter().with_min_len(CHUNK).map(relu).collect(),
+            };
             return FlexTensor::from_data(TensorData::new(out, x.layout().shape().clone()));
         }
-        x.storage_mut::<f32>()
-            .par_chunks_mut(CHUNK)
-            .for_each(|chunk| {
-                // An unconditional store of a select: vectorised, no branch on the sign.
-                for v in chunk {
-                    *v = if passes(*v) { *v } else { 0.0 };
-                }
-            });
+        // An unconditional store of a select: vectorised, no branch on the sign.
+        let relu_in_place = |chunk: &mut [f32]| {
+            for v in chunk {
+                *v = if passes(*v) { *v } else { 0.0 };
+            }
+        };
+        let values: &mut [f32] = x.storage_mut();
+        match values.len() <= CHUNK {
+            // One task: no hand-off to the pool (a wake-up costs more than the work).
+            true => relu_in_place(values),
+            false => values.par_chunks_mut(CHUNK).for_each(relu_in_place),
+        }
         x
     }
 }
@@ -98,13 +102,18 @@ impl ParallelReluKernels for Flex {
             g.len(),
             "relu backward: output and gradient differ in size"
         );
-        g.par_chunks_mut(CHUNK)
-            .zip(out.par_chunks(CHUNK))
-            .for_each(|(g, out)| {
-                for (g, &o) in g.iter_mut().zip(out) {
-                    *g = if passes(o) { *g } else { 0.0 };
-                }
-            });
+        let mask = |(g, out): (&mut [f32], &[f32])| {
+            for (g, &o) in g.iter_mut().zip(out) {
+                *g = if passes(o) { *g } else { 0.0 };
+            }
+        };
+        match g.len() <= CHUNK {
+            true => mask((g, out)),
+            false => g
+                .par_chunks_mut(CHUNK)
+                .zip(out.par_chunks(CHUNK))
+                .for_each(mask),
+        }
         grad
     }
 }
