@@ -10,7 +10,8 @@
 //! (summed over fixed groups of samples in a fixed order: the same bits for any thread count),
 //! and the input gradient either as a forward convolution of `dY` with the rotated kernel
 //! (stride 1) or `Wᵀ · dY_n` scattered back by col2im. A sample's column matrix stays in cache
-//! between its im2col and its product; the products run on burn-flex's GEMM.
+//! between its im2col and its product; the products run on gemm through
+//! [`super::matmul::matmul_into`], straight into the output.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -76,7 +77,12 @@ pub fn conv2d_gemm(
     let [_, c, h, w] = x.dims();
     let [o, wc, kh, kw] = weight.dims();
     let [ph, pw] = geometry.padding;
+    let bias_fits = bias
+        .as_ref()
+        .is_none_or(|b| b.dims() == [o] && b.dtype() == DType::F32);
     let fits = c == wc
+        && c >= 1
+        && bias_fits
         && kh >= 1
         && kw >= 1
         && geometry.stride.iter().all(|&s| s >= 1)
@@ -154,7 +160,9 @@ impl Plan {
             self.geometry.padding[1],
             self.input[3],
         );
-        let lo = pw.saturating_sub(kx).div_ceil(sw);
+        // Both ends at most `ow`: a kernel wider than the padded row leaves some kernel columns
+        // no valid output column at all (then `lo == hi == ow`).
+        let lo = pw.saturating_sub(kx).div_ceil(sw).min(self.out[1]);
         let hi = (w + pw).saturating_sub(kx).div_ceil(sw).min(self.out[1]);
         (lo, hi.max(lo))
     }
@@ -199,6 +207,10 @@ fn im2col_row(x: &[f32], plan: &Plan, bi: usize, row: usize, dst: &mut [f32], pa
         if pad == Padding::Write {
             dst[..lo].fill(0.0);
             dst[hi..].fill(0.0);
+        }
+        if lo == hi {
+            // No output column reads inside the input at this kernel column.
+            continue;
         }
         let dst = &mut dst[lo..hi];
         let src = &plane[iy * w..][..w];
@@ -643,12 +655,13 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Output and all three gradients equal burn's conv2d bit for bit (integer data), over
-        /// strides, paddings, rectangular kernels and odd sizes.
+        /// strides, paddings, rectangular kernels (some wider than the padded input's rows
+        /// reach) and odd sizes.
         #[test]
         fn matches_burn_conv2d_values_and_gradients(
             b in 1usize..3, c in 1usize..4, o in 1usize..4, h in 1usize..9, w in 1usize..9,
-            kh in 1usize..4, kw in 1usize..4, sh in 1usize..3, sw in 1usize..4,
-            ph in 0usize..3, pw in 0usize..2,
+            kh in 1usize..8, kw in 1usize..8, sh in 1usize..3, sw in 1usize..4,
+            ph in 0usize..4, pw in 0usize..4,
             values in proptest::collection::vec(-3i8..4, 4..40),
         ) {
             prop_assume!(h + 2 * ph >= kh && w + 2 * pw >= kw);
@@ -659,8 +672,10 @@ mod tests {
         }
     }
 
-    /// The weight gradient of a batch, computed in a pool of `threads` workers.
-    fn weight_grad_with(threads: usize) -> Vec<f32> {
+    /// Output, input gradient and weight gradient of a convolution (`[b, c, h, h]` input, `o`
+    /// kernels of 3x3, padding 1) on fixed pseudo-random reals, computed in a pool of
+    /// `threads` workers.
+    fn gradients_with(threads: usize, [b, c, h, o]: [usize; 4]) -> [Vec<f32>; 3] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -671,29 +686,36 @@ mod tests {
                 stride: [1, 1],
                 padding: [1, 1],
             };
-            // Fixed pseudo-random reals (not small integers, whose sums are exact).
+            // Not small integers, whose sums are exact in any order.
             let reals = |n: usize, seed: f32| -> Vec<f32> {
                 (0..n).map(|i| (i as f32 * 0.7311 + seed).sin()).collect()
             };
-            let x = Tensor::<4>::from_data(
-                TensorData::new(reals(37 * 3 * 81, 0.1), [37, 3, 9, 9]),
-                &device,
-            );
-            let w =
-                Tensor::<4>::from_data(TensorData::new(reals(5 * 27, 0.7), [5, 3, 3, 3]), &device)
-                    .require_grad();
-            let grads = conv2d_gemm(x, w.clone(), None, g).sum().backward();
-            let dw = w.grad(&grads).expect("w is used");
-            dw.into_data().try_to_vec::<f32>().expect("f32")
+            let x = TensorData::new(reals(b * c * h * h, 0.1), [b, c, h, h]);
+            let x = Tensor::<4>::from_data(x, &device).require_grad();
+            let w = TensorData::new(reals(o * c * 9, 0.7), [o, c, 3, 3]);
+            let w = Tensor::<4>::from_data(w, &device).require_grad();
+            let y = conv2d_gemm(x.clone(), w.clone(), None, g);
+            let grads = (y.clone() * y.clone()).sum().backward();
+            let values = |d: TensorData| d.try_to_vec::<f32>().expect("f32");
+            [
+                values(y.into_data()),
+                values(x.grad(&grads).expect("x is used").into_data()),
+                values(w.grad(&grads).expect("w is used").into_data()),
+            ]
         })
     }
 
     #[test]
-    fn weight_gradient_has_the_same_bits_for_any_thread_count() {
-        // Random (non-integer) data: a different summation order would change the bits.
-        let one = weight_grad_with(1);
-        assert_eq!(one, weight_grad_with(2));
-        assert_eq!(one, weight_grad_with(3));
+    fn gradients_have_the_same_bits_for_any_thread_count() {
+        // A batch: samples and groups of samples spread over the workers.
+        let one = gradients_with(1, [37, 3, 9, 5]);
+        assert_eq!(one, gradients_with(2, [37, 3, 9, 5]));
+        assert_eq!(one, gradients_with(3, [37, 3, 9, 5]));
+        // One sample, products above PARALLEL_PRODUCT: split over the workers (gemm divides
+        // the output, never the inner dimension).
+        let one = gradients_with(1, [1, 64, 24, 64]);
+        assert_eq!(one, gradients_with(2, [1, 64, 24, 64]));
+        assert_eq!(one, gradients_with(3, [1, 64, 24, 64]));
     }
 
     #[test]

@@ -69,7 +69,12 @@ pub fn conv_transpose2d_gemm(
     let [wi, co, kh, kw] = weight.dims();
     let [sh, sw] = geometry.stride;
     let [ph, pw] = geometry.padding;
+    let bias_fits = bias
+        .as_ref()
+        .is_none_or(|b| b.dims() == [co] && b.dtype() == DType::F32);
     let fits = ci == wi
+        && ci >= 1
+        && bias_fits
         && kh >= 1
         && kw >= 1
         && h >= 1
@@ -266,8 +271,8 @@ mod tests {
         #[test]
         fn matches_burn_conv_transpose2d_values_and_gradients(
             b in 1usize..3, ci in 1usize..4, co in 1usize..4, h in 1usize..6, w in 1usize..6,
-            kh in 1usize..5, kw in 1usize..4, sh in 1usize..3, sw in 1usize..4,
-            ph in 0usize..3, pw in 0usize..2, oph in 0usize..2, opw in 0usize..3,
+            kh in 1usize..7, kw in 1usize..7, sh in 1usize..3, sw in 1usize..4,
+            ph in 0usize..4, pw in 0usize..4, oph in 0usize..2, opw in 0usize..3,
             values in proptest::collection::vec(-3i8..4, 4..40),
         ) {
             prop_assume!(oph < sh && opw < sw);

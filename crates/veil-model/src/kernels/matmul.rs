@@ -54,15 +54,20 @@ impl<'a> Matrix<'a> {
             .checked_mul(self.row_stride)
             .zip((self.cols - 1).checked_mul(self.col_stride))
             .and_then(|(a, b)| a.checked_add(b));
-        matches!(last, Some(last) if last < self.data.len() && isize::try_from(last).is_ok())
+        let strides_fit =
+            isize::try_from(self.row_stride).is_ok() && isize::try_from(self.col_stride).is_ok();
+        strides_fit
+            && matches!(last, Some(last) if last < self.data.len() && isize::try_from(last).is_ok())
     }
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` with `accumulate`, where `dst` is the row-major
 /// `[lhs.rows, rhs.cols]` matrix at the start of the slice. With `parallel`, the product is
 /// split over rayon's pool (for one large product); otherwise it runs on the calling thread
-/// (the kernels parallelise over samples). Without `parallel` the result's bits depend only
-/// on the operands.
+/// (the kernels parallelise over samples). The result's bits depend only on the operands,
+/// with or without `parallel`: gemm 0.19 splits the output among threads, never the inner
+/// dimension, and its blocking does not depend on the thread count (tested in
+/// `kernels::conv`).
 ///
 /// # Panics
 /// When the inner dimensions differ or a matrix does not fit its slice: shapes come from the

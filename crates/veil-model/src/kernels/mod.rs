@@ -4,8 +4,9 @@
 //!
 //! Each operation has three parts: a burn-flex implementation (the fast path on the CPU; safe
 //! Rust but for one call, the gemm crate's matrix product behind the bounds-checked
-//! `matmul::matmul_into`, which writes products straight into the kernels' buffers), an `Autodiff` implementation with a hand-written backward pass, and a public
-//! [`Tensor`] function that uses the extension only on a flex device and otherwise calls
+//! `matmul::matmul_into`, which writes products straight into the kernels' buffers), an
+//! `Autodiff` implementation with a hand-written backward pass, and a public [`Tensor`]
+//! function that uses the extension only on a flex device and otherwise calls
 //! burn's operator, so nothing here is needed for correctness on other backends.
 //!
 //! - [`max_pool2d_tiled`]: max pooling whose windows tile the input (kernel = stride, no

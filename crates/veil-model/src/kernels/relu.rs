@@ -4,8 +4,9 @@
 //!
 //! Contract: `max(x, 0)` element-wise with NaN kept (PyTorch's and burn-flex's rule); the
 //! gradient passes where the output is positive or NaN and is zero elsewhere (burn-flex's
-//! `relu_backward`). Both passes work in place when their buffer is not shared (a shared
-//! buffer is copied first, so no other tensor ever changes).
+//! `relu_backward`). Both passes work in place when their buffer is not shared; otherwise the
+//! forward pass maps into a new buffer and the backward pass copies the gradient first, so no
+//! other tensor ever changes.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
