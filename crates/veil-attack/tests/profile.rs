@@ -8,6 +8,18 @@ use veil_attack::{AttackConfig, MapSelection};
 use veil_model::{Model, TrainConfig};
 use veil_spec::profile::{ProfileCell, deciding_cells, derive_thresholds};
 
+/// The tests here compare whole profile runs with each other, so they take turns. Two trainings
+/// running at once in one process do not give the same bits as either alone: seen in session
+/// 18 as `every_map_confirms_one_map_cells_at_their_worst_map` failing in 1 of 8 concurrent
+/// runs at 49c96e4 and 2 of 6 at its successor, never with `--test-threads=1`. Suspected
+/// (not shown): burn-flex's parallel reductions sum in the order rayon splits the work, which
+/// depends on what else the pool is running.
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn setting() -> (Model, veil_data::Split) {
     common::trained_lenet(900, 8, 6)
 }
@@ -76,6 +88,7 @@ fn assert_monotone(cells: &[ProfileCell]) {
 
 #[test]
 fn profiles_are_monotone_in_k() {
+    let _turn = take_turn();
     let (model, split) = setting();
     for method in [ProfileMethod::Chain, ProfileMethod::PerCell] {
         let prof = profile(
@@ -95,6 +108,7 @@ fn profiles_are_monotone_in_k() {
 
 #[test]
 fn the_confirm_pass_covers_every_deciding_cell() {
+    let _turn = take_turn();
     let (model, split) = setting();
     let fast = run(
         &model,
@@ -148,6 +162,7 @@ fn the_confirm_pass_covers_every_deciding_cell() {
 /// never below the confirm pass on its one random map (the same attack on one of the maps).
 #[test]
 fn every_map_confirms_one_map_cells_at_their_worst_map() {
+    let _turn = take_turn();
     let (model, split) = setting();
     let fast = run(
         &model,
@@ -209,6 +224,7 @@ fn every_map_confirms_one_map_cells_at_their_worst_map() {
 /// attacks only what it lacks, and resuming from a finished profile attacks nothing.
 #[test]
 fn a_resumed_sweep_attacks_only_what_its_checkpoint_lacks() {
+    let _turn = take_turn();
     let (model, split) = setting();
     let req = request(ProfileMethod::Chain, vec![0.4, 0.8], true);
     let mut checkpoints: Vec<PrivacyProfile> = Vec::new();
