@@ -77,12 +77,9 @@ pub fn conv2d_gemm(
     let [_, c, h, w] = x.dims();
     let [o, wc, kh, kw] = weight.dims();
     let [ph, pw] = geometry.padding;
-    let bias_fits = bias
-        .as_ref()
-        .is_none_or(|b| b.dims() == [o] && b.dtype() == DType::F32);
     let fits = c == wc
         && c >= 1
-        && bias_fits
+        && super::bias_fits(bias.as_ref(), o)
         && kh >= 1
         && kw >= 1
         && geometry.stride.iter().all(|&s| s >= 1)

@@ -69,12 +69,9 @@ pub fn conv_transpose2d_gemm(
     let [wi, co, kh, kw] = weight.dims();
     let [sh, sw] = geometry.stride;
     let [ph, pw] = geometry.padding;
-    let bias_fits = bias
-        .as_ref()
-        .is_none_or(|b| b.dims() == [co] && b.dtype() == DType::F32);
     let fits = ci == wi
         && ci >= 1
-        && bias_fits
+        && super::bias_fits(bias.as_ref(), co)
         && kh >= 1
         && kw >= 1
         && h >= 1

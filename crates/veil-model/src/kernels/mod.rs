@@ -34,6 +34,12 @@ pub use conv_transpose::{GemmConvTranspose, GemmConvTransposeKernels, conv_trans
 pub use pool::{TiledMaxPool, TiledMaxPoolKernels, max_pool2d_tiled};
 pub use relu::{ParallelRelu, ParallelReluKernels, relu_parallel};
 
+/// Whether an optional bias is one the kernels take: absent, or f32 of shape `[channels]`
+/// (anything else goes to burn's operator, which reports it).
+fn bias_fits(bias: Option<&Tensor<1>>, channels: usize) -> bool {
+    bias.is_none_or(|b| b.dims() == [channels] && b.dtype() == burn::tensor::DType::F32)
+}
+
 /// Whether `tensor` lives on a burn-flex device (with or without autodiff): the devices veil's
 /// extension kernels are implemented for.
 fn on_flex<const D: usize>(tensor: &Tensor<D>) -> bool {
