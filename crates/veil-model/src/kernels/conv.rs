@@ -283,8 +283,7 @@ pub(super) fn forward(
     let weight = weight.to_contiguous();
     let wm = Matrix::row_major(weight.storage(), o, rows);
     let mut y = vec![0f32; plan.input[0] * o * ohw];
-    let few = plan.input[0] < rayon::current_num_threads();
-    let split = few && o * ohw * rows >= PARALLEL_PRODUCT;
+    let split = split_products(plan.input[0], o * ohw * rows);
     if o * ohw > 0 {
         for_each_sample(&mut y, o * ohw, rows * ohw, |bi, out, cols, first| {
             im2col_sample(xs, &plan, bi, cols, Padding::first(first), split);
@@ -361,6 +360,12 @@ impl Drop for Scratch {
 /// keep every worker busy (burn-flex's threshold for its own products).
 const PARALLEL_PRODUCT: usize = 192 * 192 * 192;
 
+/// Whether each of `tasks` products of `multiply_adds` is split over the pool: only when the
+/// tasks alone cannot keep every worker busy and a product is large enough to share.
+fn split_products(tasks: usize, multiply_adds: usize) -> bool {
+    tasks < rayon::current_num_threads() && multiply_adds >= PARALLEL_PRODUCT
+}
+
 impl GemmConv for Flex {
     fn conv2d_gemm(
         x: FlexTensor,
@@ -426,7 +431,7 @@ pub(super) fn input_grad(
     let dy = dy.to_contiguous();
     let dys: &[f32] = dy.storage();
     let mut dx = vec![0f32; b * c * h * w];
-    let split = b < rayon::current_num_threads() && rows * ohw * o >= PARALLEL_PRODUCT;
+    let split = split_products(b, rows * ohw * o);
     if c * h * w > 0 && o * ohw > 0 {
         for_each_sample(&mut dx, c * h * w, rows * ohw, |bi, dx, dcols, _| {
             if let Some(bias) = bias {
@@ -520,7 +525,7 @@ pub(super) fn weight_grad(
     let dy = dy.to_contiguous();
     let dys: &[f32] = dy.storage();
     let groups = b.div_ceil(SAMPLES_PER_PARTIAL);
-    let split = groups < rayon::current_num_threads() && rows * ohw * o >= PARALLEL_PRODUCT;
+    let split = split_products(groups, rows * ohw * o);
     // Fixed groups of samples, summed in group order: the same bits for any thread count and
     // any scheduling (a rayon fold/reduce would sum in whatever order the work was stolen).
     let partials: Vec<Vec<f32>> = (0..groups)
