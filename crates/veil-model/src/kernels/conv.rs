@@ -23,9 +23,11 @@ use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
+use std::ops::Range;
+
 use rayon::prelude::*;
 
-use super::matmul::{Matrix, matmul_into};
+use super::matmul::{Matrix, matmul_into, matmul_into_rows};
 
 /// Stride and zero padding of a convolution, `[h, w]` each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,35 +188,132 @@ fn im2col_sample(x: &[f32], plan: &Plan, bi: usize, dst: &mut [f32], pad: Paddin
 
 /// Row `row` (`(ci, ky, kx)`) of sample `bi`'s column matrix: `[oh ow]`.
 fn im2col_row(x: &[f32], plan: &Plan, bi: usize, row: usize, dst: &mut [f32], pad: Padding) {
+    im2col_row_window(x, plan, bi, row, 0, dst, pad);
+}
+
+/// Output positions `first..first + dst.len()` (`oy * ow + ox`) of row `row` (`(ci, ky, kx)`)
+/// of sample `bi`'s column matrix, into `dst`.
+fn im2col_row_window(
+    x: &[f32],
+    plan: &Plan,
+    bi: usize,
+    row: usize,
+    first: usize,
+    dst: &mut [f32],
+    pad: Padding,
+) {
     let [_, c, h, w] = plan.input;
     let [kh, kw] = plan.kernel;
-    let [oh, ow] = plan.out;
-    let (sw, pw) = (plan.geometry.stride[1], plan.geometry.padding[1]);
+    let ow = plan.out[1];
     let (ci, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
-    let (lo, hi) = plan.valid_columns(kx);
-    let plane = &x[(bi * c + ci) * h * w..][..h * w];
-    for oy in 0..oh {
-        let dst = &mut dst[oy * ow..][..ow];
-        let Some(iy) = plan.source_row(oy, ky) else {
+    let taps = Taps {
+        plane: &x[(bi * c + ci) * h * w..][..h * w],
+        ky,
+        kx,
+        valid: plan.valid_columns(kx),
+    };
+    if plan.geometry.stride == [1, 1] && ow == w {
+        taps.shifted(plan, first, dst, pad);
+        return;
+    }
+    // One stretch of an output row at a time (no division per stretch).
+    let (mut oy, mut ox0) = (first / ow, first % ow);
+    let mut rest = dst;
+    while !rest.is_empty() {
+        let ox1 = ow.min(ox0 + rest.len());
+        let (stretch, tail) = std::mem::take(&mut rest).split_at_mut(ox1 - ox0);
+        rest = tail;
+        taps.stretch(plan, oy, ox0, stretch, pad);
+        (oy, ox0) = (oy + 1, 0);
+    }
+}
+
+/// What one row `(ci, ky, kx)` of a column matrix reads: input plane `ci` of the sample, at
+/// kernel offset `(ky, kx)`.
+struct Taps<'a> {
+    /// The sample's input plane `ci`, `[h, w]`.
+    plane: &'a [f32],
+    ky: usize,
+    kx: usize,
+    /// [`Plan::valid_columns`] of `kx`.
+    valid: (usize, usize),
+}
+
+impl Taps<'_> {
+    /// The window `first..first + dst.len()` of this row when the stride is 1 and the output
+    /// is as wide as the input (`ow == w`, "same" padding of the width): then output position
+    /// `p` reads plane position `p + (ky - ph) w + (kx - pw)` whenever it reads inside the
+    /// plane, so the row is the plane shifted: one copy, then zeros at the few positions that
+    /// fall in the padding columns (the shifted copy put neighbouring rows' values there) and,
+    /// with [`Padding::Write`], in the padding rows.
+    fn shifted(&self, plan: &Plan, first: usize, dst: &mut [f32], pad: Padding) {
+        let [_, _, h, w] = plan.input;
+        let [oh, ow] = plan.out;
+        let [ph, pw] = plan.geometry.padding;
+        let end = first + dst.len();
+        // The output rows whose input row lies inside the plane, as positions in the window.
+        let rows_lo = ph.saturating_sub(self.ky).min(oh);
+        let rows_hi = (h + ph).saturating_sub(self.ky).clamp(rows_lo, oh);
+        let (lo, hi) = (
+            (rows_lo * ow).clamp(first, end),
+            (rows_hi * ow).clamp(first, end),
+        );
+        if pad == Padding::Write {
+            dst[..lo - first].fill(0.0);
+            dst[hi - first..].fill(0.0);
+        }
+        if lo == hi {
+            return;
+        }
+        // Source = position + shift; positions whose source falls outside the plane lie in
+        // the padding columns, zeroed below.
+        let (forward, back) = (self.ky * w + self.kx, ph * w + pw);
+        let source = |p: usize| (p + forward).saturating_sub(back).min(h * w);
+        let (src_lo, src_hi) = (source(lo), source(hi));
+        if src_lo < src_hi {
+            // Not clamped at the plane's end (`src_hi` would be too), so `dst_lo >= lo`.
+            let dst_lo = src_lo + back - forward;
+            dst[dst_lo - first..][..src_hi - src_lo].copy_from_slice(&self.plane[src_lo..src_hi]);
+        }
+        // The padding columns of every output row in `lo..hi`.
+        let (valid_lo, valid_hi) = self.valid;
+        for oy in lo / ow..hi.div_ceil(ow) {
+            let row = oy * ow;
+            for p in (row..row + valid_lo).chain(row + valid_hi..row + ow) {
+                if (lo..hi).contains(&p) {
+                    dst[p - first] = 0.0;
+                }
+            }
+        }
+    }
+
+    /// Output columns `ox0..ox0 + dst.len()` of output row `oy`, into `dst`.
+    #[inline]
+    fn stretch(&self, plan: &Plan, oy: usize, ox0: usize, dst: &mut [f32], pad: Padding) {
+        let w = plan.input[3];
+        let (sw, pw) = (plan.geometry.stride[1], plan.geometry.padding[1]);
+        let Some(iy) = plan.source_row(oy, self.ky) else {
             if pad == Padding::Write {
                 dst.fill(0.0);
             }
-            continue;
+            return;
         };
+        // The columns of this stretch that read inside the input.
+        let ox1 = ox0 + dst.len();
+        let (a, b) = (self.valid.0.clamp(ox0, ox1), self.valid.1.clamp(ox0, ox1));
         if pad == Padding::Write {
-            dst[..lo].fill(0.0);
-            dst[hi..].fill(0.0);
+            dst[..a - ox0].fill(0.0);
+            dst[b - ox0..].fill(0.0);
         }
-        if lo == hi {
-            // No output column reads inside the input at this kernel column.
-            continue;
+        if a == b {
+            return;
         }
-        let dst = &mut dst[lo..hi];
-        let src = &plane[iy * w..][..w];
+        let (dst, kx) = (&mut dst[a - ox0..b - ox0], self.kx);
+        let src = &self.plane[iy * w..][..w];
         if sw == 1 {
-            dst.copy_from_slice(&src[lo + kx - pw..hi + kx - pw]);
+            dst.copy_from_slice(&src[a + kx - pw..b + kx - pw]);
         } else {
-            for (d, ox) in dst.iter_mut().zip(lo..hi) {
+            for (d, ox) in dst.iter_mut().zip(a..b) {
                 *d = src[ox * sw + kx - pw];
             }
         }
@@ -264,10 +363,13 @@ fn col2im_sample(dcols: &[f32], plan: &Plan, dx: &mut [f32]) {
     }
 }
 
-/// The forward pass sample by sample: each sample's column matrix is built just before its
-/// product with the weight, in a buffer each worker reuses (the padding positions, the same
-/// for every sample, stay zero), and the product is accumulated straight into the output,
-/// which starts as the bias (`[o]`, or zeros without one).
+/// The forward pass: for each sample, its column matrix (`[c kh kw, oh ow]`, built in a buffer
+/// each worker reuses) multiplied by the weight into the sample's output, which starts as the
+/// bias (`[o]`, or zeros without one). The batch is spread over the worker pool, a sample per
+/// task. A batch too small to keep every worker busy spreads each sample instead, in panels of
+/// at most [`SPREAD_PANEL`] output positions whose column matrix stays in a core's cache.
+/// Either way every output element is the same sum in the same order ([`depth_chunks`]): the
+/// same bits for any thread count.
 pub(super) fn forward(
     x: FlexTensor,
     weight: FlexTensor,
@@ -277,25 +379,164 @@ pub(super) fn forward(
     let [o, _, kh, kw] = dims4(&weight);
     let plan = Plan::new(dims4(&x), [kh, kw], geometry);
     let x = x.to_contiguous();
-    let xs: &[f32] = x.storage();
+    let weight = weight.to_contiguous();
     let [oh, ow] = plan.out;
     let (rows, ohw) = (plan.rows(), oh * ow);
-    let weight = weight.to_contiguous();
-    let wm = Matrix::row_major(weight.storage(), o, rows);
+    let panels = Panels {
+        x: x.storage(),
+        weight: weight.storage(),
+        plan: &plan,
+        channels: o,
+    };
     let mut y = vec![0f32; plan.input[0] * o * ohw];
-    let split = split_products(plan.input[0], o * ohw * rows);
-    if o * ohw > 0 {
-        for_each_sample(&mut y, o * ohw, rows * ohw, |bi, out, cols, first| {
-            im2col_sample(xs, &plan, bi, cols, Padding::first(first), split);
-            if let Some(bias) = bias {
-                fill_rows(out, bias);
+    if o * ohw == 0 {
+        return FlexTensor::from_data(TensorData::new(y, [plan.input[0], o, oh, ow]));
+    }
+    let fill_bias = |block: &mut [f32]| {
+        if let Some(bias) = bias {
+            fill_rows(block, bias);
+        }
+    };
+    if ohw > SPREAD_PANEL && split_products(plan.input[0], o * ohw * rows) {
+        // Few samples: each sample's panels over the pool, each into a block of its own
+        // (output columns of different panels interleave in memory), copied in after.
+        let count = ohw.div_ceil(SPREAD_PANEL);
+        let panel = ohw.div_ceil(count);
+        for (bi, out) in y.chunks_exact_mut(o * ohw).enumerate() {
+            let blocks: Vec<Vec<f32>> = (0..count)
+                .into_par_iter()
+                .map_init(
+                    || Scratch::take(rows * panel),
+                    |scratch, index| {
+                        let first = index * panel;
+                        let width = panel.min(ohw - first);
+                        let mut block = vec![0f32; o * width];
+                        fill_bias(&mut block);
+                        let cols = &mut scratch.buf[..rows * width];
+                        let at = Window {
+                            sample: bi,
+                            first,
+                            stride: width,
+                        };
+                        panels.product(at, cols, &mut block, SPREAD_CHANNELS, bias.is_some());
+                        block
+                    },
+                )
+                .collect();
+            for (index, block) in blocks.iter().enumerate() {
+                let width = block.len() / o;
+                for (dst, src) in out.chunks_exact_mut(ohw).zip(block.chunks_exact(width)) {
+                    dst[index * panel..][..width].copy_from_slice(src);
+                }
             }
-            let cols = Matrix::row_major(cols, rows, ohw);
-            matmul_into(out, wm, cols, bias.is_some(), split);
+        }
+    } else {
+        // Enough samples: one sample per task, its whole column matrix in one product.
+        for_each_sample(&mut y, o * ohw, rows * ohw, |bi, out, scratch, _| {
+            fill_bias(out);
+            let at = Window {
+                sample: bi,
+                first: 0,
+                stride: ohw,
+            };
+            panels.product(at, &mut scratch[..rows * ohw], out, o, bias.is_some());
         });
     }
     FlexTensor::from_data(TensorData::new(y, [plan.input[0], o, oh, ow]))
 }
+
+/// One convolution's operands, for [`forward`]'s panel products.
+struct Panels<'a> {
+    /// The input, contiguous `[b, c, h, w]`.
+    x: &'a [f32],
+    /// The weight, contiguous `[o, c, kh, kw]`: row-major `[o, c kh kw]`.
+    weight: &'a [f32],
+    plan: &'a Plan,
+    /// Output channels `o`.
+    channels: usize,
+}
+
+impl Panels<'_> {
+    /// Output positions `at.first..at.first + width` of sample `at.sample`: builds their
+    /// column matrix in `cols` (`c kh kw x width` floats) and multiplies the weight by it,
+    /// `group` output channels per product, into `dst`, a `[o, width]` matrix whose rows are
+    /// `at.stride` apart (overwriting, or adding with `accumulate`).
+    fn product(
+        &self,
+        at: Window,
+        cols: &mut [f32],
+        dst: &mut [f32],
+        group: usize,
+        accumulate: bool,
+    ) {
+        let rows = self.plan.rows();
+        let width = cols.len() / rows.max(1);
+        for (row, dst) in cols.chunks_exact_mut(width).enumerate() {
+            im2col_row_window(
+                self.x,
+                self.plan,
+                at.sample,
+                row,
+                at.first,
+                dst,
+                Padding::Write,
+            );
+        }
+        let cols = Matrix::row_major(cols, rows, width);
+        let weight = Matrix::row_major(self.weight, self.channels, rows);
+        for channels in (0..self.channels).step_by(group.max(1)) {
+            let count = group.min(self.channels - channels);
+            let dst = &mut dst[channels * at.stride..];
+            for (index, depth) in depth_chunks(rows).enumerate() {
+                let lhs = weight.block(channels..channels + count, depth.clone());
+                let rhs = cols.block(depth, 0..width);
+                matmul_into_rows(dst, at.stride, lhs, rhs, accumulate || index > 0, false);
+            }
+        }
+    }
+}
+
+/// The inner dimension `0..depth` of a product in near-equal chunks of at most
+/// [`DEPTH_CHUNK`], each summed by its own gemm call into the destination.
+///
+/// gemm 0.19 sums the inner dimension in blocks whose size depends on the product's other two
+/// dimensions (one rule when both are at most 64, another otherwise) and adds each block's sum
+/// to the destination; its blocks never split a dimension of at most 512. Chunking here first
+/// fixes every output element's summation order by the depth alone, so [`forward`] can cut a
+/// product into panels or channel groups of any shape and still give the same bits.
+fn depth_chunks(depth: usize) -> impl Iterator<Item = Range<usize>> {
+    let count = depth.div_ceil(DEPTH_CHUNK).max(1);
+    let size = depth.div_ceil(count).max(1);
+    (0..depth)
+        .step_by(size)
+        .map(move |start| start..(start + size).min(depth))
+}
+
+/// The largest inner dimension of one gemm call in [`Panels::product`]: gemm's smallest
+/// inner block (see [`depth_chunks`]).
+const DEPTH_CHUNK: usize = 512;
+
+/// Where a [`Panels::product`] goes: sample, first output position, and the distance
+/// between its output rows in the destination.
+#[derive(Clone, Copy)]
+struct Window {
+    sample: usize,
+    first: usize,
+    stride: usize,
+}
+
+/// Output positions per panel when [`forward`] spreads one sample over the pool: small
+/// enough that a panel of a 64-channel 3x3 convolution (576 rows x 128, 288 KiB) and its
+/// weight stay in a core's L2 cache, large enough to amortise gemm's per-call cost; 128 beat
+/// 64 and 256 for the GTSRB CNN at batch 1 (session 19). Performance only: any value gives
+/// the same bits.
+const SPREAD_PANEL: usize = 128;
+
+/// Output channels per product of a spread panel. For the GTSRB CNN at batch 1, 48 gave
+/// 1,307 inferences/s against 1,267 for all 64 channels in one product (means of 4 alternating
+/// runs each, session 19; within the noise of this 2-core VM, so a weak preference).
+/// Performance only: any value gives the same bits.
+const SPREAD_CHANNELS: usize = 48;
 
 /// Runs `f(sample, its output block, scratch, first)` over the `block`-sized pieces of `out`:
 /// on the worker pool when there are several, on the calling thread when there is one
@@ -674,10 +915,28 @@ mod tests {
         }
     }
 
-    /// Output, input gradient and weight gradient of a convolution (`[b, c, h, h]` input, `o`
+    #[test]
+    fn matches_burn_conv2d_over_several_panels_and_channel_groups() {
+        // 70 output channels (two products per panel); 15 x 15 = 225 output positions (two
+        // panels) for one sample whose products are large enough to spread its panels over a
+        // pool of several workers, and 11 x 9 = 99 for three samples spread over the pool; the
+        // stride-1 input gradient goes through the same panels.
+        let g = ConvGeometry {
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        let values = [1, -2, 3, 0, -1, 2, 1, -3, 2];
+        for (input, c) in [([1, 64, 15, 15], 64), ([3, 5, 11, 9], 5)] {
+            let ours = run(true, input, [70, c, 3, 3], g, &values);
+            let theirs = run(false, input, [70, c, 3, 3], g, &values);
+            assert_eq!(ours, theirs, "input {input:?}");
+        }
+    }
+
+    /// Output, input gradient and weight gradient of a convolution (`[b, c, h, w]` input, `o`
     /// kernels of 3x3, padding 1) on fixed pseudo-random reals, computed in a pool of
     /// `threads` workers.
-    fn gradients_with(threads: usize, [b, c, h, o]: [usize; 4]) -> [Vec<f32>; 3] {
+    fn gradients_with(threads: usize, [b, c, h, w, o]: [usize; 5]) -> [Vec<f32>; 3] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -692,7 +951,7 @@ mod tests {
             let reals = |n: usize, seed: f32| -> Vec<f32> {
                 (0..n).map(|i| (i as f32 * 0.7311 + seed).sin()).collect()
             };
-            let x = TensorData::new(reals(b * c * h * h, 0.1), [b, c, h, h]);
+            let x = TensorData::new(reals(b * c * h * w, 0.1), [b, c, h, w]);
             let x = Tensor::<4>::from_data(x, &device).require_grad();
             let w = TensorData::new(reals(o * c * 9, 0.7), [o, c, 3, 3]);
             let w = Tensor::<4>::from_data(w, &device).require_grad();
@@ -710,14 +969,25 @@ mod tests {
     #[test]
     fn gradients_have_the_same_bits_for_any_thread_count() {
         // A batch: samples and groups of samples spread over the workers.
-        let one = gradients_with(1, [37, 3, 9, 5]);
-        assert_eq!(one, gradients_with(2, [37, 3, 9, 5]));
-        assert_eq!(one, gradients_with(3, [37, 3, 9, 5]));
-        // One sample, products above PARALLEL_PRODUCT: split over the workers (gemm divides
-        // the output, never the inner dimension).
-        let one = gradients_with(1, [1, 64, 24, 64]);
-        assert_eq!(one, gradients_with(2, [1, 64, 24, 64]));
-        assert_eq!(one, gradients_with(3, [1, 64, 24, 64]));
+        let one = gradients_with(1, [37, 3, 9, 9, 5]);
+        assert_eq!(one, gradients_with(2, [37, 3, 9, 9, 5]));
+        assert_eq!(one, gradients_with(3, [37, 3, 9, 9, 5]));
+        // One sample, products above PARALLEL_PRODUCT: the forward pass in panels over the
+        // workers, the gradients' products split by gemm (which divides the output, never the
+        // inner dimension). An inner dimension above 512 (576, 1170) makes the panels' shape
+        // matter to gemm's own blocking (see depth_chunks); 70 channels make a second channel
+        // group; 13 x 13 = 169 positions make two uneven panels; 3 x 43 = 129 positions make
+        // panels of 65 and 64, whose products gemm would block differently without
+        // depth_chunks.
+        for shape in [
+            [1, 64, 24, 24, 64],
+            [1, 130, 13, 13, 70],
+            [1, 130, 3, 43, 64],
+        ] {
+            let one = gradients_with(1, shape);
+            assert_eq!(one, gradients_with(2, shape), "{shape:?}");
+            assert_eq!(one, gradients_with(3, shape), "{shape:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! outside the `m x k`, `k x n` and `m x n` index ranges it is given.
 #![allow(unsafe_code)]
 
+use std::ops::Range;
+
 use gemm::Parallelism;
 
 /// A read-only `rows x cols` f32 matrix inside a slice: element `(i, j)` is
@@ -31,6 +33,28 @@ impl<'a> Matrix<'a> {
             cols,
             row_stride: cols,
             col_stride: 1,
+        }
+    }
+
+    /// Rows `rows` and columns `cols` of this matrix, as a view.
+    ///
+    /// # Panics
+    /// When a range reaches past the matrix: ranges come from the kernels' own plans.
+    pub(super) fn block(self, rows: Range<usize>, cols: Range<usize>) -> Self {
+        assert!(
+            rows.start <= rows.end && rows.end <= self.rows,
+            "Matrix::block: rows out of range"
+        );
+        assert!(
+            cols.start <= cols.end && cols.end <= self.cols,
+            "Matrix::block: columns out of range"
+        );
+        let offset = rows.start * self.row_stride + cols.start * self.col_stride;
+        Matrix {
+            data: self.data.get(offset..).unwrap_or_default(),
+            rows: rows.len(),
+            cols: cols.len(),
+            ..self
         }
     }
 
@@ -79,15 +103,38 @@ pub(super) fn matmul_into(
     accumulate: bool,
     parallel: bool,
 ) {
+    matmul_into_rows(dst, rhs.cols, lhs, rhs, accumulate, parallel);
+}
+
+/// [`matmul_into`] with the destination's rows `dst_row_stride` apart (at least `rhs.cols`:
+/// rows never overlap), for a product that fills a block of columns of a wider matrix.
+///
+/// # Panics
+/// As [`matmul_into`], and when the stride is below the row length.
+pub(super) fn matmul_into_rows(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    lhs: Matrix<'_>,
+    rhs: Matrix<'_>,
+    accumulate: bool,
+    parallel: bool,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "matmul_into: inner dimensions differ");
     assert!(
         lhs.in_bounds() && rhs.in_bounds(),
         "matmul_into: operand out of bounds"
     );
-    let len = m.checked_mul(n).expect("matmul_into: m n overflows");
+    assert!(dst_row_stride >= n, "matmul_into: destination rows overlap");
+    let len = match m {
+        0 => 0,
+        _ => (m - 1)
+            .checked_mul(dst_row_stride)
+            .and_then(|last_row| last_row.checked_add(n))
+            .expect("matmul_into: destination size overflows"),
+    };
     assert!(
-        dst.len() >= len && isize::try_from(len).is_ok(),
+        dst.len() >= len && isize::try_from(len).is_ok() && isize::try_from(dst_row_stride).is_ok(),
         "matmul_into: destination too small"
     );
     let dst = &mut dst[..len];
@@ -96,7 +143,8 @@ pub(super) fn matmul_into(
     }
     if k == 0 {
         if !accumulate {
-            dst.fill(0.0);
+            dst.chunks_mut(dst_row_stride)
+                .for_each(|row| row[..n].fill(0.0));
         }
         return;
     }
@@ -114,7 +162,7 @@ pub(super) fn matmul_into(
             k,
             dst.as_mut_ptr(),
             1,
-            stride(n),
+            stride(dst_row_stride),
             accumulate,
             lhs.data.as_ptr(),
             stride(lhs.col_stride),
@@ -156,10 +204,11 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Small-integer data (exact sums): every layout, overwrite and accumulate, serial and
-        /// parallel, equal the triple loop exactly.
+        /// parallel, destination rows packed or apart, equal the triple loop exactly, and the
+        /// destination's gaps between rows are left alone.
         #[test]
         fn equals_the_triple_loop(
-            m in 0usize..20, k in 0usize..20, n in 0usize..40,
+            m in 0usize..20, k in 0usize..20, n in 0usize..40, gap in 0usize..4,
             ta: bool, tb: bool, accumulate: bool, parallel: bool,
             values in proptest::collection::vec(-3i8..4, 1..30),
         ) {
@@ -175,12 +224,17 @@ mod tests {
                 true => Matrix::row_major(&b_data, n, k).transposed(),
                 false => Matrix::row_major(&b_data, k, n),
             };
-            let start = fill(m * n, 2);
+            let stride = n + gap;
+            let start = fill(m * stride, 2);
             let mut dst = start.clone();
-            matmul_into(&mut dst, a, b, accumulate, parallel);
-            let mut want = naive(a, b);
-            if accumulate {
-                want.iter_mut().zip(&start).for_each(|(w, s)| *w += s);
+            matmul_into_rows(&mut dst, stride, a, b, accumulate, parallel);
+            let product = naive(a, b);
+            let mut want = start.clone();
+            for i in 0..m {
+                for j in 0..n {
+                    let w = &mut want[i * stride + j];
+                    *w = product[i * n + j] + if accumulate { *w } else { 0.0 };
+                }
             }
             prop_assert_eq!(dst, want);
         }
@@ -193,6 +247,21 @@ mod tests {
         let mut dst = [0f32; 4];
         matmul_into(
             &mut dst,
+            Matrix::row_major(&a, 2, 3),
+            Matrix::row_major(&a, 3, 2),
+            false,
+            false,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "rows overlap")]
+    fn rejects_overlapping_destination_rows() {
+        let a = [1.0f32; 6];
+        let mut dst = [0f32; 8];
+        matmul_into_rows(
+            &mut dst,
+            1,
             Matrix::row_major(&a, 2, 3),
             Matrix::row_major(&a, 3, 2),
             false,
